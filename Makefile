@@ -1,0 +1,38 @@
+# One-command set-up: every target depends on `setup`, which builds .venv when it is missing or
+# older than pyproject.toml, and does nothing otherwise.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONFIG ?= configs/quick.yaml
+
+.PHONY: setup run test test-slow lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup
+	$(PY) -m data --out runs/data_summary
+
+test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(PY) bench/pricing.py
+	$(PY) bench/env.py
+	$(PY) bench/forecasters.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

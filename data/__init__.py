@@ -1,0 +1,25 @@
+"""Market data: sources, validation, macro publication lags and causal features."""
+
+from data.calendar import TRADING_DAYS_PER_YEAR, GapReport, bars_per_year, gap_report
+from data.config import DataConfig
+from data.errors import MarketDataError
+from data.features import build_features
+from data.market import SOURCES, frame_hash, load_market
+from data.storage import write_parquet_atomic, write_text_atomic
+from data.validation import validate_market_frame
+
+__all__ = [
+    "SOURCES",
+    "TRADING_DAYS_PER_YEAR",
+    "DataConfig",
+    "GapReport",
+    "MarketDataError",
+    "bars_per_year",
+    "build_features",
+    "frame_hash",
+    "gap_report",
+    "load_market",
+    "validate_market_frame",
+    "write_parquet_atomic",
+    "write_text_atomic",
+]

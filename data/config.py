@@ -1,0 +1,37 @@
+"""The ``data:`` section of an experiment config."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["DataConfig"]
+
+
+class DataConfig(BaseModel):
+    """Where the market frame comes from.
+
+    ``source``: ``embedded`` (offline default), ``yfinance`` or ``csv``. ``start``/``end`` restrict
+    the frame (ISO dates). ``path`` is the CSV file; ``cache_dir`` the yfinance cache.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["embedded", "yfinance", "csv"] = "embedded"
+    symbol: str = "SPY"
+    interval: Literal["1d", "1h", "15m", "5m"] = "1d"
+    start: str | None = None
+    end: str | None = None
+    path: str | None = None
+    cache_dir: str | None = None
+    with_vix: bool = True
+
+    def load_options(self) -> dict:
+        """Keyword arguments for :func:`data.load_market` for this source."""
+        if self.source == "embedded":
+            return {"start": self.start, "end": self.end}
+        if self.source == "csv":
+            return {"path": self.path, "start": self.start, "end": self.end}
+        return {"symbol": self.symbol, "interval": self.interval, "start": self.start,
+                "end": self.end, "cache_dir": self.cache_dir, "with_vix": self.with_vix}

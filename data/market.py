@@ -1,0 +1,52 @@
+"""``load_market``: one entry point for every source of market frames."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+
+from data.csv_source import load_csv
+from data.embedded import load_embedded
+from data.errors import MarketDataError
+from data.validation import validate_market_frame
+from data.yfinance_source import load_yfinance
+
+__all__ = ["SOURCES", "frame_hash", "load_market"]
+
+SOURCES = ("embedded", "yfinance", "csv")
+
+
+def load_market(source: str = "embedded", **options) -> pd.DataFrame:
+    """Build a validated market frame from ``source``.
+
+    * ``load_market("embedded", start=None, end=None)``
+    * ``load_market("yfinance", symbol="SPY", interval="1d", start=..., end=..., cache_dir=...)``
+    * ``load_market("csv", path=..., start=None, end=None)``
+
+    The frame carries ``source``, ``symbol`` and ``interval`` in ``frame.attrs``.
+    """
+    if source == "embedded":
+        return load_embedded(**options)
+    if source == "yfinance":
+        return load_yfinance(**options)
+    if source == "csv":
+        if not options.get("path"):
+            raise MarketDataError("csv source needs path=... (the CSV file to read)")
+        start, end = options.pop("start", None), options.pop("end", None)
+        frame = load_csv(**options)
+        if start is not None or end is not None:
+            attrs = dict(frame.attrs)
+            frame = frame.loc[start:end]
+            frame.attrs.update(attrs)
+            validate_market_frame(frame, source=f"csv file {options['path']} [{start}..{end}]")
+        return frame
+    raise MarketDataError(f"unknown market data source '{source}'; expected one of {SOURCES}")
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """A short content hash of a frame (index, columns and values) for cache keys."""
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,167 @@
+"""Typed configuration of the forecasters stage (the ``forecast:`` section of an experiment YAML)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MemberName = Literal["rf", "gb", "xgb", "lstm", "vol_rw"]
+ReferenceName = Literal["random_walk", "garch"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RFParams(_Section):
+    """Quantile regression forest (scikit-learn RandomForest, quantiles from leaf co-membership)."""
+
+    n_estimators: int = Field(100, ge=1, description="number of trees")
+    min_samples_leaf: int = Field(40, ge=1, description="minimum training rows per leaf")
+    max_features: float = Field(0.5, gt=0, le=1, description="share of features tried per split")
+    max_depth: int | None = Field(None, ge=1, description="maximum tree depth (None: unlimited)")
+    max_samples: float | None = Field(0.5, gt=0, le=1, description="bootstrap share of rows per tree")
+
+
+class GBParams(_Section):
+    """scikit-learn HistGradientBoostingRegressor with quantile loss, one model per horizon and level."""
+
+    max_iter: int = Field(100, ge=1, description="boosting iterations")
+    learning_rate: float = Field(0.05, gt=0, description="shrinkage")
+    max_depth: int | None = Field(3, ge=1, description="maximum tree depth")
+    min_samples_leaf: int = Field(50, ge=1, description="minimum rows per leaf")
+    l2_regularization: float = Field(1.0, ge=0, description="L2 penalty on leaf values")
+    max_bins: int = Field(64, ge=2, le=255, description="histogram bins per feature")
+
+
+class XGBParams(_Section):
+    """XGBoost ``reg:quantileerror`` with all quantile levels in one model per horizon."""
+
+    n_estimators: int = Field(100, ge=1, description="boosting rounds")
+    learning_rate: float = Field(0.05, gt=0, description="shrinkage (eta)")
+    max_depth: int = Field(3, ge=1, description="maximum tree depth")
+    min_child_weight: float = Field(20.0, ge=0, description="minimum hessian sum per child")
+    subsample: float = Field(0.8, gt=0, le=1, description="row share per round")
+    colsample_bytree: float = Field(0.8, gt=0, le=1, description="feature share per tree")
+    reg_lambda: float = Field(1.0, ge=0, description="L2 penalty on leaf weights")
+    max_bin: int = Field(64, ge=2, description="histogram bins per feature")
+
+
+class LSTMParams(_Section):
+    """Small PyTorch LSTM trained on CPU with the pinball loss over all horizons and levels."""
+
+    window_bars: int = Field(20, ge=1, description="bars of past features in one input sequence")
+    hidden_size: int = Field(16, ge=1, description="LSTM hidden units")
+    num_layers: int = Field(1, ge=1, description="stacked LSTM layers")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout between layers")
+    epochs: int = Field(15, ge=1, description="passes over the training rows per refit")
+    batch_size: int = Field(256, ge=1, description="rows per gradient step")
+    learning_rate: float = Field(3e-3, gt=0, description="Adam learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay")
+    max_train_rows: int | None = Field(2520, ge=1, description="train on at most the latest N rows")
+    num_threads: int = Field(1, ge=1, description="torch.set_num_threads inside the fit")
+
+
+class RandomWalkParams(_Section):
+    """Random walk with empirical quantiles of past h-bar log returns."""
+
+    lookback_bars: int | None = Field(None, ge=2, description="use the latest N resolved returns (None: whole window)")
+
+
+class VolRandomWalkParams(_Section):
+    """Random walk whose empirical quantiles are taken of vol-scaled returns and rescaled at t."""
+
+    lookback_bars: int | None = Field(1260, ge=2, description="use the latest N resolved scaled returns")
+
+
+class GarchParams(_Section):
+    """GARCH(1,1) with Student-t errors, fitted with ``arch`` on returns in percent."""
+
+    lookback_bars: int | None = Field(2520, ge=100, description="fit on the latest N bars (None: whole window)")
+
+
+class VolScaleConfig(_Section):
+    """Per-bar volatility used to scale targets (and conformal scores) to order one."""
+
+    use_iv: bool = Field(True, description="use the frame's iv_index (annualised) where present")
+    ewma_halflife_bars: int = Field(20, ge=1, description="half-life of the EWMA realised-vol fallback")
+    floor_per_bar: float = Field(1e-4, gt=0, description="lower bound of the per-bar vol (log-return units)")
+
+
+class EnsembleConfig(_Section):
+    """Stacked ensemble: non-negative weights summing to one per horizon and quantile level."""
+
+    enabled: bool = Field(True, description="build the 'ensemble' model")
+    include_references: bool = Field(True, description="also stack random_walk and garch forecasts")
+    lookback_forecasts: int = Field(750, ge=10, description="fit weights on the latest N resolved OOS forecasts")
+    min_forecasts: int = Field(120, ge=1, description="equal weights until this many resolved OOS forecasts")
+
+
+class ConformalConfig(_Section):
+    """Rolling conformalised quantile regression on past out-of-sample scores (scaled by vol)."""
+
+    enabled: bool = Field(True, description="calibrate interval quantiles of members and ensemble")
+    window_forecasts: int = Field(250, ge=10, description="latest N resolved OOS forecasts used for the scores")
+    min_forecasts: int = Field(60, ge=1, description="no adjustment until this many resolved scores exist")
+    calibrate_references: bool = Field(False, description="also calibrate random_walk and garch")
+
+
+class TuneConfig(_Section):
+    """Optuna search over a member's main hyper-parameters, scored by walk-forward pinball loss."""
+
+    storage: str = Field("sqlite:///runs/optuna/forecasters.db", description="Optuna storage URL")
+    study_prefix: str = Field("forecasters", description="study name is '<prefix>-<member>'")
+    n_trials: int = Field(20, ge=1, description="trials run by one worker process")
+    timeout_s: float | None = Field(None, gt=0, description="stop a worker after this many seconds")
+    best_params_path: str = Field("configs/forecast_best_params.yaml", description="where best params are written")
+
+
+class ForecastConfig(_Section):
+    """Everything that makes a forecast panel; hashing it (with the data) names the cached panel."""
+
+    horizons: list[int] = Field([1, 2, 3, 4, 5], min_length=1, description="forecast horizons in bars")
+    quantile_levels: list[float] = Field(
+        [0.05, 0.125, 0.5, 0.875, 0.95],
+        min_length=1,
+        description="quantile levels; symmetric pairs (0.125, 0.875) and (0.05, 0.95) give the 75% and 90% intervals",
+    )
+    members: list[MemberName] = Field(["rf", "gb", "xgb", "lstm", "vol_rw"], description="learned members")
+    references: list[ReferenceName] = Field(["random_walk", "garch"], description="reference models")
+    window: Literal["expanding", "rolling"] = Field("expanding", description="training window type")
+    window_bars: int = Field(2520, ge=50, description="rolling window length in bars (rolling only)")
+    min_train_bars: int = Field(500, ge=20, description="bars before the first refit")
+    refit_every_bars: int = Field(63, ge=1, description="refit all members every N bars")
+    embargo_bars: int = Field(0, ge=0, description="extra bars dropped after the h-bar purge")
+    first_forecast_date: dt.date | dt.datetime | None = Field(
+        None, description="first date with a forecast (None: after min_train_bars)"
+    )
+    seed: int = Field(0, description="base seed; each refit and member derives its own")
+    n_jobs: int = Field(2, ge=1, description="joblib processes for member fits")
+    vol: VolScaleConfig = VolScaleConfig()
+    scale_target: bool = Field(True, description="learned members predict return / (vol_per_bar * sqrt(h))")
+    ensemble: EnsembleConfig = EnsembleConfig()
+    conformal: ConformalConfig = ConformalConfig()
+    rf: RFParams = RFParams()
+    gb: GBParams = GBParams()
+    xgb: XGBParams = XGBParams()
+    lstm: LSTMParams = LSTMParams()
+    vol_rw: VolRandomWalkParams = VolRandomWalkParams()
+    random_walk: RandomWalkParams = RandomWalkParams()
+    garch: GarchParams = GarchParams()
+    tune: TuneConfig = TuneConfig()
+    cache_dir: str = Field("runs/cache/forecasts", description="where cached panels are written")
+
+    @model_validator(mode="after")
+    def _check(self) -> ForecastConfig:
+        if sorted(set(self.horizons)) != list(self.horizons) or self.horizons[0] < 1:
+            raise ValueError(f"forecast.horizons must be increasing positive integers, got {self.horizons}")
+        levels = self.quantile_levels
+        if sorted(set(levels)) != list(levels) or not all(0 < q < 1 for q in levels):
+            raise ValueError(f"forecast.quantile_levels must be increasing and in (0, 1), got {levels}")
+        if len(set(self.members)) != len(self.members):
+            raise ValueError(f"forecast.members has duplicates: {self.members}")
+        if not self.members and not self.references:
+            raise ValueError("forecast.members and forecast.references are both empty")
+        return self
