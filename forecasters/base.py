@@ -23,6 +23,9 @@ def wide_column(horizon_bars: int, level: float) -> str:
     """Wide-panel column of one horizon and level: (1, 0.05) -> 'h1_q0.050'."""
     return f"h{horizon_bars}_{quantile_column(level)}"
 
+MIN_OBSERVED_ROWS = 20
+"""A feature needs this many finite values in a training window to be used by that fit."""
+
 
 @runtime_checkable
 class Forecaster(Protocol):
@@ -72,6 +75,18 @@ class QuantileForecaster:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def _features(self, X: pd.DataFrame, fit_rows: np.ndarray | None = None) -> np.ndarray:
+        """Feature matrix; at fit time (``fit_rows`` given) keep columns observed in those rows.
+
+        A column with fewer than ``MIN_OBSERVED_ROWS`` finite values in the training rows (the
+        implied-vol index before it existed, say) is dropped for this fit: feature selection
+        happens inside the training window only.
+        """
+        if fit_rows is not None:
+            observed = np.isfinite(feature_matrix(X)[fit_rows]).sum(axis=0)
+            self._columns = [c for c, k in zip(X.columns, observed, strict=True) if k >= MIN_OBSERVED_ROWS]
+        return feature_matrix(X[self._columns])
 
     def _horizon_scale(self, X: pd.DataFrame) -> np.ndarray:
         """(len(X), n_horizons) divisor of the target: vol_per_bar * sqrt(h), or ones."""

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MemberName = Literal["rf", "gb", "xgb", "lstm", "vol_rw"]
 ReferenceName = Literal["random_walk", "garch"]
+TUNABLE = ("rf", "gb", "xgb", "lstm")
 
 
 class _Section(BaseModel):
@@ -152,6 +153,29 @@ class ForecastConfig(_Section):
     garch: GarchParams = GarchParams()
     tune: TuneConfig = TuneConfig()
     cache_dir: str = Field("runs/cache/forecasts", description="where cached panels are written")
+    tuned_params_path: str | None = Field(
+        None, description="YAML written by the Optuna search; its member parameters override these"
+    )
+
+    def resolved(self) -> ForecastConfig:
+        """This config with the tuned member parameters of ``tuned_params_path`` merged in."""
+        if self.tuned_params_path is None:
+            return self
+        from pathlib import Path
+
+        import yaml
+
+        path = Path(self.tuned_params_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"forecast.tuned_params_path: no such file {path}")
+        tuned = (yaml.safe_load(path.read_text()) or {}).get("forecast", {})
+        update = {}
+        for member, params in tuned.items():
+            if member not in TUNABLE:
+                raise ValueError(f"{path}: unknown member {member!r}; expected one of {TUNABLE}")
+            current = getattr(self, member).model_dump()
+            update[member] = type(getattr(self, member))(**{**current, **params})
+        return self.model_copy(update={**update, "tuned_params_path": None})
 
     @model_validator(mode="after")
     def _check(self) -> ForecastConfig:

@@ -51,6 +51,7 @@ __all__ = [
     "bs_greeks",
     "bs_greeks_scalar",
     "bs_price",
+    "bs_price_greeks_scalar",
     "bs_price_scalar",
     "implied_vol",
     "implied_vol_vectorized",
@@ -81,8 +82,15 @@ _INF = math.inf
 
 
 # --------------------------------------------------------------------------- validation
+_CALL_U4 = np.array(["call"], dtype="<U4").view(np.uint64)
+_PUT_U4 = np.array(["put"], dtype="<U4").view(np.uint64)
+
+
 def is_call_array(option_type) -> np.ndarray:
-    """Boolean array, True for "call", False for "put"; raises on anything else."""
+    """Boolean array, True for "call", False for "put"; raises on anything else.
+
+    A boolean array (True = call) is passed through.
+    """
     arr = np.asarray(option_type)
     if arr.dtype == bool:
         return arr
@@ -90,8 +98,14 @@ def is_call_array(option_type) -> np.ndarray:
         raise ValueError(
             f"option_type must be 'call' or 'put' (or an array of them), got dtype {arr.dtype}"
         )
-    is_call = arr == "call"
-    is_put = arr == "put"
+    if arr.dtype == np.dtype("<U4") and arr.ndim >= 1 and arr.flags.c_contiguous:
+        # Fast path: compare the 16 bytes of each fixed-width string as two integers.
+        words = arr.view(np.uint64).reshape(arr.shape + (2,))
+        is_call = (words[..., 0] == _CALL_U4[0]) & (words[..., 1] == _CALL_U4[1])
+        is_put = (words[..., 0] == _PUT_U4[0]) & (words[..., 1] == _PUT_U4[1])
+    else:
+        is_call = np.asarray(arr == "call")
+        is_put = np.asarray(arr == "put")
     bad = ~(is_call | is_put)
     if np.any(bad):
         first = arr.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]]
@@ -99,19 +113,24 @@ def is_call_array(option_type) -> np.ndarray:
             f"option_type must be 'call' or 'put', got {first!r} "
             f"({int(np.count_nonzero(bad))} invalid value(s))"
         )
-    return np.asarray(is_call)
+    return is_call
 
 
 def _check(name: str, value: np.ndarray, *, positive: bool = False, nonneg: bool = False):
-    if not np.all(np.isfinite(value)):
-        bad = value.reshape(-1)[~np.isfinite(value.reshape(-1))][0]
-        raise ValueError(f"{name} must be finite, got {bad!r}")
-    if positive and np.any(value <= 0):
-        bad = value.reshape(-1)[value.reshape(-1) <= 0][0]
-        raise ValueError(f"{name} must be > 0, got {bad!r}")
-    if nonneg and np.any(value < 0):
-        bad = value.reshape(-1)[value.reshape(-1) < 0][0]
-        raise ValueError(f"{name} must be >= 0, got {bad!r}")
+    if value.size == 0:
+        return
+    lo, hi = (value.min(), value.max()) if value.size > 1 else (value.item(), value.item())
+    # min/max propagate NaN, so this one test covers NaN, infinities and the lower bound.
+    if (np.isfinite(lo) and np.isfinite(hi) and not (positive and lo <= 0)
+            and not (nonneg and lo < 0)):
+        return
+    flat = value.reshape(-1)
+    finite = np.isfinite(flat)
+    if not finite.all():
+        raise ValueError(f"{name} must be finite, got {float(flat[~finite][0])!r}")
+    if positive:
+        raise ValueError(f"{name} must be > 0, got {float(flat[flat <= 0][0])!r}")
+    raise ValueError(f"{name} must be >= 0, got {float(flat[flat < 0][0])!r}")
 
 
 def _prepare(option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield):
@@ -160,20 +179,20 @@ def bs_price(option_type, spot, strike, t_years, rate, iv_annualized, dividend_y
     c, s, k, t, r, v, q = _prepare(option_type, spot, strike, t_years, rate, iv_annualized,
                                    dividend_yield)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sqrt_t = np.sqrt(t)
-        total_vol = v * sqrt_t
-        df_r = np.exp(-r * t)
-        df_q = np.exp(-q * t)
+        total_vol = v * np.sqrt(t)
+        disc_spot = s * np.exp(-q * t)
+        disc_strike = k * np.exp(-r * t)
         smooth = total_vol >= MIN_TOTAL_VOLATILITY
-        safe_vol = np.where(smooth, total_vol, 1.0)
-        d1 = (np.log(s / k) + (r - q) * t + 0.5 * total_vol * total_vol) / safe_vol
-        d2 = d1 - safe_vol
-        call = s * df_q * ndtr(d1) - k * df_r * ndtr(d2)
-        put = k * df_r * ndtr(-d2) - s * df_q * ndtr(-d1)
-        smooth_price = np.where(c, call, put)
-        fwd_diff = s * df_q - k * df_r  # discounted forward minus discounted strike
-        degenerate = np.where(c, np.maximum(fwd_diff, 0.0), np.maximum(-fwd_diff, 0.0))
-        out = np.where(smooth, smooth_price, degenerate)
+        all_smooth = bool(smooth.all())
+        safe_vol = total_vol if all_smooth else np.where(smooth, total_vol, 1.0)
+        # d1 = (log(S/K) + (r - q) t + v^2 t / 2) / (v sqrt t), written with the discounted
+        # spot and strike; for puts evaluate the call formula at -d1, -d2 and flip the sign.
+        d1 = np.log(disc_spot / disc_strike) / safe_vol + 0.5 * safe_vol
+        sign = np.where(c, 1.0, -1.0)
+        out = sign * (disc_spot * ndtr(sign * d1) - disc_strike * ndtr(sign * (d1 - safe_vol)))
+        if not all_smooth:
+            degenerate = np.maximum(sign * (disc_spot - disc_strike), 0.0)
+            out = np.where(smooth, out, degenerate)
     return _scalar_or_array(np.maximum(out, 0.0))
 
 
@@ -285,14 +304,14 @@ def bs_price_scalar(is_call: bool, spot: float, strike: float, t_years: float, r
     return value if value > 0.0 else 0.0
 
 
-def bs_greeks_scalar(is_call: bool, spot: float, strike: float, t_years: float, rate: float,
-                     iv_annualized: float, dividend_yield: float = 0.0
-                     ) -> tuple[float, float, float, float]:
-    """Scalar twin of :func:`bs_greeks` for hot loops.
+def bs_price_greeks_scalar(is_call: bool, spot: float, strike: float, t_years: float,
+                           rate: float, iv_annualized: float, dividend_yield: float = 0.0
+                           ) -> tuple[float, float, float, float, float]:
+    """Price and greeks in one pass (scalar, ``math`` only).
 
     Returns:
-        ``(delta, gamma, theta_per_day, vega_per_vol_point)`` (no rho: the environment holds
-        the rate fixed over a step).
+        ``(price_per_share, delta, gamma, theta_per_day, vega_per_vol_point)``, equal to
+        :func:`bs_price` and :func:`bs_greeks` to rounding.
     """
     if not (0.0 < spot < _INF and 0.0 < strike < _INF and 0.0 <= t_years < _INF
             and 0.0 <= iv_annualized < _INF and -_INF < rate < _INF
@@ -315,7 +334,8 @@ def bs_greeks_scalar(is_call: bool, spot: float, strike: float, t_years: float, 
         if itm and t_years > 0.0:
             carry = dividend_yield * spot * df_q - rate * strike * df_r
             theta_year = carry if is_call else -carry
-        return delta, 0.0, theta_year / DAYS_PER_YEAR, 0.0
+        price = abs(fwd_diff) if itm else 0.0
+        return price, delta, 0.0, theta_year / DAYS_PER_YEAR, 0.0
     d1 = (math.log(spot / strike) + (rate - dividend_yield) * t_years
           + 0.5 * total_vol * total_vol) / total_vol
     d2 = d1 - total_vol
@@ -323,16 +343,32 @@ def bs_greeks_scalar(is_call: bool, spot: float, strike: float, t_years: float, 
     decay = -spot * df_q * pdf_d1 * iv_annualized / (2.0 * sqrt_t)
     if is_call:
         n_d1 = _ncdf(d1)
+        n_d2 = _ncdf(d2)
+        price = spot * df_q * n_d1 - strike * df_r * n_d2
         delta = df_q * n_d1
-        theta_year = decay + dividend_yield * spot * df_q * n_d1 - rate * strike * df_r * _ncdf(d2)
+        theta_year = decay + dividend_yield * spot * df_q * n_d1 - rate * strike * df_r * n_d2
     else:
         n_md1 = _ncdf(-d1)
+        n_md2 = _ncdf(-d2)
+        price = strike * df_r * n_md2 - spot * df_q * n_md1
         delta = -df_q * n_md1
-        theta_year = (decay - dividend_yield * spot * df_q * n_md1
-                      + rate * strike * df_r * _ncdf(-d2))
+        theta_year = decay - dividend_yield * spot * df_q * n_md1 + rate * strike * df_r * n_md2
     gamma = df_q * pdf_d1 / (spot * total_vol)
     vega = spot * df_q * pdf_d1 * sqrt_t * VOL_POINT
-    return delta, gamma, theta_year / DAYS_PER_YEAR, vega
+    return (price if price > 0.0 else 0.0), delta, gamma, theta_year / DAYS_PER_YEAR, vega
+
+
+def bs_greeks_scalar(is_call: bool, spot: float, strike: float, t_years: float, rate: float,
+                     iv_annualized: float, dividend_yield: float = 0.0
+                     ) -> tuple[float, float, float, float]:
+    """Scalar twin of :func:`bs_greeks` for hot loops.
+
+    Returns:
+        ``(delta, gamma, theta_per_day, vega_per_vol_point)`` (no rho: the environment holds
+        the rate fixed over a step).
+    """
+    return bs_price_greeks_scalar(is_call, spot, strike, t_years, rate, iv_annualized,
+                                  dividend_yield)[1:]
 
 
 # --------------------------------------------------------------------------- implied vol

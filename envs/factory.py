@@ -1,0 +1,68 @@
+"""Build the environment from an experiment config: data, forecasts, panel, env."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from envs.market import build_market_panel
+from envs.spy_options_env import SpyOptionsEnv
+
+__all__ = ["EnvInputs", "load_env_inputs", "make_env"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EnvInputs:
+    """What every environment of one experiment shares: market frame, features, forecasts."""
+
+    frame: pd.DataFrame
+    features: pd.DataFrame
+    forecasts: pd.DataFrame  # wide ensemble panel: index date, columns h{h}_q{level:.3f}
+    panel_long: pd.DataFrame  # every model's out-of-sample forecasts (long format)
+
+
+def _resolve(config):
+    from config import ExperimentConfig, load_config
+
+    return config if isinstance(config, ExperimentConfig) else load_config(config)
+
+
+def load_env_inputs(config, progress: bool = True, forecast_model: str = "ensemble") -> EnvInputs:
+    """Load the market frame, its features and the out-of-sample forecast panel (cached)."""
+    import data
+    import forecasters
+
+    cfg = _resolve(config)
+    frame = data.load_market(cfg.data.source, **cfg.data.load_options())
+    for name in ("train", "valid", "test"):
+        seg = cfg.segments.get(name)
+        if pd.Timestamp(seg.start) > frame.index[-1] or pd.Timestamp(seg.end) < frame.index[0]:
+            raise ValueError(
+                f"segments.{name} {seg.start}..{seg.end} lies outside the data "
+                f"{frame.index[0].date()}..{frame.index[-1].date()}")
+    features = data.build_features(frame)
+    log.info("forecast panel: loading or computing (cache %s)", cfg.forecast.cache_dir)
+    panel = forecasters.load_or_make_panel(frame, cfg.forecast, progress=progress)
+    wide = forecasters.wide_panel(panel, model=forecast_model)
+    return EnvInputs(frame, features, wide, panel)
+
+
+def make_env(config, segment: str = "train", mode: str | None = None,
+             inputs: EnvInputs | None = None) -> SpyOptionsEnv:
+    """``SpyOptionsEnv`` on one date segment of ``config`` (a YAML path, dict or config).
+
+    ``mode`` defaults to ``"train"`` (random starts, fixed length) on the train segment and to
+    ``"eval"`` (the whole segment, deterministic) on the others.
+    """
+    cfg = _resolve(config)
+    inputs = inputs or load_env_inputs(cfg)
+    seg = cfg.segments.get(segment)
+    panel = build_market_panel(inputs.frame, inputs.features, inputs.forecasts, seg.start,
+                               seg.end, cfg.options.surface, cfg.env.underlying_price_scale)
+    mode = mode or ("train" if segment == "train" else "eval")
+    return SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
+                         cfg.options.margin, mode=mode)

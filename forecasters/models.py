@@ -1,0 +1,379 @@
+"""Quantile forecasters: the learned members and the two references (random walk, GARCH)."""
+
+from __future__ import annotations
+
+from typing import Self
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from forecasters.base import (
+    RETURN_COLUMN,
+    VOL_COLUMN,
+    QuantileForecaster,
+    horizon_scale,
+    repair_crossing,
+)
+
+
+def _resolved_rows(y: np.ndarray) -> np.ndarray:
+    """Rows whose labels are resolved for every horizon (multi-output members train on these)."""
+    return np.isfinite(y).all(axis=1)
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of ``values`` (n,) under each row of ``weights`` (m, n) -> (m, len(levels))."""
+    order = np.argsort(values)
+    sorted_values = values[order]
+    cdf = np.cumsum(weights[:, order], axis=1)
+    cdf /= cdf[:, -1:]
+    out = np.empty((weights.shape[0], len(levels)))
+    for k, level in enumerate(levels):
+        idx = (cdf < level).sum(axis=1)
+        out[:, k] = sorted_values[np.minimum(idx, len(values) - 1)]
+    return out
+
+
+class RandomForestQuantile(QuantileForecaster):
+    """Quantile regression forest (Meinshausen 2006) on a multi-output scikit-learn forest.
+
+    One forest predicts all horizons; the quantiles of a row are the quantiles of the training
+    targets weighted by how often they share a leaf with the row (1 / leaf size per tree).
+    """
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        from sklearn.ensemble import RandomForestRegressor
+
+        p = self.params
+        z = y / self._horizon_scale(X)
+        rows = _resolved_rows(z)
+        features, z = self._features(X, rows)[rows], z[rows]
+        self._forest = RandomForestRegressor(
+            n_estimators=p.n_estimators,
+            min_samples_leaf=p.min_samples_leaf,
+            max_features=p.max_features,
+            max_depth=p.max_depth,
+            max_samples=p.max_samples,
+            random_state=self.seed,
+            n_jobs=1,
+        ).fit(features, z)
+        self._train_leaves = self._forest.apply(features)
+        self._train_z = z
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        leaves = self._forest.apply(self._features(X))
+        n_trees = leaves.shape[1]
+        weights = np.zeros((len(X), len(self._train_z)))
+        for tree in range(n_trees):
+            train_leaf = self._train_leaves[:, tree]
+            counts = np.bincount(train_leaf)
+            same = leaves[:, tree][:, None] == train_leaf[None, :]
+            weights += same / counts[leaves[:, tree]][:, None]
+        weights /= n_trees
+        levels = np.asarray(self.levels)
+        out = np.stack(
+            [weighted_quantiles(self._train_z[:, j], weights, levels) for j in range(len(self.horizons))],
+            axis=1,
+        )
+        return repair_crossing(out * self._horizon_scale(X)[:, :, None])
+
+
+class GradientBoostingQuantile(QuantileForecaster):
+    """scikit-learn HistGradientBoostingRegressor with the quantile loss, per horizon and level."""
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        p = self.params
+        z = y / self._horizon_scale(X)
+        features = self._features(X, np.isfinite(z).any(axis=1))
+        self._models = {}
+        for j in range(len(self.horizons)):
+            rows = np.isfinite(z[:, j])
+            for k, level in enumerate(self.levels):
+                self._models[j, k] = HistGradientBoostingRegressor(
+                    loss="quantile",
+                    quantile=level,
+                    max_iter=p.max_iter,
+                    learning_rate=p.learning_rate,
+                    max_depth=p.max_depth,
+                    min_samples_leaf=p.min_samples_leaf,
+                    l2_regularization=p.l2_regularization,
+                    max_bins=p.max_bins,
+                    early_stopping=False,
+                    random_state=self.seed,
+                ).fit(features[rows], z[rows, j])
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        features = self._features(X)
+        out = np.empty((len(X), len(self.horizons), len(self.levels)))
+        for (j, k), model in self._models.items():
+            out[:, j, k] = model.predict(features)
+        return repair_crossing(out * self._horizon_scale(X)[:, :, None])
+
+
+class XGBoostQuantile(QuantileForecaster):
+    """XGBoost ``reg:quantileerror``: one model per horizon predicts every level at once."""
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        import xgboost as xgb
+
+        p = self.params
+        z = y / self._horizon_scale(X)
+        features = self._features(X, np.isfinite(z).any(axis=1))
+        self._models = []
+        for j in range(len(self.horizons)):
+            rows = np.isfinite(z[:, j])
+            model = xgb.XGBRegressor(
+                objective="reg:quantileerror",
+                quantile_alpha=np.asarray(self.levels),
+                n_estimators=p.n_estimators,
+                learning_rate=p.learning_rate,
+                max_depth=p.max_depth,
+                min_child_weight=p.min_child_weight,
+                subsample=p.subsample,
+                colsample_bytree=p.colsample_bytree,
+                reg_lambda=p.reg_lambda,
+                max_bin=p.max_bin,
+                tree_method="hist",
+                n_jobs=1,
+                random_state=self.seed,
+            )
+            self._models.append(model.fit(features[rows], z[rows, j]))
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        features = self._features(X)
+        out = np.stack([m.predict(features).reshape(len(X), -1) for m in self._models], axis=1)
+        return repair_crossing(out * self._horizon_scale(X)[:, :, None])
+
+
+class LSTMQuantile(QuantileForecaster):
+    """A small PyTorch LSTM over the last ``window_bars`` rows of standardised features.
+
+    One network outputs every horizon and level; it is trained with the mean pinball loss on
+    vol-scaled targets. Scalers are fitted on the training window only; missing features are 0
+    after standardisation (the window mean).
+    """
+
+    @property
+    def context_bars(self) -> int:  # type: ignore[override]
+        return self.params.window_bars - 1
+
+    def _standardise(self, X: pd.DataFrame) -> np.ndarray:
+        values = (self._features(X) - self._mean) / self._std
+        return np.nan_to_num(np.clip(values, -10.0, 10.0), nan=0.0)
+
+    def _sequences(self, values: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        window = self.params.window_bars
+        padded = np.concatenate([np.zeros((window - 1, values.shape[1])), values])
+        idx = ends[:, None] + np.arange(window)[None, :]
+        return padded[idx].astype(np.float32)
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        import torch
+
+        p = self.params
+        z = y / self._horizon_scale(X)
+        features = self._features(X, np.isfinite(z).all(axis=1))
+        self._mean = np.nanmean(features, axis=0)
+        self._std = np.nanstd(features, axis=0)
+        self._mean = np.nan_to_num(self._mean)
+        self._std = np.where(np.isfinite(self._std) & (self._std > 0), self._std, 1.0)
+        values = self._standardise(X)
+        rows = np.flatnonzero(np.isfinite(z).all(axis=1))
+        if p.max_train_rows is not None:
+            rows = rows[-p.max_train_rows :]
+        inputs = torch.from_numpy(self._sequences(values, rows))
+        targets = torch.from_numpy(z[rows].astype(np.float32))
+        levels = torch.tensor(self.levels, dtype=torch.float32)
+
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(p.num_threads)
+        try:
+            torch.manual_seed(self.seed)
+            generator = torch.Generator().manual_seed(self.seed)
+            self._net = _LSTMNet(values.shape[1], p, len(self.horizons), len(self.levels))
+            optimiser = torch.optim.Adam(
+                self._net.parameters(), lr=p.learning_rate, weight_decay=p.weight_decay
+            )
+            self._net.train()
+            for _ in range(p.epochs):
+                order = torch.randperm(len(rows), generator=generator)
+                for start in range(0, len(rows), p.batch_size):
+                    batch = order[start : start + p.batch_size]
+                    pred = self._net(inputs[batch])
+                    diff = targets[batch][:, :, None] - pred
+                    loss = torch.maximum(levels * diff, (levels - 1.0) * diff).mean()
+                    optimiser.zero_grad()
+                    loss.backward()
+                    optimiser.step()
+            self._net.eval()
+        finally:
+            torch.set_num_threads(previous_threads)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        import torch
+
+        values = self._standardise(X)
+        inputs = torch.from_numpy(self._sequences(values, np.arange(len(X))))
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(self.params.num_threads)
+        try:
+            with torch.no_grad():
+                out = self._net(inputs).numpy().astype(np.float64)
+        finally:
+            torch.set_num_threads(previous_threads)
+        return repair_crossing(out * self._horizon_scale(X)[:, :, None])
+
+
+def _LSTMNet(n_features: int, p, n_horizons: int, n_levels: int):
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(
+                n_features,
+                p.hidden_size,
+                num_layers=p.num_layers,
+                dropout=p.dropout if p.num_layers > 1 else 0.0,
+                batch_first=True,
+            )
+            self.head = nn.Linear(p.hidden_size, n_horizons * n_levels)
+            # Start from the standard-normal quantiles so early epochs are already sensible.
+            with torch.no_grad():
+                self.head.weight.mul_(0.1)
+                normal = torch.tensor(stats.norm.ppf(np.linspace(0, 1, n_levels + 2)[1:-1]))
+                self.head.bias.copy_(normal.float().repeat(n_horizons))
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.head(out[:, -1]).view(-1, n_horizons, n_levels)
+
+    return Net()
+
+
+class RandomWalk(QuantileForecaster):
+    """Reference: empirical quantiles of the past resolved h-bar log returns (no features)."""
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        lookback = self.params.lookback_bars if self.params is not None else None
+        self._quantiles = np.empty((len(self.horizons), len(self.levels)))
+        for j in range(len(self.horizons)):
+            past = y[np.isfinite(y[:, j]), j]
+            if lookback is not None:
+                past = past[-lookback:]
+            self._quantiles[j] = np.quantile(past, self.levels)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.broadcast_to(self._quantiles, (len(X), *self._quantiles.shape)).copy()
+
+
+class VolScaledRandomWalk(QuantileForecaster):
+    """Empirical quantiles of past returns divided by vol_per_bar * sqrt(h), rescaled by today's.
+
+    With the frame's implied-volatility index as the vol this is the VIX-scaled interval.
+    """
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        z = y / horizon_scale(X[VOL_COLUMN].to_numpy(float), self.horizons)
+        lookback = self.params.lookback_bars
+        self._quantiles = np.empty((len(self.horizons), len(self.levels)))
+        for j in range(len(self.horizons)):
+            past = z[np.isfinite(z[:, j]), j]
+            if lookback is not None:
+                past = past[-lookback:]
+            self._quantiles[j] = np.quantile(past, self.levels)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        scale = horizon_scale(X[VOL_COLUMN].to_numpy(float), self.horizons)
+        return self._quantiles[None, :, :] * scale[:, :, None]
+
+
+class Garch(QuantileForecaster):
+    """Reference: GARCH(1,1) with Student-t errors and a constant mean, fitted with ``arch``.
+
+    Returns are rescaled to percent for ``arch``. Parameters are estimated at each refit; between
+    refits the conditional variance is filtered forward with those parameters through the
+    returns known at each date, so a forecast at t uses returns up to t only. The h-bar return
+    has mean h * mu and variance the sum of the 1..h step variance forecasts; its quantiles are
+    taken from the unit-variance Student-t with the fitted degrees of freedom (an approximation
+    for h > 1, where the sum is closer to normal).
+    """
+
+    @property
+    def context_bars(self) -> int | None:  # type: ignore[override]
+        return self.params.lookback_bars
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        from arch import arch_model
+
+        returns_pct = 100.0 * X[RETURN_COLUMN].to_numpy(float)
+        returns_pct = returns_pct[np.isfinite(returns_pct)]
+        if self.params.lookback_bars is not None:
+            returns_pct = returns_pct[-self.params.lookback_bars :]
+        result = arch_model(
+            returns_pct, mean="Constant", vol="GARCH", p=1, q=1, dist="t", rescale=False
+        ).fit(disp="off", show_warning=False)
+        params = result.params
+        self._mu = float(params["mu"])
+        self._omega = float(params["omega"])
+        self._alpha = float(params["alpha[1]"])
+        self._beta = float(params["beta[1]"])
+        self._nu = float(params["nu"])
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        returns_pct = 100.0 * X[RETURN_COLUMN].to_numpy(float)
+        finite = returns_pct[np.isfinite(returns_pct)]
+        persistence = self._alpha + self._beta
+        variance = float(np.var(finite[:75])) if len(finite) > 1 else self._omega / max(1e-6, 1 - persistence)
+        next_variance = np.empty(len(X))
+        for i, r in enumerate(returns_pct):
+            shock2 = (r - self._mu) ** 2 if np.isfinite(r) else variance
+            variance = self._omega + self._alpha * shock2 + self._beta * variance
+            next_variance[i] = variance  # variance of the return over bar i+1, known at i
+        horizon_max = max(self.horizons)
+        step_variances = np.empty((len(X), horizon_max))
+        step_variances[:, 0] = next_variance
+        for k in range(1, horizon_max):
+            step_variances[:, k] = self._omega + persistence * step_variances[:, k - 1]
+        cumulative = np.cumsum(step_variances, axis=1)[:, np.asarray(self.horizons) - 1]
+        t_scale = np.sqrt((self._nu - 2.0) / self._nu) if self._nu > 2 else 1.0
+        z = stats.t.ppf(self.levels, self._nu) * t_scale
+        mean = self._mu * np.asarray(self.horizons, float)
+        quantiles_pct = mean[None, :, None] + np.sqrt(cumulative)[:, :, None] * z[None, None, :]
+        return quantiles_pct / 100.0
+
+
+FORECASTERS: dict[str, type[QuantileForecaster]] = {
+    "rf": RandomForestQuantile,
+    "gb": GradientBoostingQuantile,
+    "xgb": XGBoostQuantile,
+    "lstm": LSTMQuantile,
+    "vol_rw": VolScaledRandomWalk,
+    "random_walk": RandomWalk,
+    "garch": Garch,
+}
+"""Registry of every model the walk-forward can run, by the name used in configs and panels."""
+
+
+def make_forecaster(name: str, config, seed: int) -> QuantileForecaster:
+    """Build the registered forecaster ``name`` with its parameters from a ForecastConfig."""
+    if name not in FORECASTERS:
+        raise KeyError(f"unknown forecaster {name!r}; registered: {sorted(FORECASTERS)}")
+    return FORECASTERS[name](
+        config.horizons,
+        config.quantile_levels,
+        params=getattr(config, name),
+        seed=seed,
+        scale_target=config.scale_target,
+    )

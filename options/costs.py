@@ -1,0 +1,102 @@
+"""Trading costs: a bid-ask spread model around the model mid, and commissions.
+
+Spread model (per share)::
+
+    spread = spread_floor_per_share + spread_fraction_of_premium * mid
+    bid    = floor_to_tick(mid - spread / 2), never below 0
+    ask    = ceil_to_tick(mid + spread / 2), at least one tick
+
+Buying fills at the ask, selling at the bid (the architecture's "mid plus half the spread",
+rounded outward to the tick). Commission is ``commission_per_contract_usd`` per contract per
+leg on every open and close. Cash settlement at expiry pays intrinsic value with neither
+spread nor commission (exercise and assignment fees are not modelled).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CostConfig",
+    "bid_ask_per_share",
+    "bid_ask_per_share_scalar",
+    "commission_usd",
+    "fill_premium_per_share_scalar",
+]
+
+_TICK_EPS = 1e-9  # tolerance (in ticks) so that prices already on the grid stay put
+
+
+class CostConfig(BaseModel):
+    """Cost parameters; unknown keys are rejected.
+
+    Defaults and their sources:
+
+    - ``commission_per_contract_usd = 0.65``: the common US retail broker rate (e.g.
+      Interactive Brokers' and Schwab's listed per-contract option commission).
+    - ``spread_floor_per_share = 0.01`` and ``spread_fraction_of_premium = 0.01``: at SPY's
+      scale a $1 option is quoted about 2-3 cents wide and an $8 at-the-money option about
+      10 cents once rounded outward to the tick. That is wider than SPY's quoted spreads
+      today (often a penny or two) and close to effective spreads in 2005-2012, a deliberately
+      conservative default so that an agent cannot earn by churning.
+    - ``tick_size = 0.01``: SPY trades in the penny program at $0.01 for all premiums
+      (index options such as SPX use $0.05/$0.10: set it from the underlying).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    commission_per_contract_usd: float = Field(0.65, ge=0.0)
+    spread_floor_per_share: float = Field(0.01, ge=0.0)
+    spread_fraction_of_premium: float = Field(0.01, ge=0.0, lt=2.0)
+    tick_size: float = Field(0.01, gt=0.0)
+
+    @cached_property
+    def ticks_per_unit(self) -> float:
+        """1 / tick_size, snapped to an integer when it is one (0.01 -> 100), so that tick
+        multiples come out as the nearest float (3 ticks -> exactly 0.03)."""
+        inverse = 1.0 / self.tick_size
+        nearest = round(inverse)
+        return float(nearest) if abs(inverse - nearest) < 1e-9 * inverse else inverse
+
+
+def bid_ask_per_share(mid_per_share, cfg: CostConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Bid and ask per share around model mids (vectorised); see the module docstring."""
+    mid = np.asarray(mid_per_share, dtype=float)
+    if not np.all(np.isfinite(mid)) or np.any(mid < 0):
+        raise ValueError("mid_per_share must be finite and >= 0")
+    half = 0.5 * (cfg.spread_floor_per_share + cfg.spread_fraction_of_premium * mid)
+    per_unit = cfg.ticks_per_unit
+    bid_ticks = np.maximum(np.floor((mid - half) * per_unit + _TICK_EPS), 0.0)
+    ask_ticks = np.maximum(np.ceil((mid + half) * per_unit - _TICK_EPS), 1.0)
+    return bid_ticks / per_unit, ask_ticks / per_unit
+
+
+def bid_ask_per_share_scalar(mid_per_share: float, cfg: CostConfig) -> tuple[float, float]:
+    """Scalar twin of :func:`bid_ask_per_share` (identical results)."""
+    half = 0.5 * (cfg.spread_floor_per_share + cfg.spread_fraction_of_premium * mid_per_share)
+    per_unit = cfg.ticks_per_unit
+    bid_ticks = math.floor((mid_per_share - half) * per_unit + _TICK_EPS)
+    ask_ticks = math.ceil((mid_per_share + half) * per_unit - _TICK_EPS)
+    return ((bid_ticks if bid_ticks > 0 else 0) / per_unit,
+            (ask_ticks if ask_ticks > 1 else 1) / per_unit)
+
+
+def fill_premium_per_share_scalar(mid_per_share: float, quantity_contracts: int,
+                                  cfg: CostConfig) -> float:
+    """Execution price per share: the ask when buying (quantity > 0), the bid when selling."""
+    bid, ask = bid_ask_per_share_scalar(mid_per_share, cfg)
+    return ask if quantity_contracts > 0 else bid
+
+
+def commission_usd(quantity_contracts, cfg: CostConfig):
+    """Commission in USD for a fill of ``quantity_contracts`` (signed; the sign is ignored).
+
+    A float for an integer quantity, an array for an array of quantities.
+    """
+    if isinstance(quantity_contracts, int | np.integer):
+        return cfg.commission_per_contract_usd * abs(int(quantity_contracts))
+    return cfg.commission_per_contract_usd * np.abs(np.asarray(quantity_contracts))

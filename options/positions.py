@@ -1,0 +1,700 @@
+"""Legs, fills and positions: valuation, greeks, risk, margin and settlement.
+
+Units: prices are per share; :func:`per_share_to_position` turns a per-share amount and a
+signed quantity of contracts into a position amount and is the only place where
+:data:`CONTRACT_MULTIPLIER` is applied. A leg's quantity is signed (+ long, - short); a
+fill's quantity is signed by direction (+ bought, - sold).
+
+Costs are reported apart from P&L: a :class:`Fill` carries its execution price (ask when
+buying, bid when selling), the model mid, and its commission. ``max_loss_*`` and
+``max_profit_*`` use the entry fill prices (so they include the spread paid on entry) and
+exclude commissions.
+
+Margin (:meth:`Position.margin_requirement_usd`):
+
+- defined risk (the loss at expiry is bounded): the maximum loss, which for a debit
+  structure is the debit paid;
+- otherwise (short straddles and strangles): the Cboe/FINRA Rule 4210 naked short option
+  rule, per short leg ``premium + max(naked_underlying_fraction * spot - out_of_the_money
+  amount, naked_minimum_fraction * (spot for calls, strike for puts))`` with defaults 20% and
+  10% (Cboe applies 15% to broad-based index options; set it in :class:`MarginConfig`). With
+  short calls and short puts together the requirement is the larger side's plus the other
+  side's premium. Long legs are paid in full and get no credit in this branch, which is
+  conservative for custom positions.
+
+Expiry: a leg is cash settled at intrinsic value on its expiry date's close
+(:meth:`Position.settle_expired`); legs expiring on different dates settle separately.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property, reduce
+from typing import Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from options.calendar import NS_PER_DAY, timestamp_close_ns
+from options.costs import CostConfig, bid_ask_per_share_scalar, commission_usd
+from options.pricing import DAYS_PER_YEAR, bs_price_greeks_scalar, bs_price_scalar
+from options.surface import SurfaceConfig, iv_at_params
+
+__all__ = [
+    "CONTRACT_MULTIPLIER",
+    "CUSTOM_STRATEGY",
+    "STRATEGY_NAMES",
+    "Fill",
+    "Leg",
+    "MarginConfig",
+    "MarketState",
+    "Position",
+    "PositionMark",
+    "check_equal_quantities",
+    "check_equal_wings",
+    "check_same_expiry",
+    "check_structure",
+    "open_position",
+    "per_share_to_position",
+]
+
+CONTRACT_MULTIPLIER = 100
+"""Shares per option contract."""
+
+OptionType = Literal["call", "put"]
+FillKind = Literal["open", "close", "settle"]
+
+STRATEGY_NAMES: tuple[str, ...] = (
+    "bull_put_spread",
+    "bear_call_spread",
+    "bull_call_spread",
+    "bear_put_spread",
+    "iron_condor",
+    "iron_butterfly",
+    "long_straddle",
+    "short_straddle",
+    "long_strangle",
+    "short_strangle",
+)
+CUSTOM_STRATEGY = "custom"
+"""Strategy name of a position with no structural rules (e.g. what is left after a partial
+settlement)."""
+
+_CLOSE_OFFSET_NS = 16 * 3_600 * 10**9
+_NS_PER_YEAR = DAYS_PER_YEAR * NS_PER_DAY
+_STRIKE_TOL = 1e-9
+
+
+def per_share_to_position(value_per_share, quantity_contracts):
+    """A per-share amount times a signed number of contracts times the contract multiplier.
+
+    The only place the multiplier is applied: premiums and values in USD, and greeks in
+    position units (delta in shares, theta in USD per day, ...).
+    """
+    return value_per_share * quantity_contracts * CONTRACT_MULTIPLIER
+
+
+def _timestamp(value, name: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a timestamp, got {value!r}") from exc
+    if ts is pd.NaT or pd.isna(ts):
+        raise ValueError(f"{name} must be a timestamp, got NaT")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("America/New_York").tz_localize(None)
+    return ts
+
+
+def _finite(value, name: str, *, positive: bool = False, nonneg: bool = False) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a number, got {value!r}") from exc
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive and x <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    if nonneg and x < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return x
+
+
+def _nonzero_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer number of contracts, got {value!r}")
+    if value == 0:
+        raise ValueError(f"{name} must be nonzero (+ long / bought, - short / sold), got 0")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- domain objects
+@dataclass(frozen=True, slots=True)
+class MarketState:
+    """What the market looks like at a decision time.
+
+    Attributes:
+        as_of: decision timestamp (midnight = that day's close, see :mod:`options.calendar`).
+        spot: underlying price.
+        atm_iv_annualized: reference-horizon ATM implied vol (see :func:`atm_iv_series`).
+        rate: annualised risk-free rate (decimal).
+        dividend_yield: annualised continuous dividend yield (decimal).
+    """
+
+    as_of: pd.Timestamp
+    spot: float
+    atm_iv_annualized: float
+    rate: float
+    dividend_yield: float = 0.0
+    as_of_close_ns: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "as_of", _timestamp(self.as_of, "as_of"))
+        object.__setattr__(self, "spot", _finite(self.spot, "spot", positive=True))
+        object.__setattr__(self, "atm_iv_annualized",
+                           _finite(self.atm_iv_annualized, "atm_iv_annualized", nonneg=True))
+        object.__setattr__(self, "rate", _finite(self.rate, "rate"))
+        object.__setattr__(self, "dividend_yield",
+                           _finite(self.dividend_yield, "dividend_yield"))
+        object.__setattr__(self, "as_of_close_ns", timestamp_close_ns(self.as_of))
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One option line of a position.
+
+    Attributes:
+        option_type: "call" or "put".
+        strike: strike price (> 0).
+        expiry: expiry date (normalised to midnight; expires at that day's close).
+        quantity_contracts: signed contracts, + long, - short (nonzero).
+    """
+
+    option_type: OptionType
+    strike: float
+    expiry: pd.Timestamp
+    quantity_contracts: int
+
+    def __post_init__(self) -> None:
+        if self.option_type not in ("call", "put"):
+            raise ValueError(f"Leg.option_type must be 'call' or 'put', got {self.option_type!r}")
+        object.__setattr__(self, "strike", _finite(self.strike, "Leg.strike", positive=True))
+        object.__setattr__(self, "expiry", _timestamp(self.expiry, "Leg.expiry").normalize())
+        object.__setattr__(self, "quantity_contracts",
+                           _nonzero_int(self.quantity_contracts, "Leg.quantity_contracts"))
+
+    @property
+    def is_call(self) -> bool:
+        return self.option_type == "call"
+
+    def intrinsic_per_share(self, spot):
+        """Intrinsic value per share at ``spot`` (float or array)."""
+        if self.is_call:
+            return np.maximum(np.asarray(spot, dtype=float) - self.strike, 0.0)
+        return np.maximum(self.strike - np.asarray(spot, dtype=float), 0.0)
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution (or expiry settlement) of one leg.
+
+    Attributes:
+        leg: the leg traded (its own quantity is the position's, not the trade's).
+        date: when it happened.
+        quantity_contracts: signed trade size, + bought, - sold.
+        premium_per_share: execution price (ask when buying, bid when selling, intrinsic at
+            settlement).
+        mid_per_share: model mid at the time (intrinsic at settlement).
+        commission_usd: commission paid for this fill (0 at settlement).
+        kind: "open", "close" or "settle".
+    """
+
+    leg: Leg
+    date: pd.Timestamp
+    quantity_contracts: int
+    premium_per_share: float
+    mid_per_share: float
+    commission_usd: float
+    kind: FillKind
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.leg, Leg):
+            raise ValueError(f"Fill.leg must be a Leg, got {type(self.leg).__name__}")
+        object.__setattr__(self, "date", _timestamp(self.date, "Fill.date"))
+        object.__setattr__(self, "quantity_contracts",
+                           _nonzero_int(self.quantity_contracts, "Fill.quantity_contracts"))
+        object.__setattr__(self, "premium_per_share",
+                           _finite(self.premium_per_share, "Fill.premium_per_share", nonneg=True))
+        object.__setattr__(self, "mid_per_share",
+                           _finite(self.mid_per_share, "Fill.mid_per_share", nonneg=True))
+        object.__setattr__(self, "commission_usd",
+                           _finite(self.commission_usd, "Fill.commission_usd", nonneg=True))
+        if self.kind not in ("open", "close", "settle"):
+            raise ValueError(f"Fill.kind must be 'open', 'close' or 'settle', got {self.kind!r}")
+
+    @property
+    def premium_usd(self) -> float:
+        """Premium paid (+) or received (-), at the execution price, in USD."""
+        return per_share_to_position(self.premium_per_share, self.quantity_contracts)
+
+    @property
+    def cash_flow_usd(self) -> float:
+        """Change of cash from this fill: minus the premium paid, minus commission."""
+        return -self.premium_usd - self.commission_usd
+
+    @property
+    def spread_cost_usd(self) -> float:
+        """Cost of trading away from mid (>= 0 for fills at bid/ask), in USD."""
+        return per_share_to_position(self.premium_per_share - self.mid_per_share,
+                                     self.quantity_contracts)
+
+
+class PositionMark(NamedTuple):
+    """A position valued at one market state (USD and position units)."""
+
+    value_mid_usd: float
+    value_liquidation_usd: float
+    delta_shares: float
+    gamma_shares_per_usd: float
+    theta_usd_per_day: float
+    vega_usd_per_vol_point: float
+
+
+class MarginConfig(BaseModel):
+    """Naked short option margin parameters (see the module docstring); unknown keys rejected.
+
+    Defaults: 20% of the underlying less the out-of-the-money amount, at least 10% (of spot
+    for calls, of the strike for puts), plus the premium: the Reg-T / FINRA Rule 4210(f)(2)
+    and Cboe Rule 10.3 naked equity and ETF option rule.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    naked_underlying_fraction: float = Field(0.20, gt=0.0, le=1.0)
+    naked_minimum_fraction: float = Field(0.10, ge=0.0, le=1.0)
+
+
+# --------------------------------------------------------------------------- structure rules
+def check_same_expiry(legs: tuple[Leg, ...], strategy: str) -> None:
+    """All legs expire on one date."""
+    expiries = {leg.expiry for leg in legs}
+    if len(expiries) != 1:
+        raise ValueError(
+            f"{strategy}: all legs must share one expiry, got {sorted(str(e.date()) for e in expiries)}"
+        )
+
+
+def check_equal_quantities(legs: tuple[Leg, ...], strategy: str) -> None:
+    """All legs have the same number of contracts (ignoring sign)."""
+    sizes = {abs(leg.quantity_contracts) for leg in legs}
+    if len(sizes) != 1:
+        raise ValueError(
+            f"{strategy}: all legs must have the same number of contracts, got "
+            f"{[leg.quantity_contracts for leg in legs]}"
+        )
+
+
+def check_equal_wings(long_put: Leg, short_put: Leg, short_call: Leg, long_call: Leg,
+                      strategy: str = "iron_condor") -> None:
+    """Put wing width equals call wing width (iron condor / butterfly)."""
+    put_width = short_put.strike - long_put.strike
+    call_width = long_call.strike - short_call.strike
+    if abs(put_width - call_width) > _STRIKE_TOL * max(1.0, put_width):
+        raise ValueError(
+            f"{strategy}: wings must be equal, got put wing {put_width:g} "
+            f"({long_put.strike:g}/{short_put.strike:g}) and call wing {call_width:g} "
+            f"({short_call.strike:g}/{long_call.strike:g})"
+        )
+
+
+def _split(legs: tuple[Leg, ...], strategy: str, n_calls: int, n_puts: int):
+    calls = sorted((leg for leg in legs if leg.is_call), key=lambda leg: leg.strike)
+    puts = sorted((leg for leg in legs if not leg.is_call), key=lambda leg: leg.strike)
+    if len(calls) != n_calls or len(puts) != n_puts:
+        raise ValueError(
+            f"{strategy}: needs {n_calls} call(s) and {n_puts} put(s), got {len(calls)} "
+            f"call(s) and {len(puts)} put(s)"
+        )
+    return calls, puts
+
+
+def _require_sign(leg: Leg, sign: int, role: str, strategy: str) -> None:
+    if (leg.quantity_contracts > 0) != (sign > 0):
+        want = "long (+)" if sign > 0 else "short (-)"
+        raise ValueError(
+            f"{strategy}: the {role} ({leg.option_type} {leg.strike:g}) must be {want}, got "
+            f"quantity {leg.quantity_contracts}"
+        )
+
+
+def _require_below(low: Leg, high: Leg, strategy: str, what: str, allow_equal=False) -> None:
+    ok = low.strike <= high.strike if allow_equal else low.strike < high.strike
+    if not ok:
+        rel = "<=" if allow_equal else "<"
+        raise ValueError(
+            f"{strategy}: strike order requires {what}: {low.strike:g} {rel} {high.strike:g}"
+        )
+
+
+def _check_vertical(legs, strategy, option_type, lower_sign):
+    calls, puts = _split(legs, strategy, 2 if option_type == "call" else 0,
+                         2 if option_type == "put" else 0)
+    low, high = calls if option_type == "call" else puts
+    _require_below(low, high, strategy, "the two strikes differ")
+    _require_sign(low, lower_sign, f"lower-strike {option_type}", strategy)
+    _require_sign(high, -lower_sign, f"higher-strike {option_type}", strategy)
+
+
+def _check_iron(legs, strategy, butterfly: bool):
+    calls, puts = _split(legs, strategy, 2, 2)
+    long_put, short_put = puts
+    short_call, long_call = calls
+    _require_below(long_put, short_put, strategy, "long put < short put")
+    _require_below(short_call, long_call, strategy, "short call < long call")
+    _require_sign(long_put, +1, "lower put", strategy)
+    _require_sign(short_put, -1, "higher put", strategy)
+    _require_sign(short_call, -1, "lower call", strategy)
+    _require_sign(long_call, +1, "higher call", strategy)
+    if butterfly:
+        if abs(short_put.strike - short_call.strike) > _STRIKE_TOL:
+            raise ValueError(
+                f"{strategy}: short put and short call must share one strike, got "
+                f"{short_put.strike:g} and {short_call.strike:g}"
+            )
+    else:
+        _require_below(short_put, short_call, strategy, "short put < short call")
+    check_equal_wings(long_put, short_put, short_call, long_call, strategy)
+
+
+def _check_pair(legs, strategy, sign: int, same_strike: bool):
+    calls, puts = _split(legs, strategy, 1, 1)
+    (call,), (put,) = calls, puts
+    _require_sign(call, sign, "call", strategy)
+    _require_sign(put, sign, "put", strategy)
+    if same_strike and abs(call.strike - put.strike) > _STRIKE_TOL:
+        raise ValueError(
+            f"{strategy}: call and put must share one strike, got {call.strike:g} and "
+            f"{put.strike:g}"
+        )
+    if not same_strike:
+        _require_below(put, call, strategy, "put strike < call strike")
+
+
+_STRUCTURE_RULES = {
+    "bull_put_spread": lambda legs, s: _check_vertical(legs, s, "put", +1),
+    "bear_call_spread": lambda legs, s: _check_vertical(legs, s, "call", -1),
+    "bull_call_spread": lambda legs, s: _check_vertical(legs, s, "call", +1),
+    "bear_put_spread": lambda legs, s: _check_vertical(legs, s, "put", -1),
+    "iron_condor": lambda legs, s: _check_iron(legs, s, butterfly=False),
+    "iron_butterfly": lambda legs, s: _check_iron(legs, s, butterfly=True),
+    "long_straddle": lambda legs, s: _check_pair(legs, s, +1, same_strike=True),
+    "short_straddle": lambda legs, s: _check_pair(legs, s, -1, same_strike=True),
+    "long_strangle": lambda legs, s: _check_pair(legs, s, +1, same_strike=False),
+    "short_strangle": lambda legs, s: _check_pair(legs, s, -1, same_strike=False),
+}
+
+
+def check_structure(strategy: str, legs: tuple[Leg, ...]) -> None:
+    """Raise ValueError unless ``legs`` form a valid ``strategy``.
+
+    Named strategies need one expiry, equal contract counts and their strike order and
+    signs (e.g. an iron condor is long put < short put < short call < long call with equal
+    wings); ``"custom"`` has no rules.
+    """
+    if strategy == CUSTOM_STRATEGY:
+        return
+    if strategy not in _STRUCTURE_RULES:
+        raise ValueError(
+            f"unknown strategy {strategy!r}; expected one of {STRATEGY_NAMES + (CUSTOM_STRATEGY,)}"
+        )
+    check_same_expiry(legs, strategy)
+    check_equal_quantities(legs, strategy)
+    _STRUCTURE_RULES[strategy](legs, strategy)
+
+
+# --------------------------------------------------------------------------- position
+@dataclass(frozen=True)
+class Position:
+    """An open multi-leg option position.
+
+    Attributes:
+        strategy: one of :data:`STRATEGY_NAMES`, or ``"custom"``.
+        legs: the legs (signed quantities).
+        entry_date: when it was opened.
+        entry_fills: one opening fill per leg, in leg order.
+
+    Valuation methods take a :class:`MarketState` and use the scalar pricing path (a few
+    microseconds per leg), so they can run every environment step.
+    """
+
+    strategy: str
+    legs: tuple[Leg, ...]
+    entry_date: pd.Timestamp
+    entry_fills: tuple[Fill, ...]
+    _leg_data: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        legs = tuple(self.legs)
+        fills = tuple(self.entry_fills)
+        if not legs:
+            raise ValueError("Position.legs must hold at least one Leg")
+        for i, leg in enumerate(legs):
+            if not isinstance(leg, Leg):
+                raise ValueError(f"Position.legs[{i}] must be a Leg, got {type(leg).__name__}")
+        if len(fills) != len(legs):
+            raise ValueError(
+                f"Position.entry_fills must hold one fill per leg: {len(legs)} legs, "
+                f"{len(fills)} fills"
+            )
+        for i, (leg, fill) in enumerate(zip(legs, fills, strict=True)):
+            if not isinstance(fill, Fill) or fill.leg != leg or fill.kind != "open" or (
+                    fill.quantity_contracts != leg.quantity_contracts):
+                raise ValueError(
+                    f"Position.entry_fills[{i}] must be the 'open' fill of legs[{i}] with the "
+                    f"same quantity ({leg.quantity_contracts}), got {fill!r}"
+                )
+        object.__setattr__(self, "legs", legs)
+        object.__setattr__(self, "entry_fills", fills)
+        object.__setattr__(self, "entry_date", _timestamp(self.entry_date, "Position.entry_date"))
+        check_structure(self.strategy, legs)
+        # Per leg: (is_call, strike, expiry close in ns, contracts, position units per share).
+        object.__setattr__(self, "_leg_data", tuple(
+            (leg.is_call, leg.strike, leg.expiry.value + _CLOSE_OFFSET_NS, leg.quantity_contracts,
+             per_share_to_position(1.0, leg.quantity_contracts))
+            for leg in legs
+        ))
+
+    # ----------------------------------------------------------------- entry
+    @property
+    def expiries(self) -> tuple[pd.Timestamp, ...]:
+        """Distinct expiry dates, earliest first."""
+        return tuple(sorted({leg.expiry for leg in self.legs}))
+
+    @property
+    def entry_premium_usd(self) -> float:
+        """Net premium paid at entry at fill prices (+ debit, - credit), excluding commission."""
+        return sum(f.premium_usd for f in self.entry_fills)
+
+    @property
+    def entry_commission_usd(self) -> float:
+        return sum(f.commission_usd for f in self.entry_fills)
+
+    @property
+    def entry_cash_flow_usd(self) -> float:
+        """Change of cash at entry: minus net premium, minus commissions."""
+        return sum(f.cash_flow_usd for f in self.entry_fills)
+
+    @cached_property
+    def structure_units(self) -> int:
+        """Greatest common divisor of the legs' contract counts (1 for a 1-lot structure)."""
+        return reduce(math.gcd, (abs(leg.quantity_contracts) for leg in self.legs))
+
+    @property
+    def entry_premium_per_share(self) -> float:
+        """Net entry premium per share of one structure unit (+ debit, - credit)."""
+        u = self.structure_units
+        return sum(f.premium_per_share * f.quantity_contracts / u for f in self.entry_fills)
+
+    # ----------------------------------------------------------------- payoff and risk
+    def payoff_at_expiry_usd(self, final_spot):
+        """Value of the legs at a common expiry for final underlying prices (vectorised)."""
+        s = np.asarray(final_spot, dtype=float)
+        total = np.zeros_like(s)
+        for leg in self.legs:
+            total = total + per_share_to_position(leg.intrinsic_per_share(s),
+                                                  leg.quantity_contracts)
+        return float(total) if total.ndim == 0 else total
+
+    def pnl_at_expiry_usd(self, final_spot):
+        """P&L at expiry excluding commissions: payoff minus the net entry premium."""
+        return self.payoff_at_expiry_usd(final_spot) - self.entry_premium_usd
+
+    @cached_property
+    def _risk_per_share(self) -> tuple[float | None, float | None]:
+        if len(self.expiries) != 1:
+            return None, None
+        u = self.structure_units
+        weights = [leg.quantity_contracts / u for leg in self.legs]
+        points = np.array(sorted({0.0} | {leg.strike for leg in self.legs}))
+        payoff = np.zeros_like(points)
+        for leg, w in zip(self.legs, weights, strict=True):
+            payoff += w * leg.intrinsic_per_share(points)
+        pnl = payoff - self.entry_premium_per_share
+        slope_up = sum(w for leg, w in zip(self.legs, weights, strict=True) if leg.is_call)
+        max_loss = None if slope_up < -1e-12 else max(0.0, -float(pnl.min()))
+        max_profit = None if slope_up > 1e-12 else float(pnl.max())
+        return max_loss, max_profit
+
+    @property
+    def max_loss_per_share(self) -> float | None:
+        """Largest loss at expiry per share of one structure unit (>= 0); None if unbounded or
+        if the legs expire on different dates."""
+        return self._risk_per_share[0]
+
+    @property
+    def max_profit_per_share(self) -> float | None:
+        """Largest profit at expiry per share of one structure unit; None if unbounded."""
+        return self._risk_per_share[1]
+
+    @property
+    def max_loss_usd(self) -> float | None:
+        loss = self.max_loss_per_share
+        return None if loss is None else per_share_to_position(loss, self.structure_units)
+
+    @property
+    def max_profit_usd(self) -> float | None:
+        profit = self.max_profit_per_share
+        return None if profit is None else per_share_to_position(profit, self.structure_units)
+
+    @property
+    def is_defined_risk(self) -> bool:
+        return self.max_loss_per_share is not None
+
+    # ----------------------------------------------------------------- valuation
+    def leg_mids_per_share(self, market: MarketState, surface_cfg: SurfaceConfig
+                           ) -> tuple[float, ...]:
+        """Model mid per share of each leg (surface vol, BSM)."""
+        spot, atm, rate, q = (market.spot, market.atm_iv_annualized, market.rate,
+                              market.dividend_yield)
+        params = surface_cfg.params
+        now_ns = market.as_of_close_ns
+        out = []
+        for is_call, strike, expiry_ns, _, _ in self._leg_data:
+            t = (expiry_ns - now_ns) / _NS_PER_YEAR if expiry_ns > now_ns else 0.0
+            iv = iv_at_params(params, atm, spot, strike, t)
+            out.append(bs_price_scalar(is_call, spot, strike, t, rate, iv, q))
+        return tuple(out)
+
+    def value_usd(self, market: MarketState, surface_cfg: SurfaceConfig) -> float:
+        """Mark-to-model value at mid, in USD (long legs +, short legs -)."""
+        mids = self.leg_mids_per_share(market, surface_cfg)
+        return sum(m * d[4] for m, d in zip(mids, self._leg_data, strict=True))
+
+    def mark(self, market: MarketState, surface_cfg: SurfaceConfig,
+             cost_cfg: CostConfig) -> PositionMark:
+        """Value at mid and at liquidation (bid for long legs, ask for short legs, no
+        commission) and greeks summed over legs, in one pass."""
+        spot, atm, rate, q = (market.spot, market.atm_iv_annualized, market.rate,
+                              market.dividend_yield)
+        params = surface_cfg.params
+        now_ns = market.as_of_close_ns
+        mid_total = liq_total = delta = gamma = theta = vega = 0.0
+        for is_call, strike, expiry_ns, qty, units in self._leg_data:
+            t = (expiry_ns - now_ns) / _NS_PER_YEAR if expiry_ns > now_ns else 0.0
+            iv = iv_at_params(params, atm, spot, strike, t)
+            price, d, g, th, v = bs_price_greeks_scalar(is_call, spot, strike, t, rate, iv, q)
+            bid, ask = bid_ask_per_share_scalar(price, cost_cfg)
+            mid_total += price * units
+            liq_total += (bid if qty > 0 else ask) * units
+            delta += d * units
+            gamma += g * units
+            theta += th * units
+            vega += v * units
+        return PositionMark(mid_total, liq_total, delta, gamma, theta, vega)
+
+    def liquidation_value_usd(self, market: MarketState, surface_cfg: SurfaceConfig,
+                              cost_cfg: CostConfig) -> float:
+        """What closing every leg now would bring in at bid/ask, before commissions."""
+        return self.mark(market, surface_cfg, cost_cfg).value_liquidation_usd
+
+    def greeks(self, market: MarketState, surface_cfg: SurfaceConfig) -> dict[str, float]:
+        """Greeks summed over legs in position units: ``delta_shares``,
+        ``gamma_shares_per_usd``, ``theta_usd_per_day``, ``vega_usd_per_vol_point``."""
+        m = self.mark(market, surface_cfg, CostConfig())
+        return {"delta_shares": m.delta_shares, "gamma_shares_per_usd": m.gamma_shares_per_usd,
+                "theta_usd_per_day": m.theta_usd_per_day,
+                "vega_usd_per_vol_point": m.vega_usd_per_vol_point}
+
+    def margin_requirement_usd(self, market: MarketState, surface_cfg: SurfaceConfig,
+                               margin_cfg: MarginConfig | None = None) -> float:
+        """Margin to hold the position at ``market`` (see the module docstring)."""
+        max_loss = self.max_loss_usd
+        if max_loss is not None:
+            return max_loss
+        cfg = margin_cfg or MarginConfig()
+        spot = market.spot
+        mids = self.leg_mids_per_share(market, surface_cfg)
+        side_req = {True: 0.0, False: 0.0}
+        side_premium = {True: 0.0, False: 0.0}
+        side_has_short = {True: False, False: False}
+        for mid, (is_call, strike, _, qty, _) in zip(mids, self._leg_data, strict=True):
+            if qty > 0:
+                continue
+            if is_call:
+                otm = max(strike - spot, 0.0)
+                floor = cfg.naked_minimum_fraction * spot
+            else:
+                otm = max(spot - strike, 0.0)
+                floor = cfg.naked_minimum_fraction * strike
+            per_share = mid + max(cfg.naked_underlying_fraction * spot - otm, floor)
+            side_req[is_call] += per_share_to_position(per_share, -qty)
+            side_premium[is_call] += per_share_to_position(mid, -qty)
+            side_has_short[is_call] = True
+        if side_has_short[True] and side_has_short[False]:
+            return max(side_req[True] + side_premium[False], side_req[False] + side_premium[True])
+        return side_req[True] + side_req[False]
+
+    # ----------------------------------------------------------------- exits
+    def close(self, market: MarketState, surface_cfg: SurfaceConfig,
+              cost_cfg: CostConfig) -> tuple[Fill, ...]:
+        """Closing fills for every leg at bid/ask with commission (the position itself is
+        immutable; the caller drops it)."""
+        mids = self.leg_mids_per_share(market, surface_cfg)
+        fills = []
+        for leg, mid in zip(self.legs, mids, strict=True):
+            qty = -leg.quantity_contracts
+            bid, ask = bid_ask_per_share_scalar(mid, cost_cfg)
+            fills.append(Fill(leg, market.as_of, qty, ask if qty > 0 else bid, mid,
+                              commission_usd(qty, cost_cfg), "close"))
+        return tuple(fills)
+
+    def settle_expired(self, as_of, settlement_spot: float
+                       ) -> tuple[tuple[Fill, ...], Position | None]:
+        """Cash-settle the legs that have expired by ``as_of`` at intrinsic value.
+
+        A leg settles once ``as_of`` reaches its expiry date's close (any timestamp on the
+        expiry date at midnight, or 16:00 and later intraday). ``settlement_spot`` must be
+        the underlying's close on that expiry date.
+
+        Returns:
+            ``(settlement fills, remaining position or None)``. The remaining position keeps
+            the unexpired legs and their entry fills under strategy ``"custom"``.
+        """
+        spot = _finite(settlement_spot, "settlement_spot", positive=True)
+        now_ns = timestamp_close_ns(as_of)
+        date = _timestamp(as_of, "as_of")
+        settled, kept_legs, kept_fills = [], [], []
+        for leg, fill, (_, _, expiry_ns, _, _) in zip(self.legs, self.entry_fills, self._leg_data,
+                                                   strict=True):
+            if expiry_ns <= now_ns:
+                value = float(leg.intrinsic_per_share(spot))
+                settled.append(Fill(leg, date, -leg.quantity_contracts, value, value, 0.0,
+                                    "settle"))
+            else:
+                kept_legs.append(leg)
+                kept_fills.append(fill)
+        if not settled:
+            return (), self
+        if not kept_legs:
+            return tuple(settled), None
+        return tuple(settled), Position(CUSTOM_STRATEGY, tuple(kept_legs), self.entry_date,
+                                        tuple(kept_fills))
+
+
+def open_position(strategy: str, legs: tuple[Leg, ...], market: MarketState,
+                  surface_cfg: SurfaceConfig, cost_cfg: CostConfig) -> Position:
+    """Open ``legs`` at ``market``: buy at the ask, sell at the bid, pay commission per leg."""
+    legs = tuple(legs)
+    check_structure(strategy, legs)
+    probe = Position(CUSTOM_STRATEGY, legs, market.as_of, tuple(
+        Fill(leg, market.as_of, leg.quantity_contracts, 0.0, 0.0, 0.0, "open") for leg in legs))
+    mids = probe.leg_mids_per_share(market, surface_cfg)
+    fills = []
+    for leg, mid in zip(legs, mids, strict=True):
+        qty = leg.quantity_contracts
+        bid, ask = bid_ask_per_share_scalar(mid, cost_cfg)
+        fills.append(Fill(leg, market.as_of, qty, ask if qty > 0 else bid, mid,
+                          commission_usd(qty, cost_cfg), "open"))
+    return Position(strategy, legs, market.as_of, tuple(fills))

@@ -1,0 +1,287 @@
+"""Strategy builders: pick expiry and strikes by days to expiry, target delta and wing width.
+
+Each builder returns the legs of one structure; :func:`build_position` picks the expiry,
+builds the legs and opens them at bid/ask with commissions (:func:`open_position`). Strike
+choices, with ``|delta|`` computed on the skewed surface:
+
+====================  ===========================================================
+strategy              legs (w = wing width, rounded to the strike spacing)
+====================  ===========================================================
+bull_put_spread       -1 put at ``credit_short_delta_abs``, +1 put w lower
+bear_call_spread      -1 call at ``credit_short_delta_abs``, +1 call w higher
+bull_call_spread      +1 call at ``debit_long_delta_abs``, -1 call w higher
+bear_put_spread       +1 put at ``debit_long_delta_abs``, -1 put w lower
+iron_condor           -1 put and -1 call at ``condor_short_delta_abs``, +1 wings w out
+iron_butterfly        -1 put and -1 call at the at-the-money strike, +1 wings w out
+long/short_straddle   +/-1 call and put at the at-the-money strike
+long/short_strangle   +/-1 put and call at ``strangle_delta_abs``
+====================  ===========================================================
+
+The at-the-money strike is the listed strike nearest spot. Every leg has ``contracts``
+contracts (signed as above).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from options.calendar import ALL_EXPIRY_KINDS, nearest_expiry, t_years_to_expiry
+from options.costs import CostConfig
+from options.positions import (
+    STRATEGY_NAMES,
+    Leg,
+    MarketState,
+    Position,
+    open_position,
+)
+from options.pricing import bs_greeks
+from options.surface import SurfaceConfig, iv_at
+
+__all__ = [
+    "STRATEGY_BUILDERS",
+    "StrategyConfig",
+    "atm_strike",
+    "bear_call_spread",
+    "bear_put_spread",
+    "build_position",
+    "bull_call_spread",
+    "bull_put_spread",
+    "iron_butterfly",
+    "iron_condor",
+    "long_straddle",
+    "long_strangle",
+    "short_straddle",
+    "short_strangle",
+    "strategy_legs",
+    "strike_for_delta",
+]
+
+
+class StrategyConfig(BaseModel):
+    """How strategies choose expiry and strikes; unknown keys are rejected.
+
+    Defaults follow common retail practice for index premium selling and buying (e.g.
+    tastytrade's 30-45 DTE, 16-30 delta short strikes; debit spreads bought at the money).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dte_days: float = Field(30.0, gt=0.0)
+    """Target calendar days to expiry; the nearest listed expiry is used."""
+    min_dte_days: int = Field(1, ge=0)
+    expiry_kinds: tuple[str, ...] = ALL_EXPIRY_KINDS
+    strike_spacing: float = Field(1.0, gt=0.0)
+    """Listed strike interval: $1 for SPY, 5 points for the S&P 500 index."""
+    wing_width_strike_units: float = Field(5.0, gt=0.0)
+    """Distance between short and long strikes, in strike units (rounded to the spacing,
+    at least one spacing)."""
+    credit_short_delta_abs: float = Field(0.30, gt=0.0, lt=1.0)
+    debit_long_delta_abs: float = Field(0.50, gt=0.0, lt=1.0)
+    condor_short_delta_abs: float = Field(0.16, gt=0.0, lt=0.5)
+    strangle_delta_abs: float = Field(0.20, gt=0.0, lt=0.5)
+
+    @field_validator("expiry_kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [k for k in kinds if k not in ALL_EXPIRY_KINDS]
+        if bad or not kinds:
+            raise ValueError(f"unknown expiry kinds {bad}; expected some of {ALL_EXPIRY_KINDS}")
+        return kinds
+
+    @model_validator(mode="after")
+    def _width_vs_spacing(self) -> StrategyConfig:
+        if self.wing_width_strike_units < self.strike_spacing:
+            raise ValueError(
+                f"wing_width_strike_units ({self.wing_width_strike_units}) must be at least "
+                f"strike_spacing ({self.strike_spacing})"
+            )
+        return self
+
+    @property
+    def wing_width(self) -> float:
+        """Wing width rounded to a whole number (>= 1) of strike spacings."""
+        n = max(1, round(self.wing_width_strike_units / self.strike_spacing))
+        return n * self.strike_spacing
+
+
+def _on_grid(value: float, spacing: float) -> float:
+    return float(np.round(np.round(value / spacing) * spacing, 10))
+
+
+def atm_strike(spot: float, strike_spacing: float) -> float:
+    """The listed strike nearest ``spot``."""
+    return max(_on_grid(spot, strike_spacing), strike_spacing)
+
+
+def strike_for_delta(option_type: str, target_delta_abs: float, market: MarketState,
+                     t_years: float, surface_cfg: SurfaceConfig, strike_spacing: float) -> float:
+    """The listed strike whose ``|delta|`` (on the skewed surface) is nearest the target.
+
+    Searches the strike grid within six standard deviations of spot (at least 20 strikes
+    each side).
+    """
+    if not 0.0 < target_delta_abs < 1.0:
+        raise ValueError(f"target_delta_abs must be in (0, 1), got {target_delta_abs}")
+    spot = market.spot
+    sd = max(market.atm_iv_annualized, surface_cfg.iv_floor_annualized) * np.sqrt(
+        max(t_years, 1.0 / 365.0))
+    lo = min(spot * np.exp(-6.0 * sd), spot - 20 * strike_spacing)
+    hi = max(spot * np.exp(6.0 * sd), spot + 20 * strike_spacing)
+    first = max(np.ceil(lo / strike_spacing), 1.0)
+    strikes = np.round(np.arange(first, np.floor(hi / strike_spacing) + 1.0) * strike_spacing, 10)
+    iv = iv_at(market.atm_iv_annualized, spot, strikes, t_years, surface_cfg)
+    delta = bs_greeks(option_type, spot, strikes, t_years, market.rate, iv,
+                      market.dividend_yield)["delta"]
+    return float(strikes[int(np.argmin(np.abs(np.abs(delta) - target_delta_abs)))])
+
+
+# --------------------------------------------------------------------------- builders
+def bull_put_spread(expiry, short_put_strike: float, width: float, contracts: int = 1):
+    """Short put, long put ``width`` lower (credit)."""
+    return (Leg("put", short_put_strike - width, expiry, contracts),
+            Leg("put", short_put_strike, expiry, -contracts))
+
+
+def bear_call_spread(expiry, short_call_strike: float, width: float, contracts: int = 1):
+    """Short call, long call ``width`` higher (credit)."""
+    return (Leg("call", short_call_strike, expiry, -contracts),
+            Leg("call", short_call_strike + width, expiry, contracts))
+
+
+def bull_call_spread(expiry, long_call_strike: float, width: float, contracts: int = 1):
+    """Long call, short call ``width`` higher (debit)."""
+    return (Leg("call", long_call_strike, expiry, contracts),
+            Leg("call", long_call_strike + width, expiry, -contracts))
+
+
+def bear_put_spread(expiry, long_put_strike: float, width: float, contracts: int = 1):
+    """Long put, short put ``width`` lower (debit)."""
+    return (Leg("put", long_put_strike - width, expiry, -contracts),
+            Leg("put", long_put_strike, expiry, contracts))
+
+
+def iron_condor(expiry, short_put_strike: float, short_call_strike: float, width: float,
+                contracts: int = 1):
+    """Bull put spread below plus bear call spread above, equal wings (credit)."""
+    return (bull_put_spread(expiry, short_put_strike, width, contracts)
+            + bear_call_spread(expiry, short_call_strike, width, contracts))
+
+
+def iron_butterfly(expiry, center_strike: float, width: float, contracts: int = 1):
+    """Short straddle at ``center_strike`` with long wings ``width`` out (credit)."""
+    return iron_condor(expiry, center_strike, center_strike, width, contracts)
+
+
+def long_straddle(expiry, strike: float, contracts: int = 1):
+    return (Leg("put", strike, expiry, contracts), Leg("call", strike, expiry, contracts))
+
+
+def short_straddle(expiry, strike: float, contracts: int = 1):
+    return (Leg("put", strike, expiry, -contracts), Leg("call", strike, expiry, -contracts))
+
+
+def long_strangle(expiry, put_strike: float, call_strike: float, contracts: int = 1):
+    return (Leg("put", put_strike, expiry, contracts), Leg("call", call_strike, expiry, contracts))
+
+
+def short_strangle(expiry, put_strike: float, call_strike: float, contracts: int = 1):
+    return (Leg("put", put_strike, expiry, -contracts),
+            Leg("call", call_strike, expiry, -contracts))
+
+
+STRATEGY_BUILDERS = {
+    "bull_put_spread": bull_put_spread,
+    "bear_call_spread": bear_call_spread,
+    "bull_call_spread": bull_call_spread,
+    "bear_put_spread": bear_put_spread,
+    "iron_condor": iron_condor,
+    "iron_butterfly": iron_butterfly,
+    "long_straddle": long_straddle,
+    "short_straddle": short_straddle,
+    "long_strangle": long_strangle,
+    "short_strangle": short_strangle,
+}
+"""Strike-level builders by strategy name (strikes given; no delta search)."""
+
+
+def _separate(put_strike: float, call_strike: float, spacing: float) -> tuple[float, float]:
+    """Keep put strike strictly below call strike (tiny vol or time can make them meet)."""
+    if put_strike >= call_strike:
+        mid = 0.5 * (put_strike + call_strike)
+        put_strike = _on_grid(mid - 0.5 * spacing, spacing)
+        call_strike = put_strike + spacing
+    return put_strike, call_strike
+
+
+def strategy_legs(strategy: str, market: MarketState, expiry, strategy_cfg: StrategyConfig,
+                  surface_cfg: SurfaceConfig, contracts: int = 1) -> tuple[Leg, ...]:
+    """Legs of ``strategy`` expiring at ``expiry``, strikes chosen as in the module table."""
+    if strategy not in STRATEGY_BUILDERS:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGY_NAMES}")
+    cfg = strategy_cfg
+    t = t_years_to_expiry(market.as_of, expiry)
+    width = cfg.wing_width
+    spacing = cfg.strike_spacing
+
+    def by_delta(option_type: str, target: float) -> float:
+        return strike_for_delta(option_type, target, market, t, surface_cfg, spacing)
+
+    builder = STRATEGY_BUILDERS[strategy]
+    if strategy in ("bull_put_spread", "bear_call_spread"):
+        option_type = "put" if strategy == "bull_put_spread" else "call"
+        short = by_delta(option_type, cfg.credit_short_delta_abs)
+        if option_type == "put":
+            short = max(short, width + spacing)  # keep the long put strike positive
+        return builder(expiry, short, width, contracts)
+    if strategy in ("bull_call_spread", "bear_put_spread"):
+        option_type = "call" if strategy == "bull_call_spread" else "put"
+        long = by_delta(option_type, cfg.debit_long_delta_abs)
+        if option_type == "put":
+            long = max(long, width + spacing)
+        return builder(expiry, long, width, contracts)
+    if strategy == "iron_condor":
+        put_k, call_k = _separate(by_delta("put", cfg.condor_short_delta_abs),
+                                  by_delta("call", cfg.condor_short_delta_abs), spacing)
+        put_k = max(put_k, width + spacing)
+        call_k = max(call_k, put_k + spacing)
+        return builder(expiry, put_k, call_k, width, contracts)
+    atm = max(atm_strike(market.spot, spacing), width + spacing)
+    if strategy == "iron_butterfly":
+        return builder(expiry, atm, width, contracts)
+    if strategy in ("long_straddle", "short_straddle"):
+        return builder(expiry, atm, contracts)
+    put_k, call_k = _separate(by_delta("put", cfg.strangle_delta_abs),
+                              by_delta("call", cfg.strangle_delta_abs), spacing)
+    return builder(expiry, put_k, call_k, contracts)
+
+
+def build_position(strategy: str, market: MarketState, *, contracts: int = 1,
+                   strategy_cfg: StrategyConfig | None = None,
+                   surface_cfg: SurfaceConfig | None = None,
+                   cost_cfg: CostConfig | None = None, expiry=None) -> Position:
+    """Open one ``strategy`` position at ``market``.
+
+    Args:
+        strategy: one of :data:`STRATEGY_NAMES`.
+        market: the market state at the decision time.
+        contracts: contracts per leg (> 0; signs come from the strategy).
+        strategy_cfg, surface_cfg, cost_cfg: configs (defaults when None).
+        expiry: the expiry to use; by default the listed expiry nearest
+            ``strategy_cfg.dte_days`` (:func:`nearest_expiry`). Callers that open often can
+            precompute it.
+
+    Returns:
+        A :class:`Position` whose entry fills are at the ask for long legs and the bid for
+        short legs, with commissions.
+    """
+    if isinstance(contracts, bool) or not isinstance(contracts, int | np.integer) or contracts <= 0:
+        raise ValueError(f"contracts must be a positive integer, got {contracts!r}")
+    strategy_cfg = strategy_cfg or StrategyConfig()
+    surface_cfg = surface_cfg or SurfaceConfig()
+    cost_cfg = cost_cfg or CostConfig()
+    if expiry is None:
+        expiry = nearest_expiry(market.as_of, strategy_cfg.dte_days, strategy_cfg.expiry_kinds,
+                                min_dte_days=strategy_cfg.min_dte_days)
+    legs = strategy_legs(strategy, market, expiry, strategy_cfg, surface_cfg, int(contracts))
+    return open_position(strategy, legs, market, surface_cfg, cost_cfg)
