@@ -57,16 +57,34 @@ def main() -> None:
     from vollib.black_scholes_merton import black_scholes_merton
 
     opts = random_options(args.n, args.seed)
-    cols = [opts[k] for k in ("option_type", "spot", "strike", "t_years", "rate",
-                              "iv_annualized", "dividend_yield")]
+    cols = [
+        opts[k]
+        for k in (
+            "option_type",
+            "spot",
+            "strike",
+            "t_years",
+            "rate",
+            "iv_annualized",
+            "dividend_yield",
+        )
+    ]
     ours_s = best_of(lambda: bs_price(*cols), repeats=5)
     ours_prices = bs_price(*cols)
     greeks_s = best_of(lambda: bs_greeks(*cols), repeats=3)
 
     m = min(args.vollib_subset, args.n)
     flags = ["c" if o == "call" else "p" for o in opts["option_type"][:m]]
-    rows = list(zip(flags, *(opts[k][:m].tolist() for k in (
-        "spot", "strike", "t_years", "rate", "iv_annualized", "dividend_yield")), strict=True))
+    rows = list(
+        zip(
+            flags,
+            *(
+                opts[k][:m].tolist()
+                for k in ("spot", "strike", "t_years", "rate", "iv_annualized", "dividend_yield")
+            ),
+            strict=True,
+        )
+    )
     vollib_prices = np.empty(m)
 
     def vollib_loop() -> None:
@@ -77,8 +95,16 @@ def main() -> None:
     vollib_s = vollib_s_subset * args.n / m
 
     is_call = [o == "call" for o in opts["option_type"][:m]]
-    scalar_rows = list(zip(is_call, *(opts[k][:m].tolist() for k in (
-        "spot", "strike", "t_years", "rate", "iv_annualized", "dividend_yield")), strict=True))
+    scalar_rows = list(
+        zip(
+            is_call,
+            *(
+                opts[k][:m].tolist()
+                for k in ("spot", "strike", "t_years", "rate", "iv_annualized", "dividend_yield")
+            ),
+            strict=True,
+        )
+    )
     scalar_prices = np.empty(m)
 
     def scalar_loop() -> None:
@@ -89,15 +115,23 @@ def main() -> None:
 
     diff_vollib = float(np.max(np.abs(ours_prices[:m] - vollib_prices)))
     diff_scalar = float(np.max(np.abs(ours_prices[:m] - scalar_prices)))
-    print(f"options: {args.n:,} random (seed {args.seed}); vollib timed on the first {m:,} "
-          f"in a Python loop and extrapolated linearly to {args.n:,}")
+    print(
+        f"options: {args.n:,} random (seed {args.seed}); vollib timed on the first {m:,} "
+        f"in a Python loop and extrapolated linearly to {args.n:,}"
+    )
     print(f"ours vectorised bs_price : {ours_s * 1e3:9.2f} ms  {args.n / ours_s:14,.0f} options/s")
-    print(f"ours vectorised bs_greeks: {greeks_s * 1e3:9.2f} ms  {args.n / greeks_s:14,.0f} options/s")
-    print(f"vollib loop (extrapolated): {vollib_s * 1e3:8.2f} ms  {args.n / vollib_s:14,.0f} options/s"
-          f"  (measured {vollib_s_subset * 1e3:.2f} ms for {m:,})")
-    print(f"ours scalar bs_price_scalar loop: {scalar_s_subset / m * 1e6:.2f} us/option "
-          f"({m / scalar_s_subset:,.0f} options/s; {m / scalar_s_subset / 4:,.0f} 4-leg steps/s "
-          f"of pricing alone)")
+    print(
+        f"ours vectorised bs_greeks: {greeks_s * 1e3:9.2f} ms  {args.n / greeks_s:14,.0f} options/s"
+    )
+    print(
+        f"vollib loop (extrapolated): {vollib_s * 1e3:8.2f} ms  {args.n / vollib_s:14,.0f} options/s"
+        f"  (measured {vollib_s_subset * 1e3:.2f} ms for {m:,})"
+    )
+    print(
+        f"ours scalar bs_price_scalar loop: {scalar_s_subset / m * 1e6:.2f} us/option "
+        f"({m / scalar_s_subset:,.0f} options/s; {m / scalar_s_subset / 4:,.0f} 4-leg steps/s "
+        f"of pricing alone)"
+    )
     print(f"max |ours - vollib| = {diff_vollib:.2e}; max |vectorised - scalar| = {diff_scalar:.2e}")
     print(f"speed-up vectorised vs vollib loop: {vollib_s / ours_s:,.0f}x (target >= 30x)")
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 __all__ = ["DataConfig"]
 
@@ -26,6 +27,12 @@ class DataConfig(BaseModel):
     path: str | None = None
     cache_dir: str | None = None
     with_vix: bool = True
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _iso(cls, value):
+        """YAML reads 2014-01-01 as a date; keep it as an ISO string."""
+        return value.isoformat() if isinstance(value, dt.date) else value
 
     def load_options(self) -> dict:
         """Keyword arguments for :func:`data.load_market` for this source."""

@@ -31,8 +31,13 @@ def _resolve(config):
     return config if isinstance(config, ExperimentConfig) else load_config(config)
 
 
-def load_env_inputs(config, progress: bool = True, forecast_model: str = "ensemble") -> EnvInputs:
-    """Load the market frame, its features and the out-of-sample forecast panel (cached)."""
+def load_env_inputs(config, progress: bool = True, forecast_model: str = "ensemble",
+                    panel_long: pd.DataFrame | None = None) -> EnvInputs:
+    """Load the market frame, its features and the out-of-sample forecast panel.
+
+    The panel is ``panel_long`` when given (e.g. the one a run directory stored), else the
+    cached panel for this config and data (computed on a miss).
+    """
     import data
     import forecasters
 
@@ -45,8 +50,11 @@ def load_env_inputs(config, progress: bool = True, forecast_model: str = "ensemb
                 f"segments.{name} {seg.start}..{seg.end} lies outside the data "
                 f"{frame.index[0].date()}..{frame.index[-1].date()}")
     features = data.build_features(frame)
-    log.info("forecast panel: loading or computing (cache %s)", cfg.forecast.cache_dir)
-    panel = forecasters.load_or_make_panel(frame, cfg.forecast, progress=progress)
+    if panel_long is None:
+        log.info("forecast panel: loading or computing (cache %s)", cfg.forecast.cache_dir)
+        panel = forecasters.load_or_make_panel(frame, cfg.forecast, progress=progress)
+    else:
+        panel = panel_long
     wide = forecasters.wide_panel(panel, model=forecast_model)
     return EnvInputs(frame, features, wide, panel)
 

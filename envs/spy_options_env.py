@@ -12,6 +12,7 @@ from gymnasium import spaces
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, ACTION_NAMES, FIRST_OPEN_ACTION, STRATEGIES
 from envs.config import EnvConfig
 from envs.market import MarketPanel
+from options.calendar import nearest_expiry, timestamp_close_ns
 from options.costs import CostConfig
 from options.positions import MarginConfig, MarketState, Position, PositionMark, open_position
 from options.strategies import strategy_legs
@@ -31,8 +32,12 @@ PORTFOLIO_OBS_NAMES = (
     "position_vega_usd_per_vol_point_over_equity_x100",
     "margin_used_over_equity",
 )
-_NO_MARK = PositionMark(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 _NS_PER_DAY = 86_400 * 10**9
+
+
+def _expiry_close_ns(position: Position) -> int:
+    """The 16:00 close of the earliest expiry among the position's legs, in ns."""
+    return min(timestamp_close_ns(leg.expiry) for leg in position.legs)
 
 
 @dataclass
@@ -50,6 +55,7 @@ class _Trade:
     max_loss_usd: float | None
     max_profit_usd: float | None
     risk_usd: float  # max loss, or the opening margin for undefined-risk structures
+    expiry_ns: int  # the earliest expiry of the remaining legs (16:00 close), for settlement
     exit_cash_flow_usd: float = 0.0
     exit_commission_usd: float = 0.0
     exit_spread_cost_usd: float = 0.0
@@ -171,6 +177,9 @@ class SpyOptionsEnv(gym.Env):
                         self.cfg.dividend_yield)
             for i, date in enumerate(panel.dates)
         ]
+        self._dates = list(panel.dates)  # list indexing is far cheaper than a DatetimeIndex's
+        self._close_ns = [int(v) for v in panel.close_ns]
+        self._spot = [float(v) for v in panel.spot]
         self.observation_names = (*panel.market_obs_names, *PORTFOLIO_OBS_NAMES)
         self.action_names = ACTION_NAMES
         clip = float(self.cfg.observation_clip)
@@ -178,8 +187,11 @@ class SpyOptionsEnv(gym.Env):
                                             np.float32)
         self.action_space = spaces.Discrete(len(ACTION_NAMES))
         self._n_market = panel.market_obs.shape[1]
+        self._clip = clip
+        self._market_obs = np.clip(panel.market_obs, -clip, clip)
         self._strategy_index = {name: k for k, name in enumerate(STRATEGIES)}
-        self._unit_cache: dict[tuple[int, str], tuple[tuple, float] | None] = {}
+        self._unit_cache: dict[tuple[int, str], tuple[Position, float] | None] = {}
+        self._expiry_cache: dict[int, pd.Timestamp] = {}
         self._reset_state(0, n - 1)
 
     # ------------------------------------------------------------------ state
@@ -253,15 +265,20 @@ class SpyOptionsEnv(gym.Env):
         self._mask_cache = None
         fills += self._settle_expired()
         self._mark_positions()
-        fills += self._auto_exits()
+        exits = self._auto_exits()
+        if exits:
+            fills += exits
+            self._mark_positions()
         reward = self._reward(equity_before)
         self._record_equity(action if invalid is None else ACTION_HOLD)
         terminated = self.equity <= self.cfg.ruin_equity_fraction * self.start_equity
         truncated = (not terminated) and self._i >= self._end
         step_costs = (self.total_commission - commission_before,
                       self.total_spread_cost - spread_before)
-        return (self._get_obs(), reward, bool(terminated), bool(truncated),
-                self._get_info(fills=tuple(fills), invalid=invalid, step_costs=step_costs))
+        info = self._get_info(fills=tuple(fills), invalid=invalid, step_costs=step_costs)
+        if terminated or truncated:
+            info["episode_stats"] = self._episode_stats()
+        return self._get_obs(), reward, bool(terminated), bool(truncated), info
 
     # ------------------------------------------------------------------ orders
     def _unit_position(self, i: int, strategy: str):
@@ -282,11 +299,13 @@ class SpyOptionsEnv(gym.Env):
         return self._unit_cache[key]
 
     def _expiry(self, i: int) -> pd.Timestamp:
-        from options.calendar import nearest_expiry
-
-        cfg = self.cfg.strategies
-        return nearest_expiry(self.panel.dates[i], cfg.dte_days, cfg.expiry_kinds,
-                              min_dte_days=max(1, cfg.min_dte_days))
+        """The listed expiry nearest the target days to expiry at bar i (cached per bar)."""
+        if i not in self._expiry_cache:
+            cfg = self.cfg.strategies
+            self._expiry_cache[i] = nearest_expiry(self._dates[i], cfg.dte_days,
+                                                   cfg.expiry_kinds,
+                                                   min_dte_days=max(1, cfg.min_dte_days))
+        return self._expiry_cache[i]
 
     def _contracts_for(self, risk_per_contract: float) -> int:
         if self.cfg.sizing == "fixed_contracts":
@@ -312,9 +331,9 @@ class SpyOptionsEnv(gym.Env):
         self._trade_counter += 1
         trade = _Trade(self._trade_counter, strategy, position, state.as_of, contracts, entry_cash,
                        commission, spread, position.max_loss_usd, position.max_profit_usd,
-                       risk_per_contract * contracts, fills=list(position.entry_fills))
+                       risk_per_contract * contracts, _expiry_close_ns(position),
+                       fills=list(position.entry_fills))
         self.positions.append(trade)
-        self._mark_positions()
         return list(position.entry_fills)
 
     def _finish(self, trade: _Trade, fills) -> None:
@@ -337,19 +356,19 @@ class SpyOptionsEnv(gym.Env):
         return list(fills)
 
     def _end_trade(self, trade: _Trade, reason: str) -> None:
-        trade.close_date = self.panel.dates[self._i]
+        trade.close_date = self._dates[self._i]
         trade.exit_reason = reason
         self.realized_pnl += trade.pnl_usd
         self.positions.remove(trade)
         self._closed.append(trade)
-        self._mark_positions()
 
     def _settle_expired(self) -> list:
         out: list = []
-        if not self.positions:
+        now_ns = self._close_ns[self._i]
+        if not any(t.expiry_ns <= now_ns for t in self.positions):
             return out
-        date = self.panel.dates[self._i]
-        spot = float(self.panel.spot[self._i])
+        date = self._dates[self._i]
+        spot = self._spot[self._i]
         for trade in list(self.positions):
             fills, remaining = trade.position.settle_expired(date, spot)
             if not fills:
@@ -360,6 +379,7 @@ class SpyOptionsEnv(gym.Env):
                 self._end_trade(trade, "expiry")
             else:
                 trade.position = remaining
+                trade.expiry_ns = _expiry_close_ns(remaining)
         return out
 
     def _auto_exits(self) -> list:
@@ -369,7 +389,7 @@ class SpyOptionsEnv(gym.Env):
                                   and cfg.close_at_dte_days is None):
             return []
         out: list = []
-        now_ns = int(self.panel.close_ns[self._i])
+        now_ns = self._close_ns[self._i]
         for trade, mark in zip(list(self.positions), list(self._marks), strict=True):
             pnl_if_closed = (trade.entry_cash_flow_usd + mark.value_liquidation_usd)
             credit = max(trade.entry_cash_flow_usd, 0.0)
@@ -381,8 +401,7 @@ class SpyOptionsEnv(gym.Env):
                   and -pnl_if_closed >= cfg.stop_loss_multiple * credit):
                 reason = "stop_loss"
             elif cfg.close_at_dte_days is not None:
-                expiry_ns = min(leg.expiry.value for leg in trade.position.legs)
-                if (expiry_ns - now_ns) // _NS_PER_DAY + 1 <= cfg.close_at_dte_days:
+                if (trade.expiry_ns - now_ns) / _NS_PER_DAY <= cfg.close_at_dte_days:
                     reason = "dte_exit"
             if reason is not None:
                 out += self._close(trade, reason)
@@ -446,13 +465,14 @@ class SpyOptionsEnv(gym.Env):
     def _get_obs(self) -> np.ndarray:
         i = self._i
         obs = np.empty(self.observation_space.shape[0], dtype=np.float32)
-        obs[: self._n_market] = self.panel.market_obs[i]
-        port = np.zeros(len(PORTFOLIO_OBS_NAMES), dtype=np.float64)
+        obs[: self._n_market] = self._market_obs[i]  # clipped once at construction
         equity = self.equity
-        port[0] = self.cash / self.start_equity - 1.0
-        port[1] = equity / self.start_equity - 1.0
+        start = self.start_equity
+        port = [0.0] * len(PORTFOLIO_OBS_NAMES)
+        port[0] = self.cash / start - 1.0
+        port[1] = equity / start - 1.0
         if self.positions:
-            spot = self.panel.spot[i]
+            spot = self._spot[i]
             delta = gamma = theta = vega = 0.0
             for trade, mark in zip(self.positions, self._marks, strict=True):
                 k = self._strategy_index.get(trade.strategy)
@@ -462,22 +482,21 @@ class SpyOptionsEnv(gym.Env):
                 gamma += mark.gamma_shares_per_usd
                 theta += mark.theta_usd_per_day
                 vega += mark.vega_usd_per_vol_point
-            first = self.positions[0]
-            expiry_ns = min(leg.expiry.value for leg in first.position.legs)
-            dte = (expiry_ns - int(self.panel.close_ns[i])) / _NS_PER_DAY + 16 / 24
-            unrealized = first.entry_cash_flow_usd + self._marks[0].value_mid_usd
+            first, first_mark = self.positions[0], self._marks[0]
+            dte = (first.expiry_ns - self._close_ns[i]) / _NS_PER_DAY
+            unrealized = (first.entry_cash_flow_usd + first.exit_cash_flow_usd
+                          + first_mark.value_mid_usd)
             base = 2 + len(STRATEGIES)
             safe_equity = equity if equity > 1e-9 else 1e-9
-            port[base] = max(dte, 0.0) / 60.0
+            port[base] = (dte if dte > 0.0 else 0.0) / 60.0
             port[base + 1] = unrealized / first.risk_usd
             port[base + 2] = delta * spot / safe_equity
             port[base + 3] = 0.5 * gamma * (0.01 * spot) ** 2 / safe_equity * 100
             port[base + 4] = theta / safe_equity * 100
             port[base + 5] = vega / safe_equity * 100
             port[base + 6] = self.margin_used / safe_equity
-        clip = self.cfg.observation_clip
-        obs[self._n_market:] = np.clip(port, -clip, clip)
-        np.clip(obs[: self._n_market], -clip, clip, out=obs[: self._n_market])
+        clip = self._clip
+        obs[self._n_market:] = [clip if v > clip else (-clip if v < -clip else v) for v in port]
         return obs
 
     def unrealized_pnl(self) -> float:
@@ -487,7 +506,7 @@ class SpyOptionsEnv(gym.Env):
 
     def _get_info(self, fills, invalid, step_costs) -> dict:
         return {
-            "date": self.panel.dates[self._i],
+            "date": self._dates[self._i],
             "equity": self.equity,
             "cash": self.cash,
             "margin_used": self.margin_used,
@@ -499,15 +518,26 @@ class SpyOptionsEnv(gym.Env):
             "realized_pnl": self.realized_pnl,
             "unrealized_pnl": self.unrealized_pnl(),
             "invalid_action": invalid,
-            "spot": float(self.panel.spot[self._i]),
+            "spot": self._spot[self._i],
             "trades_closed": len(self._closed),
             "position_summary": self.position_summary(),
         }
 
     def _record_equity(self, action: int) -> None:
-        self._equity_rows.append((self.panel.dates[self._i], self.equity, self.cash,
-                                  self.margin_used, float(self.panel.spot[self._i]),
+        self._equity_rows.append((self._dates[self._i], self.equity, self.cash,
+                                  self.margin_used, self._spot[self._i],
                                   ACTION_NAMES[action], len(self.positions)))
+
+    def _episode_stats(self) -> dict:
+        pnl = [t.pnl_usd for t in self._closed]
+        return {
+            "return_pct": 100 * (self.equity / self.start_equity - 1),
+            "trades": self._trade_counter,
+            "win_rate": float(np.mean(np.asarray(pnl) > 0)) if pnl else float("nan"),
+            "costs_pct": 100 * (self.total_commission + self.total_spread_cost)
+            / self.start_equity,
+            "bars": self._i - self._start,
+        }
 
     # ------------------------------------------------------------------ ledgers
     def equity_curve(self) -> pd.DataFrame:
@@ -536,10 +566,9 @@ class SpyOptionsEnv(gym.Env):
         if not self.positions:
             return None
         trade, mark = self.positions[0], self._marks[0]
-        expiry = min(leg.expiry for leg in trade.position.legs)
         return {
             "strategy": trade.strategy,
-            "dte_days": int((expiry - self.panel.dates[self._i].normalize()).days),
+            "dte_days": round((trade.expiry_ns - self._close_ns[self._i]) / _NS_PER_DAY),
             "pnl_if_closed_usd": trade.entry_cash_flow_usd + mark.value_liquidation_usd,
             "max_profit_usd": trade.max_profit_usd,
             "max_loss_usd": trade.max_loss_usd,

@@ -143,21 +143,31 @@ def walk_forward(
     and conformal adjustments use only forecasts resolved by t. ``features`` defaults to
     ``data.build_features(frame)``.
     """
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
-
     config = config.resolved()
     inputs = model_inputs(frame, config, features)
     targets = forward_log_returns(frame["close"], config.horizons)
-    names = list(config.members) + list(config.references)
-    n, n_h, n_q = len(frame), len(config.horizons), len(config.quantile_levels)
     refits = refit_positions(frame.index, config)
     if not refits:
         raise ValueError(
-            f"no forecast dates: frame has {n} bars, min_train_bars={config.min_train_bars}, "
+            f"no forecast dates: frame has {len(frame)} bars, min_train_bars={config.min_train_bars}, "
             f"first_forecast_date={config.first_forecast_date}"
         )
-    raw = {name: np.full((n, n_h, n_q), np.nan) for name in names}
+    raw = member_forecasts(inputs, targets, config, progress)
+    scale = horizon_scale(inputs[VOL_COLUMN].to_numpy(float), config.horizons)
+    forecasts = combine_forecasts(raw, targets, scale, refits, config)
+    return _long_panel(frame.index, forecasts, refits[0], config)
+
+
+def member_forecasts(
+    inputs: pd.DataFrame, targets: np.ndarray, config: ForecastConfig, progress: bool = True
+) -> dict[str, np.ndarray]:
+    """Raw out-of-sample forecasts (n, H, Q) of every member and reference, NaN before the first refit."""
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    names = list(config.members) + list(config.references)
+    shape = (len(inputs), len(config.horizons), len(config.quantile_levels))
+    raw = {name: np.full(shape, np.nan) for name in names}
     tasks = list(_tasks(inputs, targets, config, names))
     jobs = (
         delayed(_fit_predict)(name, config, seed, x_fit, y_fit, x_pred, block_end - refit)
@@ -172,8 +182,13 @@ def walk_forward(
         raw[name][refit:block_end] = pred
         bar.update()
     bar.close()
+    return raw
 
-    scale = horizon_scale(inputs[VOL_COLUMN].to_numpy(float), config.horizons)
+
+def combine_forecasts(
+    raw: dict[str, np.ndarray], targets: np.ndarray, scale: np.ndarray, refits: list[int], config: ForecastConfig
+) -> dict[str, np.ndarray]:
+    """Repair crossing, add the stacked ensemble, then calibrate with rolling CQR (all causal)."""
     forecasts = {name: repair_crossing(pred) for name, pred in raw.items()}
     stack_names = list(config.members) + (list(config.references) if config.ensemble.include_references else [])
     if config.ensemble.enabled and len(stack_names) >= 2:
@@ -190,7 +205,7 @@ def walk_forward(
                 config.conformal.window_forecasts,
                 config.conformal.min_forecasts,
             )
-    return _long_panel(frame.index, forecasts, refits[0], config)
+    return forecasts
 
 
 def _stack(forecasts, stack_names, targets, scale, refits, config) -> np.ndarray:

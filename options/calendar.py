@@ -36,6 +36,7 @@ an intraday timestamp counts the hours left to 16:00. Calendar days are used thr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -73,15 +74,23 @@ ALL_EXPIRY_KINDS: tuple[str, ...] = tuple(EXPIRY_KIND_LISTED_FROM)
 NS_PER_DAY = 86_400 * 10**9
 _CLOSE_OFFSET_NS = 16 * 3_600 * 10**9
 _NS_PER_YEAR = DAYS_PER_YEAR * NS_PER_DAY
-_WEEKDAY = {"monday_weekly": 0, "tuesday_weekly": 1, "wednesday_weekly": 2,
-            "thursday_weekly": 3, "friday_weekly": 4}
+_WEEKDAY = {
+    "monday_weekly": 0,
+    "tuesday_weekly": 1,
+    "wednesday_weekly": 2,
+    "thursday_weekly": 3,
+    "friday_weekly": 4,
+}
 
 
 @lru_cache(maxsize=1)
 def _sessions() -> np.ndarray:
     import exchange_calendars as xcals
 
-    cal = xcals.get_calendar(CALENDAR_NAME, start=_CALENDAR_START, end=_CALENDAR_END)
+    with warnings.catch_warnings():
+        # exchange_calendars 4.13 trips pandas 3 deprecation warnings internally (not ours)
+        warnings.simplefilter("ignore")
+        cal = xcals.get_calendar(CALENDAR_NAME, start=_CALENDAR_START, end=_CALENDAR_END)
     return cal.sessions.tz_localize(None).to_numpy().astype("datetime64[D]")
 
 
@@ -105,7 +114,8 @@ def _kind_expiries(kind: str) -> np.ndarray:
     weekday = (days.astype("int64") + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
     if kind == "monthly":
         day_of_month = (days - days.astype("datetime64[M]").astype("datetime64[D]")).astype(
-            "int64") + 1
+            "int64"
+        ) + 1
         nominal = days[(weekday == 4) & (day_of_month >= 15) & (day_of_month <= 21)]
         forward = False
     elif kind in _WEEKDAY:
@@ -149,8 +159,9 @@ def _naive(ts) -> pd.Timestamp:
     return ts
 
 
-def listed_expiries(as_of_date, max_dte_days: int, kinds: Iterable[str] | str | None = None,
-                    min_dte_days: int = 0) -> pd.DatetimeIndex:
+def listed_expiries(
+    as_of_date, max_dte_days: int, kinds: Iterable[str] | str | None = None, min_dte_days: int = 0
+) -> pd.DatetimeIndex:
     """Expiry dates listed at ``as_of_date`` with ``min_dte_days <= dte <= max_dte_days``.
 
     Args:
@@ -169,13 +180,15 @@ def listed_expiries(as_of_date, max_dte_days: int, kinds: Iterable[str] | str | 
             f"need 0 <= min_dte_days <= max_dte_days, got {min_dte_days} and {max_dte_days}"
         )
     day = np.datetime64(_naive(as_of_date).date(), "D")
-    return _listed_expiries_cached(day, int(max_dte_days), _normalize_kinds(kinds),
-                                   int(min_dte_days))
+    return _listed_expiries_cached(
+        day, int(max_dte_days), _normalize_kinds(kinds), int(min_dte_days)
+    )
 
 
 @lru_cache(maxsize=4096)
-def _listed_expiries_cached(day: np.datetime64, max_dte_days: int, kinds: tuple[str, ...],
-                            min_dte_days: int) -> pd.DatetimeIndex:
+def _listed_expiries_cached(
+    day: np.datetime64, max_dte_days: int, kinds: tuple[str, ...], min_dte_days: int
+) -> pd.DatetimeIndex:
     sessions = _sessions()
     if day < sessions[0] or day + np.timedelta64(max_dte_days, "D") > sessions[-1] + 1:
         raise ValueError(
@@ -188,9 +201,13 @@ def _listed_expiries_cached(day: np.datetime64, max_dte_days: int, kinds: tuple[
     return pd.DatetimeIndex(expiries[lo:hi].astype("datetime64[ns]"))
 
 
-def nearest_expiry(as_of_date, target_dte_days: float,
-                   kinds: Iterable[str] | str | None = None, min_dte_days: int = 1,
-                   max_dte_days: int = 1200) -> pd.Timestamp:
+def nearest_expiry(
+    as_of_date,
+    target_dte_days: float,
+    kinds: Iterable[str] | str | None = None,
+    min_dte_days: int = 1,
+    max_dte_days: int = 1200,
+) -> pd.Timestamp:
     """The listed expiry whose days to expiry are nearest ``target_dte_days``.
 
     Ties go to the later expiry. Only expiries at least ``min_dte_days`` away count

@@ -31,9 +31,21 @@ __all__ = [
 ]
 
 CHAIN_COLUMNS = (
-    "quote_date", "expiration", "dte_days", "t_years", "option_type", "strike",
-    "underlying_last", "bid", "ask", "mid", "implied_volatility", "delta", "gamma",
-    "theta_per_day", "vega_per_vol_point",
+    "quote_date",
+    "expiration",
+    "dte_days",
+    "t_years",
+    "option_type",
+    "strike",
+    "underlying_last",
+    "bid",
+    "ask",
+    "mid",
+    "implied_volatility",
+    "delta",
+    "gamma",
+    "theta_per_day",
+    "vega_per_vol_point",
 )
 """Columns of a model chain (:func:`build_chain`)."""
 
@@ -53,8 +65,14 @@ _ALIASES = {
     "volume": ("volume",),
     "open_interest": ("open_interest", "openinterest", "oi"),
 }
-_TYPE_VALUES = {"call": "call", "c": "call", "calls": "call", "put": "put", "p": "put",
-                "puts": "put"}
+_TYPE_VALUES = {
+    "call": "call",
+    "c": "call",
+    "calls": "call",
+    "put": "put",
+    "p": "put",
+    "puts": "put",
+}
 
 
 class ChainFileError(ValueError):
@@ -62,11 +80,16 @@ class ChainFileError(ValueError):
 
 
 # --------------------------------------------------------------------------- model chains
-def build_chain(market: MarketState, expiries, *, strike_spacing: float = 1.0,
-                moneyness_range: tuple[float, float] = (0.8, 1.2),
-                n_strikes_each_side: int | None = None,
-                surface_cfg: SurfaceConfig | None = None,
-                cost_cfg: CostConfig | None = None) -> pd.DataFrame:
+def build_chain(
+    market: MarketState,
+    expiries,
+    *,
+    strike_spacing: float = 1.0,
+    moneyness_range: tuple[float, float] = (0.8, 1.2),
+    n_strikes_each_side: int | None = None,
+    surface_cfg: SurfaceConfig | None = None,
+    cost_cfg: CostConfig | None = None,
+) -> pd.DataFrame:
     """Model chain at ``market`` for the given expiries.
 
     Args:
@@ -95,9 +118,13 @@ def build_chain(market: MarketState, expiries, *, strike_spacing: float = 1.0,
     else:
         lo, hi = moneyness_range
         if not 0 < lo <= 1 <= hi:
-            raise ValueError(f"moneyness_range must satisfy 0 < low <= 1 <= high, got {moneyness_range}")
-        steps = np.arange(max(np.ceil(lo * spot / strike_spacing), 1.0),
-                          np.floor(hi * spot / strike_spacing) + 1.0)
+            raise ValueError(
+                f"moneyness_range must satisfy 0 < low <= 1 <= high, got {moneyness_range}"
+            )
+        steps = np.arange(
+            max(np.ceil(lo * spot / strike_spacing), 1.0),
+            np.floor(hi * spot / strike_spacing) + 1.0,
+        )
     strikes = np.round(steps * strike_spacing, 10)
     expiries = pd.DatetimeIndex(pd.to_datetime(list(expiries))).normalize().unique().sort_values()
     if len(expiries) == 0 or len(strikes) == 0:
@@ -114,28 +141,31 @@ def build_chain(market: MarketState, expiries, *, strike_spacing: float = 1.0,
     mid = bs_price(is_call, spot, k, tt, market.rate, iv, market.dividend_yield)
     greeks = bs_greeks(is_call, spot, k, tt, market.rate, iv, market.dividend_yield)
     bid, ask = bid_ask_per_share(mid, cost_cfg)
-    return pd.DataFrame({
-        "quote_date": market.as_of,
-        "expiration": expiries[e_idx],
-        "dte_days": dte[e_idx],
-        "t_years": tt,
-        "option_type": np.where(is_call, "call", "put"),
-        "strike": k,
-        "underlying_last": spot,
-        "bid": bid,
-        "ask": ask,
-        "mid": mid,
-        "implied_volatility": iv,
-        "delta": greeks["delta"],
-        "gamma": greeks["gamma"],
-        "theta_per_day": greeks["theta_per_day"],
-        "vega_per_vol_point": greeks["vega_per_vol_point"],
-    })
+    return pd.DataFrame(
+        {
+            "quote_date": market.as_of,
+            "expiration": expiries[e_idx],
+            "dte_days": dte[e_idx],
+            "t_years": tt,
+            "option_type": np.where(is_call, "call", "put"),
+            "strike": k,
+            "underlying_last": spot,
+            "bid": bid,
+            "ask": ask,
+            "mid": mid,
+            "implied_volatility": iv,
+            "delta": greeks["delta"],
+            "gamma": greeks["gamma"],
+            "theta_per_day": greeks["theta_per_day"],
+            "vega_per_vol_point": greeks["vega_per_vol_point"],
+        }
+    )
 
 
 # --------------------------------------------------------------------------- selection
-def select_expiry(chain: pd.DataFrame, target_dte_days: float, min_dte_days: int = 1
-                  ) -> pd.Timestamp:
+def select_expiry(
+    chain: pd.DataFrame, target_dte_days: float, min_dte_days: int = 1
+) -> pd.Timestamp:
     """The chain's expiration whose days to expiry are nearest the target (ties: later)."""
     if chain.empty:
         raise ValueError("chain is empty")
@@ -153,14 +183,19 @@ def select_expiry(chain: pd.DataFrame, target_dte_days: float, min_dte_days: int
 def _slice(chain: pd.DataFrame, expiry, option_type: str) -> pd.DataFrame:
     if option_type not in ("call", "put"):
         raise ValueError(f"option_type must be 'call' or 'put', got {option_type!r}")
-    rows = chain[(chain["expiration"] == pd.Timestamp(expiry)) & (chain["option_type"] == option_type)]
+    rows = chain[
+        (chain["expiration"] == pd.Timestamp(expiry)) & (chain["option_type"] == option_type)
+    ]
     if rows.empty:
-        raise ValueError(f"chain has no {option_type} quotes expiring {pd.Timestamp(expiry).date()}")
+        raise ValueError(
+            f"chain has no {option_type} quotes expiring {pd.Timestamp(expiry).date()}"
+        )
     return rows
 
 
-def select_strike_by_delta(chain: pd.DataFrame, expiry, option_type: str,
-                           target_delta_abs: float) -> pd.Series:
+def select_strike_by_delta(
+    chain: pd.DataFrame, expiry, option_type: str, target_delta_abs: float
+) -> pd.Series:
     """The quote (row) whose ``|delta|`` is nearest the target at one expiry."""
     rows = _slice(chain, expiry, option_type)
     if "delta" not in rows or rows["delta"].isna().all():
@@ -169,8 +204,9 @@ def select_strike_by_delta(chain: pd.DataFrame, expiry, option_type: str,
     return rows.loc[gap.idxmin()]
 
 
-def select_strike_by_moneyness(chain: pd.DataFrame, expiry, option_type: str,
-                               moneyness: float) -> pd.Series:
+def select_strike_by_moneyness(
+    chain: pd.DataFrame, expiry, option_type: str, moneyness: float
+) -> pd.Series:
     """The quote (row) whose ``strike / underlying_last`` is nearest ``moneyness``."""
     rows = _slice(chain, expiry, option_type)
     gap = (rows["strike"] / rows["underlying_last"] - moneyness).abs()
@@ -192,8 +228,7 @@ def _fail(path: Path, column: str, problem: str, bad: np.ndarray, frame: pd.Data
     )
 
 
-def read_chain_csv(path, *, rate: float | None = None, dividend_yield: float = 0.0
-                   ) -> pd.DataFrame:
+def read_chain_csv(path, *, rate: float | None = None, dividend_yield: float = 0.0) -> pd.DataFrame:
     """Read a vendor option-chain dump in long format and validate it.
 
     Column names are matched case-insensitively after stripping spaces and brackets, with
@@ -254,9 +289,11 @@ def read_chain_csv(path, *, rate: float | None = None, dividend_yield: float = 0
         _fail(path, "option_type", "is not call/put (or C/P)", bad, raw)
     df["option_type"] = types
 
-    numeric = ["strike", "bid", "ask"] + [c for c in ("underlying_last", "implied_volatility",
-                                                      "delta", "volume", "open_interest")
-                                          if c in df.columns]
+    numeric = ["strike", "bid", "ask"] + [
+        c
+        for c in ("underlying_last", "implied_volatility", "delta", "volume", "open_interest")
+        if c in df.columns
+    ]
     for col in numeric:
         values = pd.to_numeric(df[col], errors="coerce").astype(float)
         optional = col in ("implied_volatility", "delta", "volume", "open_interest")
@@ -279,12 +316,20 @@ def read_chain_csv(path, *, rate: float | None = None, dividend_yield: float = 0
 
     df["mid"] = 0.5 * (df["bid"] + df["ask"])
     df["dte_days"] = (df["expiration"] - df["quote_date"]).dt.days.astype(int)
-    if "implied_volatility" not in df.columns and "underlying_last" in df.columns and (
-            rate is not None):
+    if (
+        "implied_volatility" not in df.columns
+        and "underlying_last" in df.columns
+        and (rate is not None)
+    ):
         t_years = df["dte_days"].to_numpy() / DAYS_PER_YEAR
         df["implied_volatility"] = implied_vol_vectorized(
-            df["mid"].to_numpy(), df["option_type"].to_numpy(), df["underlying_last"].to_numpy(),
-            df["strike"].to_numpy(), t_years, rate, dividend_yield)
+            df["mid"].to_numpy(),
+            df["option_type"].to_numpy(),
+            df["underlying_last"].to_numpy(),
+            df["strike"].to_numpy(),
+            t_years,
+            rate,
+            dividend_yield,
+        )
     df.attrs["source"] = str(path)
-    return df.sort_values(["quote_date", "expiration", "option_type", "strike"],
-                          ignore_index=True)
+    return df.sort_values(["quote_date", "expiration", "option_type", "strike"], ignore_index=True)

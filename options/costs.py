@@ -81,12 +81,15 @@ def bid_ask_per_share_scalar(mid_per_share: float, cfg: CostConfig) -> tuple[flo
     per_unit = cfg.ticks_per_unit
     bid_ticks = math.floor((mid_per_share - half) * per_unit + _TICK_EPS)
     ask_ticks = math.ceil((mid_per_share + half) * per_unit - _TICK_EPS)
-    return ((bid_ticks if bid_ticks > 0 else 0) / per_unit,
-            (ask_ticks if ask_ticks > 1 else 1) / per_unit)
+    return (
+        (bid_ticks if bid_ticks > 0 else 0) / per_unit,
+        (ask_ticks if ask_ticks > 1 else 1) / per_unit,
+    )
 
 
-def fill_premium_per_share_scalar(mid_per_share: float, quantity_contracts: int,
-                                  cfg: CostConfig) -> float:
+def fill_premium_per_share_scalar(
+    mid_per_share: float, quantity_contracts: int, cfg: CostConfig
+) -> float:
     """Execution price per share: the ask when buying (quantity > 0), the bid when selling."""
     bid, ask = bid_ask_per_share_scalar(mid_per_share, cfg)
     return ask if quantity_contracts > 0 else bid

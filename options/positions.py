@@ -97,6 +97,8 @@ def per_share_to_position(value_per_share, quantity_contracts):
 
 
 def _timestamp(value, name: str) -> pd.Timestamp:
+    if type(value) is pd.Timestamp and value.tzinfo is None:
+        return value  # the common case, without the checks below
     try:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:
@@ -153,11 +155,13 @@ class MarketState:
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", _timestamp(self.as_of, "as_of"))
         object.__setattr__(self, "spot", _finite(self.spot, "spot", positive=True))
-        object.__setattr__(self, "atm_iv_annualized",
-                           _finite(self.atm_iv_annualized, "atm_iv_annualized", nonneg=True))
+        object.__setattr__(
+            self,
+            "atm_iv_annualized",
+            _finite(self.atm_iv_annualized, "atm_iv_annualized", nonneg=True),
+        )
         object.__setattr__(self, "rate", _finite(self.rate, "rate"))
-        object.__setattr__(self, "dividend_yield",
-                           _finite(self.dividend_yield, "dividend_yield"))
+        object.__setattr__(self, "dividend_yield", _finite(self.dividend_yield, "dividend_yield"))
         object.__setattr__(self, "as_of_close_ns", timestamp_close_ns(self.as_of))
 
 
@@ -182,8 +186,11 @@ class Leg:
             raise ValueError(f"Leg.option_type must be 'call' or 'put', got {self.option_type!r}")
         object.__setattr__(self, "strike", _finite(self.strike, "Leg.strike", positive=True))
         object.__setattr__(self, "expiry", _timestamp(self.expiry, "Leg.expiry").normalize())
-        object.__setattr__(self, "quantity_contracts",
-                           _nonzero_int(self.quantity_contracts, "Leg.quantity_contracts"))
+        object.__setattr__(
+            self,
+            "quantity_contracts",
+            _nonzero_int(self.quantity_contracts, "Leg.quantity_contracts"),
+        )
 
     @property
     def is_call(self) -> bool:
@@ -223,14 +230,22 @@ class Fill:
         if not isinstance(self.leg, Leg):
             raise ValueError(f"Fill.leg must be a Leg, got {type(self.leg).__name__}")
         object.__setattr__(self, "date", _timestamp(self.date, "Fill.date"))
-        object.__setattr__(self, "quantity_contracts",
-                           _nonzero_int(self.quantity_contracts, "Fill.quantity_contracts"))
-        object.__setattr__(self, "premium_per_share",
-                           _finite(self.premium_per_share, "Fill.premium_per_share", nonneg=True))
-        object.__setattr__(self, "mid_per_share",
-                           _finite(self.mid_per_share, "Fill.mid_per_share", nonneg=True))
-        object.__setattr__(self, "commission_usd",
-                           _finite(self.commission_usd, "Fill.commission_usd", nonneg=True))
+        object.__setattr__(
+            self,
+            "quantity_contracts",
+            _nonzero_int(self.quantity_contracts, "Fill.quantity_contracts"),
+        )
+        object.__setattr__(
+            self,
+            "premium_per_share",
+            _finite(self.premium_per_share, "Fill.premium_per_share", nonneg=True),
+        )
+        object.__setattr__(
+            self, "mid_per_share", _finite(self.mid_per_share, "Fill.mid_per_share", nonneg=True)
+        )
+        object.__setattr__(
+            self, "commission_usd", _finite(self.commission_usd, "Fill.commission_usd", nonneg=True)
+        )
         if self.kind not in ("open", "close", "settle"):
             raise ValueError(f"Fill.kind must be 'open', 'close' or 'settle', got {self.kind!r}")
 
@@ -247,8 +262,9 @@ class Fill:
     @property
     def spread_cost_usd(self) -> float:
         """Cost of trading away from mid (>= 0 for fills at bid/ask), in USD."""
-        return per_share_to_position(self.premium_per_share - self.mid_per_share,
-                                     self.quantity_contracts)
+        return per_share_to_position(
+            self.premium_per_share - self.mid_per_share, self.quantity_contracts
+        )
 
 
 class PositionMark(NamedTuple):
@@ -296,8 +312,9 @@ def check_equal_quantities(legs: tuple[Leg, ...], strategy: str) -> None:
         )
 
 
-def check_equal_wings(long_put: Leg, short_put: Leg, short_call: Leg, long_call: Leg,
-                      strategy: str = "iron_condor") -> None:
+def check_equal_wings(
+    long_put: Leg, short_put: Leg, short_call: Leg, long_call: Leg, strategy: str = "iron_condor"
+) -> None:
     """Put wing width equals call wing width (iron condor / butterfly)."""
     put_width = short_put.strike - long_put.strike
     call_width = long_call.strike - short_call.strike
@@ -339,8 +356,9 @@ def _require_below(low: Leg, high: Leg, strategy: str, what: str, allow_equal=Fa
 
 
 def _check_vertical(legs, strategy, option_type, lower_sign):
-    calls, puts = _split(legs, strategy, 2 if option_type == "call" else 0,
-                         2 if option_type == "put" else 0)
+    calls, puts = _split(
+        legs, strategy, 2 if option_type == "call" else 0, 2 if option_type == "put" else 0
+    )
     low, high = calls if option_type == "call" else puts
     _require_below(low, high, strategy, "the two strikes differ")
     _require_sign(low, lower_sign, f"lower-strike {option_type}", strategy)
@@ -449,8 +467,12 @@ class Position:
                 f"{len(fills)} fills"
             )
         for i, (leg, fill) in enumerate(zip(legs, fills, strict=True)):
-            if not isinstance(fill, Fill) or fill.leg != leg or fill.kind != "open" or (
-                    fill.quantity_contracts != leg.quantity_contracts):
+            if (
+                not isinstance(fill, Fill)
+                or fill.leg != leg
+                or fill.kind != "open"
+                or (fill.quantity_contracts != leg.quantity_contracts)
+            ):
                 raise ValueError(
                     f"Position.entry_fills[{i}] must be the 'open' fill of legs[{i}] with the "
                     f"same quantity ({leg.quantity_contracts}), got {fill!r}"
@@ -460,11 +482,20 @@ class Position:
         object.__setattr__(self, "entry_date", _timestamp(self.entry_date, "Position.entry_date"))
         check_structure(self.strategy, legs)
         # Per leg: (is_call, strike, expiry close in ns, contracts, position units per share).
-        object.__setattr__(self, "_leg_data", tuple(
-            (leg.is_call, leg.strike, leg.expiry.value + _CLOSE_OFFSET_NS, leg.quantity_contracts,
-             per_share_to_position(1.0, leg.quantity_contracts))
-            for leg in legs
-        ))
+        object.__setattr__(
+            self,
+            "_leg_data",
+            tuple(
+                (
+                    leg.is_call,
+                    leg.strike,
+                    leg.expiry.value + _CLOSE_OFFSET_NS,
+                    leg.quantity_contracts,
+                    per_share_to_position(1.0, leg.quantity_contracts),
+                )
+                for leg in legs
+            ),
+        )
 
     # ----------------------------------------------------------------- entry
     @property
@@ -503,8 +534,9 @@ class Position:
         s = np.asarray(final_spot, dtype=float)
         total = np.zeros_like(s)
         for leg in self.legs:
-            total = total + per_share_to_position(leg.intrinsic_per_share(s),
-                                                  leg.quantity_contracts)
+            total = total + per_share_to_position(
+                leg.intrinsic_per_share(s), leg.quantity_contracts
+            )
         return float(total) if total.ndim == 0 else total
 
     def pnl_at_expiry_usd(self, final_spot):
@@ -553,11 +585,16 @@ class Position:
         return self.max_loss_per_share is not None
 
     # ----------------------------------------------------------------- valuation
-    def leg_mids_per_share(self, market: MarketState, surface_cfg: SurfaceConfig
-                           ) -> tuple[float, ...]:
+    def leg_mids_per_share(
+        self, market: MarketState, surface_cfg: SurfaceConfig
+    ) -> tuple[float, ...]:
         """Model mid per share of each leg (surface vol, BSM)."""
-        spot, atm, rate, q = (market.spot, market.atm_iv_annualized, market.rate,
-                              market.dividend_yield)
+        spot, atm, rate, q = (
+            market.spot,
+            market.atm_iv_annualized,
+            market.rate,
+            market.dividend_yield,
+        )
         params = surface_cfg.params
         now_ns = market.as_of_close_ns
         out = []
@@ -572,12 +609,17 @@ class Position:
         mids = self.leg_mids_per_share(market, surface_cfg)
         return sum(m * d[4] for m, d in zip(mids, self._leg_data, strict=True))
 
-    def mark(self, market: MarketState, surface_cfg: SurfaceConfig,
-             cost_cfg: CostConfig) -> PositionMark:
+    def mark(
+        self, market: MarketState, surface_cfg: SurfaceConfig, cost_cfg: CostConfig
+    ) -> PositionMark:
         """Value at mid and at liquidation (bid for long legs, ask for short legs, no
         commission) and greeks summed over legs, in one pass."""
-        spot, atm, rate, q = (market.spot, market.atm_iv_annualized, market.rate,
-                              market.dividend_yield)
+        spot, atm, rate, q = (
+            market.spot,
+            market.atm_iv_annualized,
+            market.rate,
+            market.dividend_yield,
+        )
         params = surface_cfg.params
         now_ns = market.as_of_close_ns
         mid_total = liq_total = delta = gamma = theta = vega = 0.0
@@ -594,8 +636,9 @@ class Position:
             vega += v * units
         return PositionMark(mid_total, liq_total, delta, gamma, theta, vega)
 
-    def liquidation_value_usd(self, market: MarketState, surface_cfg: SurfaceConfig,
-                              cost_cfg: CostConfig) -> float:
+    def liquidation_value_usd(
+        self, market: MarketState, surface_cfg: SurfaceConfig, cost_cfg: CostConfig
+    ) -> float:
         """What closing every leg now would bring in at bid/ask, before commissions."""
         return self.mark(market, surface_cfg, cost_cfg).value_liquidation_usd
 
@@ -603,12 +646,19 @@ class Position:
         """Greeks summed over legs in position units: ``delta_shares``,
         ``gamma_shares_per_usd``, ``theta_usd_per_day``, ``vega_usd_per_vol_point``."""
         m = self.mark(market, surface_cfg, CostConfig())
-        return {"delta_shares": m.delta_shares, "gamma_shares_per_usd": m.gamma_shares_per_usd,
-                "theta_usd_per_day": m.theta_usd_per_day,
-                "vega_usd_per_vol_point": m.vega_usd_per_vol_point}
+        return {
+            "delta_shares": m.delta_shares,
+            "gamma_shares_per_usd": m.gamma_shares_per_usd,
+            "theta_usd_per_day": m.theta_usd_per_day,
+            "vega_usd_per_vol_point": m.vega_usd_per_vol_point,
+        }
 
-    def margin_requirement_usd(self, market: MarketState, surface_cfg: SurfaceConfig,
-                               margin_cfg: MarginConfig | None = None) -> float:
+    def margin_requirement_usd(
+        self,
+        market: MarketState,
+        surface_cfg: SurfaceConfig,
+        margin_cfg: MarginConfig | None = None,
+    ) -> float:
         """Margin to hold the position at ``market`` (see the module docstring)."""
         max_loss = self.max_loss_usd
         if max_loss is not None:
@@ -637,8 +687,9 @@ class Position:
         return side_req[True] + side_req[False]
 
     # ----------------------------------------------------------------- exits
-    def close(self, market: MarketState, surface_cfg: SurfaceConfig,
-              cost_cfg: CostConfig) -> tuple[Fill, ...]:
+    def close(
+        self, market: MarketState, surface_cfg: SurfaceConfig, cost_cfg: CostConfig
+    ) -> tuple[Fill, ...]:
         """Closing fills for every leg at bid/ask with commission (the position itself is
         immutable; the caller drops it)."""
         mids = self.leg_mids_per_share(market, surface_cfg)
@@ -646,12 +697,22 @@ class Position:
         for leg, mid in zip(self.legs, mids, strict=True):
             qty = -leg.quantity_contracts
             bid, ask = bid_ask_per_share_scalar(mid, cost_cfg)
-            fills.append(Fill(leg, market.as_of, qty, ask if qty > 0 else bid, mid,
-                              commission_usd(qty, cost_cfg), "close"))
+            fills.append(
+                Fill(
+                    leg,
+                    market.as_of,
+                    qty,
+                    ask if qty > 0 else bid,
+                    mid,
+                    commission_usd(qty, cost_cfg),
+                    "close",
+                )
+            )
         return tuple(fills)
 
-    def settle_expired(self, as_of, settlement_spot: float
-                       ) -> tuple[tuple[Fill, ...], Position | None]:
+    def settle_expired(
+        self, as_of, settlement_spot: float
+    ) -> tuple[tuple[Fill, ...], Position | None]:
         """Cash-settle the legs that have expired by ``as_of`` at intrinsic value.
 
         A leg settles once ``as_of`` reaches its expiry date's close (any timestamp on the
@@ -666,12 +727,14 @@ class Position:
         now_ns = timestamp_close_ns(as_of)
         date = _timestamp(as_of, "as_of")
         settled, kept_legs, kept_fills = [], [], []
-        for leg, fill, (_, _, expiry_ns, _, _) in zip(self.legs, self.entry_fills, self._leg_data,
-                                                   strict=True):
+        for leg, fill, (_, _, expiry_ns, _, _) in zip(
+            self.legs, self.entry_fills, self._leg_data, strict=True
+        ):
             if expiry_ns <= now_ns:
                 value = float(leg.intrinsic_per_share(spot))
-                settled.append(Fill(leg, date, -leg.quantity_contracts, value, value, 0.0,
-                                    "settle"))
+                settled.append(
+                    Fill(leg, date, -leg.quantity_contracts, value, value, 0.0, "settle")
+                )
             else:
                 kept_legs.append(leg)
                 kept_fills.append(fill)
@@ -679,22 +742,43 @@ class Position:
             return (), self
         if not kept_legs:
             return tuple(settled), None
-        return tuple(settled), Position(CUSTOM_STRATEGY, tuple(kept_legs), self.entry_date,
-                                        tuple(kept_fills))
+        return tuple(settled), Position(
+            CUSTOM_STRATEGY, tuple(kept_legs), self.entry_date, tuple(kept_fills)
+        )
 
 
-def open_position(strategy: str, legs: tuple[Leg, ...], market: MarketState,
-                  surface_cfg: SurfaceConfig, cost_cfg: CostConfig) -> Position:
+def open_position(
+    strategy: str,
+    legs: tuple[Leg, ...],
+    market: MarketState,
+    surface_cfg: SurfaceConfig,
+    cost_cfg: CostConfig,
+) -> Position:
     """Open ``legs`` at ``market``: buy at the ask, sell at the bid, pay commission per leg."""
     legs = tuple(legs)
     check_structure(strategy, legs)
-    probe = Position(CUSTOM_STRATEGY, legs, market.as_of, tuple(
-        Fill(leg, market.as_of, leg.quantity_contracts, 0.0, 0.0, 0.0, "open") for leg in legs))
+    probe = Position(
+        CUSTOM_STRATEGY,
+        legs,
+        market.as_of,
+        tuple(
+            Fill(leg, market.as_of, leg.quantity_contracts, 0.0, 0.0, 0.0, "open") for leg in legs
+        ),
+    )
     mids = probe.leg_mids_per_share(market, surface_cfg)
     fills = []
     for leg, mid in zip(legs, mids, strict=True):
         qty = leg.quantity_contracts
         bid, ask = bid_ask_per_share_scalar(mid, cost_cfg)
-        fills.append(Fill(leg, market.as_of, qty, ask if qty > 0 else bid, mid,
-                          commission_usd(qty, cost_cfg), "open"))
+        fills.append(
+            Fill(
+                leg,
+                market.as_of,
+                qty,
+                ask if qty > 0 else bid,
+                mid,
+                commission_usd(qty, cost_cfg),
+                "open",
+            )
+        )
     return Position(strategy, legs, market.as_of, tuple(fills))

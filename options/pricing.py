@@ -121,8 +121,12 @@ def _check(name: str, value: np.ndarray, *, positive: bool = False, nonneg: bool
         return
     lo, hi = (value.min(), value.max()) if value.size > 1 else (value.item(), value.item())
     # min/max propagate NaN, so this one test covers NaN, infinities and the lower bound.
-    if (np.isfinite(lo) and np.isfinite(hi) and not (positive and lo <= 0)
-            and not (nonneg and lo < 0)):
+    if (
+        np.isfinite(lo)
+        and np.isfinite(hi)
+        and not (positive and lo <= 0)
+        and not (nonneg and lo < 0)
+    ):
         return
     flat = value.reshape(-1)
     finite = np.isfinite(flat)
@@ -176,8 +180,9 @@ def bs_price(option_type, spot, strike, t_years, rate, iv_annualized, dividend_y
     Returns:
         Price per share: a float for scalar inputs, else an array of the broadcast shape.
     """
-    c, s, k, t, r, v, q = _prepare(option_type, spot, strike, t_years, rate, iv_annualized,
-                                   dividend_yield)
+    c, s, k, t, r, v, q = _prepare(
+        option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         total_vol = v * np.sqrt(t)
         disc_spot = s * np.exp(-q * t)
@@ -204,8 +209,9 @@ def bs_greeks(option_type, spot, strike, t_years, rate, iv_annualized, dividend_
         ``theta_per_day`` (value change per calendar day), ``vega_per_vol_point``
         (per 0.01 of volatility) and ``rho`` (per 0.01 of rate); floats for scalar input.
     """
-    c, s, k, t, r, v, q = _prepare(option_type, spot, strike, t_years, rate, iv_annualized,
-                                   dividend_yield)
+    c, s, k, t, r, v, q = _prepare(
+        option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         sqrt_t = np.sqrt(t)
         total_vol = v * sqrt_t
@@ -238,8 +244,9 @@ def bs_greeks(option_type, spot, strike, t_years, rate, iv_annualized, dividend_
         itm = np.where(c, fwd_diff > 0.0, fwd_diff < 0.0)
         at_money = fwd_diff == 0.0
         deg_delta = np.where(c, df_q, -df_q) * np.where(itm, 1.0, np.where(at_money, 0.5, 0.0))
-        deg_theta = np.where(itm, np.where(c, q * s * df_q - r * k * df_r,
-                                           r * k * df_r - q * s * df_q), 0.0)
+        deg_theta = np.where(
+            itm, np.where(c, q * s * df_q - r * k * df_r, r * k * df_r - q * s * df_q), 0.0
+        )
         deg_theta = np.where(expired, 0.0, deg_theta)
         deg_rho = np.where(itm, np.where(c, t * k * df_r, -t * k * df_r), 0.0)
         zero = np.zeros_like(s)
@@ -276,15 +283,27 @@ def _scalar_invalid(spot, strike, t_years, rate, iv_annualized, dividend_yield) 
     return ValueError("invalid input")  # pragma: no cover - unreachable by construction
 
 
-def bs_price_scalar(is_call: bool, spot: float, strike: float, t_years: float, rate: float,
-                    iv_annualized: float, dividend_yield: float = 0.0) -> float:
+def bs_price_scalar(
+    is_call: bool,
+    spot: float,
+    strike: float,
+    t_years: float,
+    rate: float,
+    iv_annualized: float,
+    dividend_yield: float = 0.0,
+) -> float:
     """Scalar twin of :func:`bs_price` for hot loops (``math`` only, about 1 µs).
 
     Same units, edge cases and errors as :func:`bs_price`; ``is_call`` is a bool.
     """
-    if not (0.0 < spot < _INF and 0.0 < strike < _INF and 0.0 <= t_years < _INF
-            and 0.0 <= iv_annualized < _INF and -_INF < rate < _INF
-            and -_INF < dividend_yield < _INF):
+    if not (
+        0.0 < spot < _INF
+        and 0.0 < strike < _INF
+        and 0.0 <= t_years < _INF
+        and 0.0 <= iv_annualized < _INF
+        and -_INF < rate < _INF
+        and -_INF < dividend_yield < _INF
+    ):
         raise _scalar_invalid(spot, strike, t_years, rate, iv_annualized, dividend_yield)
     total_vol = iv_annualized * math.sqrt(t_years)
     df_r = math.exp(-rate * t_years)
@@ -294,8 +313,9 @@ def bs_price_scalar(is_call: bool, spot: float, strike: float, t_years: float, r
         if is_call:
             return fwd_diff if fwd_diff > 0.0 else 0.0
         return -fwd_diff if fwd_diff < 0.0 else 0.0
-    d1 = (math.log(spot / strike) + (rate - dividend_yield) * t_years
-          + 0.5 * total_vol * total_vol) / total_vol
+    d1 = (
+        math.log(spot / strike) + (rate - dividend_yield) * t_years + 0.5 * total_vol * total_vol
+    ) / total_vol
     d2 = d1 - total_vol
     if is_call:
         value = spot * df_q * _ncdf(d1) - strike * df_r * _ncdf(d2)
@@ -304,18 +324,29 @@ def bs_price_scalar(is_call: bool, spot: float, strike: float, t_years: float, r
     return value if value > 0.0 else 0.0
 
 
-def bs_price_greeks_scalar(is_call: bool, spot: float, strike: float, t_years: float,
-                           rate: float, iv_annualized: float, dividend_yield: float = 0.0
-                           ) -> tuple[float, float, float, float, float]:
+def bs_price_greeks_scalar(
+    is_call: bool,
+    spot: float,
+    strike: float,
+    t_years: float,
+    rate: float,
+    iv_annualized: float,
+    dividend_yield: float = 0.0,
+) -> tuple[float, float, float, float, float]:
     """Price and greeks in one pass (scalar, ``math`` only).
 
     Returns:
         ``(price_per_share, delta, gamma, theta_per_day, vega_per_vol_point)``, equal to
         :func:`bs_price` and :func:`bs_greeks` to rounding.
     """
-    if not (0.0 < spot < _INF and 0.0 < strike < _INF and 0.0 <= t_years < _INF
-            and 0.0 <= iv_annualized < _INF and -_INF < rate < _INF
-            and -_INF < dividend_yield < _INF):
+    if not (
+        0.0 < spot < _INF
+        and 0.0 < strike < _INF
+        and 0.0 <= t_years < _INF
+        and 0.0 <= iv_annualized < _INF
+        and -_INF < rate < _INF
+        and -_INF < dividend_yield < _INF
+    ):
         raise _scalar_invalid(spot, strike, t_years, rate, iv_annualized, dividend_yield)
     sqrt_t = math.sqrt(t_years)
     total_vol = iv_annualized * sqrt_t
@@ -336,8 +367,9 @@ def bs_price_greeks_scalar(is_call: bool, spot: float, strike: float, t_years: f
             theta_year = carry if is_call else -carry
         price = abs(fwd_diff) if itm else 0.0
         return price, delta, 0.0, theta_year / DAYS_PER_YEAR, 0.0
-    d1 = (math.log(spot / strike) + (rate - dividend_yield) * t_years
-          + 0.5 * total_vol * total_vol) / total_vol
+    d1 = (
+        math.log(spot / strike) + (rate - dividend_yield) * t_years + 0.5 * total_vol * total_vol
+    ) / total_vol
     d2 = d1 - total_vol
     pdf_d1 = _INV_SQRT2PI * math.exp(-0.5 * d1 * d1)
     decay = -spot * df_q * pdf_d1 * iv_annualized / (2.0 * sqrt_t)
@@ -358,22 +390,36 @@ def bs_price_greeks_scalar(is_call: bool, spot: float, strike: float, t_years: f
     return (price if price > 0.0 else 0.0), delta, gamma, theta_year / DAYS_PER_YEAR, vega
 
 
-def bs_greeks_scalar(is_call: bool, spot: float, strike: float, t_years: float, rate: float,
-                     iv_annualized: float, dividend_yield: float = 0.0
-                     ) -> tuple[float, float, float, float]:
+def bs_greeks_scalar(
+    is_call: bool,
+    spot: float,
+    strike: float,
+    t_years: float,
+    rate: float,
+    iv_annualized: float,
+    dividend_yield: float = 0.0,
+) -> tuple[float, float, float, float]:
     """Scalar twin of :func:`bs_greeks` for hot loops.
 
     Returns:
         ``(delta, gamma, theta_per_day, vega_per_vol_point)`` (no rho: the environment holds
         the rate fixed over a step).
     """
-    return bs_price_greeks_scalar(is_call, spot, strike, t_years, rate, iv_annualized,
-                                  dividend_yield)[1:]
+    return bs_price_greeks_scalar(
+        is_call, spot, strike, t_years, rate, iv_annualized, dividend_yield
+    )[1:]
 
 
 # --------------------------------------------------------------------------- implied vol
-def implied_vol(price_per_share: float, option_type: str, spot: float, strike: float,
-                t_years: float, rate: float, dividend_yield: float = 0.0) -> float:
+def implied_vol(
+    price_per_share: float,
+    option_type: str,
+    spot: float,
+    strike: float,
+    t_years: float,
+    rate: float,
+    dividend_yield: float = 0.0,
+) -> float:
     """Scalar implied volatility by vollib (Jäckel's "Let's Be Rational").
 
     Returns NaN where no volatility reproduces the price: at or past expiry, a price below
@@ -388,14 +434,26 @@ def implied_vol(price_per_share: float, option_type: str, spot: float, strike: f
         raise ValueError(f"option_type must be 'call' or 'put', got {option_type!r}")
     if not (math.isfinite(price_per_share) and price_per_share >= 0):
         raise ValueError(f"price_per_share must be finite and >= 0, got {price_per_share!r}")
-    if not (0.0 < spot < _INF and 0.0 < strike < _INF and 0.0 <= t_years < _INF
-            and -_INF < rate < _INF and -_INF < dividend_yield < _INF):
+    if not (
+        0.0 < spot < _INF
+        and 0.0 < strike < _INF
+        and 0.0 <= t_years < _INF
+        and -_INF < rate < _INF
+        and -_INF < dividend_yield < _INF
+    ):
         raise _scalar_invalid(spot, strike, t_years, rate, 0.0, dividend_yield)
     if t_years == 0.0:
         return math.nan
     try:
-        iv = _vollib_iv(price_per_share, spot, strike, t_years, rate, dividend_yield,
-                        "c" if option_type == "call" else "p")
+        iv = _vollib_iv(
+            price_per_share,
+            spot,
+            strike,
+            t_years,
+            rate,
+            dividend_yield,
+            "c" if option_type == "call" else "p",
+        )
     except Exception:  # vollib raises PriceIsAboveMaximum / PriceIsBelowIntrinsic
         return math.nan
     iv = float(iv)
@@ -410,8 +468,16 @@ class ImpliedVolResult(NamedTuple):
 
 
 def implied_vol_vectorized_with_reason(
-    price_per_share, option_type, spot, strike, t_years, rate, dividend_yield=0.0,
-    *, tolerance: float = 1e-12, max_iterations: int = 100,
+    price_per_share,
+    option_type,
+    spot,
+    strike,
+    t_years,
+    rate,
+    dividend_yield=0.0,
+    *,
+    tolerance: float = 1e-12,
+    max_iterations: int = 100,
 ) -> ImpliedVolResult:
     """Vectorised implied volatility by safeguarded Newton-Raphson inside a bisection bracket.
 
@@ -435,7 +501,9 @@ def implied_vol_vectorized_with_reason(
     try:
         p, c, s, k, t, r, q = np.broadcast_arrays(p, c, s, k, t, r, q)
     except ValueError as exc:
-        raise ValueError(f"price_per_share must broadcast with the other arguments: {exc}") from None
+        raise ValueError(
+            f"price_per_share must broadcast with the other arguments: {exc}"
+        ) from None
     df_r = np.exp(-r * t)
     df_q = np.exp(-q * t)
     fwd_diff = s * df_q - k * df_r
@@ -480,7 +548,8 @@ def implied_vol_vectorized_with_reason(
             hi[a] = np.where(too_high, sg, hi[a])
             lo[a] = np.where(too_high, lo[a], sg)
             converged = (np.abs(diff) <= np.maximum(tolerance * pp[a], 1e-15 * (ss[a] + kk[a]))) | (
-                hi[a] - lo[a] <= 1e-15 * hi[a])
+                hi[a] - lo[a] <= 1e-15 * hi[a]
+            )
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 newton = sg - diff / vega
             inside = np.isfinite(newton) & (newton > lo[a]) & (newton < hi[a])
@@ -496,10 +565,12 @@ def implied_vol_vectorized_with_reason(
     return ImpliedVolResult(iv, reason.astype(str))
 
 
-def implied_vol_vectorized(price_per_share, option_type, spot, strike, t_years, rate,
-                           dividend_yield=0.0):
+def implied_vol_vectorized(
+    price_per_share, option_type, spot, strike, t_years, rate, dividend_yield=0.0
+):
     """Vectorised implied volatility: NaN where none exists (see
     :func:`implied_vol_vectorized_with_reason` for the reason per element)."""
-    result = implied_vol_vectorized_with_reason(price_per_share, option_type, spot, strike,
-                                                t_years, rate, dividend_yield)
+    result = implied_vol_vectorized_with_reason(
+        price_per_share, option_type, spot, strike, t_years, rate, dividend_yield
+    )
     return _scalar_or_array(result.iv_annualized)

@@ -42,6 +42,7 @@ __all__ = [
     "surface_params",
 ]
 
+
 class SurfaceConfig(BaseModel):
     """Parameters of the volatility surface; unknown keys are rejected.
 
@@ -126,7 +127,7 @@ def atm_term_iv(atm_iv, t_years, cfg: SurfaceConfig):
     """At-the-money implied vol at expiry ``t_years`` given the reference-horizon ATM vol."""
     atm = np.asarray(atm_iv, dtype=float)
     t = np.asarray(t_years, dtype=float)
-    theta = cfg.long_run_iv_annualized ** 2
+    theta = cfg.long_run_iv_annualized**2
     t_ref = cfg.term_reference_dte_days / DAYS_PER_YEAR
     k = cfg.term_mean_reversion_per_year
     ratio = _term_factor(t, k) / _term_factor_scalar(t_ref, k)
@@ -187,15 +188,20 @@ def surface_params(cfg: SurfaceConfig) -> SurfaceParams:
     """Precompute the scalar surface constants once (for loops over many strikes or steps)."""
     kappa = cfg.term_mean_reversion_per_year
     return SurfaceParams(
-        cfg.long_run_iv_annualized ** 2, kappa,
+        cfg.long_run_iv_annualized**2,
+        kappa,
         _term_factor_scalar(cfg.term_reference_dte_days / DAYS_PER_YEAR, kappa),
-        cfg.put_skew_slope_1y, cfg.call_wing_slope_ratio, cfg.skew_min_t_years,
-        cfg.iv_floor_annualized, cfg.iv_cap_annualized,
+        cfg.put_skew_slope_1y,
+        cfg.call_wing_slope_ratio,
+        cfg.skew_min_t_years,
+        cfg.iv_floor_annualized,
+        cfg.iv_cap_annualized,
     )
 
 
-def iv_at_params(p: SurfaceParams, atm_iv: float, spot: float, strike: float,
-                 t_years: float) -> float:
+def iv_at_params(
+    p: SurfaceParams, atm_iv: float, spot: float, strike: float, t_years: float
+) -> float:
     """Scalar surface vol from precomputed :class:`SurfaceParams` (``math`` only)."""
     x = p.kappa * t_years
     factor = -math.expm1(-x) / x if x > 1e-8 else 1.0 - 0.5 * x
@@ -203,7 +209,8 @@ def iv_at_params(p: SurfaceParams, atm_iv: float, spot: float, strike: float,
     base = math.sqrt(var) if var > 0.0 else 0.0
     log_m = math.log(strike / spot)
     slope = p.put_skew_slope_1y / math.sqrt(
-        t_years if t_years > p.skew_min_t_years else p.skew_min_t_years)
+        t_years if t_years > p.skew_min_t_years else p.skew_min_t_years
+    )
     if log_m > 0.0:
         slope *= p.call_wing_slope_ratio
     iv = base - slope * log_m
@@ -214,8 +221,9 @@ def iv_at_params(p: SurfaceParams, atm_iv: float, spot: float, strike: float,
     return iv
 
 
-def iv_at_scalar(atm_iv: float, spot: float, strike: float, t_years: float,
-                 cfg: SurfaceConfig) -> float:
+def iv_at_scalar(
+    atm_iv: float, spot: float, strike: float, t_years: float, cfg: SurfaceConfig
+) -> float:
     """Scalar twin of :func:`iv_at` (``math`` only); inputs are not validated beyond what
     ``math.log``/``math.sqrt`` reject. In a loop, call :func:`surface_params` once and
     :func:`iv_at_params` per strike instead."""
@@ -257,14 +265,18 @@ def atm_iv_series(frame: pd.DataFrame, cfg: SurfaceConfig | None = None) -> pd.S
     else:
         iv = pd.Series(np.nan, index=frame.index)
     both = iv.notna() & rv.notna() & (iv > 0) & (rv > 0)
-    log_ratio = pd.Series(np.where(both, np.log(iv.where(both) / rv.where(both)), 0.0),
-                          index=frame.index)
+    log_ratio = pd.Series(
+        np.where(both, np.log(iv.where(both) / rv.where(both)), 0.0), index=frame.index
+    )
     prior_sum = log_ratio.cumsum().shift(1, fill_value=0.0)
     prior_n = both.astype(float).cumsum().shift(1, fill_value=0.0)
     calibrated = prior_n >= cfg.min_calibration_overlap_bars
     ratio = pd.Series(
-        np.where(calibrated, np.exp(prior_sum / prior_n.where(calibrated, 1.0)),
-                 cfg.fallback_iv_to_realized_ratio),
+        np.where(
+            calibrated,
+            np.exp(prior_sum / prior_n.where(calibrated, 1.0)),
+            cfg.fallback_iv_to_realized_ratio,
+        ),
         index=frame.index,
     )
     out = iv.where(iv.notna(), rv * ratio) * cfg.index_to_atm_ratio

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import pandas as pd
 import pytest
@@ -26,8 +27,11 @@ def test_good_friday_moves_monthly_expiry_to_thursday():
 
 def test_third_fridays_of_2015():
     got = listed_expiries("2015-01-01", 364, kinds="monthly")
-    expected = [d for d in pd.date_range("2015-01-01", "2015-12-31")
-                if d.weekday() == 4 and 15 <= d.day <= 21]
+    expected = [
+        d
+        for d in pd.date_range("2015-01-01", "2015-12-31")
+        if d.weekday() == 4 and 15 <= d.day <= 21
+    ]
     assert list(got) == expected  # no third Friday holiday in 2015
 
 
@@ -62,10 +66,13 @@ def test_holiday_rules_by_weekday():
 def test_expiries_are_sessions_and_unique():
     import exchange_calendars as xcals
 
-    cal = xcals.get_calendar("XNYS", start="2010-01-04")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas 3 deprecations inside exchange_calendars
+        cal = xcals.get_calendar("XNYS", start="2010-01-04")
+        sessions = set(cal.sessions.tz_localize(None))
     got = listed_expiries("2012-01-03", 3000)
     assert got.is_unique and got.is_monotonic_increasing
-    assert all(cal.is_session(d) for d in got[::7])
+    assert set(got) <= sessions
 
 
 def test_min_max_dte_and_nearest_expiry():

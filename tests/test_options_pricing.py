@@ -30,8 +30,14 @@ from options.pricing import (
 BATCH = 40  # options per hypothesis example (vectorised checks)
 
 
-def random_batch(seed: int, n: int = BATCH, *, log_moneyness_sd: float = 0.4,
-                 max_t_years: float = 3.0, max_vol: float = 1.5) -> dict[str, np.ndarray]:
+def random_batch(
+    seed: int,
+    n: int = BATCH,
+    *,
+    log_moneyness_sd: float = 0.4,
+    max_t_years: float = 3.0,
+    max_vol: float = 1.5,
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     spot = rng.uniform(5.0, 1000.0, n)
     return {
@@ -53,8 +59,15 @@ def assert_within(actual, expected, tol, what: str = "") -> None:
 
 
 def args_of(b: dict[str, np.ndarray]) -> tuple:
-    return (b["option_type"], b["spot"], b["strike"], b["t_years"], b["rate"],
-            b["iv_annualized"], b["dividend_yield"])
+    return (
+        b["option_type"],
+        b["spot"],
+        b["strike"],
+        b["t_years"],
+        b["rate"],
+        b["iv_annualized"],
+        b["dividend_yield"],
+    )
 
 
 batches = st.builds(
@@ -93,10 +106,12 @@ def test_hull_greeks_example():
 @given(batches)
 def test_prices_agree_with_vollib(b):
     ours = bs_price(*args_of(b))
-    ref = np.array([
-        black_scholes_merton(o[0], s, k, t, r, v, q)
-        for o, s, k, t, r, v, q in zip(*args_of(b), strict=True)
-    ])
+    ref = np.array(
+        [
+            black_scholes_merton(o[0], s, k, t, r, v, q)
+            for o, s, k, t, r, v, q in zip(*args_of(b), strict=True)
+        ]
+    )
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10)
 
 
@@ -104,12 +119,16 @@ def test_prices_agree_with_vollib(b):
 @given(batches)
 def test_greeks_agree_with_vollib(b):
     ours = bs_greeks(*args_of(b))
-    for name, fn in (("delta", vollib_greeks.delta), ("gamma", vollib_greeks.gamma),
-                     ("theta_per_day", vollib_greeks.theta),
-                     ("vega_per_vol_point", vollib_greeks.vega), ("rho", vollib_greeks.rho)):
-        ref = np.array([
-            fn(o[0], s, k, t, r, v, q) for o, s, k, t, r, v, q in zip(*args_of(b), strict=True)
-        ])
+    for name, fn in (
+        ("delta", vollib_greeks.delta),
+        ("gamma", vollib_greeks.gamma),
+        ("theta_per_day", vollib_greeks.theta),
+        ("vega_per_vol_point", vollib_greeks.vega),
+        ("rho", vollib_greeks.rho),
+    ):
+        ref = np.array(
+            [fn(o[0], s, k, t, r, v, q) for o, s, k, t, r, v, q in zip(*args_of(b), strict=True)]
+        )
         np.testing.assert_allclose(ours[name], ref, rtol=1e-9, atol=1e-10, err_msg=name)
 
 
@@ -144,8 +163,15 @@ def test_scalar_path_matches_vectorised(b, t_scale):
 
 # --------------------------------------------------------------------------- finite differences
 @settings(max_examples=100, deadline=None)
-@given(st.builds(random_batch, seed=st.integers(0, 2**32 - 1), log_moneyness_sd=st.just(0.2),
-                 max_t_years=st.just(2.0), max_vol=st.just(0.8)))
+@given(
+    st.builds(
+        random_batch,
+        seed=st.integers(0, 2**32 - 1),
+        log_moneyness_sd=st.just(0.2),
+        max_t_years=st.just(2.0),
+        max_vol=st.just(0.8),
+    )
+)
 def test_greeks_match_finite_differences(b):
     o, s, k, t, r, v, q = args_of(b)
     t = t + 0.05  # keep away from expiry, where the second difference gets noisy
@@ -154,8 +180,9 @@ def test_greeks_match_finite_differences(b):
     up, down = (bs_price(o, s + d, k, t, r, v, q) for d in (h_s, -h_s))
     assert_within(g["delta"], (up - down) / (2 * h_s), 1e-6, "delta")
     d_up, d_down = (bs_greeks(o, s + d, k, t, r, v, q)["delta"] for d in (h_s, -h_s))
-    assert_within(g["gamma"], (d_up - d_down) / (2 * h_s), 1e-6 * np.maximum(1, g["gamma"]),
-                  "gamma")
+    assert_within(
+        g["gamma"], (d_up - d_down) / (2 * h_s), 1e-6 * np.maximum(1, g["gamma"]), "gamma"
+    )
     h = 1e-6
     theta = -(bs_price(o, s, k, t + h, r, v, q) - bs_price(o, s, k, t - h, r, v, q)) / (2 * h)
     scale = 1e-6 * np.maximum(1, s / 100)
@@ -191,11 +218,13 @@ def test_zero_and_tiny_vol_is_discounted_forward_intrinsic():
 def test_deep_in_and_out_of_the_money_limits():
     s, t, r, q, v = 100.0, 0.25, 0.03, 0.01, 0.2
     assert bs_price("call", s, 1.0, t, r, v, q) == pytest.approx(
-        s * math.exp(-q * t) - math.exp(-r * t), rel=1e-12)
+        s * math.exp(-q * t) - math.exp(-r * t), rel=1e-12
+    )
     assert bs_price("call", s, 1e4, t, r, v, q) == pytest.approx(0.0, abs=1e-100)
     assert bs_price("put", s, 1.0, t, r, v, q) == pytest.approx(0.0, abs=1e-100)
     assert bs_price("put", s, 1e4, t, r, v, q) == pytest.approx(
-        1e4 * math.exp(-r * t) - s * math.exp(-q * t), rel=1e-12)
+        1e4 * math.exp(-r * t) - s * math.exp(-q * t), rel=1e-12
+    )
 
 
 def test_broadcasting_and_option_type_arrays():
@@ -222,8 +251,15 @@ def test_broadcasting_and_option_type_arrays():
     ],
 )
 def test_invalid_input_names_the_argument(kwargs, name):
-    base = {"option_type": "call", "spot": 100.0, "strike": 100.0, "t_years": 0.5,
-            "rate": 0.02, "iv_annualized": 0.2, "dividend_yield": 0.0}
+    base = {
+        "option_type": "call",
+        "spot": 100.0,
+        "strike": 100.0,
+        "t_years": 0.5,
+        "rate": 0.02,
+        "iv_annualized": 0.2,
+        "dividend_yield": 0.0,
+    }
     base.update(kwargs)
     with pytest.raises(ValueError, match=name):
         bs_price(**base)
@@ -268,12 +304,17 @@ def test_vectorised_iv_agrees_with_vollib(b):
     vega = bs_greeks(*a)["vega_per_vol_point"] / 0.01
     ours = implied_vol_vectorized(price, a[0], a[1], a[2], a[3], a[4], a[6])
     for i in np.flatnonzero(vega > 1e-3 * a[1]):
-        ref = implied_volatility(price[i], a[1][i], a[2][i], a[3][i], a[4][i], a[6][i],
-                                 a[0][i][0])
+        ref = implied_volatility(price[i], a[1][i], a[2][i], a[3][i], a[4][i], a[6][i], a[0][i][0])
         assert ours[i] == pytest.approx(ref, abs=1e-8)
-        assert implied_vol(float(price[i]), str(a[0][i]), float(a[1][i]), float(a[2][i]),
-                           float(a[3][i]), float(a[4][i]), float(a[6][i])) == pytest.approx(
-            ref, abs=1e-12)
+        assert implied_vol(
+            float(price[i]),
+            str(a[0][i]),
+            float(a[1][i]),
+            float(a[2][i]),
+            float(a[3][i]),
+            float(a[4][i]),
+            float(a[6][i]),
+        ) == pytest.approx(ref, abs=1e-12)
 
 
 def test_iv_reasons_for_impossible_prices():
@@ -282,8 +323,12 @@ def test_iv_reasons_for_impossible_prices():
     prices = np.array([intrinsic - 0.5, s + 1.0, 15.0, 5.0])
     ts = np.array([t, t, t, 0.0])
     iv, reason = implied_vol_vectorized_with_reason(prices, "call", s, k, ts, r)
-    assert list(reason) == [IV_REASON_BELOW_INTRINSIC, IV_REASON_ABOVE_UPPER_BOUND,
-                            IV_REASON_OK, IV_REASON_EXPIRED]
+    assert list(reason) == [
+        IV_REASON_BELOW_INTRINSIC,
+        IV_REASON_ABOVE_UPPER_BOUND,
+        IV_REASON_OK,
+        IV_REASON_EXPIRED,
+    ]
     assert np.isnan(iv[[0, 1, 3]]).all() and iv[2] > 0
     assert math.isnan(implied_vol(intrinsic - 0.5, "call", s, k, t, r))
     assert math.isnan(implied_vol(s + 1.0, "call", s, k, t, r))

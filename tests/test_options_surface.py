@@ -54,7 +54,8 @@ def test_put_skew_and_flatter_call_wing():
     put_rise = iv[1] - iv[2]
     call_fall = iv[2] - iv[3]
     assert call_fall == pytest.approx(
-        CFG.call_wing_slope_ratio * put_rise * math.log(1.1) / -math.log(0.9), rel=1e-9)
+        CFG.call_wing_slope_ratio * put_rise * math.log(1.1) / -math.log(0.9), rel=1e-9
+    )
     # a 10% OTM one-month put sits several vol points over ATM
     assert 0.04 < put_rise < 0.10
 
@@ -89,7 +90,8 @@ def test_floor_and_cap():
 def test_scalar_twin_matches(atm, spot, log_m, t):
     strike = spot * math.exp(log_m)
     assert iv_at_scalar(atm, spot, strike, t, CFG) == pytest.approx(
-        iv_at(atm, spot, strike, t, CFG), abs=1e-12)
+        iv_at(atm, spot, strike, t, CFG), abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("atm", [0.1, 0.2, 0.6])
@@ -149,16 +151,16 @@ def test_atm_series_is_causal_by_truncation(real_frame):
     frame = real_frame.copy()
     frame.loc["2017-01-01":, "iv_index"] = np.nan
     full = atm_iv_series(frame)
-    for cut in ("2003-06-30", "2014-02-14", "2014-06-02", "2016-12-30", "2017-03-15",
-                "2018-06-29"):
+    for cut in ("2003-06-30", "2014-02-14", "2014-06-02", "2016-12-30", "2017-03-15", "2018-06-29"):
         part = atm_iv_series(frame.loc[:cut])
         pd.testing.assert_series_equal(part, full.loc[:cut])
     # and changing the future (VIX and prices after a date) leaves the past alone
     shocked = frame.copy()
     shocked.loc["2016-06-01":, "iv_index"] *= 3.0
     shocked.loc["2016-06-01":, "close"] *= 0.5
-    pd.testing.assert_series_equal(atm_iv_series(shocked).loc[:"2016-05-31"],
-                                   full.loc[:"2016-05-31"])
+    pd.testing.assert_series_equal(
+        atm_iv_series(shocked).loc[:"2016-05-31"], full.loc[:"2016-05-31"]
+    )
 
 
 def test_proxy_tracks_vix_out_of_sample(real_frame):

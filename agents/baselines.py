@@ -1,0 +1,145 @@
+"""Rule-based baselines: each a few readable lines, parameters from ``BaselinesConfig``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.config import BaselinesConfig
+from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
+
+__all__ = [
+    "BASELINES",
+    "BuyAndHoldPolicy",
+    "CashPolicy",
+    "ForecastRulePolicy",
+    "IronCondorPolicy",
+    "RandomPolicy",
+    "ShortPutSpreadPolicy",
+    "make_baseline",
+]
+
+
+class _Rule:
+    name = "rule"
+
+    def __init__(self, observation_names, cfg: BaselinesConfig | None = None) -> None:
+        self.cfg = cfg or BaselinesConfig()
+        self.obs_index = {name: i for i, name in enumerate(observation_names)}
+
+    def reset(self, seed: int | None = None) -> None:
+        return None
+
+    @staticmethod
+    def _open_if_valid(strategy: str, mask: np.ndarray) -> int:
+        action = action_for_strategy(strategy)
+        return action if mask[action] else ACTION_HOLD
+
+
+class CashPolicy(_Rule):
+    """Never trade."""
+
+    name = "cash"
+
+    def act(self, observation, info, action_mask) -> int:
+        return ACTION_HOLD
+
+
+class BuyAndHoldPolicy(CashPolicy):
+    """Buy-and-hold of the underlying, as a reference curve.
+
+    The environment trades options only, so this policy holds cash in it; evaluation replaces
+    its equity with ``starting equity * spot[t] / spot[0]`` over the same bars
+    (``reference_curve = "underlying"``), with no costs and no dividends (a price index).
+    """
+
+    name = "buy_and_hold"
+    reference_curve = "underlying"
+
+
+class ShortPutSpreadPolicy(_Rule):
+    """CBOE PUT-index-like: always short a put spread; hold each to expiry, then sell again."""
+
+    name = "short_put_spread"
+
+    def act(self, observation, info, action_mask) -> int:
+        if info.get("position_summary") is not None:
+            return ACTION_HOLD
+        return self._open_if_valid("bull_put_spread", action_mask)
+
+
+class IronCondorPolicy(_Rule):
+    """Always-on iron condor, closed at a share of max profit or at N days to expiry."""
+
+    name = "iron_condor"
+
+    def act(self, observation, info, action_mask) -> int:
+        pos = info.get("position_summary")
+        if pos is None:
+            return self._open_if_valid("iron_condor", action_mask)
+        take = self.cfg.condor_profit_take_fraction * (pos["max_profit_usd"] or np.inf)
+        if pos["pnl_if_closed_usd"] >= take or pos["dte_days"] <= self.cfg.condor_close_dte_days:
+            return ACTION_CLOSE
+        return ACTION_HOLD
+
+
+class ForecastRulePolicy(_Rule):
+    """Trade the forecast: direction -> credit spread, interval vs implied move -> volatility.
+
+    Bull put spread when the median forecast is above ``forecast_up_threshold`` implied standard
+    deviations, bear call when below minus that; otherwise an iron condor when the forecast 75%
+    interval is narrower than ``interval_ratio_narrow`` times the option-implied one, a long
+    straddle when wider than ``interval_ratio_wide`` times it. Positions are held to expiry.
+    """
+
+    name = "forecast_rule"
+
+    def act(self, observation, info, action_mask) -> int:
+        if info.get("position_summary") is not None:
+            return ACTION_HOLD
+        h = self.cfg.forecast_horizon_bars
+        median = observation[self.obs_index[f"forecast_h{h}_q0.500_vs_implied_move"]]
+        width = observation[self.obs_index[f"forecast_width75_h{h}_vs_implied_width75"]]
+        if median > self.cfg.forecast_up_threshold:
+            return self._open_if_valid("bull_put_spread", action_mask)
+        if median < -self.cfg.forecast_up_threshold:
+            return self._open_if_valid("bear_call_spread", action_mask)
+        if width < self.cfg.interval_ratio_narrow:
+            return self._open_if_valid("iron_condor", action_mask)
+        if width > self.cfg.interval_ratio_wide:
+            return self._open_if_valid("long_straddle", action_mask)
+        return ACTION_HOLD
+
+
+class RandomPolicy(_Rule):
+    """Uniform among the valid actions (seeded)."""
+
+    name = "random"
+
+    def __init__(self, observation_names, cfg: BaselinesConfig | None = None,
+                 seed: int = 0) -> None:
+        super().__init__(observation_names, cfg)
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+
+    def act(self, observation, info, action_mask) -> int:
+        return int(self.rng.choice(np.flatnonzero(action_mask)))
+
+
+BASELINES = {
+    policy.name: policy
+    for policy in (CashPolicy, BuyAndHoldPolicy, ShortPutSpreadPolicy, IronCondorPolicy,
+                   ForecastRulePolicy, RandomPolicy)
+}
+
+
+def make_baseline(name: str, observation_names, cfg: BaselinesConfig | None = None,
+                  seed: int = 0):
+    """Build the baseline registered under ``name``."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline '{name}'; expected one of {sorted(BASELINES)}")
+    if name == "random":
+        return RandomPolicy(observation_names, cfg, seed=seed)
+    return BASELINES[name](observation_names, cfg)

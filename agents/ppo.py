@@ -1,0 +1,81 @@
+"""PPO (stable-baselines3) and MaskablePPO (sb3-contrib) behind the policy interface."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from agents.config import AgentConfig
+
+__all__ = ["ALGOS", "PPOPolicy", "atomic_save", "build_model", "load_model"]
+
+
+def _algos():
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import PPO
+
+    return {"maskable_ppo": MaskablePPO, "ppo": PPO}
+
+
+ALGOS = ("maskable_ppo", "ppo")
+
+
+def build_model(cfg: AgentConfig, vec_env, seed: int, tensorboard_log: str | None):
+    """A fresh PPO/MaskablePPO on ``vec_env`` with the config's hyper-parameters."""
+    import torch
+
+    torch.set_num_threads(cfg.torch_threads)
+    algo = _algos()[cfg.algo]
+    return algo(
+        "MlpPolicy", vec_env, learning_rate=cfg.learning_rate, n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
+        policy_kwargs={"net_arch": list(cfg.net_arch)}, tensorboard_log=tensorboard_log,
+        seed=seed, device="cpu", verbose=0,
+    )
+
+
+def load_model(path: str | os.PathLike, algo: str, env=None):
+    """Load a saved model (SB3 zip)."""
+    return _algos()[algo].load(str(path), env=env, device="cpu")
+
+
+def atomic_save(model, path: str | os.PathLike) -> Path:
+    """Save an SB3 model (or VecNormalize) so that no reader ever sees a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        model.save(tmp)  # tmp keeps the target's suffix, so SB3 writes exactly there
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+class PPOPolicy:
+    """A trained model as a :class:`agents.base.Policy` (deterministic actions)."""
+
+    def __init__(self, model, algo: str, vec_normalize=None, name: str = "ppo") -> None:
+        self.model = model
+        self.algo = algo
+        self.vec_normalize = vec_normalize
+        self.name = name
+
+    def reset(self, seed: int | None = None) -> None:
+        return None
+
+    def act(self, observation: np.ndarray, info: dict, action_mask: np.ndarray) -> int:
+        obs = observation
+        if self.vec_normalize is not None:
+            obs = self.vec_normalize.normalize_obs(observation[None, :])[0]
+        if self.algo == "maskable_ppo":
+            action, _ = self.model.predict(obs, deterministic=True, action_masks=action_mask)
+        else:
+            action, _ = self.model.predict(obs, deterministic=True)
+        return int(action)
