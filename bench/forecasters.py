@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-import data
-from forecasters import FORECASTERS, ForecastConfig, walk_forward
+# This file is named like the package it times: run as a script, its own folder comes first on
+# sys.path and would shadow the package, so put the repository root there instead.
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(_ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "bench"]
+
+import data  # noqa: E402
+from forecasters import FORECASTERS, ForecastConfig, walk_forward  # noqa: E402
 
 FIRST_FORECAST_DATE = "2012-01-03"
 """Default config: forecasts from here to 2018-12-31 (OOS history before a 2016-2018 test)."""

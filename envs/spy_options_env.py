@@ -365,7 +365,10 @@ class SpyOptionsEnv(gym.Env):
     def _settle_expired(self) -> list:
         out: list = []
         now_ns = self._close_ns[self._i]
-        if not any(t.expiry_ns <= now_ns for t in self.positions):
+        for trade in self.positions:
+            if trade.expiry_ns <= now_ns:
+                break
+        else:
             return out
         date = self._dates[self._i]
         spot = self._spot[self._i]
@@ -400,9 +403,9 @@ class SpyOptionsEnv(gym.Env):
             elif (cfg.stop_loss_multiple is not None and credit > 0
                   and -pnl_if_closed >= cfg.stop_loss_multiple * credit):
                 reason = "stop_loss"
-            elif cfg.close_at_dte_days is not None:
-                if (trade.expiry_ns - now_ns) / _NS_PER_DAY <= cfg.close_at_dte_days:
-                    reason = "dte_exit"
+            elif (cfg.close_at_dte_days is not None
+                  and (trade.expiry_ns - now_ns) / _NS_PER_DAY <= cfg.close_at_dte_days):
+                reason = "dte_exit"
             if reason is not None:
                 out += self._close(trade, reason)
         return out

@@ -11,7 +11,9 @@ from forecasters.base import (
 )
 from forecasters.config import ForecastConfig
 from forecasters.ensemble import StackedEnsemble
+from forecasters.metrics import METRIC_KEYS, evaluate_panel, metrics_table, write_metrics
 from forecasters.models import FORECASTERS, make_forecaster
+from forecasters.report import run_report
 from forecasters.walkforward import (
     ENSEMBLE,
     load_or_make_panel,
@@ -23,18 +25,23 @@ from forecasters.walkforward import (
 __all__ = [
     "ENSEMBLE",
     "FORECASTERS",
+    "METRIC_KEYS",
     "RETURN_COLUMN",
     "VOL_COLUMN",
     "ForecastConfig",
     "Forecaster",
     "QuantileForecaster",
     "StackedEnsemble",
+    "evaluate_panel",
     "load_or_make_panel",
     "make_forecaster",
+    "metrics_table",
     "panel_key",
     "pinball_loss",
     "quantile_column",
+    "run_report",
     "walk_forward",
     "wide_column",
     "wide_panel",
+    "write_metrics",
 ]

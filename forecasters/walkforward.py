@@ -280,6 +280,10 @@ def load_or_make_panel(
 ) -> pd.DataFrame:
     """The cached panel for this config and data, computed (and written atomically) if missing."""
     config = config.resolved()
+    if features is None:  # hashed too, so that a change to the feature code is a new key
+        from data import build_features
+
+        features = build_features(frame)
     directory = Path(cache_dir if cache_dir is not None else config.cache_dir)
     path = directory / f"panel_{panel_key(frame, config, features)}.parquet"
     if path.exists():

@@ -20,13 +20,21 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sb3_contrib.common.maskable.utils import is_masking_supported
 from scipy.stats import norm
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 import data
 import envs
-from envs import ACTION_NAMES, STRATEGIES, EnvConfig, SpyOptionsEnv, action_for_strategy
-from envs import build_market_panel
+from envs import (
+    ACTION_NAMES,
+    STRATEGIES,
+    EnvConfig,
+    SpyOptionsEnv,
+    action_for_strategy,
+    build_market_panel,
+)
 from envs.spy_options_env import PORTFOLIO_OBS_NAMES
 from options.costs import CostConfig, bid_ask_per_share
 from options.positions import CONTRACT_MULTIPLIER
@@ -36,8 +44,17 @@ from options.surface import SurfaceConfig, atm_iv_series, iv_at
 SCALE = 0.1  # S&P 500 index -> SPY-like underlying
 SURFACE = SurfaceConfig()
 COSTS = CostConfig()
-INFO_KEYS = {"date", "equity", "cash", "margin_used", "position", "fills", "costs",
-             "realized_pnl", "unrealized_pnl"}
+INFO_KEYS = {
+    "date",
+    "equity",
+    "cash",
+    "margin_used",
+    "position",
+    "fills",
+    "costs",
+    "realized_pnl",
+    "unrealized_pnl",
+}
 HORIZONS = (1, 2, 3, 4, 5)
 LEVELS = (0.05, 0.125, 0.5, 0.875, 0.95)
 N_ACTIONS = len(ACTION_NAMES)
@@ -50,8 +67,11 @@ NS_PER_YEAR = 365.0 * 86_400 * 10**9
 def forecast_panel(frame: pd.DataFrame) -> pd.DataFrame:
     """Causal wide forecast panel: normal quantiles scaled by the day's implied vol."""
     iv = frame["iv_index"].ffill()
-    columns = {f"h{h}_q{level:.3f}": norm.ppf(level) * iv * math.sqrt(h / 252)
-               for h in HORIZONS for level in LEVELS}
+    columns = {
+        f"h{h}_q{level:.3f}": norm.ppf(level) * iv * math.sqrt(h / 252)
+        for h in HORIZONS
+        for level in LEVELS
+    }
     return pd.DataFrame(columns, index=frame.index).dropna()
 
 
@@ -79,23 +99,39 @@ def sessions(start: str, count: int) -> pd.DatetimeIndex:
 HISTORY_BARS = 80  # warm-up before the segment so that every feature exists at its first bar
 
 
-def handmade_frame(segment_closes, iv_annualized: float = 0.20, rate: float = 0.01,
-                   start: str = "2016-01-04") -> pd.DataFrame:
+def handmade_frame(
+    segment_closes, iv_annualized: float = 0.20, rate: float = 0.01, start: str = "2016-01-04"
+) -> pd.DataFrame:
     """A market frame: 80 bars of gentle oscillation around 200, then ``segment_closes``."""
     k = np.arange(HISTORY_BARS)
     closes = np.concatenate([200.0 * (1 + 0.003 * np.sin(k)), np.asarray(segment_closes, float)])
     index = sessions(start, len(closes))
-    frame = pd.DataFrame({"open": closes, "high": closes * 1.002, "low": closes * 0.998,
-                          "close": closes, "volume": 1e6, "iv_index": iv_annualized,
-                          "rate": rate}, index=index)
+    frame = pd.DataFrame(
+        {
+            "open": closes,
+            "high": closes * 1.002,
+            "low": closes * 0.998,
+            "close": closes,
+            "volume": 1e6,
+            "iv_index": iv_annualized,
+            "rate": rate,
+        },
+        index=index,
+    )
     frame.attrs.update(source="test", symbol="TEST", interval="1d")
     return frame
 
 
 def handmade_env(segment_closes, env_config: EnvConfig, **frame_kwargs) -> SpyOptionsEnv:
     frame = handmade_frame(segment_closes, **frame_kwargs)
-    panel = build_market_panel(frame, data.build_features(frame), forecast_panel(frame),
-                               frame.index[HISTORY_BARS], frame.index[-1], SURFACE)
+    panel = build_market_panel(
+        frame,
+        data.build_features(frame),
+        forecast_panel(frame),
+        frame.index[HISTORY_BARS],
+        frame.index[-1],
+        SURFACE,
+    )
     assert panel.dates[0] == frame.index[HISTORY_BARS]  # the segment starts where we think
     return SpyOptionsEnv(panel, env_config, mode="eval")
 
@@ -109,8 +145,13 @@ def leg_mid_per_share(leg, date, spot, atm_iv, rate) -> float:
 
 
 def marked_value_usd(positions, date, spot, atm_iv, rate) -> float:
-    return sum(leg_mid_per_share(leg, date, spot, atm_iv, rate) * leg.quantity_contracts
-               * CONTRACT_MULTIPLIER for position in positions for leg in position.legs)
+    return sum(
+        leg_mid_per_share(leg, date, spot, atm_iv, rate)
+        * leg.quantity_contracts
+        * CONTRACT_MULTIPLIER
+        for position in positions
+        for leg in position.legs
+    )
 
 
 class MarketLookup:
@@ -126,8 +167,14 @@ class MarketLookup:
 
 
 def finite_numbers(info) -> bool:
-    numbers = [info["equity"], info["cash"], info["margin_used"], info["realized_pnl"],
-               info["unrealized_pnl"], *info["costs"].values()]
+    numbers = [
+        info["equity"],
+        info["cash"],
+        info["margin_used"],
+        info["realized_pnl"],
+        info["unrealized_pnl"],
+        *info["costs"].values(),
+    ]
     return all(math.isfinite(float(x)) for x in numbers)
 
 
@@ -148,7 +195,7 @@ def policy_action(env, rng, p_invalid: float = 0.0, p_close: float = 0.05) -> in
 def check_step(env, lookup, prev, action, mask, obs, reward, info):
     """Per-step invariants (``prev`` is the previous step's info)."""
     start = env.start_equity
-    assert INFO_KEYS <= set(info)
+    assert set(info) >= INFO_KEYS
     assert obs.dtype == np.float32 and np.isfinite(obs).all()
     assert env.observation_space.contains(obs)
     assert math.isfinite(reward) and finite_numbers(info)
@@ -157,7 +204,8 @@ def check_step(env, lookup, prev, action, mask, obs, reward, info):
     marked = marked_value_usd(info["position"], info["date"], spot, atm_iv, rate)
     assert info["equity"] == pytest.approx(info["cash"] + marked, rel=0, abs=1e-6)
     assert info["equity"] == pytest.approx(
-        start + info["realized_pnl"] + info["unrealized_pnl"], rel=0, abs=1e-6)
+        start + info["realized_pnl"] + info["unrealized_pnl"], rel=0, abs=1e-6
+    )
     # Reward (pnl) = change of equity / starting equity.
     assert reward * start == pytest.approx(info["equity"] - prev["equity"], rel=0, abs=1e-6)
     # Fills: each pays its commission once, buys at the ask and sells at the bid, settles at
@@ -169,25 +217,35 @@ def check_step(env, lookup, prev, action, mask, obs, reward, info):
         if fill.kind == "settle":
             assert fill.commission_usd == 0.0
             assert fill.premium_per_share == pytest.approx(
-                float(fill.leg.intrinsic_per_share(spot)), abs=1e-12)
+                float(fill.leg.intrinsic_per_share(spot)), abs=1e-12
+            )
         else:
             assert fill.commission_usd == pytest.approx(
-                COSTS.commission_per_contract_usd * abs(qty), abs=1e-12)
+                COSTS.commission_per_contract_usd * abs(qty), abs=1e-12
+            )
             bid, ask = bid_ask_per_share(fill.mid_per_share, COSTS)
             assert fill.premium_per_share == pytest.approx(ask if qty > 0 else bid, abs=1e-12)
         flows += -fill.premium_per_share * qty * CONTRACT_MULTIPLIER - fill.commission_usd
     assert info["cash"] - prev["cash"] == pytest.approx(flows, rel=0, abs=1e-6)
     assert info["costs"]["commission_usd"] == pytest.approx(
-        sum(f.commission_usd for f in fills), rel=0, abs=1e-9)
+        sum(f.commission_usd for f in fills), rel=0, abs=1e-9
+    )
     assert info["costs"]["total_commission_usd"] == pytest.approx(
-        prev["costs"]["total_commission_usd"] + info["costs"]["commission_usd"], abs=1e-9)
+        prev["costs"]["total_commission_usd"] + info["costs"]["commission_usd"], abs=1e-9
+    )
     # Invalid actions are no-ops reported in info, and exactly the masked ones.
     is_valid = 0 <= action < N_ACTIONS and bool(mask[action])
     if is_valid:
         assert info["invalid_action"] is None
     else:
         assert info["invalid_action"]
-        assert not [f for f in fills if f.kind in ("open", "close")]
+        auto_exits = (
+            env.cfg.profit_target_fraction,
+            env.cfg.stop_loss_multiple,
+            env.cfg.close_at_dte_days,
+        )
+        agent_kinds = ("open",) if any(x is not None for x in auto_exits) else ("open", "close")
+        assert not [f for f in fills if f.kind in agent_kinds]
     # The observation's one-hot shows the open structures.
     names = env.observation_names
     for k, strategy in enumerate(STRATEGIES):
@@ -203,7 +261,8 @@ def check_episode(env, infos, rewards):
     ledger = env.trade_ledger()
     assert ledger["pnl_usd"].sum() == pytest.approx(final - start, rel=0, abs=1e-6)
     assert ledger["commission_usd"].sum() == pytest.approx(
-        infos[-1]["costs"]["total_commission_usd"], abs=1e-6)
+        infos[-1]["costs"]["total_commission_usd"], abs=1e-6
+    )
     defined = ledger[ledger["max_loss_usd"].notna()]
     worst = -(defined["max_loss_usd"] + defined["commission_usd"] + defined["spread_cost_usd"])
     assert (defined["pnl_usd"] >= worst - 1e-6).all(), defined[defined["pnl_usd"] < worst - 1e-6]
@@ -211,7 +270,7 @@ def check_episode(env, infos, rewards):
 
 def rollout(env, lookup, rng, steps: int, p_invalid: float, seed=None, options=None):
     obs, info = env.reset(seed=seed, options=options)
-    assert env.observation_space.contains(obs) and INFO_KEYS <= set(info)
+    assert env.observation_space.contains(obs) and set(info) >= INFO_KEYS
     assert info["equity"] == env.start_equity
     infos, rewards = [info], []
     for _ in range(steps):
@@ -230,8 +289,9 @@ def rollout(env, lookup, rng, steps: int, p_invalid: float, seed=None, options=N
 # --------------------------------------------------------------------------- checkers
 def test_gymnasium_and_sb3_checkers_pass_without_warnings():
     panel = embedded_panel("2016-01-01", "2016-12-31")
-    env = gym.make(envs.ENV_ID, panel=panel, env_config=EnvConfig(underlying_price_scale=SCALE),
-                   mode="train")
+    env = gym.make(
+        envs.ENV_ID, panel=panel, env_config=EnvConfig(underlying_price_scale=SCALE), mode="train"
+    )
     assert isinstance(env.unwrapped, SpyOptionsEnv)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -241,23 +301,32 @@ def test_gymnasium_and_sb3_checkers_pass_without_warnings():
         obs, reward, terminated, truncated, info = env.step(HOLD)
     assert env.observation_space.contains(obs)
     assert env.unwrapped.action_masks().shape == (N_ACTIONS,)
+    assert is_masking_supported(DummyVecEnv([lambda: env]))  # what MaskablePPO looks for
 
 
 def test_spaces_match_names():
-    env = SpyOptionsEnv(embedded_panel("2016-01-01", "2016-12-31"),
-                        EnvConfig(underlying_price_scale=SCALE))
+    env = SpyOptionsEnv(
+        embedded_panel("2016-01-01", "2016-12-31"), EnvConfig(underlying_price_scale=SCALE)
+    )
     assert env.action_space.n == N_ACTIONS == 2 + len(STRATEGIES)
     assert env.observation_space.shape == (len(env.observation_names),)
-    assert env.observation_names[-len(PORTFOLIO_OBS_NAMES):] == PORTFOLIO_OBS_NAMES
+    assert env.observation_names[-len(PORTFOLIO_OBS_NAMES) :] == PORTFOLIO_OBS_NAMES
 
 
 # --------------------------------------------------------------------------- accounting invariants
 @cache
-def rollout_env(max_open_positions: int, sizing: str) -> SpyOptionsEnv:
+def rollout_env(max_open_positions: int, sizing: str, auto_exits: bool) -> SpyOptionsEnv:
     """One env per configuration, shared by the hypothesis examples (its caches stay warm)."""
     panel = embedded_panel("2014-01-01", "2018-12-31")
-    cfg = EnvConfig(underlying_price_scale=SCALE, max_open_positions=max_open_positions,
-                    sizing=sizing, fixed_contracts=3, episode_length_bars=250)
+    exits = {"profit_target_fraction": 0.5, "stop_loss_multiple": 1.5, "close_at_dte_days": 7}
+    cfg = EnvConfig(
+        underlying_price_scale=SCALE,
+        max_open_positions=max_open_positions,
+        sizing=sizing,
+        fixed_contracts=3,
+        episode_length_bars=250,
+        **(exits if auto_exits else {}),
+    )
     return SpyOptionsEnv(panel, cfg, mode="train")
 
 
@@ -267,11 +336,17 @@ def embedded_lookup() -> MarketLookup:
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**31 - 1), p_invalid=st.sampled_from([0.0, 0.05, 0.3]),
-       max_open_positions=st.sampled_from([1, 2]),
-       sizing=st.sampled_from(["risk_fraction", "fixed_contracts"]))
-def test_accounting_invariants_over_random_rollouts(seed, p_invalid, max_open_positions, sizing):
-    env = rollout_env(max_open_positions, sizing)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    p_invalid=st.sampled_from([0.0, 0.05, 0.3]),
+    max_open_positions=st.sampled_from([1, 2]),
+    sizing=st.sampled_from(["risk_fraction", "fixed_contracts"]),
+    auto_exits=st.booleans(),
+)
+def test_accounting_invariants_over_random_rollouts(
+    seed, p_invalid, max_open_positions, sizing, auto_exits
+):
+    env = rollout_env(max_open_positions, sizing, auto_exits)
     rng = np.random.default_rng(seed)
     infos, _ = rollout(env, embedded_lookup(), rng, steps=250, p_invalid=p_invalid, seed=seed)
     assert len(infos) > 200  # no early ruin with these sizes: the rollout really ran
@@ -281,8 +356,13 @@ def test_accounting_invariants_over_random_rollouts(seed, p_invalid, max_open_po
 def test_accounting_invariants_with_ruin_and_undefined_risk():
     """Big size, short premium only: terminations, stop-outs and naked margin get exercised."""
     panel = embedded_panel("2014-01-01", "2018-12-31")
-    cfg = EnvConfig(underlying_price_scale=SCALE, risk_per_trade_fraction=1.0, max_contracts=400,
-                    ruin_equity_fraction=0.9, episode_length_bars=300)
+    cfg = EnvConfig(
+        underlying_price_scale=SCALE,
+        risk_per_trade_fraction=1.0,
+        max_contracts=400,
+        ruin_equity_fraction=0.9,
+        episode_length_bars=300,
+    )
     env = SpyOptionsEnv(panel, cfg, mode="train")
     rng = np.random.default_rng(3)
     infos, _ = rollout(env, embedded_lookup(), rng, steps=300, p_invalid=0.1, seed=11)
@@ -321,8 +401,7 @@ def expected_entry(fills, date, spot, atm_iv, rate):
 
 
 def test_iron_condor_held_to_expiry_on_flat_prices_earns_its_credit_minus_costs():
-    env = handmade_env([200.0] * FLAT_BARS,
-                       EnvConfig(sizing="fixed_contracts", fixed_contracts=3))
+    env = handmade_env([200.0] * FLAT_BARS, EnvConfig(sizing="fixed_contracts", fixed_contracts=3))
     infos, rewards = run_to_end(env, action_for_strategy("iron_condor"))
     entry = infos[1]["fills"]
     assert len(entry) == 4 and all(f.kind == "open" for f in entry)
@@ -381,35 +460,45 @@ def twin_steps(env_config: EnvConfig, setup_actions, action):
     return mask, a.step(action), b.step(HOLD)
 
 
-@pytest.mark.parametrize(("setup_actions", "action", "max_open"), [
-    ((), CLOSE, 1),  # close with nothing open
-    ((action_for_strategy("iron_condor"),), action_for_strategy("bull_put_spread"), 1),
-    ((action_for_strategy("iron_condor"),), action_for_strategy("iron_condor"), 1),
-    ((OPEN_ACTIONS[0], OPEN_ACTIONS[1]), OPEN_ACTIONS[2], 2),  # both slots taken
-    ((), N_ACTIONS, 1),  # out of range
-    ((), -1, 1),
-    ((action_for_strategy("iron_condor"),), 10**6, 1),
-    ((action_for_strategy("iron_condor"),), np.int64(N_ACTIONS + 3), 1),
-])
+@pytest.mark.parametrize(
+    ("setup_actions", "action", "max_open"),
+    [
+        ((), CLOSE, 1),  # close with nothing open
+        ((action_for_strategy("iron_condor"),), action_for_strategy("bull_put_spread"), 1),
+        ((action_for_strategy("iron_condor"),), action_for_strategy("iron_condor"), 1),
+        ((OPEN_ACTIONS[0], OPEN_ACTIONS[1]), OPEN_ACTIONS[2], 2),  # both slots taken
+        ((), N_ACTIONS, 1),  # out of range
+        ((), -1, 1),
+        ((action_for_strategy("iron_condor"),), 10**6, 1),
+        ((action_for_strategy("iron_condor"),), np.int64(N_ACTIONS + 3), 1),
+    ],
+)
 def test_invalid_action_is_a_recorded_no_op(setup_actions, action, max_open):
     cfg = EnvConfig(underlying_price_scale=SCALE, max_open_positions=max_open)
-    mask, (obs, reward, term, trunc, info), (obs_h, reward_h, term_h, trunc_h, info_h) = \
-        twin_steps(cfg, setup_actions, action)
+    mask, stepped, held = twin_steps(cfg, setup_actions, action)
+    obs, reward, term, trunc, info = stepped
+    obs_h, reward_h, term_h, trunc_h, info_h = held
     if 0 <= action < N_ACTIONS:
         assert not mask[action]
     assert isinstance(info["invalid_action"], str) and info["invalid_action"]
     assert info_h["invalid_action"] is None
     np.testing.assert_array_equal(obs, obs_h)
     assert (reward, term, trunc) == (reward_h, term_h, trunc_h)
-    for key in ("equity", "cash", "margin_used", "realized_pnl", "unrealized_pnl", "fills",
-                "position"):
+    for key in (
+        "equity",
+        "cash",
+        "margin_used",
+        "realized_pnl",
+        "unrealized_pnl",
+        "fills",
+        "position",
+    ):
         assert info[key] == info_h[key], key
 
 
 def test_action_masks_agree_with_what_step_accepts():
     panel = embedded_panel("2016-01-01", "2016-12-31")
-    cfg = EnvConfig(underlying_price_scale=SCALE, max_open_positions=2,
-                    risk_per_trade_fraction=0.3)
+    cfg = EnvConfig(underlying_price_scale=SCALE, max_open_positions=2, risk_per_trade_fraction=0.3)
     env = SpyOptionsEnv(panel, cfg, mode="eval")
     env.reset()
     rng = np.random.default_rng(5)
@@ -446,25 +535,30 @@ FIXED = {"sizing": "fixed_contracts", "fixed_contracts": 2}
 JUMP_UP = [200.0] * 8 + [240.0] * (FLAT_BARS - 8)
 
 
-@pytest.mark.parametrize(("closes", "strategy"), [
-    ([200.0] * FLAT_BARS, "iron_condor"),
-    (JUMP_UP, "bear_call_spread"),
-])
+@pytest.mark.parametrize(
+    ("closes", "strategy"),
+    [
+        ([200.0] * FLAT_BARS, "iron_condor"),
+        (JUMP_UP, "bear_call_spread"),
+    ],
+)
 def test_default_config_holds_to_expiry(closes, strategy):
     _, _, ledger = exit_rows(EnvConfig(**FIXED), closes, strategy)
     assert ledger["exit_reason"].tolist() == ["expiry"]
 
 
-def test_close_at_dte_exit_fires_at_the_configured_days():
-    env, infos, ledger = exit_rows(EnvConfig(close_at_dte_days=5, **FIXED), [200.0] * FLAT_BARS,
-                                   "iron_condor")
+@pytest.mark.parametrize("dte_days", [3, 5, 10])
+def test_close_at_dte_exit_fires_at_the_configured_days(dte_days):
+    env, infos, ledger = exit_rows(
+        EnvConfig(close_at_dte_days=dte_days, **FIXED), [200.0] * FLAT_BARS, "iron_condor"
+    )
     assert ledger["exit_reason"].tolist() == ["dte_exit"]
     row = ledger.iloc[0]
     expiry = infos[1]["position"][0].legs[0].expiry
     close_date = row["close_date"]
-    assert (expiry - close_date).days <= 5
+    assert (expiry - close_date).days <= dte_days  # calendar days to expiry
     previous = env.panel.dates[env.panel.dates.get_loc(close_date) - 1]
-    assert (expiry - previous).days > 5  # not a bar earlier than it had to
+    assert (expiry - previous).days > dte_days  # not a bar earlier than it had to
     assert row["commission_usd"] == pytest.approx(0.65 * 2 * 4 * 2)  # entry and exit
 
 
@@ -481,8 +575,9 @@ def test_profit_target_exit_fires_at_the_share_of_max_profit():
 
 
 def test_stop_loss_exit_fires_at_the_multiple_of_the_credit():
-    env, infos, ledger = exit_rows(EnvConfig(stop_loss_multiple=1.0, **FIXED), JUMP_UP,
-                                   "bear_call_spread")
+    env, infos, ledger = exit_rows(
+        EnvConfig(stop_loss_multiple=1.0, **FIXED), JUMP_UP, "bear_call_spread"
+    )
     assert ledger["exit_reason"].tolist() == ["stop_loss"]
     row = ledger.iloc[0]
     assert row["close_date"] == env.panel.dates[8]  # the bar of the jump
@@ -505,10 +600,18 @@ def test_changing_data_after_t_changes_no_observation_at_or_before_t():
     changed_forecasts = forecast_panel(changed)
     changed_forecasts.loc[changed_forecasts.index > cutoff] += 0.01
     start, end = "2016-01-01", "2016-12-31"
-    base = SpyOptionsEnv(embedded_panel(start, end), EnvConfig(underlying_price_scale=SCALE),
-                         mode="eval")
-    panel = build_market_panel(changed, data.build_features(changed), changed_forecasts, start,
-                               end, SURFACE, price_scale=SCALE)
+    base = SpyOptionsEnv(
+        embedded_panel(start, end), EnvConfig(underlying_price_scale=SCALE), mode="eval"
+    )
+    panel = build_market_panel(
+        changed,
+        data.build_features(changed),
+        changed_forecasts,
+        start,
+        end,
+        SURFACE,
+        price_scale=SCALE,
+    )
     other = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="eval")
     rng = np.random.default_rng(1)
     obs_a, info_a = base.reset()
@@ -568,5 +671,65 @@ def test_train_reset_seed_reproduces_the_start_and_varies_with_the_seed():
         starts[seed] = info["date"]
     assert len(set(starts.values())) > 1
     eval_env = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="eval")
-    assert eval_env.reset(seed=0)[1]["date"] == eval_env.reset(seed=9)[1]["date"] == \
-        panel.dates[0]
+    assert eval_env.reset(seed=0)[1]["date"] == eval_env.reset(seed=9)[1]["date"] == panel.dates[0]
+
+
+# --------------------------------------------------------------------------- ledgers, shapings
+def test_equity_curve_and_trade_ledger_write_to_csv(tmp_path):
+    env = SpyOptionsEnv(
+        embedded_panel("2016-01-01", "2016-12-31"),
+        EnvConfig(underlying_price_scale=SCALE, episode_length_bars=120),
+    )
+    infos, _ = rollout(env, embedded_lookup(), np.random.default_rng(2), 120, 0.0, seed=4)
+    curve = env.equity_curve()
+    assert len(curve) == len(infos)
+    np.testing.assert_allclose(curve["equity_usd"], [i["equity"] for i in infos], rtol=0, atol=0)
+    assert list(curve.index) == [i["date"] for i in infos]
+    for name, table in (("equity.csv", curve), ("trades.csv", env.trade_ledger())):
+        table.to_csv(tmp_path / name)
+        back = pd.read_csv(tmp_path / name, index_col=0)
+        assert back.shape == table.shape and len(back) > 0
+
+
+def test_drawdown_penalty_reward_subtracts_the_drawdown_increase():
+    panel = embedded_panel("2016-01-01", "2016-12-31")
+    weight = 2.0
+    pnl_env = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="eval")
+    dd_env = SpyOptionsEnv(
+        panel,
+        EnvConfig(underlying_price_scale=SCALE, reward="drawdown_penalty", drawdown_penalty=weight),
+        mode="eval",
+    )
+    sharpe_env = SpyOptionsEnv(
+        panel, EnvConfig(underlying_price_scale=SCALE, reward="differential_sharpe"), mode="eval"
+    )
+    rng = np.random.default_rng(8)
+    _, info = pnl_env.reset()
+    dd_env.reset()
+    sharpe_env.reset()
+    peak = equity = info["equity"]
+    penalised = 0
+    for _ in range(150):
+        action = policy_action(pnl_env, rng, p_close=0.1)
+        _, r_pnl, _, _, info = pnl_env.step(action)
+        _, r_dd, _, _, info_dd = dd_env.step(action)
+        _, r_sharpe, _, _, _ = sharpe_env.step(action)
+        assert info_dd["equity"] == info["equity"]  # shaping never changes the accounting
+        dd_before = 1 - equity / peak
+        equity = info["equity"]
+        peak = max(peak, equity)
+        increase = max(0.0, (1 - equity / peak) - dd_before)
+        assert r_dd == pytest.approx(r_pnl - weight * increase, rel=0, abs=1e-12)
+        penalised += increase > 0
+        assert math.isfinite(r_sharpe)
+    assert penalised > 0
+
+
+def test_dates_without_forecasts_are_outside_the_tradable_segment():
+    frame, features, forecasts = embedded_inputs()
+    late = forecasts.loc["2016-03-01":]
+    panel = build_market_panel(frame, features, late, "2016-01-01", "2016-12-31", SURFACE, SCALE)
+    assert panel.dates[0] == late.index[0]
+    holed = late.drop(pd.Timestamp("2016-06-15"))
+    with pytest.raises(ValueError, match="2016-06-15"):
+        build_market_panel(frame, features, holed, "2016-01-01", "2016-12-31", SURFACE, SCALE)
