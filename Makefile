@@ -16,13 +16,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# The main job on the embedded data: data summary, walk-forward forecasts, PPO training and
-# evaluation against every baseline on the held-out segment of $(CONFIG).
+# The main job on the embedded data: data summary, walk-forward forecasts, PPO training, the
+# forecasts' own evaluation, and PPO against every baseline on the held-out segment of $(CONFIG).
 RUN_DIR ?= runs/$(notdir $(basename $(CONFIG)))
 
 run: setup
 	$(PY) -m data --out $(RUN_DIR)/data
 	$(PY) train.py --config $(CONFIG) --run-dir $(RUN_DIR) $(if $(wildcard $(RUN_DIR)/model.zip),--resume,)
+	$(PY) -m forecasters --config $(CONFIG) --out $(RUN_DIR)/forecast_eval --segment test --no-progress
 	$(PY) evaluate.py --run $(RUN_DIR)
 
 test: setup

@@ -39,10 +39,14 @@ def _time(frame, config: ForecastConfig) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", default=",".join(FORECASTERS), help="comma-separated registry names")
+    parser.add_argument(
+        "--members", default=",".join(FORECASTERS), help="comma-separated registry names"
+    )
     parser.add_argument("--skip-configs", action="store_true", help="only time single members")
     parser.add_argument("--n-jobs", type=int, default=2, help="joblib processes")
-    parser.add_argument("--configs-dir", default="configs", help="where quick.yaml/default.yaml live")
+    parser.add_argument(
+        "--configs-dir", default="configs", help="where quick.yaml/default.yaml live"
+    )
     args = parser.parse_args()
 
     frame = data.load_market("embedded")
@@ -67,7 +71,9 @@ def main() -> None:
             if path.is_file():
                 from config import load_config
 
-                configs[name] = load_config(path).forecast.model_copy(update={"n_jobs": args.n_jobs})
+                configs[name] = load_config(path).forecast.model_copy(
+                    update={"n_jobs": args.n_jobs}
+                )
             results[f"config/{name}"] = _time(frame, configs[name])
             print(json.dumps({f"config/{name}": results[f"config/{name}"]}), flush=True)
     print(json.dumps(results, indent=2))

@@ -22,14 +22,30 @@ def _load(path: str, overrides: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m forecasters", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="experiment YAML (its data, segments, forecast sections)")
+    parser = argparse.ArgumentParser(
+        prog="python -m forecasters", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--config", required=True, help="experiment YAML (its data, segments, forecast sections)"
+    )
     parser.add_argument("--out", help="output folder for panel.parquet, metrics and plots")
-    parser.add_argument("--segment", default="test", choices=["train", "valid", "test"], help="evaluated segment")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="override, e.g. forecast.n_jobs=1")
+    parser.add_argument(
+        "--segment", default="test", choices=["train", "valid", "test"], help="evaluated segment"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="override, e.g. forecast.n_jobs=1",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--tune", choices=TUNABLE, help="run the Optuna search for this member instead")
-    parser.add_argument("--trials", type=int, help="trials for this worker (default forecast.tune.n_trials)")
+    parser.add_argument(
+        "--tune", choices=TUNABLE, help="run the Optuna search for this member instead"
+    )
+    parser.add_argument(
+        "--trials", type=int, help="trials for this worker (default forecast.tune.n_trials)"
+    )
     parser.add_argument("--storage", help="Optuna storage URL (default forecast.tune.storage)")
     args = parser.parse_args(argv)
 
@@ -41,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         from forecasters.tune import save_best_params, tune_member
 
         best = tune_member(
-            frame, forecast, args.tune, segments.valid.start, segments.valid.end, args.trials, args.storage,
+            frame,
+            forecast,
+            args.tune,
+            segments.valid.start,
+            segments.valid.end,
+            args.trials,
+            args.storage,
         )
         path = save_best_params(args.tune, best, forecast.tune.best_params_path)
         print(f"best {args.tune} parameters {best} written to {path}")
@@ -52,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     from forecasters.report import run_report
 
     segment = segments.get(args.segment)
-    metrics = run_report(frame, forecast, Path(args.out), segment.start, segment.end, progress=not args.no_progress)
+    metrics = run_report(
+        frame, forecast, Path(args.out), segment.start, segment.end, progress=not args.no_progress
+    )
     print(metrics_table(metrics))
     return 0
 

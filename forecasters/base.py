@@ -23,6 +23,7 @@ def wide_column(horizon_bars: int, level: float) -> str:
     """Wide-panel column of one horizon and level: (1, 0.05) -> 'h1_q0.050'."""
     return f"h{horizon_bars}_{quantile_column(level)}"
 
+
 MIN_OBSERVED_ROWS = 20
 """A feature needs this many finite values in a training window to be used by that fit."""
 
@@ -85,7 +86,9 @@ class QuantileForecaster:
         """
         if fit_rows is not None:
             observed = np.isfinite(feature_matrix(X)[fit_rows]).sum(axis=0)
-            self._columns = [c for c, k in zip(X.columns, observed, strict=True) if k >= MIN_OBSERVED_ROWS]
+            self._columns = [
+                c for c, k in zip(X.columns, observed, strict=True) if k >= MIN_OBSERVED_ROWS
+            ]
         return feature_matrix(X[self._columns])
 
     def _horizon_scale(self, X: pd.DataFrame) -> np.ndarray:

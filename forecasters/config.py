@@ -23,7 +23,9 @@ class RFParams(_Section):
     min_samples_leaf: int = Field(40, ge=1, description="minimum training rows per leaf")
     max_features: float = Field(0.5, gt=0, le=1, description="share of features tried per split")
     max_depth: int | None = Field(None, ge=1, description="maximum tree depth (None: unlimited)")
-    max_samples: float | None = Field(0.5, gt=0, le=1, description="bootstrap share of rows per tree")
+    max_samples: float | None = Field(
+        0.5, gt=0, le=1, description="bootstrap share of rows per tree"
+    )
 
 
 class GBParams(_Section):
@@ -68,27 +70,37 @@ class LSTMParams(_Section):
 class RandomWalkParams(_Section):
     """Random walk with empirical quantiles of past h-bar log returns."""
 
-    lookback_bars: int | None = Field(None, ge=2, description="use the latest N resolved returns (None: whole window)")
+    lookback_bars: int | None = Field(
+        None, ge=2, description="use the latest N resolved returns (None: whole window)"
+    )
 
 
 class VolRandomWalkParams(_Section):
     """Random walk whose empirical quantiles are taken of vol-scaled returns and rescaled at t."""
 
-    lookback_bars: int | None = Field(1260, ge=2, description="use the latest N resolved scaled returns")
+    lookback_bars: int | None = Field(
+        1260, ge=2, description="use the latest N resolved scaled returns"
+    )
 
 
 class GarchParams(_Section):
     """GARCH(1,1) with Student-t errors, fitted with ``arch`` on returns in percent."""
 
-    lookback_bars: int | None = Field(2520, ge=100, description="fit on the latest N bars (None: whole window)")
+    lookback_bars: int | None = Field(
+        2520, ge=100, description="fit on the latest N bars (None: whole window)"
+    )
 
 
 class VolScaleConfig(_Section):
     """Per-bar volatility used to scale targets (and conformal scores) to order one."""
 
     use_iv: bool = Field(True, description="use the frame's iv_index (annualised) where present")
-    ewma_halflife_bars: int = Field(20, ge=1, description="half-life of the EWMA realised-vol fallback")
-    floor_per_bar: float = Field(1e-4, gt=0, description="lower bound of the per-bar vol (log-return units)")
+    ewma_halflife_bars: int = Field(
+        20, ge=1, description="half-life of the EWMA realised-vol fallback"
+    )
+    floor_per_bar: float = Field(
+        1e-4, gt=0, description="lower bound of the per-bar vol (log-return units)"
+    )
 
 
 class EnsembleConfig(_Section):
@@ -96,16 +108,24 @@ class EnsembleConfig(_Section):
 
     enabled: bool = Field(True, description="build the 'ensemble' model")
     include_references: bool = Field(True, description="also stack random_walk and garch forecasts")
-    lookback_forecasts: int = Field(750, ge=10, description="fit weights on the latest N resolved OOS forecasts")
-    min_forecasts: int = Field(120, ge=1, description="equal weights until this many resolved OOS forecasts")
+    lookback_forecasts: int = Field(
+        750, ge=10, description="fit weights on the latest N resolved OOS forecasts"
+    )
+    min_forecasts: int = Field(
+        120, ge=1, description="equal weights until this many resolved OOS forecasts"
+    )
 
 
 class ConformalConfig(_Section):
     """Rolling conformalised quantile regression on past out-of-sample scores (scaled by vol)."""
 
     enabled: bool = Field(True, description="calibrate interval quantiles of members and ensemble")
-    window_forecasts: int = Field(250, ge=10, description="latest N resolved OOS forecasts used for the scores")
-    min_forecasts: int = Field(60, ge=1, description="no adjustment until this many resolved scores exist")
+    window_forecasts: int = Field(
+        250, ge=10, description="latest N resolved OOS forecasts used for the scores"
+    )
+    min_forecasts: int = Field(
+        60, ge=1, description="no adjustment until this many resolved scores exist"
+    )
     calibrate_references: bool = Field(False, description="also calibrate random_walk and garch")
 
 
@@ -116,22 +136,32 @@ class TuneConfig(_Section):
     study_prefix: str = Field("forecasters", description="study name is '<prefix>-<member>'")
     n_trials: int = Field(20, ge=1, description="trials run by one worker process")
     timeout_s: float | None = Field(None, gt=0, description="stop a worker after this many seconds")
-    best_params_path: str = Field("configs/forecast_best_params.yaml", description="where best params are written")
+    best_params_path: str = Field(
+        "configs/forecast_best_params.yaml", description="where best params are written"
+    )
 
 
 class ForecastConfig(_Section):
     """Everything that makes a forecast panel; hashing it (with the data) names the cached panel."""
 
-    horizons: list[int] = Field([1, 2, 3, 4, 5], min_length=1, description="forecast horizons in bars")
+    horizons: list[int] = Field(
+        [1, 2, 3, 4, 5], min_length=1, description="forecast horizons in bars"
+    )
     quantile_levels: list[float] = Field(
         [0.05, 0.125, 0.5, 0.875, 0.95],
         min_length=1,
         description="quantile levels; symmetric pairs (0.125, 0.875) and (0.05, 0.95) give the 75% and 90% intervals",
     )
-    members: list[MemberName] = Field(["rf", "gb", "xgb", "lstm", "vol_rw"], description="learned members")
-    references: list[ReferenceName] = Field(["random_walk", "garch"], description="reference models")
+    members: list[MemberName] = Field(
+        ["rf", "gb", "xgb", "lstm", "vol_rw"], description="learned members"
+    )
+    references: list[ReferenceName] = Field(
+        ["random_walk", "garch"], description="reference models"
+    )
     window: Literal["expanding", "rolling"] = Field("expanding", description="training window type")
-    window_bars: int = Field(2520, ge=50, description="rolling window length in bars (rolling only)")
+    window_bars: int = Field(
+        2520, ge=50, description="rolling window length in bars (rolling only)"
+    )
     min_train_bars: int = Field(500, ge=20, description="bars before the first refit")
     refit_every_bars: int = Field(63, ge=1, description="refit all members every N bars")
     embargo_bars: int = Field(0, ge=0, description="extra bars dropped after the h-bar purge")
@@ -141,7 +171,9 @@ class ForecastConfig(_Section):
     seed: int = Field(0, description="base seed; each refit and member derives its own")
     n_jobs: int = Field(2, ge=1, description="joblib processes for member fits")
     vol: VolScaleConfig = VolScaleConfig()
-    scale_target: bool = Field(True, description="learned members predict return / (vol_per_bar * sqrt(h))")
+    scale_target: bool = Field(
+        True, description="learned members predict return / (vol_per_bar * sqrt(h))"
+    )
     ensemble: EnsembleConfig = EnsembleConfig()
     conformal: ConformalConfig = ConformalConfig()
     rf: RFParams = RFParams()
@@ -180,10 +212,14 @@ class ForecastConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> ForecastConfig:
         if sorted(set(self.horizons)) != list(self.horizons) or self.horizons[0] < 1:
-            raise ValueError(f"forecast.horizons must be increasing positive integers, got {self.horizons}")
+            raise ValueError(
+                f"forecast.horizons must be increasing positive integers, got {self.horizons}"
+            )
         levels = self.quantile_levels
         if sorted(set(levels)) != list(levels) or not all(0 < q < 1 for q in levels):
-            raise ValueError(f"forecast.quantile_levels must be increasing and in (0, 1), got {levels}")
+            raise ValueError(
+                f"forecast.quantile_levels must be increasing and in (0, 1), got {levels}"
+            )
         if len(set(self.members)) != len(self.members):
             raise ValueError(f"forecast.members has duplicates: {self.members}")
         if not self.members and not self.references:

@@ -53,7 +53,9 @@ class StackedEnsemble:
         weights = np.full((n_h, n_q, m), 1.0 / m)
         for j in range(n_h):
             divisor = np.ones(n) if scale is None else scale[:, j]
-            rows = np.isfinite(y[:, j]) & np.isfinite(X[:, :, j, :]).all(axis=(1, 2)) & (divisor > 0)
+            rows = (
+                np.isfinite(y[:, j]) & np.isfinite(X[:, :, j, :]).all(axis=(1, 2)) & (divisor > 0)
+            )
             if rows.sum() < self.min_rows:
                 continue
             for k, level in enumerate(self.levels):

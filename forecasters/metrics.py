@@ -114,14 +114,18 @@ def evaluate_panel(
         actual = group["close_target"].to_numpy()
         predicted = group["close_t"].to_numpy() * np.exp(group[median].to_numpy())
         rel_error = (predicted - actual) / actual
-        abs_errors[model, horizon] = pd.Series(np.abs(rel_error) * PERCENT, index=group["date"].to_numpy())
+        abs_errors[model, horizon] = pd.Series(
+            np.abs(rel_error) * PERCENT, index=group["date"].to_numpy()
+        )
         moving = r != 0
         out = {
             "n": int(len(group)),
             "mae_pct": float(np.mean(np.abs(rel_error)) * PERCENT),
             "rmse_pct": float(np.sqrt(np.mean(rel_error**2)) * PERCENT),
             "hit_2pct": float(np.mean(np.abs(rel_error) <= HIT_TOLERANCE)),
-            "direction_hit": float(np.mean(np.sign(group[median].to_numpy()[moving]) == np.sign(r[moving]))),
+            "direction_hit": float(
+                np.mean(np.sign(group[median].to_numpy()[moving]) == np.sign(r[moving]))
+            ),
         }
         for nominal in (75, 90):
             if nominal in pairs:
@@ -131,7 +135,10 @@ def evaluate_panel(
             else:
                 out[f"coverage_{nominal}"] = float("nan")
                 out[f"width_{nominal}_pct"] = float("nan")
-        losses = [pinball_loss(r * PERCENT, group[quantile_column(q)].to_numpy() * PERCENT, q) for q in levels]
+        losses = [
+            pinball_loss(r * PERCENT, group[quantile_column(q)].to_numpy() * PERCENT, q)
+            for q in levels
+        ]
         out["pinball"] = float(np.mean([loss.mean() for loss in losses]))
         for q, loss in zip(levels, losses, strict=True):
             out[f"pinball_{quantile_column(q)}"] = float(loss.mean())
@@ -147,7 +154,9 @@ def evaluate_panel(
         common = errors.index.intersection(reference.index)
         a, b = errors.loc[common].to_numpy(), reference.loc[common].to_numpy()
         out["mae_ratio_rw"] = float(a.mean() / b.mean())
-        out["dm_pvalue_rw"] = float("nan") if model == REFERENCE else diebold_mariano_pvalue(a, b, int(horizon))
+        out["dm_pvalue_rw"] = (
+            float("nan") if model == REFERENCE else diebold_mariano_pvalue(a, b, int(horizon))
+        )
     return metrics
 
 
@@ -168,6 +177,8 @@ def write_metrics(metrics: dict, out_dir: str | Path) -> tuple[Path, Path]:
     from data import write_text_atomic
 
     out_dir = Path(out_dir)
-    json_path = write_text_atomic(json.dumps(metrics, indent=2, sort_keys=True, allow_nan=True), out_dir / "metrics.json")
+    json_path = write_text_atomic(
+        json.dumps(metrics, indent=2, sort_keys=True, allow_nan=True), out_dir / "metrics.json"
+    )
     md_path = write_text_atomic(metrics_table(metrics), out_dir / "metrics.md")
     return json_path, md_path

@@ -74,7 +74,10 @@ class RandomForestQuantile(QuantileForecaster):
         weights /= n_trees
         levels = np.asarray(self.levels)
         out = np.stack(
-            [weighted_quantiles(self._train_z[:, j], weights, levels) for j in range(len(self.horizons))],
+            [
+                weighted_quantiles(self._train_z[:, j], weights, levels)
+                for j in range(len(self.horizons))
+            ],
             axis=1,
         )
         return repair_crossing(out * self._horizon_scale(X)[:, :, None])
@@ -335,7 +338,11 @@ class Garch(QuantileForecaster):
         returns_pct = 100.0 * X[RETURN_COLUMN].to_numpy(float)
         finite = returns_pct[np.isfinite(returns_pct)]
         persistence = self._alpha + self._beta
-        variance = float(np.var(finite[:75])) if len(finite) > 1 else self._omega / max(1e-6, 1 - persistence)
+        variance = (
+            float(np.var(finite[:75]))
+            if len(finite) > 1
+            else self._omega / max(1e-6, 1 - persistence)
+        )
         next_variance = np.empty(len(X))
         for i, r in enumerate(returns_pct):
             shock2 = (r - self._mu) ** 2 if np.isfinite(r) else variance

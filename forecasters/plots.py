@@ -42,11 +42,19 @@ def plot_price_bands(panel, frame, path, model="ensemble", start=None, end=None)
     plt = _pyplot()
     rows = _model_rows(panel, frame, model, start, end)
     horizons = sorted(rows["horizon"].unique())
-    fig, axes = plt.subplots(len(horizons), 1, figsize=(11, 2.6 * len(horizons)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(horizons), 1, figsize=(11, 2.6 * len(horizons)), sharex=True, squeeze=False
+    )
     for ax, h in zip(axes[:, 0], horizons, strict=True):
         g = rows[rows["horizon"] == h]
         x = pd.DatetimeIndex(g["target_date"])
-        ax.fill_between(x, g[f"price_{BAND_LEVELS[0]}"], g[f"price_{BAND_LEVELS[1]}"], alpha=0.3, label="75% band")
+        ax.fill_between(
+            x,
+            g[f"price_{BAND_LEVELS[0]}"],
+            g[f"price_{BAND_LEVELS[1]}"],
+            alpha=0.3,
+            label="75% band",
+        )
         ax.plot(x, g["close_target"], color="black", lw=0.8, label="actual")
         ax.plot(x, g["price_0.5"], color="tab:blue", lw=0.8, label="median forecast")
         ax.set_ylabel(f"h={h} price")
@@ -62,7 +70,12 @@ def plot_coverage(metrics: dict, path) -> Path:
     for ax, nominal in zip(axes, (75, 90), strict=True):
         for model, by_h in sorted(metrics.items()):
             hs = sorted(by_h, key=int)
-            ax.plot([int(h) for h in hs], [by_h[h][f"coverage_{nominal}"] for h in hs], marker="o", label=model)
+            ax.plot(
+                [int(h) for h in hs],
+                [by_h[h][f"coverage_{nominal}"] for h in hs],
+                marker="o",
+                label=model,
+            )
         ax.axhline(nominal / 100, color="black", ls="--", lw=1)
         ax.set_title(f"{nominal}% interval coverage")
         ax.set_xlabel("horizon (bars)")
@@ -77,7 +90,9 @@ def plot_rolling_window(panel, frame, path, model="ensemble", end=None, window_b
     dates = sorted(rows["date"].unique())[-window_bars:]
     rows = rows[rows["date"].isin(dates)]
     horizons = sorted(rows["horizon"].unique())
-    fig, axes = plt.subplots(len(horizons), 1, figsize=(11, 2.4 * len(horizons)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(horizons), 1, figsize=(11, 2.4 * len(horizons)), sharex=True, squeeze=False
+    )
     close = frame["close"]
     for ax, h in zip(axes[:, 0], horizons, strict=True):
         g = rows[rows["horizon"] == h]
@@ -87,7 +102,10 @@ def plot_rolling_window(panel, frame, path, model="ensemble", end=None, window_b
         ax.errorbar(
             x,
             g["price_0.5"],
-            yerr=[g["price_0.5"] - g[f"price_{BAND_LEVELS[0]}"], g[f"price_{BAND_LEVELS[1]}"] - g["price_0.5"]],
+            yerr=[
+                g["price_0.5"] - g[f"price_{BAND_LEVELS[0]}"],
+                g[f"price_{BAND_LEVELS[1]}"] - g["price_0.5"],
+            ],
             fmt="o",
             ms=3,
             capsize=2,

@@ -29,11 +29,15 @@ def run_report(
     panel = load_or_make_panel(frame, config, progress=progress, features=features)
     write_parquet_atomic(panel, out_dir / "panel.parquet")
     resolved = config.resolved().model_dump(mode="json")
-    write_text_atomic(yaml.safe_dump({"forecast": resolved}, sort_keys=False), out_dir / "forecast_config.yaml")
+    write_text_atomic(
+        yaml.safe_dump({"forecast": resolved}, sort_keys=False), out_dir / "forecast_config.yaml"
+    )
     metrics = evaluate_panel(panel, frame, eval_start, eval_end)
     write_metrics(metrics, out_dir)
     model = ENSEMBLE if ENSEMBLE in metrics else sorted(metrics)[0]
-    plot_price_bands(panel, frame, out_dir / "price_bands.png", model=model, start=eval_start, end=eval_end)
+    plot_price_bands(
+        panel, frame, out_dir / "price_bands.png", model=model, start=eval_start, end=eval_end
+    )
     plot_coverage(metrics, out_dir / "coverage.png")
     plot_rolling_window(panel, frame, out_dir / "rolling_30d.png", model=model, end=eval_end)
     return metrics

@@ -57,10 +57,18 @@ def score_panel(panel: pd.DataFrame, frame: pd.DataFrame, start, end) -> float:
     """Mean pinball loss (returns in percent) over levels, horizons and dates in [start, end]."""
     rows = realised(panel, frame)
     dates = pd.DatetimeIndex(rows["date"])
-    rows = rows[(dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end)) & rows["log_return"].notna().to_numpy()]
+    rows = rows[
+        (dates >= pd.Timestamp(start))
+        & (dates <= pd.Timestamp(end))
+        & rows["log_return"].notna().to_numpy()
+    ]
     levels = sorted(float(c[1:]) for c in panel.columns if c.startswith("q"))
     r = rows["log_return"].to_numpy() * 100
-    return float(np.mean([pinball_loss(r, rows[quantile_column(q)].to_numpy() * 100, q).mean() for q in levels]))
+    return float(
+        np.mean(
+            [pinball_loss(r, rows[quantile_column(q)].to_numpy() * 100, q).mean() for q in levels]
+        )
+    )
 
 
 def tune_member(
@@ -107,7 +115,9 @@ def tune_member(
         load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=config.seed),
     )
-    study.optimize(objective, n_trials=n_trials or config.tune.n_trials, timeout=config.tune.timeout_s)
+    study.optimize(
+        objective, n_trials=n_trials or config.tune.n_trials, timeout=config.tune.timeout_s
+    )
     return dict(study.best_params)
 
 
@@ -118,5 +128,7 @@ def save_best_params(member: str, params: dict, path: str | Path) -> Path:
     path = Path(path)
     existing = yaml.safe_load(path.read_text()) if path.is_file() else None
     existing = existing or {}
-    existing.setdefault("forecast", {})[member] = {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}
+    existing.setdefault("forecast", {})[member] = {
+        k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()
+    }
     return write_text_atomic(yaml.safe_dump(existing, sort_keys=True), path)

@@ -58,7 +58,9 @@ def forward_log_returns(close: pd.Series, horizons) -> np.ndarray:
     return out
 
 
-def model_inputs(frame: pd.DataFrame, config: ForecastConfig, features: pd.DataFrame | None = None) -> pd.DataFrame:
+def model_inputs(
+    frame: pd.DataFrame, config: ForecastConfig, features: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The numeric feature matrix the models see: features plus the return and vol columns."""
     _check_frame(frame)
     if features is None:
@@ -186,15 +188,25 @@ def member_forecasts(
 
 
 def combine_forecasts(
-    raw: dict[str, np.ndarray], targets: np.ndarray, scale: np.ndarray, refits: list[int], config: ForecastConfig
+    raw: dict[str, np.ndarray],
+    targets: np.ndarray,
+    scale: np.ndarray,
+    refits: list[int],
+    config: ForecastConfig,
 ) -> dict[str, np.ndarray]:
     """Repair crossing, add the stacked ensemble, then calibrate with rolling CQR (all causal)."""
     forecasts = {name: repair_crossing(pred) for name, pred in raw.items()}
-    stack_names = list(config.members) + (list(config.references) if config.ensemble.include_references else [])
+    stack_names = list(config.members) + (
+        list(config.references) if config.ensemble.include_references else []
+    )
     if config.ensemble.enabled and len(stack_names) >= 2:
         forecasts[ENSEMBLE] = _stack(forecasts, stack_names, targets, scale, refits, config)
     if config.conformal.enabled:
-        calibrate = [m for m in forecasts if m not in config.references or config.conformal.calibrate_references]
+        calibrate = [
+            m
+            for m in forecasts
+            if m not in config.references or config.conformal.calibrate_references
+        ]
         for name in calibrate:
             forecasts[name] = rolling_cqr(
                 forecasts[name],
@@ -219,7 +231,9 @@ def _stack(forecasts, stack_names, targets, scale, refits, config) -> np.ndarray
         rows = np.arange(start, refit)
         y = targets[start:refit].copy()
         y[rows[:, None] + horizons[None, :] > refit] = np.nan
-        ensemble = StackedEnsemble(config.horizons, config.quantile_levels, config.ensemble.min_forecasts)
+        ensemble = StackedEnsemble(
+            config.horizons, config.quantile_levels, config.ensemble.min_forecasts
+        )
         ensemble.fit(members[start:refit], y, scale[start:refit])
         out[refit:block_end] = ensemble.predict(members[refit:block_end])
     return out
@@ -230,7 +244,9 @@ def _long_panel(index, forecasts, first, config) -> pd.DataFrame:
     parts = []
     for name, values in forecasts.items():
         for j, h in enumerate(config.horizons):
-            block = pd.DataFrame(values[first:, j, :], columns=[quantile_column(q) for q in config.quantile_levels])
+            block = pd.DataFrame(
+                values[first:, j, :], columns=[quantile_column(q) for q in config.quantile_levels]
+            )
             block.insert(0, "horizon", int(h))
             block.insert(0, "model", name)
             block.insert(0, "date", dates)
@@ -256,7 +272,9 @@ def wide_panel(panel: pd.DataFrame, model: str = ENSEMBLE) -> pd.DataFrame:
     return wide
 
 
-def panel_key(frame: pd.DataFrame, config: ForecastConfig, features: pd.DataFrame | None = None) -> str:
+def panel_key(
+    frame: pd.DataFrame, config: ForecastConfig, features: pd.DataFrame | None = None
+) -> str:
     """Hash of the panel version, the config (less settings that do not change results) and data."""
     from data import frame_hash
 

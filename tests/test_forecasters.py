@@ -61,7 +61,9 @@ def _toy_inputs(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     X = pd.DataFrame({"signal": signal, "noise": rng.normal(size=n)}, index=index)
     X[RETURN_COLUMN] = returns
     X[VOL_COLUMN] = 0.01
-    y = np.column_stack([0.01 * signal + 0.01 * rng.normal(size=n), 0.02 * signal + 0.02 * rng.normal(size=n)])
+    y = np.column_stack(
+        [0.01 * signal + 0.01 * rng.normal(size=n), 0.02 * signal + 0.02 * rng.normal(size=n)]
+    )
     return X, y
 
 
@@ -154,7 +156,11 @@ def test_walk_forward_has_no_look_ahead(market):
 def test_walk_forward_runs_on_intraday_bars():
     rng = np.random.default_rng(4)
     days = pd.bdate_range("2024-03-04", periods=40)
-    stamps = [day + pd.Timedelta(hours=9, minutes=30) + pd.Timedelta(minutes=15 * k) for day in days for k in range(26)]
+    stamps = [
+        day + pd.Timedelta(hours=9, minutes=30) + pd.Timedelta(minutes=15 * k)
+        for day in days
+        for k in range(26)
+    ]
     index = pd.DatetimeIndex(stamps)
     close = 500 * np.exp(np.cumsum(rng.normal(0, 0.002, len(index))))
     open_ = np.r_[close[0], close[:-1]]
@@ -170,7 +176,13 @@ def test_walk_forward_runs_on_intraday_bars():
     )
     frame.attrs = {"source": "synthetic", "symbol": "TEST", "interval": "15m"}
     config = ForecastConfig(
-        **{**TINY, "horizons": [1, 4], "members": ["xgb", "vol_rw"], "min_train_bars": 400, "refit_every_bars": 130}
+        **{
+            **TINY,
+            "horizons": [1, 4],
+            "members": ["xgb", "vol_rw"],
+            "min_train_bars": 400,
+            "refit_every_bars": 130,
+        }
     )
     panel = walk_forward(frame, config, progress=False)
     assert panel["date"].min() == index[400]
@@ -194,7 +206,13 @@ def test_panel_cache_reuses_the_same_key(market, tmp_path):
     assert len(calls) == 1
     pd.testing.assert_frame_equal(first, second)
     assert len(list(tmp_path.glob("panel_*.parquet"))) == 1
-    load_or_make_panel(market, config.model_copy(update={"refit_every_bars": 61}), tmp_path, progress=False, make=make)
+    load_or_make_panel(
+        market,
+        config.model_copy(update={"refit_every_bars": 61}),
+        tmp_path,
+        progress=False,
+        make=make,
+    )
     assert len(calls) == 2
 
 
@@ -205,7 +223,14 @@ def test_metrics_on_a_perfect_and_a_biased_forecast():
     rows = []
     for model, shift in (("perfect", 0.0), ("random_walk", 0.02)):
         for t in index[:-1]:
-            rows.append({"date": t, "model": model, "horizon": 1, **{quantile_column(q): 0.01 + shift + (q - 0.5) * 0.01 for q in LEVELS}})
+            rows.append(
+                {
+                    "date": t,
+                    "model": model,
+                    "horizon": 1,
+                    **{quantile_column(q): 0.01 + shift + (q - 0.5) * 0.01 for q in LEVELS},
+                }
+            )
     metrics = evaluate_panel(pd.DataFrame(rows), frame)
     perfect = metrics["perfect"]["1"]
     assert set(METRIC_KEYS) <= set(perfect)
@@ -213,7 +238,9 @@ def test_metrics_on_a_perfect_and_a_biased_forecast():
     assert perfect["hit_2pct"] == 1.0 and perfect["direction_hit"] == 1.0
     assert perfect["coverage_75"] == 1.0 and perfect["coverage_90"] == 1.0
     assert perfect["mae_ratio_rw"] == pytest.approx(0.0, abs=1e-6)
-    assert metrics["random_walk"]["1"]["mae_pct"] == pytest.approx(100 * (np.exp(0.02) - 1), rel=1e-6)
+    assert metrics["random_walk"]["1"]["mae_pct"] == pytest.approx(
+        100 * (np.exp(0.02) - 1), rel=1e-6
+    )
     assert metrics["random_walk"]["1"]["coverage_75"] == 0.0
 
 
@@ -233,12 +260,23 @@ def test_cli_writes_panel_metrics_and_plots(tmp_path):
             "cache_dir": str(tmp_path / "cache"),
         },
     }
-    experiment["segments"] = {k: {"start": v[0], "end": v[1]} for k, v in experiment["segments"].items()}
+    experiment["segments"] = {
+        k: {"start": v[0], "end": v[1]} for k, v in experiment["segments"].items()
+    }
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(experiment))
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "forecasters", "--config", str(path), "--out", str(out), "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "forecasters",
+            "--config",
+            str(path),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -249,14 +287,22 @@ def test_cli_writes_panel_metrics_and_plots(tmp_path):
     assert set(METRIC_KEYS) <= set(metrics["ensemble"]["3"])
     panel = pd.read_parquet(out / "panel.parquet")
     assert panel["date"].min() >= pd.Timestamp("2014-01-01")
-    for name in ("metrics.md", "price_bands.png", "coverage.png", "rolling_30d.png", "forecast_config.yaml"):
+    for name in (
+        "metrics.md",
+        "price_bands.png",
+        "coverage.png",
+        "rolling_30d.png",
+        "forecast_config.yaml",
+    ):
         assert (out / name).stat().st_size > 0
 
 
 def test_tune_writes_params_that_training_uses(market, tmp_path):
     from forecasters.tune import save_best_params, tune_member
 
-    config = ForecastConfig(**{**TINY, "tune": {"storage": f"sqlite:///{tmp_path}/optuna.db", "n_trials": 2}})
+    config = ForecastConfig(
+        **{**TINY, "tune": {"storage": f"sqlite:///{tmp_path}/optuna.db", "n_trials": 2}}
+    )
     best = tune_member(market, config, "xgb", "2015-01-01", "2015-03-31")
     assert {"n_estimators", "max_depth"} <= set(best)
     path = save_best_params("xgb", best, tmp_path / "best.yaml")
