@@ -41,7 +41,11 @@ def run_seeds(args: argparse.Namespace, run_dir: Path) -> int:
     """One subprocess per seed, as many at once as there are cores."""
     from config import load_config
 
-    load_config(args.config, args.overrides)  # fail before starting anything
+    cfg = load_config(args.config, args.overrides)  # fail before starting anything
+    from envs import load_env_inputs
+
+    # Make (or load) the shared forecast panel once, so the seeds do not all compute it.
+    load_env_inputs(cfg, progress=not args.no_progress)
     max_parallel = max(1, os.cpu_count() or 1)
     pending = list(args.seeds)
     running: list[tuple[int, subprocess.Popen]] = []
