@@ -82,8 +82,7 @@ def plot_actions(result: EpisodeResult, path: Path) -> Path:
     traded = codes != 0
     act_ax.scatter(eq.index[traded], codes[traded], s=10, c=codes[traded], cmap="tab10",
                    vmin=0, vmax=10)
-    for name in ("open_bull_put_spread", "open_bear_call_spread", "open_iron_condor",
-                 "open_long_straddle", "open_short_straddle"):
+    for name in (n for n in ACTION_NAMES if n.startswith("open_")):
         hits = eq.index[eq["action"] == name]
         if len(hits):
             price_ax.scatter(hits, eq.loc[hits, "spot"], s=12, label=name)

@@ -693,22 +693,7 @@ class Position:
         """Closing fills for every leg at bid/ask with commission (the position itself is
         immutable; the caller drops it)."""
         mids = self.leg_mids_per_share(market, surface_cfg)
-        fills = []
-        for leg, mid in zip(self.legs, mids, strict=True):
-            qty = -leg.quantity_contracts
-            bid, ask = bid_ask_per_share_scalar(mid, cost_cfg)
-            fills.append(
-                Fill(
-                    leg,
-                    market.as_of,
-                    qty,
-                    ask if qty > 0 else bid,
-                    mid,
-                    commission_usd(qty, cost_cfg),
-                    "close",
-                )
-            )
-        return tuple(fills)
+        return market_fills(self.legs, mids, market, cost_cfg, "close")
 
     def settle_expired(
         self, as_of, settlement_spot: float
@@ -766,19 +751,19 @@ def open_position(
         ),
     )
     mids = probe.leg_mids_per_share(market, surface_cfg)
+    fills = market_fills(legs, mids, market, cost_cfg, "open")
+    return Position(strategy, legs, market.as_of, fills)
+
+
+def market_fills(legs: tuple[Leg, ...], mids_per_share, market: MarketState,
+                 cost_cfg: CostConfig, kind: FillKind) -> tuple[Fill, ...]:
+    """Fills that open (trade each leg's quantity) or close (trade its opposite) ``legs`` at
+    the market: buy at the ask, sell at the bid, commission per contract."""
+    sign = 1 if kind == "open" else -1
     fills = []
-    for leg, mid in zip(legs, mids, strict=True):
-        qty = leg.quantity_contracts
+    for leg, mid in zip(legs, mids_per_share, strict=True):
+        qty = sign * leg.quantity_contracts
         bid, ask = bid_ask_per_share_scalar(mid, cost_cfg)
-        fills.append(
-            Fill(
-                leg,
-                market.as_of,
-                qty,
-                ask if qty > 0 else bid,
-                mid,
-                commission_usd(qty, cost_cfg),
-                "open",
-            )
-        )
-    return Position(strategy, legs, market.as_of, tuple(fills))
+        fills.append(Fill(leg, market.as_of, qty, ask if qty > 0 else bid, mid,
+                          commission_usd(qty, cost_cfg), kind))
+    return tuple(fills)
