@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from agents.config import AgentConfig
+from data.storage import atomic_target
 
 __all__ = ["ALGOS", "PPOPolicy", "atomic_save", "build_model", "load_model"]
 
@@ -47,9 +47,7 @@ def load_model(path: str | os.PathLike, algo: str, env=None):
 def atomic_save(model, path: str | os.PathLike) -> Path:
     """Save an SB3 model (or VecNormalize) so that no reader ever sees a partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = atomic_target(path, suffix=path.suffix)
     try:
         model.save(tmp)  # tmp keeps the target's suffix, so SB3 writes exactly there
         os.replace(tmp, path)

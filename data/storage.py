@@ -8,20 +8,24 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["write_parquet_atomic", "write_text_atomic"]
+__all__ = ["atomic_target", "write_parquet_atomic", "write_text_atomic"]
+
+FILE_MODE = 0o644  # mkstemp makes 0600 files; results are meant to be shared
 
 
-def _atomic_target(path: Path):
+def atomic_target(path: Path, suffix: str = ".tmp") -> Path:
+    """A fresh temporary file next to ``path`` (same filesystem, so the rename is atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp_name, FILE_MODE)
     return Path(tmp_name)
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``frame`` to ``path`` as Parquet; readers never see a half-written file."""
     path = Path(path)
-    tmp = _atomic_target(path)
+    tmp = atomic_target(path)
     try:
         frame.to_parquet(tmp)
         os.replace(tmp, path)
@@ -33,7 +37,7 @@ def write_parquet_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     path = Path(path)
-    tmp = _atomic_target(path)
+    tmp = atomic_target(path)
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
