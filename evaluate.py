@@ -122,15 +122,21 @@ def main(argv: list[str] | None = None) -> int:
                       "max": float(np.max([m[k] for m in per_seed.values()]))} for k in keys}
         metrics["ppo"] = {k: s["median"] for k, s in spread.items()}
         metrics["ppo"]["seeds"] = len(seed_dirs)
-        per_bar = []
+        from scipy.stats import kurtosis, skew
+
+        per_bar, seed_returns = [], []
         for label in per_seed:
             eq = results[label].equity["equity_usd"].to_numpy()
             r = np.diff(eq) / eq[:-1]
+            seed_returns.append(r)
             per_bar.append(r.mean() / r.std(ddof=1) if r.std(ddof=1) > 0 else 0.0)
         best = int(np.argmax(per_bar))
+        best_r = seed_returns[best]
         seeds_summary = {"per_seed": per_seed, "spread": spread,
                          "deflated_sharpe": deflated_sharpe_ratio(
-                             per_bar[best], np.asarray(per_bar), len(env.panel))}
+                             per_bar[best], np.asarray(per_bar), len(best_r),
+                             skew=float(skew(best_r)),
+                             kurtosis=float(kurtosis(best_r, fisher=False)))}
     for name in cfg.baselines.names:
         policy = make_baseline(name, env.observation_names, cfg.baselines, seed=cfg.seed)
         results[name] = run_episode(env, policy, seed=cfg.seed)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -159,3 +160,22 @@ def test_evaluate_without_model_is_an_error(tmp_path):
     out = run(str(ROOT / "evaluate.py"), "--run", str(tmp_path))
     assert out.returncode == 2
     assert "no model.zip" in out.stderr
+
+
+def test_several_seeds_are_summarised_by_median_and_range(workspace):
+    run_dir = workspace / "runs" / "seeds"
+    out = run(str(ROOT / "train.py"), "--config", str(workspace / "tiny.yaml"), "--run-dir",
+              str(run_dir), "--seeds", "0", "1", "--total-timesteps", "128", "--no-progress")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (run_dir / "seed_0" / "model.zip").exists() and (run_dir / "seed_1" / "model.zip").exists()
+    out = run(str(ROOT / "evaluate.py"), "--run", str(run_dir))
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    per_seed = summary["seeds"]["per_seed"]
+    assert set(per_seed) == {"ppo_seed_0", "ppo_seed_1"}
+    sharpes = [m["sharpe"] for m in per_seed.values()]
+    spread = summary["seeds"]["spread"]["sharpe"]
+    assert spread["min"] == min(sharpes) and spread["max"] == max(sharpes)
+    assert summary["policies"]["ppo"]["sharpe"] == pytest.approx(float(np.median(sharpes)))
+    assert 0.0 <= summary["seeds"]["deflated_sharpe"] <= 1.0
+    assert "across seeds" in (run_dir / "eval" / "report.md").read_text()
