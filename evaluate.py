@@ -42,23 +42,22 @@ def _seed_dirs(run: Path) -> list[Path]:
     return found
 
 
-def _load_policy(seed_dir: Path, cfg, which: str):
-    from stable_baselines3.common.vec_env import VecNormalize
+def _load_policy(seed_dir: Path, cfg, which: str, env):
+    """The saved agent as a policy; VecNormalize statistics, if any, are loaded frozen."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     from agents import PPOPolicy, load_model
 
     name = "best_model" if which == "best" and (seed_dir / "best_model.zip").exists() else "model"
     model = load_model(seed_dir / f"{name}.zip", cfg.agent.algo)
     vec_norm = None
-    stats = seed_dir / ("best_vecnormalize.pkl" if name == "best_model" else "vecnormalize.pkl")
-    if cfg.agent.vec_normalize and stats.exists():
-        import pickle
-
-        with stats.open("rb") as fh:  # SB3's own format for VecNormalize statistics
-            vec_norm = pickle.load(fh)
+    if cfg.agent.vec_normalize:
+        stats = seed_dir / ("best_vecnormalize.pkl" if name == "best_model" else "vecnormalize.pkl")
+        if not stats.exists():
+            raise FileNotFoundError(f"{stats}: agent.vec_normalize is on but no statistics saved")
+        vec_norm = VecNormalize.load(str(stats), DummyVecEnv([lambda: env]))
         vec_norm.training = False  # frozen at evaluation
         vec_norm.norm_reward = False
-        assert isinstance(vec_norm, VecNormalize)
     return PPOPolicy(model, cfg.agent.algo, vec_norm), name
 
 
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     results, metrics = {}, {}
     per_seed = {}
     for seed_dir in seed_dirs:
-        policy, which = _load_policy(seed_dir, cfg, args.model)
+        policy, which = _load_policy(seed_dir, cfg, args.model, env)
         label = "ppo" if len(seed_dirs) == 1 else f"ppo_{seed_dir.name}"
         result = run_episode(env, policy)
         result.name = label

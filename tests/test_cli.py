@@ -31,7 +31,8 @@ def tiny_config(cache_dir: Path) -> dict:
                      "references": ["random_walk"], "refit_every_bars": 252,
                      "cache_dir": str(cache_dir)},
         "env": {"underlying_price_scale": 0.1, "episode_length_bars": 40},
-        "agent": {"n_steps": 64, "batch_size": 32, "n_epochs": 2, "net_arch": [16]},
+        "agent": {"n_steps": 64, "batch_size": 32, "n_epochs": 2, "net_arch": [16],
+                  "vec_normalize": True},
         "train": {"total_timesteps": 256, "checkpoint_every_steps": 128,
                   "eval_every_steps": 128, "n_envs": 1, "progress_bar": False},
         "eval": {"bootstrap_samples": 200},
@@ -61,7 +62,8 @@ def trained(workspace) -> Path:
 
 def test_train_writes_a_complete_run_directory(trained):
     for name in ("config.yaml", "command.txt", "provenance.json", "forecasts/panel.parquet",
-                 "model.zip", "best_model.zip", "train_summary.json"):
+                 "model.zip", "best_model.zip", "train_summary.json", "vecnormalize.pkl",
+                 "best_vecnormalize.pkl"):
         assert (trained / name).exists(), name
     assert list((trained / "checkpoints").glob("ckpt_*_steps.zip"))
     assert list((trained / "tb").rglob("events.out.tfevents.*"))
