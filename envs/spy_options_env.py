@@ -245,6 +245,8 @@ class SpyOptionsEnv(gym.Env):
         return self._get_obs(), self._get_info(fills=(), invalid=None, step_costs=(0.0, 0.0))
 
     def step(self, action):
+        if self._i >= self._end or self.equity <= self.cfg.ruin_equity_fraction * self.start_equity:
+            raise RuntimeError("the episode has ended (terminated or truncated); call reset()")
         action = int(action)
         mask = self.action_masks()
         invalid = None

@@ -733,3 +733,15 @@ def test_dates_without_forecasts_are_outside_the_tradable_segment():
     holed = late.drop(pd.Timestamp("2016-06-15"))
     with pytest.raises(ValueError, match="2016-06-15"):
         build_market_panel(frame, features, holed, "2016-01-01", "2016-12-31", SURFACE, SCALE)
+
+
+def test_stepping_after_the_episode_ended_is_a_clear_error():
+    env = SpyOptionsEnv(embedded_panel("2015-01-01", "2015-02-27"),
+                        EnvConfig(underlying_price_scale=SCALE), mode="eval")
+    env.reset(seed=0)
+    done = False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(0)
+        done = terminated or truncated
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(0)
