@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.config import AgentConfig, BaselinesConfig
+from common.errors import UserInputError
 from data.config import DataConfig
 from envs.config import EnvConfig
 from forecasters.config import ForecastConfig
@@ -25,7 +26,7 @@ from options.surface import SurfaceConfig
 __all__ = ["ConfigError", "ExperimentConfig", "Segments", "load_config", "parse_override"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A config file or override is invalid; the message names the file and the key."""
 
 

@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         plot_pnl_by_strategy,
         write_report,
     )
+    from common.io import write_text_atomic
     from config import load_config
-    from data import write_text_atomic
     from envs import load_env_inputs, make_env
 
     run = Path(args.run)

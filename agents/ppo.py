@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from agents.config import AgentConfig
-from data.storage import atomic_target
+from common.io import atomic_target
 
 __all__ = ["ALGOS", "PPOPolicy", "atomic_save", "build_model", "load_model"]
 

@@ -66,8 +66,8 @@ def provenance(inputs) -> dict:
 
 def write_run_metadata(cfg, run_dir: Path, inputs, command: list[str]) -> None:
     """Resolved config, command line, provenance and the forecast panel, next to the results."""
+    from common.io import write_parquet_atomic, write_text_atomic
     from config import config_to_dict
-    from data import write_parquet_atomic, write_text_atomic
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), run_dir / "config.yaml")

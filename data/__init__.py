@@ -5,7 +5,6 @@ from data.config import DataConfig
 from data.errors import MarketDataError
 from data.features import build_features
 from data.market import SOURCES, frame_hash, load_market
-from data.storage import write_parquet_atomic, write_text_atomic
 from data.validation import validate_market_frame
 
 __all__ = [
@@ -20,6 +19,4 @@ __all__ = [
     "gap_report",
     "load_market",
     "validate_market_frame",
-    "write_parquet_atomic",
-    "write_text_atomic",
 ]

@@ -8,9 +8,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from common.units import TRADING_DAYS_PER_YEAR
+
 __all__ = ["TRADING_DAYS_PER_YEAR", "GapReport", "bars_per_year", "gap_report"]
 
-TRADING_DAYS_PER_YEAR = 252
 REGULAR_SESSION_MINUTES = 390
 
 

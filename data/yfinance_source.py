@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.io import write_parquet_atomic
 from data.errors import MarketDataError
-from data.storage import write_parquet_atomic
 from data.validation import validate_market_frame
 
 __all__ = ["INTERVALS", "cache_path", "default_cache_dir", "load_yfinance"]

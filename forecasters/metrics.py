@@ -174,7 +174,7 @@ def metrics_table(metrics: dict) -> str:
 
 def write_metrics(metrics: dict, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``metrics.json`` and ``metrics.md`` into ``out_dir`` (atomically)."""
-    from data import write_text_atomic
+    from common.io import write_text_atomic
 
     out_dir = Path(out_dir)
     json_path = write_text_atomic(

@@ -23,7 +23,7 @@ def run_report(
     features: pd.DataFrame | None = None,
 ) -> dict:
     """Write ``panel.parquet``, ``metrics.json``, ``metrics.md``, plots and the forecast config."""
-    from data import write_parquet_atomic, write_text_atomic
+    from common.io import write_parquet_atomic, write_text_atomic
 
     out_dir = Path(out_dir)
     panel = load_or_make_panel(frame, config, progress=progress, features=features)

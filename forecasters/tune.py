@@ -123,7 +123,7 @@ def tune_member(
 
 def save_best_params(member: str, params: dict, path: str | Path) -> Path:
     """Merge ``params`` into the ``forecast: {member: ...}`` YAML at ``path`` (atomic write)."""
-    from data import write_text_atomic
+    from common.io import write_text_atomic
 
     path = Path(path)
     existing = yaml.safe_load(path.read_text()) if path.is_file() else None

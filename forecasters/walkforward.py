@@ -307,7 +307,7 @@ def load_or_make_panel(
     if path.exists():
         return pd.read_parquet(path)
     panel = (make or walk_forward)(frame, config, progress=progress, features=features)
-    from data import write_parquet_atomic
+    from common.io import write_parquet_atomic
 
     write_parquet_atomic(panel, path)
     return panel

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.units import CONTRACT_MULTIPLIER
 from options.calendar import NS_PER_DAY, timestamp_close_ns
 from options.costs import CostConfig, bid_ask_per_share_scalar, commission_usd
 from options.pricing import DAYS_PER_YEAR, bs_price_greeks_scalar, bs_price_scalar
@@ -60,8 +61,6 @@ __all__ = [
     "per_share_to_position",
 ]
 
-CONTRACT_MULTIPLIER = 100
-"""Shares per option contract."""
 
 OptionType = Literal["call", "put"]
 FillKind = Literal["open", "close", "settle"]

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from data import TRADING_DAYS_PER_YEAR
+from common.units import TRADING_DAYS_PER_YEAR
 from options.pricing import DAYS_PER_YEAR
 
 __all__ = [

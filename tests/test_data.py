@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import data
+from common.io import write_parquet_atomic
 from data import MarketDataError, gap_report, load_market, validate_market_frame
 from data.macro import CPI_RELEASE_DAY
 from data.yfinance_source import cache_path
@@ -156,8 +157,8 @@ def test_yfinance_served_from_cache_without_network(tmp_path, monkeypatch):
     monkeypatch.setattr(yfs, "_download", no_network)
     spy = _bars(8)
     vix = _bars(8).assign(close=20.0, open=20.0, high=21.0, low=19.0)
-    data.write_parquet_atomic(spy, cache_path(tmp_path, "SPY", "1d", "2020-01-01", "2020-02-01"))
-    data.write_parquet_atomic(vix, cache_path(tmp_path, "^VIX", "1d", "2020-01-01", "2020-02-01"))
+    write_parquet_atomic(spy, cache_path(tmp_path, "SPY", "1d", "2020-01-01", "2020-02-01"))
+    write_parquet_atomic(vix, cache_path(tmp_path, "^VIX", "1d", "2020-01-01", "2020-02-01"))
     frame = load_market("yfinance", symbol="SPY", interval="1d", start="2020-01-01",
                         end="2020-02-01", cache_dir=tmp_path)
     pd.testing.assert_series_equal(frame["close"], spy["close"], check_freq=False)
@@ -207,5 +208,5 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path):
             raise OSError("disk full")
 
     with pytest.raises(OSError):
-        data.write_parquet_atomic(Broken({"a": [1.0]}), target)
+        write_parquet_atomic(Broken({"a": [1.0]}), target)
     assert list(tmp_path.iterdir()) == []

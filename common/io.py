@@ -1,16 +1,31 @@
-"""Atomic Parquet storage: write to a temporary file in the same folder, then rename."""
+"""Atomic file writes and content hashes, shared by every stage.
+
+A write goes to a temporary file in the same folder and is renamed into place, so a reader never
+sees a half-written file and a crash leaves the previous version.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-__all__ = ["atomic_target", "write_parquet_atomic", "write_text_atomic"]
+__all__ = [
+    "FILE_MODE",
+    "atomic_target",
+    "sha256_file",
+    "write_json_atomic",
+    "write_parquet_atomic",
+    "write_text_atomic",
+]
 
 FILE_MODE = 0o644  # mkstemp makes 0600 files; results are meant to be shared
+_HASH_CHUNK_BYTES = 1 << 20
 
 
 def atomic_target(path: Path, suffix: str = ".tmp") -> Path:
@@ -44,3 +59,17 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_json_atomic(document: Any, path: str | os.PathLike) -> Path:
+    """Write ``document`` as indented JSON atomically (numpy scalars become floats)."""
+    return write_text_atomic(json.dumps(document, indent=2, default=float) + "\n", path)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
