@@ -1,4 +1,4 @@
-"""The Gymnasium options-trading environment (``SpyOptions-v0``)."""
+"""The Gymnasium options-trading environment (``SpyOptions-v1``; ``SpyOptions-v0`` is an alias)."""
 
 from gymnasium.envs.registration import register, registry
 
@@ -8,14 +8,17 @@ from envs.factory import EnvInputs, load_env_inputs, make_env
 from envs.market import MarketPanel, build_market_panel
 from envs.spy_options_env import SpyOptionsEnv
 
-ENV_ID = "SpyOptions-v0"
+ENV_ID = "SpyOptions-v1"
+LEGACY_ENV_ID = "SpyOptions-v0"  # alias of the current version (the v0 code is not kept)
 
-if ENV_ID not in registry:
-    register(id=ENV_ID, entry_point="envs.spy_options_env:SpyOptionsEnv")
+for _env_id in (ENV_ID, LEGACY_ENV_ID):
+    if _env_id not in registry:
+        register(id=_env_id, entry_point="envs.factory:make_env", disable_env_checker=True)
 
 __all__ = [
     "ACTION_NAMES",
     "ENV_ID",
+    "LEGACY_ENV_ID",
     "STRATEGIES",
     "EnvConfig",
     "EnvInputs",

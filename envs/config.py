@@ -30,7 +30,15 @@ class EnvConfig(_Section):
         0.02, gt=0, le=1, description="max loss (or margin, undefined risk) per trade / equity")
     fixed_contracts: int = Field(1, ge=1)
     max_contracts: int = Field(100, ge=1)
+    undefined_risk_stress_move_fraction: float = Field(
+        0.10, gt=0, lt=1,
+        description="risk of an undefined-risk structure (short straddle/strangle) for sizing: "
+                    "its loss at expiry if the underlying moved this fraction against it")
     max_open_positions: int = Field(1, ge=1, description="positions open at once")
+    max_volume_share: float | None = Field(
+        None, gt=0, le=1,
+        description="chain quotes only: cap an order at this share of each leg's volume or "
+                    "open interest that day")
     profit_target_fraction: float | None = Field(
         None, gt=0, description="close at this share of max profit (off by default)")
     stop_loss_multiple: float | None = Field(

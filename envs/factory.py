@@ -9,6 +9,7 @@ import pandas as pd
 
 from envs.market import build_market_panel
 from envs.spy_options_env import SpyOptionsEnv
+from forecasters.panel import ForecastPanel
 
 __all__ = ["EnvInputs", "load_env_inputs", "make_env"]
 
@@ -21,8 +22,8 @@ class EnvInputs:
 
     frame: pd.DataFrame
     features: pd.DataFrame
-    forecasts: pd.DataFrame  # wide ensemble panel: index date, columns h{h}_q{level:.3f}
-    panel_long: pd.DataFrame  # every model's out-of-sample forecasts (long format)
+    forecasts: ForecastPanel  # the ensemble's out-of-sample forecasts, typed
+    panel_long: pd.DataFrame  # every model's out-of-sample forecasts (long format, as stored)
 
 
 def _resolve(config):
@@ -55,22 +56,30 @@ def load_env_inputs(config, progress: bool = True, forecast_model: str = "ensemb
         panel = forecasters.load_or_make_panel(frame, cfg.forecast, progress=progress)
     else:
         panel = panel_long
-    wide = forecasters.wide_panel(panel, model=forecast_model)
-    return EnvInputs(frame, features, wide, panel)
+    return EnvInputs(frame, features, ForecastPanel.from_long(panel, forecast_model), panel)
 
 
 def make_env(config, segment: str = "train", mode: str | None = None,
-             inputs: EnvInputs | None = None) -> SpyOptionsEnv:
+             inputs: EnvInputs | None = None, quote_source=None, info_level: str | None = None,
+             start=None, end=None) -> SpyOptionsEnv:
     """``SpyOptionsEnv`` on one date segment of ``config`` (a YAML path, dict or config).
 
     ``mode`` defaults to ``"train"`` (random starts, fixed length) on the train segment and to
-    ``"eval"`` (the whole segment, deterministic) on the others.
+    ``"eval"`` (the whole segment, deterministic) on the others. ``start``/``end`` override the
+    segment's dates. ``quote_source`` is a callable ``(MarketBars) -> QuoteSource`` (default: the
+    model quotes of the config's surface and costs). This is also the entry point of
+    ``gym.make("SpyOptions-v1", config=..., segment=...)``.
     """
     cfg = _resolve(config)
     inputs = inputs or load_env_inputs(cfg)
     seg = cfg.segments.get(segment)
-    panel = build_market_panel(inputs.frame, inputs.features, inputs.forecasts, seg.start,
-                               seg.end, cfg.options.surface, cfg.env.underlying_price_scale)
+    panel = build_market_panel(inputs.frame, inputs.features, inputs.forecasts,
+                               start or seg.start, end or seg.end, cfg.options.surface,
+                               cfg.env.underlying_price_scale)
     mode = mode or ("train" if segment == "train" else "eval")
+    source = None
+    if quote_source is not None:
+        source = quote_source(panel.market_bars(cfg.env.dividend_yield))
     return SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
-                         cfg.options.margin, mode=mode)
+                         cfg.options.margin, mode=mode, quote_source=source,
+                         info_level=info_level)

@@ -3,50 +3,52 @@
 Everything in a row ``i`` is known at the close of ``dates[i]``: spot, the at-the-money implied
 volatility (``options.surface.atm_iv_series``, causal), the rate, causal features and the
 out-of-sample forecast made after that close. The observation's market block is assembled here as
-one float32 matrix so that ``step`` copies a row instead of recomputing it.
+one float32 matrix from the observation table (:func:`envs.observations.market_entries`), so that
+``step`` copies a row instead of recomputing it.
+
+Decision times: a daily bar's is its session close (16:00 New York, or the early close, from
+``exchange_calendars``). Intraday bars carry their stamp convention in ``frame.attrs["bar_stamp"]``:
+``"start"`` (yfinance's, and the default for intraday frames) or ``"end"``; a bar's decision time
+is its end, so a session's last bar ends at the close and expiries settle on it.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from data import bars_per_year
+from data.calendar import bar_minutes, bars_per_year
+from envs.observations import MARKET_FEATURES, MarketContext, market_entries
+from forecasters.panel import ForecastPanel
 from options.calendar import listed_expiries, timestamp_close_ns
+from options.quotes import MarketBars
 from options.surface import SurfaceConfig, atm_iv_series
 
-__all__ = ["MarketPanel", "build_market_panel", "parse_forecast_columns"]
+__all__ = ["BAR_STAMPS", "MarketPanel", "bar_close_ns", "build_market_panel"]
 
-_FORECAST_COLUMN = re.compile(r"^h(\d+)_q(\d\.\d+)$")
-Z_875 = 1.1503493803760079  # standard normal 0.875 quantile: half-width of a 75% interval
-
-# (observation name, feature column, scale): value / scale is what the agent sees.
-MARKET_FEATURES = (
-    ("ret_log_1b", "ret_log_1b", 0.01),
-    ("ret_log_5b", "ret_log_5b", 0.02),
-    ("ret_log_20b", "ret_log_20b", 0.05),
-    ("rv_ann_20b", "rv_ann_20b", 0.20),
-    ("rsi_14b", "rsi_14b", 100.0),
-    ("adx_14b", "adx_14b", 100.0),
-    ("macd_hist_pct", "macd_hist_pct", 1.0),
-    ("bb_pctb_20b", "bb_pctb_20b", 1.0),
-)
+BAR_STAMPS = ("start", "end")
 
 
-def parse_forecast_columns(columns) -> tuple[list[int], list[float]]:
-    """Horizons and quantile levels of a wide forecast panel (columns ``h{h}_q{level:.3f}``)."""
-    horizons, levels = set(), set()
-    for column in columns:
-        match = _FORECAST_COLUMN.match(str(column))
-        if match is None:
-            raise ValueError(f"forecast column '{column}' is not of the form h<bars>_q<level>")
-        horizons.add(int(match.group(1)))
-        levels.add(float(match.group(2)))
-    return sorted(horizons), sorted(levels)
+def bar_close_ns(index: pd.DatetimeIndex, bar_stamp: str | None = None) -> np.ndarray:
+    """Decision time (bar end) of every bar, int64 ns of New York wall time.
+
+    Daily bars end at their session's close (early closes included). Intraday bars end at their
+    stamp (``bar_stamp="end"``) or one bar interval after it (``"start"``, the default).
+    """
+    minutes = bar_minutes(index)
+    if minutes is None:
+        return np.array([timestamp_close_ns(ts.normalize()) for ts in index], dtype="int64")
+    stamp = bar_stamp or "start"
+    if stamp not in BAR_STAMPS:
+        raise ValueError(f"frame.attrs['bar_stamp'] must be one of {BAR_STAMPS}, got {stamp!r}")
+    if index.tz is not None:
+        index = index.tz_convert("America/New_York").tz_localize(None)
+    values = index.asi8.astype("int64")
+    if stamp == "start":
+        values = values + int(round(minutes * 60)) * 10**9
+    return values
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,11 @@ class MarketPanel:
     def __len__(self) -> int:
         return len(self.dates)
 
+    def market_bars(self, dividend_yield: float = 0.0) -> MarketBars:
+        """The bars as quote sources see them."""
+        return MarketBars(self.dates, self.close_ns, self.spot, self.atm_iv, self.rate,
+                          float(dividend_yield))
+
 
 def _monthly_expiry_days(dates: pd.DatetimeIndex) -> np.ndarray:
     """Calendar days from each date to the next monthly (third-Friday) expiry, inclusive."""
@@ -81,36 +88,36 @@ def _monthly_expiry_days(dates: pd.DatetimeIndex) -> np.ndarray:
     return (exp_days[nxt] - day).astype("int64").astype("float64")
 
 
-def build_market_panel(frame: pd.DataFrame, features: pd.DataFrame, forecasts: pd.DataFrame,
+def build_market_panel(frame: pd.DataFrame, features: pd.DataFrame, forecasts: ForecastPanel,
                        start, end, surface: SurfaceConfig | None = None,
                        price_scale: float = 1.0) -> MarketPanel:
     """Assemble the tradable rows of ``[start, end]``.
 
     A row is tradable when it has a forecast, an ATM volatility and every market feature. The
     segment's first tradable date is the first such row; a row inside the segment after it that is
-    not tradable is an error (the environment never skips bars silently).
+    not tradable is an error (the environment never skips bars silently). Bars per year are the
+    frame's (``data.bars_per_year``), for the implied move and the realised-volatility proxy alike.
     """
     surface = surface or SurfaceConfig()
-    horizons, levels = parse_forecast_columns(forecasts.columns)
     for needed in (0.125, 0.5, 0.875):
-        if not any(abs(level - needed) < 1e-9 for level in levels):
-            raise ValueError(f"forecast panel lacks quantile level {needed}; has {levels}")
-    atm = atm_iv_series(frame, surface)
+        forecasts.level_index(needed)  # KeyError naming the levels present
+    annual = bars_per_year(frame.index)
+    atm = atm_iv_series(frame, surface, bars_per_year=annual)
     window = frame.loc[str(start):str(end)]
     if len(window) == 0:
         raise ValueError(f"segment {start}..{end} has no bars in the market frame "
                          f"({frame.index[0].date()}..{frame.index[-1].date()})")
     fc = forecasts.reindex(window.index)
     feats = features.reindex(window.index)
-    needed_cols = [column for _, column, _ in MARKET_FEATURES]
-    ok = fc.notna().all(axis=1) & atm.reindex(window.index).notna() & feats[needed_cols].notna().all(
-        axis=1)
+    needed_cols = [column for column, _ in MARKET_FEATURES]
+    ok = (fc.complete() & atm.reindex(window.index).notna().to_numpy()
+          & feats[needed_cols].notna().all(axis=1).to_numpy())
     if not ok.any():
         raise ValueError(
             f"segment {start}..{end}: no bar has a forecast, an ATM volatility and all features "
-            f"(forecasts cover {forecasts.index.min()}..{forecasts.index.max()})")
-    first = int(np.flatnonzero(ok.to_numpy())[0])
-    bad = ~ok.to_numpy()[first:]
+            f"(forecasts cover {forecasts.dates.min()}..{forecasts.dates.max()})")
+    first = int(np.flatnonzero(ok)[0])
+    bad = ~ok[first:]
     if bad.any():
         where = window.index[first + int(np.flatnonzero(bad)[0])]
         raise ValueError(f"segment {start}..{end}: bar {where.date()} has no forecast/ATM vol/"
@@ -119,58 +126,34 @@ def build_market_panel(frame: pd.DataFrame, features: pd.DataFrame, forecasts: p
     idx = window.index
     if len(idx) < 2:
         raise ValueError(f"segment {start}..{end}: fewer than 2 tradable bars")
-    fc = fc.loc[idx]
+    fc = fc.reindex(idx)
     feats = feats.loc[idx]
-    annual = bars_per_year(frame.index)
     atm_iv = atm.loc[idx].to_numpy(dtype="float64")
-
-    def q(h: int, level: float) -> np.ndarray:
-        return fc[f"h{h}_q{level:.3f}"].to_numpy(dtype="float64")
-
-    implied = np.column_stack([atm_iv * math.sqrt(h / annual) for h in horizons])
-    median = np.column_stack([q(h, 0.5) for h in horizons])
-    width75 = np.column_stack([q(h, 0.875) - q(h, 0.125) for h in horizons])
-
-    names: list[str] = []
-    columns: list[np.ndarray] = []
-    for j, h in enumerate(horizons):
-        for level in levels:
-            names.append(f"forecast_h{h}_q{level:.3f}_vs_implied_move")
-            columns.append(q(h, level) / implied[:, j])
-        names.append(f"forecast_width75_h{h}_vs_implied_width75")
-        columns.append(width75[:, j] / (2 * Z_875 * implied[:, j]))
-    for name, column, scale in MARKET_FEATURES:
-        names.append(f"{name}_scaled")
-        columns.append(feats[column].to_numpy(dtype="float64") / scale)
-    rv20 = feats["rv_ann_20b"].to_numpy(dtype="float64")
-    names += ["atm_iv_over_0.20", "atm_iv_change_5b_over_0.05", "atm_iv_minus_rv_20b_over_0.10",
-              "days_to_monthly_expiry_over_30", "rate_over_0.05"]
-    atm_prev = atm.shift(5).loc[idx].to_numpy(dtype="float64")
-    columns += [
-        atm_iv / 0.20,
-        np.nan_to_num(atm_iv - atm_prev) / 0.05,
-        (atm_iv - rv20) / 0.10,
-        _monthly_expiry_days(idx) / 30.0,
-        window["rate"].to_numpy(dtype="float64") / 0.05 if "rate" in window.columns
-        else np.zeros(len(idx)),
-    ]
-    market_obs = np.column_stack(columns).astype(np.float32)
+    horizons = fc.horizons
+    implied = {h: atm_iv * np.sqrt(h / annual) for h in horizons}
+    rate = (np.nan_to_num(window["rate"].to_numpy(dtype="float64")) if "rate" in window.columns
+            else np.zeros(len(idx)))
+    context = MarketContext(
+        forecast=fc.quantile, implied_move=implied, features=feats, atm_iv=atm_iv,
+        atm_iv_5_bars_before=atm.shift(5).loc[idx].to_numpy(dtype="float64"),
+        days_to_monthly_expiry=_monthly_expiry_days(idx), rate=rate)
+    entries = market_entries(horizons, fc.quantile_levels)
+    market_obs = np.column_stack([e.value(context) / e.scale for e in entries]).astype(np.float32)
     if not np.isfinite(market_obs).all():
         bad_row = int(np.flatnonzero(~np.isfinite(market_obs).all(axis=1))[0])
         raise ValueError(f"non-finite market observation on {idx[bad_row].date()}")
-    rate = (window["rate"].to_numpy(dtype="float64") if "rate" in window.columns
-            else np.zeros(len(idx)))
     return MarketPanel(
         dates=idx,
-        close_ns=np.array([timestamp_close_ns(ts) for ts in idx], dtype="int64"),
+        close_ns=bar_close_ns(idx, frame.attrs.get("bar_stamp")),
         spot=window["close"].to_numpy(dtype="float64") * price_scale,
         atm_iv=atm_iv,
-        rate=np.nan_to_num(rate),
+        rate=rate,
         market_obs=market_obs,
-        market_obs_names=tuple(names),
-        forecast_median=median,
-        forecast_width_75=width75,
-        implied_move=implied,
+        market_obs_names=tuple(e.name for e in entries),
+        forecast_median=np.column_stack([fc.quantile(h, 0.5) for h in horizons]),
+        forecast_width_75=np.column_stack([fc.quantile(h, 0.875) - fc.quantile(h, 0.125)
+                                           for h in horizons]),
+        implied_move=np.column_stack([implied[h] for h in horizons]),
         horizons=tuple(horizons),
         bars_per_year=annual,
         symbol=str(frame.attrs.get("symbol", "")),

@@ -28,9 +28,10 @@ landing on the same day are one expiry. Quarterly (end-of-quarter) and end-of-mo
 expiries, and the limited number of weeklies listed at any time, are not modelled: every
 expiry of a listed kind within ``max_dte_days`` is available.
 
-Time to expiry: an option expires at the close (16:00 New York) of its expiry date. A
-timestamp at midnight stands for that day's close (daily bars are decisions at the close);
-an intraday timestamp counts the hours left to 16:00. Calendar days are used throughout
+Time to expiry: an option expires at the close of its expiry session: 16:00 New York, or the
+early close (13:00 on 2015-12-24, 2018-07-03, ...) from ``exchange_calendars``. A timestamp at
+midnight stands for that day's close (daily bars are decisions at the close); an intraday
+timestamp counts the hours left to the close. Calendar days are used throughout
 (:data:`options.pricing.DAYS_PER_YEAR`), so theta is per calendar day.
 """
 
@@ -40,6 +41,7 @@ import warnings
 from collections.abc import Iterable
 from functools import lru_cache
 
+import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
@@ -51,6 +53,8 @@ __all__ = [
     "EXPIRY_KIND_LISTED_FROM",
     "NS_PER_DAY",
     "dte_days",
+    "expiry_close_ns",
+    "session_close_offset_ns",
     "listed_expiries",
     "nearest_expiry",
     "t_years_to_expiry",
@@ -84,14 +88,32 @@ _WEEKDAY = {
 
 
 @lru_cache(maxsize=1)
-def _sessions() -> np.ndarray:
-    import exchange_calendars as xcals
-
+def _calendar():
     with warnings.catch_warnings():
         # exchange_calendars 4.13 trips pandas 3 deprecation warnings internally (not ours)
         warnings.simplefilter("ignore")
-        cal = xcals.get_calendar(CALENDAR_NAME, start=_CALENDAR_START, end=_CALENDAR_END)
-    return cal.sessions.tz_localize(None).to_numpy().astype("datetime64[D]")
+        return xcals.get_calendar(CALENDAR_NAME, start=_CALENDAR_START, end=_CALENDAR_END)
+
+
+@lru_cache(maxsize=1)
+def _sessions() -> np.ndarray:
+    return _calendar().sessions.tz_localize(None).to_numpy().astype("datetime64[D]")
+
+
+@lru_cache(maxsize=1)
+def _close_offsets_ns() -> dict[int, int]:
+    """Session day (ns at midnight) -> its close as an offset from midnight, New York time, for
+    the sessions that do not close at 16:00 (early closes such as 13:00 on 2018-07-03)."""
+    closes = _calendar().closes.dt.tz_convert("America/New_York").dt.tz_localize(None)
+    days = closes.index.tz_localize(None) if closes.index.tz is not None else closes.index
+    offsets = (closes.to_numpy().astype("int64") - days.to_numpy().astype("int64"))
+    return {int(d): int(o) for d, o in zip(days.asi8, offsets, strict=True)
+            if o != _CLOSE_OFFSET_NS}
+
+
+def session_close_offset_ns(day_ns: int) -> int:
+    """Offset of a day's close from its midnight (16:00, or the early close), in ns."""
+    return _close_offsets_ns().get(day_ns, _CLOSE_OFFSET_NS)
 
 
 def _shift_to_session(nominal: np.ndarray, forward: bool) -> np.ndarray:
@@ -235,13 +257,19 @@ def timestamp_close_ns(ts) -> int:
     ts = _naive(ts)
     value = ts.value
     if value % NS_PER_DAY == 0:
-        value += _CLOSE_OFFSET_NS
+        value += session_close_offset_ns(value)
     return value
+
+
+def expiry_close_ns(expiry) -> int:
+    """The close of ``expiry``'s session in ns (16:00 New York, or the early close)."""
+    day = _naive(expiry).normalize().value
+    return day + session_close_offset_ns(day)
 
 
 def t_years_to_expiry(as_of, expiry) -> float:
     """Years (of 365 days) from ``as_of`` to the 16:00 close of ``expiry``'s date; >= 0."""
-    expiry_ns = _naive(expiry).normalize().value + _CLOSE_OFFSET_NS
+    expiry_ns = expiry_close_ns(expiry)
     remaining = expiry_ns - timestamp_close_ns(as_of)
     return remaining / _NS_PER_YEAR if remaining > 0 else 0.0
 

@@ -38,10 +38,13 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.units import CONTRACT_MULTIPLIER
-from options.calendar import NS_PER_DAY, timestamp_close_ns
+from options.calendar import NS_PER_DAY, expiry_close_ns, timestamp_close_ns
 from options.costs import CostConfig, bid_ask_per_share_scalar, commission_usd
 from options.pricing import DAYS_PER_YEAR, bs_price_greeks_scalar, bs_price_scalar
+from options.structures import CUSTOM_STRATEGY, STRUCTURE_NAMES, check_structure
 from options.surface import SurfaceConfig, iv_at_params
+
+STRATEGY_NAMES: tuple[str, ...] = STRUCTURE_NAMES
 
 __all__ = [
     "CONTRACT_MULTIPLIER",
@@ -53,9 +56,6 @@ __all__ = [
     "MarketState",
     "Position",
     "PositionMark",
-    "check_equal_quantities",
-    "check_equal_wings",
-    "check_same_expiry",
     "check_structure",
     "open_position",
     "per_share_to_position",
@@ -65,25 +65,7 @@ __all__ = [
 OptionType = Literal["call", "put"]
 FillKind = Literal["open", "close", "settle"]
 
-STRATEGY_NAMES: tuple[str, ...] = (
-    "bull_put_spread",
-    "bear_call_spread",
-    "bull_call_spread",
-    "bear_put_spread",
-    "iron_condor",
-    "iron_butterfly",
-    "long_straddle",
-    "short_straddle",
-    "long_strangle",
-    "short_strangle",
-)
-CUSTOM_STRATEGY = "custom"
-"""Strategy name of a position with no structural rules (e.g. what is left after a partial
-settlement)."""
-
-_CLOSE_OFFSET_NS = 16 * 3_600 * 10**9
 _NS_PER_YEAR = DAYS_PER_YEAR * NS_PER_DAY
-_STRIKE_TOL = 1e-9
 
 
 def per_share_to_position(value_per_share, quantity_contracts):
@@ -291,146 +273,6 @@ class MarginConfig(BaseModel):
     naked_minimum_fraction: float = Field(0.10, ge=0.0, le=1.0)
 
 
-# --------------------------------------------------------------------------- structure rules
-def check_same_expiry(legs: tuple[Leg, ...], strategy: str) -> None:
-    """All legs expire on one date."""
-    expiries = {leg.expiry for leg in legs}
-    if len(expiries) != 1:
-        raise ValueError(
-            f"{strategy}: all legs must share one expiry, got {sorted(str(e.date()) for e in expiries)}"
-        )
-
-
-def check_equal_quantities(legs: tuple[Leg, ...], strategy: str) -> None:
-    """All legs have the same number of contracts (ignoring sign)."""
-    sizes = {abs(leg.quantity_contracts) for leg in legs}
-    if len(sizes) != 1:
-        raise ValueError(
-            f"{strategy}: all legs must have the same number of contracts, got "
-            f"{[leg.quantity_contracts for leg in legs]}"
-        )
-
-
-def check_equal_wings(
-    long_put: Leg, short_put: Leg, short_call: Leg, long_call: Leg, strategy: str = "iron_condor"
-) -> None:
-    """Put wing width equals call wing width (iron condor / butterfly)."""
-    put_width = short_put.strike - long_put.strike
-    call_width = long_call.strike - short_call.strike
-    if abs(put_width - call_width) > _STRIKE_TOL * max(1.0, put_width):
-        raise ValueError(
-            f"{strategy}: wings must be equal, got put wing {put_width:g} "
-            f"({long_put.strike:g}/{short_put.strike:g}) and call wing {call_width:g} "
-            f"({short_call.strike:g}/{long_call.strike:g})"
-        )
-
-
-def _split(legs: tuple[Leg, ...], strategy: str, n_calls: int, n_puts: int):
-    calls = sorted((leg for leg in legs if leg.is_call), key=lambda leg: leg.strike)
-    puts = sorted((leg for leg in legs if not leg.is_call), key=lambda leg: leg.strike)
-    if len(calls) != n_calls or len(puts) != n_puts:
-        raise ValueError(
-            f"{strategy}: needs {n_calls} call(s) and {n_puts} put(s), got {len(calls)} "
-            f"call(s) and {len(puts)} put(s)"
-        )
-    return calls, puts
-
-
-def _require_sign(leg: Leg, sign: int, role: str, strategy: str) -> None:
-    if (leg.quantity_contracts > 0) != (sign > 0):
-        want = "long (+)" if sign > 0 else "short (-)"
-        raise ValueError(
-            f"{strategy}: the {role} ({leg.option_type} {leg.strike:g}) must be {want}, got "
-            f"quantity {leg.quantity_contracts}"
-        )
-
-
-def _require_below(low: Leg, high: Leg, strategy: str, what: str, allow_equal=False) -> None:
-    ok = low.strike <= high.strike if allow_equal else low.strike < high.strike
-    if not ok:
-        rel = "<=" if allow_equal else "<"
-        raise ValueError(
-            f"{strategy}: strike order requires {what}: {low.strike:g} {rel} {high.strike:g}"
-        )
-
-
-def _check_vertical(legs, strategy, option_type, lower_sign):
-    calls, puts = _split(
-        legs, strategy, 2 if option_type == "call" else 0, 2 if option_type == "put" else 0
-    )
-    low, high = calls if option_type == "call" else puts
-    _require_below(low, high, strategy, "the two strikes differ")
-    _require_sign(low, lower_sign, f"lower-strike {option_type}", strategy)
-    _require_sign(high, -lower_sign, f"higher-strike {option_type}", strategy)
-
-
-def _check_iron(legs, strategy, butterfly: bool):
-    calls, puts = _split(legs, strategy, 2, 2)
-    long_put, short_put = puts
-    short_call, long_call = calls
-    _require_below(long_put, short_put, strategy, "long put < short put")
-    _require_below(short_call, long_call, strategy, "short call < long call")
-    _require_sign(long_put, +1, "lower put", strategy)
-    _require_sign(short_put, -1, "higher put", strategy)
-    _require_sign(short_call, -1, "lower call", strategy)
-    _require_sign(long_call, +1, "higher call", strategy)
-    if butterfly:
-        if abs(short_put.strike - short_call.strike) > _STRIKE_TOL:
-            raise ValueError(
-                f"{strategy}: short put and short call must share one strike, got "
-                f"{short_put.strike:g} and {short_call.strike:g}"
-            )
-    else:
-        _require_below(short_put, short_call, strategy, "short put < short call")
-    check_equal_wings(long_put, short_put, short_call, long_call, strategy)
-
-
-def _check_pair(legs, strategy, sign: int, same_strike: bool):
-    calls, puts = _split(legs, strategy, 1, 1)
-    (call,), (put,) = calls, puts
-    _require_sign(call, sign, "call", strategy)
-    _require_sign(put, sign, "put", strategy)
-    if same_strike and abs(call.strike - put.strike) > _STRIKE_TOL:
-        raise ValueError(
-            f"{strategy}: call and put must share one strike, got {call.strike:g} and "
-            f"{put.strike:g}"
-        )
-    if not same_strike:
-        _require_below(put, call, strategy, "put strike < call strike")
-
-
-_STRUCTURE_RULES = {
-    "bull_put_spread": lambda legs, s: _check_vertical(legs, s, "put", +1),
-    "bear_call_spread": lambda legs, s: _check_vertical(legs, s, "call", -1),
-    "bull_call_spread": lambda legs, s: _check_vertical(legs, s, "call", +1),
-    "bear_put_spread": lambda legs, s: _check_vertical(legs, s, "put", -1),
-    "iron_condor": lambda legs, s: _check_iron(legs, s, butterfly=False),
-    "iron_butterfly": lambda legs, s: _check_iron(legs, s, butterfly=True),
-    "long_straddle": lambda legs, s: _check_pair(legs, s, +1, same_strike=True),
-    "short_straddle": lambda legs, s: _check_pair(legs, s, -1, same_strike=True),
-    "long_strangle": lambda legs, s: _check_pair(legs, s, +1, same_strike=False),
-    "short_strangle": lambda legs, s: _check_pair(legs, s, -1, same_strike=False),
-}
-
-
-def check_structure(strategy: str, legs: tuple[Leg, ...]) -> None:
-    """Raise ValueError unless ``legs`` form a valid ``strategy``.
-
-    Named strategies need one expiry, equal contract counts and their strike order and
-    signs (e.g. an iron condor is long put < short put < short call < long call with equal
-    wings); ``"custom"`` has no rules.
-    """
-    if strategy == CUSTOM_STRATEGY:
-        return
-    if strategy not in _STRUCTURE_RULES:
-        raise ValueError(
-            f"unknown strategy {strategy!r}; expected one of {STRATEGY_NAMES + (CUSTOM_STRATEGY,)}"
-        )
-    check_same_expiry(legs, strategy)
-    check_equal_quantities(legs, strategy)
-    _STRUCTURE_RULES[strategy](legs, strategy)
-
-
 # --------------------------------------------------------------------------- position
 @dataclass(frozen=True)
 class Position:
@@ -488,7 +330,7 @@ class Position:
                 (
                     leg.is_call,
                     leg.strike,
-                    leg.expiry.value + _CLOSE_OFFSET_NS,
+                    expiry_close_ns(leg.expiry),
                     leg.quantity_contracts,
                     per_share_to_position(1.0, leg.quantity_contracts),
                 )

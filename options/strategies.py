@@ -72,6 +72,9 @@ class StrategyConfig(BaseModel):
 
     dte_days: float = Field(30.0, gt=0.0)
     """Target calendar days to expiry; the nearest listed expiry is used."""
+    back_dte_days: float = Field(60.0, gt=0.0)
+    """Target calendar days to the back expiry of a calendar spread (a later expiry than the
+    front one)."""
     min_dte_days: int = Field(1, ge=0)
     expiry_kinds: tuple[str, ...] = ALL_EXPIRY_KINDS
     strike_spacing: float = Field(1.0, gt=0.0)

@@ -68,7 +68,8 @@ class SurfaceConfig(BaseModel):
     - ``index_to_atm_ratio = 1.0``: VIX is a variance-swap rate and usually sits 1-2 points
       above 30-day ATM implied vol; 1.0 keeps the architecture's reading of ``iv_index`` as
       the ATM level; set about 0.9 to model the gap.
-    - ``realized_window_bars = 21`` (one trading month), ``bars_per_year = 252``: the
+    - ``realized_window_bars = 21`` (one trading month on daily bars), annualised with the
+      frame's own bars per year (passed to :func:`atm_iv_series`): the
       realised-volatility proxy, close-to-close.
     - ``fallback_iv_to_realized_ratio = 1.2``: the ratio of implied to trailing realised
       volatility before any overlap with ``iv_index`` exists. Implied vol exceeds realised on
@@ -91,7 +92,6 @@ class SurfaceConfig(BaseModel):
     iv_cap_annualized: float = Field(2.0, gt=0.0)
     index_to_atm_ratio: float = Field(1.0, gt=0.0)
     realized_window_bars: int = Field(21, ge=2)
-    bars_per_year: float = Field(float(TRADING_DAYS_PER_YEAR), gt=0.0)
     fallback_iv_to_realized_ratio: float = Field(1.2, gt=0.0)
     min_calibration_overlap_bars: int = Field(60, ge=1)
 
@@ -238,7 +238,8 @@ def realized_vol_series(close: pd.Series, window_bars: int, bars_per_year: float
     )
 
 
-def atm_iv_series(frame: pd.DataFrame, cfg: SurfaceConfig | None = None) -> pd.Series:
+def atm_iv_series(frame: pd.DataFrame, cfg: SurfaceConfig | None = None, *,
+                  bars_per_year: float = TRADING_DAYS_PER_YEAR) -> pd.Series:
     """Reference-horizon at-the-money implied vol for every row of a market frame.
 
     ``iv_index`` where present; elsewhere ``realised_vol[t] * ratio[t]``, where ``ratio[t]``
@@ -250,6 +251,10 @@ def atm_iv_series(frame: pd.DataFrame, cfg: SurfaceConfig | None = None) -> pd.S
     ``cfg.index_to_atm_ratio``. Rows before the first full realised-vol window with no
     ``iv_index`` are NaN.
 
+    ``bars_per_year`` annualises the realised vol: it must be the frame's own
+    (``data.bars_per_year(frame.index)``, the one source of truth; 252 for daily bars, about
+    19,656 for 5-minute bars), which the environment passes.
+
     Returns:
         Series named ``atm_iv_annualized`` on the frame's index.
     """
@@ -259,7 +264,9 @@ def atm_iv_series(frame: pd.DataFrame, cfg: SurfaceConfig | None = None) -> pd.S
             f"market frame needs a 'close' column for the realised-vol proxy; "
             f"columns are {list(frame.columns)}"
         )
-    rv = realized_vol_series(frame["close"], cfg.realized_window_bars, cfg.bars_per_year)
+    if not bars_per_year > 0:
+        raise ValueError(f"bars_per_year must be > 0, got {bars_per_year}")
+    rv = realized_vol_series(frame["close"], cfg.realized_window_bars, bars_per_year)
     if "iv_index" in frame.columns:
         iv = frame["iv_index"].astype(float)
     else:

@@ -1,0 +1,157 @@
+"""The observation table: one list of (name, function, scale) entries per block.
+
+A value seen by the agent is ``function(context) / scale``, clipped to ``observation_clip``. Names
+and values come from the same entry, so they cannot drift apart; the class docstring of
+:class:`envs.spy_options_env.SpyOptionsEnv` renders the same table. Scales are fixed constants
+(nothing is fitted), chosen so that typical values are of order 1.
+
+* Market block (:func:`market_entries`), computed once per segment as a matrix: forecast
+  quantiles in units of the option-implied move, forecast-to-implied width ratios, causal market
+  features, implied volatility, calendar and rate.
+* Portfolio block (:data:`PORTFOLIO_ENTRIES`), computed each step from the simulator. With several
+  positions open it aggregates: greeks, margin and unrealised P&L are sums over positions; the
+  one-hot ``position_is_*`` marks every structure held; days to expiry is the nearest one;
+  ``unrealized_pnl_over_risk`` is the summed unrealised P&L over the summed risk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from options.calendar import NS_PER_DAY
+from options.structures import STRUCTURE_NAMES
+
+__all__ = ["PORTFOLIO_ENTRIES", "Z_875", "MarketContext", "ObsEntry", "market_entries",
+           "portfolio_values"]
+
+Z_875 = 1.1503493803760079  # standard normal 0.875 quantile: half-width of a 75% interval
+
+
+@dataclass(frozen=True)
+class ObsEntry:
+    """One observation: its name, how it is computed, the scale it is divided by, its unit."""
+
+    name: str
+    value: Callable
+    scale: float
+    unit: str
+
+
+@dataclass(frozen=True)
+class MarketContext:
+    """Arrays over a segment's tradable bars that market entries read (all known at each bar)."""
+
+    forecast: Callable[[int, float], np.ndarray]  # (horizon, level) -> quantile per bar
+    implied_move: dict[int, np.ndarray]  # horizon -> atm_iv * sqrt(h / bars_per_year)
+    features: pd.DataFrame
+    atm_iv: np.ndarray
+    atm_iv_5_bars_before: np.ndarray
+    days_to_monthly_expiry: np.ndarray
+    rate: np.ndarray
+
+
+# (observation name, feature column, scale): value / scale is what the agent sees.
+MARKET_FEATURES = (
+    ("ret_log_1b", 0.01), ("ret_log_5b", 0.02), ("ret_log_20b", 0.05), ("rv_ann_20b", 0.20),
+    ("rsi_14b", 100.0), ("adx_14b", 100.0), ("macd_hist_pct", 1.0), ("bb_pctb_20b", 1.0),
+)
+
+
+def market_entries(horizons, levels) -> list[ObsEntry]:
+    """The market block for these forecast horizons (bars) and quantile levels."""
+    entries: list[ObsEntry] = []
+    for h in horizons:
+        for level in levels:
+            entries.append(ObsEntry(
+                f"forecast_h{h}_q{level:.3f}_vs_implied_move",
+                lambda c, h=h, level=level: c.forecast(h, level) / c.implied_move[h], 1.0,
+                "implied sd"))
+        entries.append(ObsEntry(
+            f"forecast_width75_h{h}_vs_implied_width75",
+            lambda c, h=h: (c.forecast(h, 0.875) - c.forecast(h, 0.125))
+            / (2 * Z_875 * c.implied_move[h]), 1.0, "ratio"))
+    for column, scale in MARKET_FEATURES:
+        entries.append(ObsEntry(f"{column}_scaled",
+                                lambda c, column=column: c.features[column].to_numpy(float),
+                                scale, "scaled"))
+    entries += [
+        ObsEntry("atm_iv_over_0.20", lambda c: c.atm_iv, 0.20, "vol"),
+        ObsEntry("atm_iv_change_5b_over_0.05",
+                 lambda c: np.nan_to_num(c.atm_iv - c.atm_iv_5_bars_before), 0.05, "vol"),
+        ObsEntry("atm_iv_minus_rv_20b_over_0.10",
+                 lambda c: c.atm_iv - c.features["rv_ann_20b"].to_numpy(float), 0.10, "vol"),
+        ObsEntry("days_to_monthly_expiry_over_30", lambda c: c.days_to_monthly_expiry, 30.0,
+                 "days"),
+        ObsEntry("rate_over_0.05", lambda c: c.rate, 0.05, "decimal"),
+    ]
+    return entries
+
+
+@dataclass(frozen=True)
+class PortfolioContext:
+    """What portfolio entries read at one bar."""
+
+    sim: object  # envs.portfolio.PortfolioSimulator
+    spot: float
+    equity_safe: float
+    now_ns: int
+    max_open_positions: int
+
+
+def _min_dte_days(c: PortfolioContext) -> float:
+    best = math.inf
+    for pos in c.sim.positions:
+        path = pos.unit.path
+        k = c.sim.bar - pos.unit.entry_bar
+        best = min(best, (path.first_expiry_ns[k] - c.now_ns) / NS_PER_DAY)
+    return max(best, 0.0) if best < math.inf else 0.0
+
+
+def _unrealized_over_risk(c: PortfolioContext) -> float:
+    risk = sum(p.risk_usd for p in c.sim.positions)
+    return c.sim.unrealized_pnl() / risk if risk > 0 else 0.0
+
+
+def _holds(strategy: str) -> Callable:
+    return lambda c: float(any(p.unit.strategy == strategy for p in c.sim.positions))
+
+
+PORTFOLIO_ENTRIES: tuple[ObsEntry, ...] = (
+    ObsEntry("cash_over_start_minus_1", lambda c: c.sim.cash / c.sim.start_equity - 1.0, 1.0,
+             "fraction"),
+    ObsEntry("equity_over_start_minus_1", lambda c: c.sim.equity / c.sim.start_equity - 1.0, 1.0,
+             "fraction"),
+    *(ObsEntry(f"position_is_{name}", _holds(name), 1.0, "0/1") for name in STRUCTURE_NAMES),
+    ObsEntry("open_positions_over_max", lambda c: len(c.sim.positions), 1.0, "fraction"),
+    ObsEntry("position_dte_days_over_60", _min_dte_days, 60.0, "days"),
+    ObsEntry("unrealized_pnl_over_risk", _unrealized_over_risk, 1.0, "fraction"),
+    ObsEntry("position_dollar_delta_over_equity",
+             lambda c: c.sim.greeks[0] * c.spot / c.equity_safe, 1.0, "fraction"),
+    ObsEntry("position_dollar_gamma_1pct_over_equity_x100",
+             lambda c: 0.5 * c.sim.greeks[1] * (0.01 * c.spot) ** 2 / c.equity_safe * 100, 1.0,
+             "% of equity"),
+    ObsEntry("position_theta_usd_per_day_over_equity_x100",
+             lambda c: c.sim.greeks[2] / c.equity_safe * 100, 1.0, "% of equity"),
+    ObsEntry("position_vega_usd_per_vol_point_over_equity_x100",
+             lambda c: c.sim.greeks[3] / c.equity_safe * 100, 1.0, "% of equity"),
+    ObsEntry("margin_used_over_equity", lambda c: c.sim.margin_used / c.equity_safe, 1.0,
+             "fraction"),
+)
+_OPEN_SLOT = [e.name for e in PORTFOLIO_ENTRIES].index("open_positions_over_max")
+
+
+def portfolio_values(c: PortfolioContext, clip: float) -> list[float]:
+    """The portfolio block at one bar, scaled and clipped (zeros when flat, but cash/equity)."""
+    if not c.sim.positions:
+        out = [0.0] * len(PORTFOLIO_ENTRIES)
+        out[0] = c.sim.cash / c.sim.start_equity - 1.0
+        out[1] = c.sim.equity / c.sim.start_equity - 1.0
+    else:
+        out = [e.value(c) / e.scale for e in PORTFOLIO_ENTRIES]
+        out[_OPEN_SLOT] /= c.max_open_positions
+    return [clip if v > clip else (-clip if v < -clip else v) for v in out]

@@ -1,0 +1,638 @@
+"""The portfolio simulator: cash, open structures, fills, margin and settlement.
+
+Its state changes only through :meth:`PortfolioSimulator.step`: orders at bar t fill at bar t's
+quotes (buy at the ask, sell at the bid, commission per contract per leg), then the market moves to
+bar t+1, legs whose expiry session closes at t+1 settle in cash at intrinsic value, positions are
+marked at mid, and the automatic exits (profit target, stop loss, days to expiry) fire at t+1's
+quotes. Every price comes from one :class:`options.quotes.QuoteSource`.
+
+A structure opened at bar i is a :class:`UnitStructure`: one unit (the spec's ratios) chosen at
+bar i with its quotes at entry and, once it is first traded, along every later bar up to its last
+expiry. It depends on the bar only, never on the portfolio, so it is built once per (bar,
+structure) and shared by every episode; a position is a unit times a number of contracts.
+
+Risk of a structure (what sizing and the mask compare to the budget):
+
+* defined risk: its maximum loss at expiry (a calendar spread's: the debit paid);
+* undefined risk (short straddle, short strangle): the loss at the front expiry if the underlying
+  moved ``stress_move_fraction`` (default 10%) against it, a documented stress measure in the
+  spirit of exchange risk-based margin (Cboe/OCC TIMS scan ranges are of this size for broad
+  indices). The broker's Reg-T margin must also fit in the free margin.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from common.units import CONTRACT_MULTIPLIER
+from options.calendar import NS_PER_DAY, expiry_close_ns
+from options.costs import CostConfig
+from options.positions import Fill, Leg, MarginConfig, Position
+from options.quotes import LegQuotes, QuoteSource
+from options.structures import STRUCTURES, build_structure_legs
+
+__all__ = [
+    "ExitRules",
+    "OpenPosition",
+    "PortfolioSimulator",
+    "PortfolioView",
+    "StepResult",
+    "UnitStructure",
+    "UnitTables",
+]
+
+
+# --------------------------------------------------------------------------- unit structures
+@dataclass
+class UnitStructure:
+    """One unit of a structure chosen at ``entry_bar``, priced by a quote source."""
+
+    strategy: str
+    entry_bar: int
+    legs: tuple[Leg, ...]  # quantity = the spec's ratio (one unit)
+    leg_bid: np.ndarray  # per leg at entry, per share
+    leg_ask: np.ndarray
+    leg_mid: np.ndarray
+    leg_iv: np.ndarray
+    commission_contracts: int  # sum of |ratio| over legs
+    entry_cash_usd: float  # cash change of one unit at entry, before commission
+    entry_spread_usd: float  # cost of trading away from mid, one unit
+    max_loss_usd: float | None
+    max_profit_usd: float | None
+    risk_usd: float  # max loss, or the stress loss for undefined risk
+    margin_usd: float  # margin to open one unit (max loss, or Reg-T)
+    expiry_close_ns: tuple[int, ...]  # per leg
+    path: _UnitPath | None = field(default=None, repr=False)
+
+    @property
+    def first_expiry_close_ns(self) -> int:
+        return min(self.expiry_close_ns)
+
+
+@dataclass
+class _UnitPath:
+    """One unit's values on bars ``entry_bar .. entry_bar + len - 1`` (lists for fast indexing)."""
+
+    mid_usd: list[float]  # legs alive after the bar's settlements, at mid
+    liq_usd: list[float]  # same legs closed at bid (long) / ask (short), before commission
+    settle_usd: list[float]  # cash from legs settling at the bar
+    settles: list[bool]  # some leg settles at the bar
+    alive_contracts: list[int]  # sum of |ratio| of legs alive after the bar's settlements
+    delta: list[float]
+    gamma: list[float]
+    theta: list[float]
+    vega: list[float]
+    margin_usd: list[float]
+    first_expiry_ns: list[int]  # earliest expiry close of the legs alive after the bar
+    leg_bid: np.ndarray  # [legs, bars]
+    leg_ask: np.ndarray
+    leg_mid: np.ndarray
+    leg_alive: np.ndarray  # bool [legs, bars]: alive after the bar's settlements
+    leg_settle_bar: np.ndarray  # per leg: path index where it settles (-1: after the path)
+
+
+class UnitTables:
+    """Unit structures per (bar, structure), built lazily from a quote source and cached."""
+
+    def __init__(self, source: QuoteSource, strategy_cfg, cost_cfg: CostConfig,
+                 margin_cfg: MarginConfig, stress_move_fraction: float,
+                 max_volume_share: float | None = None) -> None:
+        self.source = source
+        self.bars = source.bars
+        self.cfg = strategy_cfg
+        self.costs = cost_cfg
+        self.margin_cfg = margin_cfg
+        self.stress = float(stress_move_fraction)
+        self.max_volume_share = max_volume_share
+        self._units: dict[tuple[int, str], UnitStructure | None] = {}
+        self._why: dict[tuple[int, str], str] = {}
+        self._selection: dict[int, dict] = {}
+        self._spot = self.bars.spot.tolist()
+
+    # ----------------------------------------------------------------- selection per bar
+    def _bar_selection(self, bar: int) -> dict:
+        """Front/back expiries and the strike selectors of one bar (cached)."""
+        sel = self._selection.get(bar)
+        if sel is not None:
+            return sel
+        cfg = self.cfg
+        expiries = self.source.expiries(bar)
+        now_day = self.bars.dates[bar].normalize().value
+        dte = (expiries.asi8 - now_day) / NS_PER_DAY if len(expiries) else np.array([])
+        ok = dte >= max(1, cfg.min_dte_days)
+        chosen: dict[str, pd.Timestamp] = {}
+        if ok.any():
+            cand, cand_dte = expiries[ok], dte[ok]
+            gap = np.abs(cand_dte - cfg.dte_days)
+            front = len(gap) - 1 - int(np.argmin(gap[::-1]))  # ties: the later expiry
+            chosen["front"] = cand[front]
+            later = cand_dte > cand_dte[front]
+            if later.any():
+                gap_b = np.where(later, np.abs(cand_dte - cfg.back_dte_days), np.inf)
+                back = len(gap_b) - 1 - int(np.argmin(gap_b[::-1]))
+                chosen["back"] = cand[back]
+        strikes_cache: dict[tuple[str, str], np.ndarray] = {}
+        delta_cache: dict[tuple[str, str], np.ndarray] = {}
+
+        def listed_strikes(rule: str, option_type: str) -> np.ndarray:
+            key = (rule, option_type)
+            if key not in strikes_cache:
+                strikes_cache[key] = self.source.strikes(bar, chosen[rule], option_type)
+            return strikes_cache[key]
+
+        def selector(rule: str):
+            def by_delta(option_type: str, target: float) -> float:
+                key = (rule, option_type)
+                strikes = listed_strikes(rule, option_type)
+                if key not in delta_cache:
+                    q = self.source.quote(bar, option_type, strikes, chosen[rule])
+                    delta_cache[key] = np.abs(q.delta)
+                if len(strikes) == 0:
+                    return math.nan
+                return float(strikes[int(np.argmin(np.abs(delta_cache[key] - target)))])
+            return by_delta
+
+        spot = self._spot[bar]
+        atm = None
+        if "front" in chosen:
+            grid = np.union1d(listed_strikes("front", "call"), listed_strikes("front", "put"))
+            if len(grid):
+                atm = float(grid[int(np.argmin(np.abs(grid - spot)))])
+
+        def listed(rule: str, option_type: str, strike: float) -> bool:
+            if rule not in chosen:
+                return False
+            strikes = listed_strikes(rule, option_type)
+            i = int(np.searchsorted(strikes, strike - 1e-9))
+            return i < len(strikes) and abs(strikes[i] - strike) < 1e-9
+
+        sel = {"expiries": chosen, "atm": atm, "by_delta": {r: selector(r) for r in chosen},
+               "listed": listed}
+        self._selection[bar] = sel
+        return sel
+
+    # ----------------------------------------------------------------- units
+    def unit(self, bar: int, strategy: str) -> UnitStructure | None:
+        """The unit of ``strategy`` at ``bar``, or None when none can be built there."""
+        key = (bar, strategy)
+        if key in self._units:
+            return self._units[key]
+        unit = None
+        try:
+            unit = self._build(bar, strategy)
+        except ValueError as exc:  # no strikes/expiry, degenerate quotes
+            self._why[key] = str(exc)
+        self._units[key] = unit
+        return unit
+
+    def why_missing(self, bar: int, strategy: str) -> str:
+        return self._why.get((bar, strategy), "no valid strikes/expiry at this bar")
+
+    def _build(self, bar: int, strategy: str) -> UnitStructure | None:
+        spec = STRUCTURES[strategy]
+        sel = self._bar_selection(bar)
+        missing = [r for r in spec.expiries if r not in sel["expiries"]]
+        if missing or sel["atm"] is None:
+            raise ValueError(f"no listed {' and '.join(missing) or 'front'} expiry at this bar")
+        choices = build_structure_legs(
+            spec, expiries=sel["expiries"], atm_strike=sel["atm"],
+            wing_width=self.cfg.wing_width, by_delta=sel["by_delta"], targets=self.cfg,
+            listed=sel["listed"])
+        if choices is None:
+            raise ValueError("its strikes are not listed or do not form a valid structure here")
+        legs = tuple(Leg(c.option_type, c.strike, c.expiry, c.quantity_contracts)
+                     for c in choices)
+        quotes = [self.source.quote(bar, leg.option_type, leg.strike, leg.expiry) for leg in legs]
+        bid = np.array([float(q.bid_per_share) for q in quotes])
+        ask = np.array([float(q.ask_per_share) for q in quotes])
+        mid = np.array([float(q.mid_per_share) for q in quotes])
+        iv = np.array([float(q.iv_annualized) for q in quotes])
+        qty = np.array([leg.quantity_contracts for leg in legs], dtype=float)
+        price = np.where(qty > 0, ask, bid)
+        entry_cash = float(-(price * qty).sum() * CONTRACT_MULTIPLIER)
+        spread = float(((price - mid) * qty).sum() * CONTRACT_MULTIPLIER)
+        if self.max_volume_share is not None:
+            for leg in legs:
+                volume, oi = self.source.volume(bar, leg.option_type, leg.strike, leg.expiry)
+                if max(volume, oi) <= 0:
+                    raise ValueError(f"{leg.option_type} {leg.strike:g} has no volume")
+        probe = Position(strategy, legs, self.bars.dates[bar], tuple(
+            Fill(leg, self.bars.dates[bar], leg.quantity_contracts, p, m, 0.0, "open")
+            for leg, p, m in zip(legs, price, mid, strict=True)))
+        max_loss, max_profit = probe.max_loss_usd, probe.max_profit_usd
+        if spec.is_calendar:
+            max_loss, max_profit = max(-entry_cash, 0.0), None  # debit paid (see docstring)
+        spot = self._spot[bar]
+        if max_loss is not None:
+            risk = margin = max_loss
+        else:
+            moves = spot * np.array([1.0 - self.stress, 1.0 + self.stress])
+            risk = max(0.0, float(-(probe.payoff_at_expiry_usd(moves) + entry_cash).min()))
+            margin = float(_naked_margin(legs, mid[:, None], np.array([spot]),
+                                         self.margin_cfg)[0])
+        if not risk > 0:
+            raise ValueError("its risk per contract is not positive")
+        return UnitStructure(
+            strategy, bar, legs, bid, ask, mid, iv,
+            int(sum(abs(leg.quantity_contracts) for leg in legs)), entry_cash, spread,
+            max_loss, max_profit, float(risk), float(margin),
+            tuple(expiry_close_ns(leg.expiry) for leg in legs))
+
+    def path(self, unit: UnitStructure) -> _UnitPath:
+        """Quotes of the unit's legs on every bar from entry to its last expiry (built once)."""
+        if unit.path is not None:
+            return unit.path
+        bars = self.bars
+        n_bars = len(bars)
+        settle_bar = []
+        for close_ns in unit.expiry_close_ns:
+            b = bars.bar_of_close(close_ns)
+            settle_bar.append(b if b is not None else -1)
+        last = n_bars - 1 if min(settle_bar) < 0 else max(settle_bar)
+        idx = np.arange(unit.entry_bar, last + 1)
+        n = len(idx)
+        n_legs = len(unit.legs)
+        leg_bid = np.zeros((n_legs, n))
+        leg_ask = np.zeros((n_legs, n))
+        leg_mid = np.zeros((n_legs, n))
+        alive = np.zeros((n_legs, n), dtype=bool)
+        greeks = np.zeros((4, n))
+        settle_usd = np.zeros(n)
+        leg_settle = np.full(n_legs, -1)
+        for j, leg in enumerate(unit.legs):
+            units = leg.quantity_contracts * CONTRACT_MULTIPLIER
+            end = n if settle_bar[j] < 0 else settle_bar[j] - unit.entry_bar
+            if end < n:
+                leg_settle[j] = end
+                intrinsic = float(leg.intrinsic_per_share(bars.spot[settle_bar[j]]))
+                settle_usd[end] += intrinsic * units
+                leg_mid[j, end] = leg_bid[j, end] = leg_ask[j, end] = intrinsic
+            if end <= 0:
+                continue
+            q: LegQuotes = self.source.quote(idx[:end], leg.option_type, leg.strike, leg.expiry)
+            leg_bid[j, :end], leg_ask[j, :end], leg_mid[j, :end] = (
+                q.bid_per_share, q.ask_per_share, q.mid_per_share)
+            alive[j, :end] = True
+            greeks[:, :end] += units * np.vstack([q.delta, q.gamma, q.theta_per_day,
+                                                  q.vega_per_vol_point])
+        qty = np.array([leg.quantity_contracts for leg in unit.legs], dtype=float)[:, None]
+        live_mid = np.where(alive, leg_mid, 0.0)
+        mid_usd = (live_mid * qty).sum(axis=0) * CONTRACT_MULTIPLIER
+        liq = np.where(qty > 0, leg_bid, leg_ask)
+        liq_usd = (np.where(alive, liq, 0.0) * qty).sum(axis=0) * CONTRACT_MULTIPLIER
+        alive_contracts = (alive * np.abs(qty)).sum(axis=0).astype(int)
+        if unit.max_loss_usd is not None:
+            margin = np.full(n, unit.max_loss_usd)
+        else:
+            margin = _naked_margin(unit.legs, live_mid, bars.spot[idx], self.margin_cfg)
+        expiry_ns = np.array(unit.expiry_close_ns, dtype=float)[:, None]
+        first_expiry = np.where(alive, expiry_ns, np.inf).min(axis=0)
+        first_expiry = np.where(np.isfinite(first_expiry), first_expiry, 0).astype("int64")
+        unit.path = _UnitPath(
+            mid_usd.tolist(), liq_usd.tolist(), settle_usd.tolist(),
+            (leg_settle[:, None] == np.arange(n)[None, :]).any(axis=0).tolist(),
+            alive_contracts.tolist(), *(g.tolist() for g in greeks), margin.tolist(),
+            first_expiry.tolist(), leg_bid, leg_ask, leg_mid, alive, leg_settle)
+        return unit.path
+
+
+def _naked_margin(legs, leg_mid: np.ndarray, spot: np.ndarray, cfg: MarginConfig) -> np.ndarray:
+    """Reg-T margin of undefined-risk legs (see :meth:`options.positions.Position.
+    margin_requirement_usd`), vectorised over bars: ``leg_mid`` is [legs, bars]."""
+    n = leg_mid.shape[1]
+    req = {True: np.zeros(n), False: np.zeros(n)}
+    premium = {True: np.zeros(n), False: np.zeros(n)}
+    has_short = {True: False, False: False}
+    for j, leg in enumerate(legs):
+        qty = leg.quantity_contracts
+        if qty > 0:
+            continue
+        mid = leg_mid[j]
+        if leg.is_call:
+            otm = np.maximum(leg.strike - spot, 0.0)
+            floor = cfg.naked_minimum_fraction * spot
+        else:
+            otm = np.maximum(spot - leg.strike, 0.0)
+            floor = cfg.naked_minimum_fraction * leg.strike
+        per_share = mid + np.maximum(cfg.naked_underlying_fraction * spot - otm, floor)
+        req[leg.is_call] = req[leg.is_call] + per_share * -qty * CONTRACT_MULTIPLIER
+        premium[leg.is_call] = premium[leg.is_call] + mid * -qty * CONTRACT_MULTIPLIER
+        has_short[leg.is_call] = True
+    if has_short[True] and has_short[False]:
+        return np.maximum(req[True] + premium[False], req[False] + premium[True])
+    return req[True] + req[False]
+
+
+# --------------------------------------------------------------------------- positions
+@dataclass
+class OpenPosition:
+    """A unit structure times a number of contracts, opened at ``unit.entry_bar``."""
+
+    trade_id: int
+    unit: UnitStructure
+    contracts: int
+    entry_cash_flow_usd: float  # premium and commission, signed as cash moves
+    entry_commission_usd: float
+    entry_spread_cost_usd: float
+    risk_usd: float
+    exit_cash_flow_usd: float = 0.0
+    exit_commission_usd: float = 0.0
+    exit_spread_cost_usd: float = 0.0
+    close_bar: int | None = None
+    exit_reason: str = ""
+
+    @property
+    def strategy(self) -> str:
+        return self.unit.strategy
+
+    @property
+    def pnl_usd(self) -> float:
+        return self.entry_cash_flow_usd + self.exit_cash_flow_usd
+
+    def legs(self) -> tuple[Leg, ...]:
+        return tuple(Leg(leg.option_type, leg.strike, leg.expiry,
+                         leg.quantity_contracts * self.contracts) for leg in self.unit.legs)
+
+
+@dataclass(frozen=True)
+class PositionView:
+    """Read-only view of one open position at the current bar."""
+
+    trade_id: int
+    strategy: str
+    contracts: int
+    legs: tuple[Leg, ...]
+    dte_days: float  # calendar days to the earliest remaining expiry's close
+    value_mid_usd: float
+    pnl_if_closed_usd: float  # entry cash flows plus closing at bid/ask, before commission
+    unrealized_pnl_usd: float  # entry cash flows plus the mid value
+    max_profit_usd: float | None
+    max_loss_usd: float | None
+    risk_usd: float
+
+
+@dataclass(frozen=True)
+class PortfolioView:
+    """Read-only view of the portfolio at the current bar (USD and position units)."""
+
+    cash_usd: float
+    equity_usd: float
+    margin_used_usd: float
+    delta_shares: float
+    gamma_shares_per_usd: float
+    theta_usd_per_day: float
+    vega_usd_per_vol_point: float
+    positions: tuple[PositionView, ...]
+
+
+@dataclass(frozen=True)
+class ExitRules:
+    """Automatic exits (None = off)."""
+
+    profit_target_fraction: float | None = None
+    stop_loss_multiple: float | None = None
+    close_at_dte_days: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return not (self.profit_target_fraction is None and self.stop_loss_multiple is None
+                    and self.close_at_dte_days is None)
+
+
+@dataclass
+class StepResult:
+    """What one portfolio step did, in USD."""
+
+    commission_usd: float = 0.0
+    spread_usd: float = 0.0
+    fills: list = field(default_factory=list)  # Fill objects, only when recording fills
+
+
+class PortfolioSimulator:
+    """Cash, positions, margin, fills and settlement over a table of bars."""
+
+    def __init__(self, tables: UnitTables, costs: CostConfig, exits: ExitRules,
+                 starting_equity_usd: float, record_fills: bool = False) -> None:
+        self.tables = tables
+        self.bars = tables.bars
+        self.costs = costs
+        self.exits = exits
+        self.start_equity = float(starting_equity_usd)
+        self.record_fills = record_fills
+        self._close_ns = self.bars.close_ns.tolist()
+        self._commission = costs.commission_per_contract_usd
+        self.reset(0)
+
+    # ----------------------------------------------------------------- state
+    def reset(self, bar: int) -> None:
+        self.bar = int(bar)
+        self.cash = self.start_equity
+        self.positions: list[OpenPosition] = []
+        self.closed: list[OpenPosition] = []
+        self.realized_pnl = 0.0
+        self.total_commission = 0.0
+        self.total_spread_cost = 0.0
+        self.trade_counter = 0
+        self._mark()
+
+    def _k(self, pos: OpenPosition) -> int:
+        return self.bar - pos.unit.entry_bar
+
+    def _mark(self) -> None:
+        equity = self.cash
+        margin = delta = gamma = theta = vega = 0.0
+        for pos in self.positions:
+            path = pos.unit.path
+            k = self.bar - pos.unit.entry_bar
+            c = pos.contracts
+            equity += c * path.mid_usd[k]
+            margin += c * path.margin_usd[k]
+            delta += c * path.delta[k]
+            gamma += c * path.gamma[k]
+            theta += c * path.theta[k]
+            vega += c * path.vega[k]
+        self.equity = equity
+        self.margin_used = margin
+        self.greeks = (delta, gamma, theta, vega)
+
+    # ----------------------------------------------------------------- orders
+    def contracts_for(self, unit: UnitStructure, sizing: str, risk_fraction: float,
+                      fixed_contracts: int, max_contracts: int) -> int:
+        if sizing == "fixed_contracts":
+            contracts = fixed_contracts
+        else:
+            contracts = int(risk_fraction * self.equity // unit.risk_usd)
+        if self.tables.max_volume_share is not None:
+            for leg in unit.legs:
+                volume, oi = self.tables.source.volume(unit.entry_bar, leg.option_type,
+                                                       leg.strike, leg.expiry)
+                cap = self.tables.max_volume_share * max(volume, oi) / abs(leg.quantity_contracts)
+                contracts = min(contracts, int(cap))
+        return min(contracts, max_contracts)
+
+    def can_open(self, unit: UnitStructure, contracts: int) -> bool:
+        return contracts >= 1 and unit.margin_usd * contracts <= self.equity - self.margin_used
+
+    def open(self, unit: UnitStructure, contracts: int, result: StepResult) -> OpenPosition:
+        """Open ``contracts`` units at the current bar's quotes."""
+        self.tables.path(unit)
+        commission = self._commission * unit.commission_contracts * contracts
+        cash = unit.entry_cash_usd * contracts - commission
+        spread = unit.entry_spread_usd * contracts
+        self.cash += cash
+        self.total_commission += commission
+        self.total_spread_cost += spread
+        result.commission_usd += commission
+        result.spread_usd += spread
+        self.trade_counter += 1
+        pos = OpenPosition(self.trade_counter, unit, contracts, cash, commission, spread,
+                           unit.risk_usd * contracts)
+        self.positions.append(pos)
+        if self.record_fills:
+            result.fills += self._fills(pos, 0, "open")
+        self._mark()
+        return pos
+
+    def close(self, pos: OpenPosition, reason: str, result: StepResult) -> None:
+        """Close every remaining leg of ``pos`` at the current bar's bid/ask."""
+        path = pos.unit.path
+        k = self._k(pos)
+        commission = self._commission * path.alive_contracts[k] * pos.contracts
+        cash = path.liq_usd[k] * pos.contracts - commission
+        spread = (path.mid_usd[k] - path.liq_usd[k]) * pos.contracts
+        if self.record_fills:
+            result.fills += self._fills(pos, k, "close")
+        self._book_exit(pos, cash, commission, spread, result)
+        self._end(pos, reason)
+        self._mark()
+
+    def _book_exit(self, pos, cash, commission, spread, result) -> None:
+        self.cash += cash
+        self.total_commission += commission
+        self.total_spread_cost += spread
+        result.commission_usd += commission
+        result.spread_usd += spread
+        pos.exit_cash_flow_usd += cash
+        pos.exit_commission_usd += commission
+        pos.exit_spread_cost_usd += spread
+
+    def _end(self, pos: OpenPosition, reason: str) -> None:
+        pos.close_bar = self.bar
+        pos.exit_reason = reason
+        self.realized_pnl += pos.pnl_usd
+        self.positions.remove(pos)
+        self.closed.append(pos)
+
+    def _fills(self, pos: OpenPosition, k: int, kind: str) -> list[Fill]:
+        """Fill objects of an open (k = 0), close or settlement, for audits."""
+        path = pos.unit.path
+        date = self.bars.dates[self.bar]
+        out = []
+        for j, leg in enumerate(pos.legs()):
+            if kind == "open":
+                qty = leg.quantity_contracts
+                price = path.leg_ask[j, 0] if qty > 0 else path.leg_bid[j, 0]
+                mid = path.leg_mid[j, 0]
+                commission = self._commission * abs(qty)
+            elif kind == "close":
+                if not path.leg_alive[j, k]:
+                    continue
+                qty = -leg.quantity_contracts
+                price = path.leg_ask[j, k] if qty > 0 else path.leg_bid[j, k]
+                mid = path.leg_mid[j, k]
+                commission = self._commission * abs(qty)
+            else:
+                if path.leg_settle_bar[j] != k:
+                    continue
+                qty = -leg.quantity_contracts
+                price = mid = path.leg_mid[j, k]
+                commission = 0.0
+            out.append(Fill(leg, date, int(qty), float(price), float(mid), commission, kind))
+        return out
+
+    # ----------------------------------------------------------------- time
+    def advance(self, result: StepResult) -> None:
+        """Move to the next bar: settle expiring legs, mark, then the automatic exits."""
+        self.bar += 1
+        for pos in list(self.positions):
+            path = pos.unit.path
+            k = self._k(pos)
+            if not path.settles[k]:
+                continue
+            cash = path.settle_usd[k] * pos.contracts
+            if self.record_fills:
+                result.fills += self._fills(pos, k, "settle")
+            self._book_exit(pos, cash, 0.0, 0.0, result)
+            if path.alive_contracts[k] == 0:
+                self._end(pos, "expiry")
+        self._mark()
+        if self.exits.any and self.positions:
+            self._auto_exits(result)
+
+    def _auto_exits(self, result: StepResult) -> None:
+        rules = self.exits
+        now_ns = self._close_ns[self.bar]
+        for pos in list(self.positions):
+            path = pos.unit.path
+            k = self._k(pos)
+            pnl_if_closed = pos.entry_cash_flow_usd + pos.exit_cash_flow_usd \
+                + path.liq_usd[k] * pos.contracts
+            credit = max(pos.entry_cash_flow_usd, 0.0)
+            max_profit = pos.unit.max_profit_usd
+            reason = None
+            if (rules.profit_target_fraction is not None and max_profit
+                    and pnl_if_closed >= rules.profit_target_fraction * max_profit * pos.contracts):
+                reason = "profit_target"
+            elif (rules.stop_loss_multiple is not None and credit > 0
+                  and -pnl_if_closed >= rules.stop_loss_multiple * credit):
+                reason = "stop_loss"
+            elif (rules.close_at_dte_days is not None
+                  and (path.first_expiry_ns[k] - now_ns) / NS_PER_DAY <= rules.close_at_dte_days):
+                reason = "dte_exit"
+            if reason is not None:
+                self.close(pos, reason, result)
+
+    # ----------------------------------------------------------------- views
+    def position_view(self, pos: OpenPosition) -> PositionView:
+        path = pos.unit.path
+        k = self._k(pos)
+        c = pos.contracts
+        flows = pos.entry_cash_flow_usd + pos.exit_cash_flow_usd
+        max_profit = pos.unit.max_profit_usd
+        max_loss = pos.unit.max_loss_usd
+        return PositionView(
+            pos.trade_id, pos.strategy, c, pos.legs(),
+            max(0.0, (path.first_expiry_ns[k] - self._close_ns[self.bar]) / NS_PER_DAY),
+            path.mid_usd[k] * c, flows + path.liq_usd[k] * c, flows + path.mid_usd[k] * c,
+            None if max_profit is None else max_profit * c,
+            None if max_loss is None else max_loss * c, pos.risk_usd)
+
+    def view(self) -> PortfolioView:
+        return PortfolioView(self.cash, self.equity, self.margin_used, *self.greeks,
+                             tuple(self.position_view(p) for p in self.positions))
+
+    def unrealized_pnl(self) -> float:
+        """Mid value of open legs plus the cash flows that opened them (costs included)."""
+        return sum(p.entry_cash_flow_usd + p.exit_cash_flow_usd
+                   + p.unit.path.mid_usd[self._k(p)] * p.contracts for p in self.positions)
+
+    def position_objects(self) -> tuple[Position, ...]:
+        """Open positions as :class:`options.positions.Position` objects (remaining legs)."""
+        out = []
+        for pos in self.positions:
+            path = pos.unit.path
+            k = self._k(pos)
+            legs = [leg for j, leg in enumerate(pos.legs()) if path.leg_alive[j, k]]
+            date = self.bars.dates[pos.unit.entry_bar]
+            fills = tuple(Fill(leg, date, leg.quantity_contracts,
+                               float(pos.unit.leg_ask[j] if leg.quantity_contracts > 0
+                                     else pos.unit.leg_bid[j]), float(pos.unit.leg_mid[j]),
+                               self._commission * abs(leg.quantity_contracts), "open")
+                          for j, leg in enumerate(pos.legs()) if path.leg_alive[j, k])
+            strategy = pos.strategy if len(legs) == len(pos.unit.legs) else "custom"
+            out.append(Position(strategy, tuple(legs), date, fills))
+        return tuple(out)
