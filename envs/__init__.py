@@ -13,7 +13,7 @@ LEGACY_ENV_ID = "SpyOptions-v0"  # alias of the current version (the v0 code is 
 
 for _env_id in (ENV_ID, LEGACY_ENV_ID):
     if _env_id not in registry:
-        register(id=_env_id, entry_point="envs.factory:make_env", disable_env_checker=True)
+        register(id=_env_id, entry_point="envs.factory:make_registered", disable_env_checker=True)
 
 __all__ = [
     "ACTION_NAMES",

@@ -11,7 +11,7 @@ from envs.market import build_market_panel
 from envs.spy_options_env import SpyOptionsEnv
 from forecasters.panel import ForecastPanel
 
-__all__ = ["EnvInputs", "load_env_inputs", "make_env"]
+__all__ = ["EnvInputs", "load_env_inputs", "make_env", "make_registered"]
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +83,15 @@ def make_env(config, segment: str = "train", mode: str | None = None,
     return SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
                          cfg.options.margin, mode=mode, quote_source=source,
                          info_level=info_level)
+
+
+def make_registered(config=None, segment: str = "train", *, panel=None, **kwargs):
+    """Entry point of ``gym.make("SpyOptions-v1", ...)``: ``config=`` (a YAML path, dict or
+    config) and ``segment=`` build the environment as :func:`make_env` does; ``panel=`` (a
+    prepared :class:`envs.market.MarketPanel`) plus the ``SpyOptionsEnv`` keyword arguments
+    build it directly."""
+    if panel is not None:
+        return SpyOptionsEnv(panel, **kwargs)
+    if config is None:
+        raise TypeError("gym.make('SpyOptions-v1') needs config=PATH (and segment=...) or panel=")
+    return make_env(config, segment, **kwargs)

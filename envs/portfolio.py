@@ -464,8 +464,9 @@ class PortfolioSimulator:
                       fixed_contracts: int, max_contracts: int) -> int:
         if sizing == "fixed_contracts":
             contracts = fixed_contracts
-        else:
-            contracts = int(risk_fraction * self.equity // unit.risk_usd)
+        else:  # the risk budget, and never more than the free margin holds
+            contracts = int(min(risk_fraction * self.equity // unit.risk_usd,
+                                (self.equity - self.margin_used) // unit.margin_usd))
         if self.tables.max_volume_share is not None:
             for leg in unit.legs:
                 volume, oi = self.tables.source.volume(unit.entry_bar, leg.option_type,

@@ -37,7 +37,9 @@ from envs import (
 )
 from envs.spy_options_env import PORTFOLIO_OBS_NAMES
 from options.costs import CostConfig, bid_ask_per_share
-from options.positions import CONTRACT_MULTIPLIER
+from common.units import CONTRACT_MULTIPLIER
+from options.calendar import expiry_close_ns, timestamp_close_ns
+from forecasters.panel import ForecastPanel
 from options.pricing import bs_price
 from options.surface import SurfaceConfig, atm_iv_series, iv_at
 
@@ -75,6 +77,13 @@ def forecast_panel(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index).dropna()
 
 
+def typed(wide: pd.DataFrame) -> ForecastPanel:
+    """The wide test panel as the typed object the environment takes."""
+    values = np.stack([np.column_stack([wide[f"h{h}_q{level:.3f}"] for level in LEVELS])
+                       for h in HORIZONS], axis=1)
+    return ForecastPanel(pd.DatetimeIndex(wide.index), HORIZONS, LEVELS, values)
+
+
 @cache
 def embedded_inputs():
     frame = data.load_market("embedded")
@@ -84,7 +93,8 @@ def embedded_inputs():
 @cache
 def embedded_panel(start: str, end: str):
     frame, features, forecasts = embedded_inputs()
-    return build_market_panel(frame, features, forecasts, start, end, SURFACE, price_scale=SCALE)
+    return build_market_panel(frame, features, typed(forecasts), start, end, SURFACE,
+                              price_scale=SCALE)
 
 
 def sessions(start: str, count: int) -> pd.DatetimeIndex:
@@ -127,19 +137,21 @@ def handmade_env(segment_closes, env_config: EnvConfig, **frame_kwargs) -> SpyOp
     panel = build_market_panel(
         frame,
         data.build_features(frame),
-        forecast_panel(frame),
+        typed(forecast_panel(frame)),
         frame.index[HISTORY_BARS],
         frame.index[-1],
         SURFACE,
     )
     assert panel.dates[0] == frame.index[HISTORY_BARS]  # the segment starts where we think
-    return SpyOptionsEnv(panel, env_config, mode="eval")
+    return SpyOptionsEnv(panel, env_config, mode="eval", info_level="full")
 
 
 # --------------------------------------------------------------------------- independent checks
 def leg_mid_per_share(leg, date, spot, atm_iv, rate) -> float:
     """Model mid of one leg, priced here with the vectorised BSM and surface functions."""
-    t_years = max((leg.expiry - pd.Timestamp(date).normalize()).value / NS_PER_YEAR, 0.0)
+    # Both times are session closes from exchange_calendars (13:00 on early-close days).
+    t_years = max((expiry_close_ns(leg.expiry) - timestamp_close_ns(pd.Timestamp(date)))
+                  / NS_PER_YEAR, 0.0)
     iv = iv_at(atm_iv, spot, leg.strike, t_years, SURFACE)
     return float(bs_price(leg.option_type, spot, leg.strike, t_years, rate, iv, 0.0))
 
@@ -178,13 +190,15 @@ def finite_numbers(info) -> bool:
     return all(math.isfinite(float(x)) for x in numbers)
 
 
-def policy_action(env, rng, p_invalid: float = 0.0, p_close: float = 0.05) -> int:
+def policy_action(env, rng, p_invalid: float = 0.0, p_close: float = 0.05,
+                  open_actions=OPEN_ACTIONS) -> int:
     """Masked random policy that keeps a position open most of the time, sometimes invalid."""
     mask = env.action_masks()
     if rng.random() < p_invalid:
-        invalid = [*np.flatnonzero(~mask).tolist(), -1, N_ACTIONS, 10**6]
-        return int(rng.choice(invalid))
-    opens = [a for a in OPEN_ACTIONS if mask[a]]
+        invalid = np.flatnonzero(~mask).tolist()
+        if invalid:
+            return int(rng.choice(invalid))
+    opens = [a for a in open_actions if mask[a]]
     if mask[CLOSE] and rng.random() < p_close:
         return CLOSE
     if opens and (not mask[CLOSE] or rng.random() < 0.1):
@@ -268,14 +282,15 @@ def check_episode(env, infos, rewards):
     assert (defined["pnl_usd"] >= worst - 1e-6).all(), defined[defined["pnl_usd"] < worst - 1e-6]
 
 
-def rollout(env, lookup, rng, steps: int, p_invalid: float, seed=None, options=None):
+def rollout(env, lookup, rng, steps: int, p_invalid: float, seed=None, options=None,
+            open_actions=OPEN_ACTIONS):
     obs, info = env.reset(seed=seed, options=options)
     assert env.observation_space.contains(obs) and set(info) >= INFO_KEYS
     assert info["equity"] == env.start_equity
     infos, rewards = [info], []
     for _ in range(steps):
         mask = env.action_masks().copy()
-        action = policy_action(env, rng, p_invalid)
+        action = policy_action(env, rng, p_invalid, open_actions=open_actions)
         obs, reward, terminated, truncated, info = env.step(action)
         check_step(env, lookup, infos[-1], action, mask, obs, reward, info)
         infos.append(info)
@@ -306,8 +321,7 @@ def test_gymnasium_and_sb3_checkers_pass_without_warnings():
 
 def test_spaces_match_names():
     env = SpyOptionsEnv(
-        embedded_panel("2016-01-01", "2016-12-31"), EnvConfig(underlying_price_scale=SCALE)
-    )
+        embedded_panel("2016-01-01", "2016-12-31"), EnvConfig(underlying_price_scale=SCALE), info_level="full")
     assert env.action_space.n == N_ACTIONS == 2 + len(STRATEGIES)
     assert env.observation_space.shape == (len(env.observation_names),)
     assert env.observation_names[-len(PORTFOLIO_OBS_NAMES) :] == PORTFOLIO_OBS_NAMES
@@ -327,7 +341,7 @@ def rollout_env(max_open_positions: int, sizing: str, auto_exits: bool) -> SpyOp
         episode_length_bars=250,
         **(exits if auto_exits else {}),
     )
-    return SpyOptionsEnv(panel, cfg, mode="train")
+    return SpyOptionsEnv(panel, cfg, mode="train", info_level="full")
 
 
 @cache
@@ -363,9 +377,13 @@ def test_accounting_invariants_with_ruin_and_undefined_risk():
         ruin_equity_fraction=0.9,
         episode_length_bars=300,
     )
-    env = SpyOptionsEnv(panel, cfg, mode="train")
+    env = SpyOptionsEnv(panel, cfg, mode="train", info_level="full")
     rng = np.random.default_rng(3)
-    infos, _ = rollout(env, embedded_lookup(), rng, steps=300, p_invalid=0.1, seed=11)
+    short_premium = tuple(action_for_strategy(name) for name in (
+        "bull_put_spread", "bear_call_spread", "iron_condor", "iron_butterfly", "short_straddle",
+        "short_strangle"))
+    infos, _ = rollout(env, embedded_lookup(), rng, steps=300, p_invalid=0.1, seed=11,
+                       open_actions=short_premium)
     assert infos[-1]["equity"] <= 0.9 * env.start_equity  # terminated on ruin
     assert env.trade_ledger()["max_loss_usd"].isna().any()  # a naked (margined) trade ran
 
@@ -449,8 +467,8 @@ def test_long_straddle_through_a_large_move_earns_the_payoff():
 def twin_steps(env_config: EnvConfig, setup_actions, action):
     """Step ``action`` and, on an identical twin, hold; return both results."""
     panel = embedded_panel("2016-01-01", "2016-12-31")
-    a = SpyOptionsEnv(panel, env_config, mode="eval")
-    b = SpyOptionsEnv(panel, env_config, mode="eval")
+    a = SpyOptionsEnv(panel, env_config, mode="eval", info_level="full")
+    b = SpyOptionsEnv(panel, env_config, mode="eval", info_level="full")
     for env in (a, b):
         env.reset()
         for setup in setup_actions:
@@ -467,10 +485,6 @@ def twin_steps(env_config: EnvConfig, setup_actions, action):
         ((action_for_strategy("iron_condor"),), action_for_strategy("bull_put_spread"), 1),
         ((action_for_strategy("iron_condor"),), action_for_strategy("iron_condor"), 1),
         ((OPEN_ACTIONS[0], OPEN_ACTIONS[1]), OPEN_ACTIONS[2], 2),  # both slots taken
-        ((), N_ACTIONS, 1),  # out of range
-        ((), -1, 1),
-        ((action_for_strategy("iron_condor"),), 10**6, 1),
-        ((action_for_strategy("iron_condor"),), np.int64(N_ACTIONS + 3), 1),
     ],
 )
 def test_invalid_action_is_a_recorded_no_op(setup_actions, action, max_open):
@@ -496,10 +510,41 @@ def test_invalid_action_is_a_recorded_no_op(setup_actions, action, max_open):
         assert info[key] == info_h[key], key
 
 
+@pytest.mark.parametrize("action", [N_ACTIONS, -1, 10**6, np.int64(N_ACTIONS + 3)])
+def test_out_of_range_actions_are_a_clear_error(action):
+    env = SpyOptionsEnv(embedded_panel("2016-01-01", "2016-12-31"),
+                        EnvConfig(underlying_price_scale=SCALE), mode="eval")
+    env.reset()
+    with pytest.raises(ValueError, match="outside 0..14"):
+        env.step(action)
+
+
+@pytest.mark.parametrize("action", [2.5, True, "a", None, np.float64(2.0)])
+def test_non_integer_actions_are_refused(action):
+    env = SpyOptionsEnv(embedded_panel("2016-01-01", "2016-12-31"),
+                        EnvConfig(underlying_price_scale=SCALE), mode="eval")
+    env.reset()
+    with pytest.raises(TypeError, match="action must be an integer"):
+        env.step(action)
+
+
+def test_reset_options_and_step_before_reset_are_checked():
+    env = SpyOptionsEnv(embedded_panel("2016-01-01", "2016-12-31"),
+                        EnvConfig(underlying_price_scale=SCALE), mode="eval")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+    with pytest.raises(ValueError, match="unknown reset option"):
+        env.reset(options={"start": 3})
+    with pytest.raises(TypeError, match="must be a dict"):
+        env.reset(options=[("start_index", 3)])
+    env.reset(options={"start_index": 3, "length_bars": 5})
+    assert env.panel.dates[3] == env.equity_curve().index[0]
+
+
 def test_action_masks_agree_with_what_step_accepts():
     panel = embedded_panel("2016-01-01", "2016-12-31")
     cfg = EnvConfig(underlying_price_scale=SCALE, max_open_positions=2, risk_per_trade_fraction=0.3)
-    env = SpyOptionsEnv(panel, cfg, mode="eval")
+    env = SpyOptionsEnv(panel, cfg, mode="eval", info_level="full")
     env.reset()
     rng = np.random.default_rng(5)
     seen_masks = set()
@@ -508,10 +553,10 @@ def test_action_masks_agree_with_what_step_accepts():
             mask = env.action_masks().copy()
             seen_masks.add(tuple(mask))
             assert mask[HOLD] and mask[CLOSE] == bool(env.positions)
-            for action in (-1, *range(N_ACTIONS), N_ACTIONS):
+            for action in range(env.action_space.n):
                 probe = copy.deepcopy(env, {id(env.panel): env.panel})
                 info = probe.step(action)[4]
-                valid = 0 <= action < N_ACTIONS and mask[action]
+                valid = mask[action]
                 assert (info["invalid_action"] is None) == valid, (step, action, mask)
         env.step(policy_action(env, rng, p_close=0.2))
     assert len(seen_masks) >= 3  # the probes saw flat, partly and fully used states
@@ -601,18 +646,17 @@ def test_changing_data_after_t_changes_no_observation_at_or_before_t():
     changed_forecasts.loc[changed_forecasts.index > cutoff] += 0.01
     start, end = "2016-01-01", "2016-12-31"
     base = SpyOptionsEnv(
-        embedded_panel(start, end), EnvConfig(underlying_price_scale=SCALE), mode="eval"
-    )
+        embedded_panel(start, end), EnvConfig(underlying_price_scale=SCALE), mode="eval", info_level="full")
     panel = build_market_panel(
         changed,
         data.build_features(changed),
-        changed_forecasts,
+        typed(changed_forecasts),
         start,
         end,
         SURFACE,
         price_scale=SCALE,
     )
-    other = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="eval")
+    other = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="eval", info_level="full")
     rng = np.random.default_rng(1)
     obs_a, info_a = base.reset()
     obs_b, info_b = other.reset()
@@ -647,8 +691,8 @@ def trajectory(env, seed, actions_rng_seed=7, steps=150):
 def test_same_seed_and_actions_give_the_same_trajectory():
     panel = embedded_panel("2014-01-01", "2018-12-31")
     cfg = EnvConfig(underlying_price_scale=SCALE, episode_length_bars=150)
-    first = trajectory(SpyOptionsEnv(panel, cfg, mode="train"), seed=42)
-    env = SpyOptionsEnv(panel, cfg, mode="train")
+    first = trajectory(SpyOptionsEnv(panel, cfg, mode="train", info_level="full"), seed=42)
+    env = SpyOptionsEnv(panel, cfg, mode="train", info_level="full")
     trajectory(env, seed=5)  # a different episode before, on the same instance
     second = trajectory(env, seed=42)
     assert len(first) == len(second) > 100
@@ -660,7 +704,7 @@ def test_same_seed_and_actions_give_the_same_trajectory():
 
 def test_train_reset_seed_reproduces_the_start_and_varies_with_the_seed():
     panel = embedded_panel("2014-01-01", "2018-12-31")
-    env = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="train")
+    env = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="train", info_level="full")
     starts = {}
     for seed in (0, 1, 2, 3):
         obs, info = env.reset(seed=seed)
@@ -670,7 +714,7 @@ def test_train_reset_seed_reproduces_the_start_and_varies_with_the_seed():
         np.testing.assert_array_equal(obs, obs2)
         starts[seed] = info["date"]
     assert len(set(starts.values())) > 1
-    eval_env = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="eval")
+    eval_env = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="eval", info_level="full")
     assert eval_env.reset(seed=0)[1]["date"] == eval_env.reset(seed=9)[1]["date"] == panel.dates[0]
 
 
@@ -678,8 +722,7 @@ def test_train_reset_seed_reproduces_the_start_and_varies_with_the_seed():
 def test_equity_curve_and_trade_ledger_write_to_csv(tmp_path):
     env = SpyOptionsEnv(
         embedded_panel("2016-01-01", "2016-12-31"),
-        EnvConfig(underlying_price_scale=SCALE, episode_length_bars=120),
-    )
+        EnvConfig(underlying_price_scale=SCALE, episode_length_bars=120), info_level="full")
     infos, _ = rollout(env, embedded_lookup(), np.random.default_rng(2), 120, 0.0, seed=4)
     curve = env.equity_curve()
     assert len(curve) == len(infos)
@@ -694,15 +737,13 @@ def test_equity_curve_and_trade_ledger_write_to_csv(tmp_path):
 def test_drawdown_penalty_reward_subtracts_the_drawdown_increase():
     panel = embedded_panel("2016-01-01", "2016-12-31")
     weight = 2.0
-    pnl_env = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="eval")
+    pnl_env = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="eval", info_level="full")
     dd_env = SpyOptionsEnv(
         panel,
         EnvConfig(underlying_price_scale=SCALE, reward="drawdown_penalty", drawdown_penalty=weight),
-        mode="eval",
-    )
+        mode="eval", info_level="full")
     sharpe_env = SpyOptionsEnv(
-        panel, EnvConfig(underlying_price_scale=SCALE, reward="differential_sharpe"), mode="eval"
-    )
+        panel, EnvConfig(underlying_price_scale=SCALE, reward="differential_sharpe"), mode="eval", info_level="full")
     rng = np.random.default_rng(8)
     _, info = pnl_env.reset()
     dd_env.reset()
@@ -728,16 +769,16 @@ def test_drawdown_penalty_reward_subtracts_the_drawdown_increase():
 def test_dates_without_forecasts_are_outside_the_tradable_segment():
     frame, features, forecasts = embedded_inputs()
     late = forecasts.loc["2016-03-01":]
-    panel = build_market_panel(frame, features, late, "2016-01-01", "2016-12-31", SURFACE, SCALE)
+    panel = build_market_panel(frame, features, typed(late), "2016-01-01", "2016-12-31", SURFACE, SCALE)
     assert panel.dates[0] == late.index[0]
     holed = late.drop(pd.Timestamp("2016-06-15"))
     with pytest.raises(ValueError, match="2016-06-15"):
-        build_market_panel(frame, features, holed, "2016-01-01", "2016-12-31", SURFACE, SCALE)
+        build_market_panel(frame, features, typed(holed), "2016-01-01", "2016-12-31", SURFACE, SCALE)
 
 
 def test_stepping_after_the_episode_ended_is_a_clear_error():
     env = SpyOptionsEnv(embedded_panel("2015-01-01", "2015-02-27"),
-                        EnvConfig(underlying_price_scale=SCALE), mode="eval")
+                        EnvConfig(underlying_price_scale=SCALE), mode="eval", info_level="full")
     env.reset(seed=0)
     done = False
     while not done:
