@@ -92,15 +92,19 @@ def market_entries(horizons, levels) -> list[ObsEntry]:
     return entries
 
 
-@dataclass(frozen=True)
 class PortfolioContext:
-    """What portfolio entries read at one bar."""
+    """What portfolio entries read at one bar (sums over positions computed once)."""
 
-    sim: object  # envs.portfolio.PortfolioSimulator
-    spot: float
-    equity_safe: float
-    now_ns: int
-    max_open_positions: int
+    __slots__ = ("equity_safe", "held", "max_open_positions", "now_ns", "sim", "spot")
+
+    def __init__(self, sim, spot: float, equity_safe: float, now_ns: int,
+                 max_open_positions: int) -> None:
+        self.sim = sim  # envs.portfolio.PortfolioSimulator
+        self.spot = spot
+        self.equity_safe = equity_safe
+        self.now_ns = now_ns
+        self.max_open_positions = max_open_positions
+        self.held = {p.unit.strategy for p in sim.positions}
 
 
 def _min_dte_days(c: PortfolioContext) -> float:
@@ -118,7 +122,7 @@ def _unrealized_over_risk(c: PortfolioContext) -> float:
 
 
 def _holds(strategy: str) -> Callable:
-    return lambda c: float(any(p.unit.strategy == strategy for p in c.sim.positions))
+    return lambda c: 1.0 if strategy in c.held else 0.0
 
 
 PORTFOLIO_ENTRIES: tuple[ObsEntry, ...] = (

@@ -438,6 +438,9 @@ class SpyOptionsEnv(gym.Env):
 
 def _as_int(value, what: str) -> int:
     """An integer action or option; bools, floats, strings and None are refused."""
+    kind = type(value)
+    if kind is int or kind is np.int64:
+        return int(value)
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
         if isinstance(value, np.ndarray) and value.shape == () and np.issubdtype(
                 value.dtype, np.integer):
