@@ -45,7 +45,7 @@ def bar_close_ns(index: pd.DatetimeIndex, bar_stamp: str | None = None) -> np.nd
         raise ValueError(f"frame.attrs['bar_stamp'] must be one of {BAR_STAMPS}, got {stamp!r}")
     if index.tz is not None:
         index = index.tz_convert("America/New_York").tz_localize(None)
-    values = index.asi8.astype("int64")
+    values = index.as_unit("ns").asi8.astype("int64")
     if stamp == "start":
         values = values + int(round(minutes * 60)) * 10**9
     return values

@@ -122,7 +122,7 @@ class UnitTables:
         cfg = self.cfg
         expiries = self.source.expiries(bar)
         now_day = self.bars.dates[bar].normalize().value
-        dte = (expiries.asi8 - now_day) / NS_PER_DAY if len(expiries) else np.array([])
+        dte = (expiries.as_unit("ns").asi8 - now_day) / NS_PER_DAY if len(expiries) else np.array([])
         ok = dte >= max(1, cfg.min_dte_days)
         chosen: dict[str, pd.Timestamp] = {}
         if ok.any():

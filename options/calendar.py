@@ -106,8 +106,9 @@ def _close_offsets_ns() -> dict[int, int]:
     the sessions that do not close at 16:00 (early closes such as 13:00 on 2018-07-03)."""
     closes = _calendar().closes.dt.tz_convert("America/New_York").dt.tz_localize(None)
     days = closes.index.tz_localize(None) if closes.index.tz is not None else closes.index
-    offsets = (closes.to_numpy().astype("int64") - days.to_numpy().astype("int64"))
-    return {int(d): int(o) for d, o in zip(days.asi8, offsets, strict=True)
+    days_ns = days.as_unit("ns").asi8
+    offsets = closes.to_numpy().astype("datetime64[ns]").astype("int64") - days_ns
+    return {int(d): int(o) for d, o in zip(days_ns, offsets, strict=True)
             if o != _CLOSE_OFFSET_NS}
 
 
