@@ -56,13 +56,22 @@ class BuyAndHoldPolicy(CashPolicy):
     reference_curve = "underlying"
 
 
+def _open_positions(info) -> tuple:
+    """The open positions (``envs.portfolio.PositionView``) from a full ``info``."""
+    try:
+        return info["portfolio"].positions
+    except KeyError:
+        raise KeyError("rule-based policies need the full info (info_level='full', the "
+                       "evaluation default) with its 'portfolio' view") from None
+
+
 class ShortPutSpreadPolicy(_Rule):
     """CBOE PUT-index-like: always short a put spread; hold each to expiry, then sell again."""
 
     name = "short_put_spread"
 
     def act(self, observation, info, action_mask) -> int:
-        if info.get("position_summary") is not None:
+        if _open_positions(info):
             return ACTION_HOLD
         return self._open_if_valid("bull_put_spread", action_mask)
 
@@ -73,11 +82,13 @@ class IronCondorPolicy(_Rule):
     name = "iron_condor"
 
     def act(self, observation, info, action_mask) -> int:
-        pos = info.get("position_summary")
-        if pos is None:
+        positions = _open_positions(info)
+        if not positions:
             return self._open_if_valid("iron_condor", action_mask)
-        take = self.cfg.condor_profit_take_fraction * (pos["max_profit_usd"] or np.inf)
-        if pos["pnl_if_closed_usd"] >= take or pos["dte_days"] <= self.cfg.condor_close_dte_days:
+        pos = positions[0]
+        take = self.cfg.condor_profit_take_fraction * (pos.max_profit_usd or np.inf)
+        if (pos.pnl_if_closed_usd >= take
+                or round(pos.dte_days) <= self.cfg.condor_close_dte_days):
             return ACTION_CLOSE
         return ACTION_HOLD
 
@@ -94,7 +105,7 @@ class ForecastRulePolicy(_Rule):
     name = "forecast_rule"
 
     def act(self, observation, info, action_mask) -> int:
-        if info.get("position_summary") is not None:
+        if _open_positions(info):
             return ACTION_HOLD
         h = self.cfg.forecast_horizon_bars
         median = observation[self.obs_index[f"forecast_h{h}_q0.500_vs_implied_move"]]

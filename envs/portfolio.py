@@ -13,7 +13,9 @@ structure) and shared by every episode; a position is a unit times a number of c
 
 Risk of a structure (what sizing and the mask compare to the budget):
 
-* defined risk: its maximum loss at expiry (a calendar spread's: the debit paid);
+* defined risk: its maximum loss at expiry (a calendar spread's: the debit paid, because its
+  back leg is sold at the bid on the bar the front leg settles; held on alone, a long call whose
+  short front leg settled in the money could lose more than the debit);
 * undefined risk (short straddle, short strangle): the loss at the front expiry if the underlying
   moved ``stress_move_fraction`` (default 10%) against it, a documented stress measure in the
   spirit of exchange risk-based margin (Cboe/OCC TIMS scan ranges are of this size for broad
@@ -66,6 +68,7 @@ class UnitStructure:
     risk_usd: float  # max loss, or the stress loss for undefined risk
     margin_usd: float  # margin to open one unit (max loss, or Reg-T)
     expiry_close_ns: tuple[int, ...]  # per leg
+    close_at_first_expiry: bool = False  # calendars: sell the back leg when the front settles
     path: _UnitPath | None = field(default=None, repr=False)
 
     @property
@@ -136,7 +139,7 @@ class UnitTables:
                 back = len(gap_b) - 1 - int(np.argmin(gap_b[::-1]))
                 chosen["back"] = cand[back]
         strikes_cache: dict[tuple[str, str], np.ndarray] = {}
-        delta_cache: dict[tuple[str, str], np.ndarray] = {}
+        quote_cache: dict[tuple[str, str], LegQuotes] = {}
 
         def listed_strikes(rule: str, option_type: str) -> np.ndarray:
             key = (rule, option_type)
@@ -144,16 +147,22 @@ class UnitTables:
                 strikes_cache[key] = self.source.strikes(bar, chosen[rule], option_type)
             return strikes_cache[key]
 
+        def grid_quotes(rule: str, option_type: str) -> LegQuotes:
+            """Quotes of every listed strike of one expiry and right at this bar (once)."""
+            key = (rule, option_type)
+            if key not in quote_cache:
+                quote_cache[key] = self.source.quote(bar, option_type,
+                                                     listed_strikes(rule, option_type),
+                                                     chosen[rule])
+            return quote_cache[key]
+
         def selector(rule: str):
             def by_delta(option_type: str, target: float) -> float:
-                key = (rule, option_type)
                 strikes = listed_strikes(rule, option_type)
-                if key not in delta_cache:
-                    q = self.source.quote(bar, option_type, strikes, chosen[rule])
-                    delta_cache[key] = np.abs(q.delta)
                 if len(strikes) == 0:
                     return math.nan
-                return float(strikes[int(np.argmin(np.abs(delta_cache[key] - target)))])
+                delta = np.abs(grid_quotes(rule, option_type).delta)
+                return float(strikes[int(np.argmin(np.abs(delta - target)))])
             return by_delta
 
         spot = self._spot[bar]
@@ -170,8 +179,15 @@ class UnitTables:
             i = int(np.searchsorted(strikes, strike - 1e-9))
             return i < len(strikes) and abs(strikes[i] - strike) < 1e-9
 
+        def leg_quote(rule: str, option_type: str, strike: float) -> tuple[float, ...]:
+            strikes = listed_strikes(rule, option_type)
+            i = int(np.searchsorted(strikes, strike - 1e-9))
+            q = grid_quotes(rule, option_type)
+            return (float(q.bid_per_share[i]), float(q.ask_per_share[i]),
+                    float(q.mid_per_share[i]), float(q.iv_annualized[i]))
+
         sel = {"expiries": chosen, "atm": atm, "by_delta": {r: selector(r) for r in chosen},
-               "listed": listed}
+               "listed": listed, "leg_quote": leg_quote}
         self._selection[bar] = sel
         return sel
 
@@ -206,11 +222,10 @@ class UnitTables:
             raise ValueError("its strikes are not listed or do not form a valid structure here")
         legs = tuple(Leg(c.option_type, c.strike, c.expiry, c.quantity_contracts)
                      for c in choices)
-        quotes = [self.source.quote(bar, leg.option_type, leg.strike, leg.expiry) for leg in legs]
-        bid = np.array([float(q.bid_per_share) for q in quotes])
-        ask = np.array([float(q.ask_per_share) for q in quotes])
-        mid = np.array([float(q.mid_per_share) for q in quotes])
-        iv = np.array([float(q.iv_annualized) for q in quotes])
+        rules = [leg_spec.expiry for leg_spec in spec.legs]
+        quotes = np.array([sel["leg_quote"](rule, leg.option_type, leg.strike)
+                           for rule, leg in zip(rules, legs, strict=True)])
+        bid, ask, mid, iv = quotes.T
         qty = np.array([leg.quantity_contracts for leg in legs], dtype=float)
         price = np.where(qty > 0, ask, bid)
         entry_cash = float(-(price * qty).sum() * CONTRACT_MULTIPLIER)
@@ -240,7 +255,7 @@ class UnitTables:
             strategy, bar, legs, bid, ask, mid, iv,
             int(sum(abs(leg.quantity_contracts) for leg in legs)), entry_cash, spread,
             max_loss, max_profit, float(risk), float(margin),
-            tuple(expiry_close_ns(leg.expiry) for leg in legs))
+            tuple(expiry_close_ns(leg.expiry) for leg in legs), spec.is_calendar)
 
     def path(self, unit: UnitStructure) -> _UnitPath:
         """Quotes of the unit's legs on every bar from entry to its last expiry (built once)."""
@@ -570,6 +585,8 @@ class PortfolioSimulator:
             self._book_exit(pos, cash, 0.0, 0.0, result)
             if path.alive_contracts[k] == 0:
                 self._end(pos, "expiry")
+            elif pos.unit.close_at_first_expiry:
+                self.close(pos, "expiry", result)
         self._mark()
         if self.exits.any and self.positions:
             self._auto_exits(result)

@@ -53,7 +53,6 @@ from options.pricing import (
     implied_vol_vectorized_with_reason,
 )
 from options.strategies import (
-    STRATEGY_BUILDERS,
     StrategyConfig,
     build_position,
     strategy_legs,
@@ -74,7 +73,6 @@ __all__ = [
     "CONTRACT_MULTIPLIER",
     "DAYS_PER_YEAR",
     "EXPIRY_KIND_LISTED_FROM",
-    "STRATEGY_BUILDERS",
     "STRATEGY_NAMES",
     "ChainFileError",
     "CostConfig",

@@ -264,8 +264,14 @@ def timestamp_close_ns(ts) -> int:
 
 def expiry_close_ns(expiry) -> int:
     """The close of ``expiry``'s session in ns (16:00 New York, or the early close)."""
-    day = _naive(expiry).normalize().value
-    return day + session_close_offset_ns(day)
+    if type(expiry) is pd.Timestamp and expiry.tzinfo is None:
+        return _day_close_ns(expiry.normalize().value)
+    return _day_close_ns(_naive(expiry).normalize().value)
+
+
+@lru_cache(maxsize=65536)
+def _day_close_ns(day_ns: int) -> int:
+    return day_ns + session_close_offset_ns(day_ns)
 
 
 def t_years_to_expiry(as_of, expiry) -> float:

@@ -1,24 +1,11 @@
-"""Strategy builders: pick expiry and strikes by days to expiry, target delta and wing width.
+"""Strike selection on the model surface, and strategy legs from the structure specs.
 
-Each builder returns the legs of one structure; :func:`build_position` picks the expiry,
-builds the legs and opens them at bid/ask with commissions (:func:`open_position`). Strike
-choices, with ``|delta|`` computed on the skewed surface:
-
-====================  ===========================================================
-strategy              legs (w = wing width, rounded to the strike spacing)
-====================  ===========================================================
-bull_put_spread       -1 put at ``credit_short_delta_abs``, +1 put w lower
-bear_call_spread      -1 call at ``credit_short_delta_abs``, +1 call w higher
-bull_call_spread      +1 call at ``debit_long_delta_abs``, -1 call w higher
-bear_put_spread       +1 put at ``debit_long_delta_abs``, -1 put w lower
-iron_condor           -1 put and -1 call at ``condor_short_delta_abs``, +1 wings w out
-iron_butterfly        -1 put and -1 call at the at-the-money strike, +1 wings w out
-long/short_straddle   +/-1 call and put at the at-the-money strike
-long/short_strangle   +/-1 put and call at ``strangle_delta_abs``
-====================  ===========================================================
-
-The at-the-money strike is the listed strike nearest spot. Every leg has ``contracts``
-contracts (signed as above).
+The legs of every structure come from its spec in :mod:`options.structures` (the table there
+is the one source); this module supplies the model's choices: the listed strike whose |delta| on
+the skewed surface is nearest a target (:func:`strike_for_delta`, a bisection checked against the
+grid scan :func:`strike_for_delta_grid`), the at-the-money strike, and the expiry nearest the
+target days. :func:`build_position` opens the legs at bid/ask with commissions. The small
+builders (``iron_condor(expiry, ...)`` etc.) make legs from given strikes, for tests and examples.
 """
 
 from __future__ import annotations
@@ -26,9 +13,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from options.calendar import ALL_EXPIRY_KINDS, nearest_expiry, t_years_to_expiry
+from options.calendar import ALL_EXPIRY_KINDS, dte_days, nearest_expiry, t_years_to_expiry
 from options.costs import CostConfig
 from options.positions import (
     STRATEGY_NAMES,
@@ -38,10 +26,10 @@ from options.positions import (
     open_position,
 )
 from options.pricing import bs_greeks, bs_greeks_scalar
+from options.structures import STRUCTURES, build_structure_legs
 from options.surface import SurfaceConfig, iv_at, iv_at_params
 
 __all__ = [
-    "STRATEGY_BUILDERS",
     "StrategyConfig",
     "atm_strike",
     "bear_call_spread",
@@ -260,30 +248,6 @@ def short_strangle(expiry, put_strike: float, call_strike: float, contracts: int
     )
 
 
-STRATEGY_BUILDERS = {
-    "bull_put_spread": bull_put_spread,
-    "bear_call_spread": bear_call_spread,
-    "bull_call_spread": bull_call_spread,
-    "bear_put_spread": bear_put_spread,
-    "iron_condor": iron_condor,
-    "iron_butterfly": iron_butterfly,
-    "long_straddle": long_straddle,
-    "short_straddle": short_straddle,
-    "long_strangle": long_strangle,
-    "short_strangle": short_strangle,
-}
-"""Strike-level builders by strategy name (strikes given; no delta search)."""
-
-
-def _separate(put_strike: float, call_strike: float, spacing: float) -> tuple[float, float]:
-    """Keep put strike strictly below call strike (tiny vol or time can make them meet)."""
-    if put_strike >= call_strike:
-        mid = 0.5 * (put_strike + call_strike)
-        put_strike = _on_grid(mid - 0.5 * spacing, spacing)
-        call_strike = put_strike + spacing
-    return put_strike, call_strike
-
-
 def strategy_legs(
     strategy: str,
     market: MarketState,
@@ -292,48 +256,36 @@ def strategy_legs(
     surface_cfg: SurfaceConfig,
     contracts: int = 1,
 ) -> tuple[Leg, ...]:
-    """Legs of ``strategy`` expiring at ``expiry``, strikes chosen as in the module table."""
-    if strategy not in STRATEGY_BUILDERS:
+    """Legs of ``strategy`` (its spec in :mod:`options.structures`) with front expiry ``expiry``,
+    strikes on the model surface's regular grid: by delta with :func:`strike_for_delta`, at the
+    money with :func:`atm_strike`, wings of ``strategy_cfg.wing_width``. A calendar's back
+    expiry is the listed one nearest ``strategy_cfg.back_dte_days`` after the front.
+
+    Raises ValueError when the strikes cannot form the structure (e.g. a long put strike at or
+    below zero, or a put strike above the call strike at tiny volatility).
+    """
+    spec = STRUCTURES.get(strategy)
+    if spec is None:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGY_NAMES}")
     cfg = strategy_cfg
-    t = t_years_to_expiry(market.as_of, expiry)
-    width = cfg.wing_width
-    spacing = cfg.strike_spacing
+    expiries = {"front": pd.Timestamp(expiry).normalize()}
+    if spec.is_calendar:
+        front_dte = dte_days(market.as_of, expiries["front"])
+        expiries["back"] = nearest_expiry(market.as_of, cfg.back_dte_days, cfg.expiry_kinds,
+                                          min_dte_days=front_dte + 1)
 
-    def by_delta(option_type: str, target: float) -> float:
-        return strike_for_delta(option_type, target, market, t, surface_cfg, spacing)
+    def selector(rule: str):
+        t = t_years_to_expiry(market.as_of, expiries[rule])
+        return lambda option_type, target: strike_for_delta(
+            option_type, target, market, t, surface_cfg, cfg.strike_spacing)
 
-    builder = STRATEGY_BUILDERS[strategy]
-    if strategy in ("bull_put_spread", "bear_call_spread"):
-        option_type = "put" if strategy == "bull_put_spread" else "call"
-        short = by_delta(option_type, cfg.credit_short_delta_abs)
-        if option_type == "put":
-            short = max(short, width + spacing)  # keep the long put strike positive
-        return builder(expiry, short, width, contracts)
-    if strategy in ("bull_call_spread", "bear_put_spread"):
-        option_type = "call" if strategy == "bull_call_spread" else "put"
-        long = by_delta(option_type, cfg.debit_long_delta_abs)
-        if option_type == "put":
-            long = max(long, width + spacing)
-        return builder(expiry, long, width, contracts)
-    if strategy == "iron_condor":
-        put_k, call_k = _separate(
-            by_delta("put", cfg.condor_short_delta_abs),
-            by_delta("call", cfg.condor_short_delta_abs),
-            spacing,
-        )
-        put_k = max(put_k, width + spacing)
-        call_k = max(call_k, put_k + spacing)
-        return builder(expiry, put_k, call_k, width, contracts)
-    atm = max(atm_strike(market.spot, spacing), width + spacing)
-    if strategy == "iron_butterfly":
-        return builder(expiry, atm, width, contracts)
-    if strategy in ("long_straddle", "short_straddle"):
-        return builder(expiry, atm, contracts)
-    put_k, call_k = _separate(
-        by_delta("put", cfg.strangle_delta_abs), by_delta("call", cfg.strangle_delta_abs), spacing
-    )
-    return builder(expiry, put_k, call_k, contracts)
+    choices = build_structure_legs(
+        spec, expiries=expiries, atm_strike=atm_strike(market.spot, cfg.strike_spacing),
+        wing_width=cfg.wing_width, by_delta={r: selector(r) for r in expiries}, targets=cfg,
+        contracts=contracts)
+    if choices is None:
+        raise ValueError(f"{strategy}: no valid strikes at spot {market.spot:g} for {expiry}")
+    return tuple(Leg(c.option_type, c.strike, c.expiry, c.quantity_contracts) for c in choices)
 
 
 def build_position(

@@ -27,6 +27,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import data
 import envs
+from common.units import CONTRACT_MULTIPLIER
 from envs import (
     ACTION_NAMES,
     STRATEGIES,
@@ -36,10 +37,9 @@ from envs import (
     build_market_panel,
 )
 from envs.spy_options_env import PORTFOLIO_OBS_NAMES
-from options.costs import CostConfig, bid_ask_per_share
-from common.units import CONTRACT_MULTIPLIER
-from options.calendar import expiry_close_ns, timestamp_close_ns
 from forecasters.panel import ForecastPanel
+from options.calendar import expiry_close_ns, timestamp_close_ns
+from options.costs import CostConfig, bid_ask_per_share
 from options.pricing import bs_price
 from options.surface import SurfaceConfig, atm_iv_series, iv_at
 
@@ -260,11 +260,13 @@ def check_step(env, lookup, prev, action, mask, obs, reward, info):
         )
         agent_kinds = ("open",) if any(x is not None for x in auto_exits) else ("open", "close")
         assert not [f for f in fills if f.kind in agent_kinds]
-    # The observation's one-hot shows the open structures.
+    # The observation's one-hot shows the open structures (a calendar whose front leg has
+    # settled is still the calendar trade; its remaining legs are a "custom" Position).
     names = env.observation_names
+    assert len(info["portfolio"].positions) == len(info["position"])
     for k, strategy in enumerate(STRATEGIES):
         flag = obs[names.index(f"position_is_{strategy}")]
-        held = any(p.strategy == strategy for p in info["position"])
+        held = any(p.strategy == strategy for p in info["portfolio"].positions)
         assert flag == (1.0 if held else 0.0), (strategy, k)
 
 
