@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import signal
 import subprocess
 import time
 from importlib import metadata
@@ -184,16 +185,20 @@ def _vec_env(cfg, inputs, seed: int):
 
     from envs import make_env
 
+    n = cfg.train.n_envs
+    subproc = cfg.train.vec_env == "subproc" and n > 1
+
     def factory(rank: int):
         def _make():
+            if subproc:  # in the worker: Ctrl-C is the parent's to handle (checkpoint first)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             env = make_env(cfg, "train", inputs=inputs)
             env.reset(seed=seed + rank)
             return EpisodeRecorder(Monitor(env))
         return _make
 
-    n = cfg.train.n_envs
     makers = [factory(k) for k in range(n)]
-    if cfg.train.vec_env == "subproc" and n > 1:
+    if subproc:
         return SubprocVecEnv(makers, start_method="fork")
     return DummyVecEnv(makers)
 
@@ -293,8 +298,8 @@ def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
                     reset_num_timesteps=ckpt is None, tb_log_name="ppo")
     wall = time.time() - started
     if checkpoints.stopped_at is not None:
-        log.warning("stopped by Ctrl-C at %d timesteps; checkpoint %s; continue with --resume",
-                    model.num_timesteps, checkpoints.stopped_at)
+        log.warning("stopped by Ctrl-C: checkpoint %s (at a rollout boundary); continue with "
+                    "--resume", checkpoints.stopped_at)
         raise KeyboardInterrupt
     # A last validation at the end (so best_model.zip always exists), then the final files.
     if not validation.history or validation.history[-1]["timesteps"] != model.num_timesteps:
