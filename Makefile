@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml
 
 # The main job on the embedded data: data summary, walk-forward forecasts, PPO training, the
 # forecasts' own evaluation, and PPO against every baseline on the held-out segment of $(CONFIG).
+# Run twice, the second run reuses the forecast cache and the finished model (and says so); an
+# interrupted run continues from its latest checkpoint.
 RUN_DIR ?= runs/$(notdir $(basename $(CONFIG)))
 
 run: setup
 	$(PY) -m data --out $(RUN_DIR)/data
-	$(PY) train.py --config $(CONFIG) --run-dir $(RUN_DIR) $(if $(wildcard $(RUN_DIR)/model.zip),--resume,)
+	$(PY) train.py --config $(CONFIG) --run-dir $(RUN_DIR) $(if $(wildcard $(RUN_DIR)/checkpoints $(RUN_DIR)/seed_*/checkpoints),--resume,)
 	$(PY) -m forecasters --config $(CONFIG) --out $(RUN_DIR)/forecast_eval --segment test --no-progress
 	$(PY) evaluate.py --run $(RUN_DIR)
 

@@ -2,6 +2,12 @@
 
 Every section rejects unknown keys with a message naming the key. ``load_config`` accepts a
 YAML path or a dict, and ``--set key.sub=value`` style overrides (values parsed as YAML).
+YAML is read strictly: a key given twice in one mapping and an impossible date (2017-02-30) are
+errors naming the line. Relative paths in a config file (``data.path``, ``data.cache_dir``,
+``forecast.cache_dir``, ``forecast.tuned_params_path``, ``forecast.tune.best_params_path``, a
+relative ``sqlite:///`` storage URL) are resolved from the config file's folder, never from the
+current directory; the tuned member parameters of ``forecast.tuned_params_path`` are read and
+merged when the config is loaded (the run's resolved ``config.yaml`` holds the merged values).
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -23,7 +29,11 @@ from options.costs import CostConfig
 from options.positions import MarginConfig
 from options.surface import SurfaceConfig
 
-__all__ = ["ConfigError", "ExperimentConfig", "Segments", "load_config", "parse_override"]
+__all__ = ["MAX_SEED", "ConfigError", "ExperimentConfig", "Segments", "load_config",
+           "parse_override", "strict_yaml_load"]
+
+MAX_SEED = 2**32 - 1  # numpy's SeedSequence and gymnasium accept 0..2**32-1
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class ConfigError(UserInputError):
@@ -76,10 +86,18 @@ class TrainConfig(_Section):
     total_timesteps: int = Field(20_000, ge=1)
     n_envs: int = Field(1, ge=1, description="vectorised environments per seed")
     vec_env: str = Field("dummy", pattern="^(dummy|subproc)$")
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1,
+                              description="seeds train.py starts when given no --seed/--seeds")
     checkpoint_every_steps: int = Field(10_000, ge=1)
     eval_every_steps: int = Field(5_000, ge=1)
     progress_bar: bool = True
+
+    @model_validator(mode="after")
+    def _unique_seeds(self) -> TrainConfig:
+        repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"duplicate seed(s) {repeated}; each seed trains once")
+        return self
 
 
 class EvalConfig(_Section):
@@ -90,7 +108,7 @@ class EvalConfig(_Section):
 
 class ExperimentConfig(_Section):
     name: str = "experiment"
-    seed: int = 0
+    seed: Seed = 0
     data: DataConfig = DataConfig()
     segments: Segments
     forecast: ForecastConfig = ForecastConfig()
@@ -102,12 +120,56 @@ class ExperimentConfig(_Section):
     eval: EvalConfig = EvalConfig()
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping and reports impossible dates."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(
+                f"line {key_node.start_mark.line + 1}: key '{key}' given twice in one mapping "
+                f"(first on line {seen[key] + 1})")
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+def _construct_timestamp(loader: _StrictLoader, node: yaml.ScalarNode):
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise ConfigError(f"line {node.start_mark.line + 1}: '{node.value}' is not a valid date "
+                          f"({exc})") from None
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
+def strict_yaml_load(text: str, origin: str) -> Any:
+    """Parse YAML with duplicate keys and impossible dates as errors naming ``origin``."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{origin}: not valid YAML{line} ({problem})") from None
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"agent.learning_rate=1e-4"`` -> (["agent", "learning_rate"], 0.0001)."""
     if "=" not in text:
-        raise ConfigError(f"override '{text}' must look like key.sub=value")
+        raise ConfigError(f"--set '{text}': expected key.sub=value")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set '{text}': empty key part in '{key.strip()}'")
+    return parts, strict_yaml_load(raw, f"--set '{text}'")
 
 
 def _apply(raw: dict, path: list[str], value: Any, origin: str) -> None:
@@ -131,6 +193,47 @@ def _describe(err: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
+# Keys holding a path that, when relative in a config file, resolve from that file's folder.
+_PATH_KEYS = (("data", "path"), ("data", "cache_dir"), ("forecast", "cache_dir"),
+              ("forecast", "tuned_params_path"), ("forecast", "tune", "best_params_path"))
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def _resolve_paths(raw: dict, base: Path) -> None:
+    """Make the relative paths of ``raw`` absolute from ``base`` (in place)."""
+    for keys in (*_PATH_KEYS, ("forecast", "tune", "storage")):
+        node = raw
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or not isinstance(node.get(keys[-1]), str):
+            continue
+        value = node[keys[-1]]
+        if keys[-1] == "storage":
+            if value.startswith(_SQLITE_PREFIX) and not Path(
+                    value.removeprefix(_SQLITE_PREFIX)).is_absolute():
+                node["storage"] = _SQLITE_PREFIX + str(base / value.removeprefix(_SQLITE_PREFIX))
+        elif not Path(value).expanduser().is_absolute():
+            node[keys[-1]] = str(base / value)
+
+
+def _read_file(path: Path) -> dict:
+    origin = str(path)
+    if path.is_dir():
+        raise ConfigError(f"{origin}: is a folder; expected a YAML config file")
+    if not path.is_file():
+        raise ConfigError(f"{origin}: no such config file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{origin}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"{origin}: cannot read ({exc.strerror})") from None
+    raw = strict_yaml_load(text, origin) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level")
+    return raw
+
+
 def load_config(source: str | os.PathLike | dict, overrides: list[str] | tuple = ()
                 ) -> ExperimentConfig:
     """Load and validate an experiment config from a YAML path or a dict."""
@@ -139,22 +242,31 @@ def load_config(source: str | os.PathLike | dict, overrides: list[str] | tuple =
     else:
         path = Path(source)
         origin = str(path)
-        if not path.is_file():
-            raise ConfigError(f"{origin}: no such config file")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{origin}: not valid YAML ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{origin}: expected a mapping at the top level")
+        raw = _read_file(path)
     raw = yaml.safe_load(yaml.safe_dump(raw))  # deep copy of plain data
-    for text in overrides:
+    if not isinstance(source, dict):
+        _resolve_paths(raw, Path(source).resolve().parent)
+    for text in overrides:  # paths given with --set stay relative to the current directory
         path_parts, value = parse_override(text)
-        _apply(raw, path_parts, value, origin)
+        _apply(raw, path_parts, value, f"--set '{text}'")
     try:
-        return ExperimentConfig.model_validate(raw)
+        config = ExperimentConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_describe(err, origin)) from None
+    return _with_tuned_params(config, origin)
+
+
+def _with_tuned_params(config: ExperimentConfig, origin: str) -> ExperimentConfig:
+    """Merge the tuned member parameters that ``forecast.tuned_params_path`` names."""
+    if config.forecast.tuned_params_path is None:
+        return config
+    try:
+        forecast = config.forecast.resolved()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{origin}: forecast.tuned_params_path: {exc}") from None
+    return config.model_copy(update={"forecast": forecast})
 
 
 def config_to_dict(config: ExperimentConfig) -> dict:

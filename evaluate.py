@@ -30,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="date segment (default: the config's eval.segment, 'test')")
     parser.add_argument("--model", choices=("best", "final"), default="best",
                         help="best_model.zip (chosen on the validation segment) or model.zip")
+    parser.add_argument("--allow-modified", action="store_true",
+                        help="load a model file whose SHA-256 differs from provenance.json")
     return parser.parse_args(argv)
 
 
@@ -42,22 +44,27 @@ def _seed_dirs(run: Path) -> list[Path]:
     return found
 
 
-def _load_policy(seed_dir: Path, cfg, which: str, env):
-    """The saved agent as a policy; VecNormalize statistics, if any, are loaded frozen."""
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+def _load_policy(seed_dir: Path, cfg, which: str, env, allow_modified: bool = False):
+    """The saved agent as a policy; VecNormalize statistics (NPZ), if any, are loaded frozen.
+
+    The model file is a pickle: its SHA-256 must match the one train.py recorded in
+    provenance.json, unless ``allow_modified``.
+    """
+    from stable_baselines3.common.vec_env import DummyVecEnv
 
     from agents import PPOPolicy, load_model
+    from agents.checkpoint import load_vecnormalize
+    from common.runfolder import verify_model_sha256
 
     name = "best_model" if which == "best" and (seed_dir / "best_model.zip").exists() else "model"
+    verify_model_sha256(seed_dir, seed_dir / f"{name}.zip", allow_modified)
     model = load_model(seed_dir / f"{name}.zip", cfg.agent.algo)
     vec_norm = None
     if cfg.agent.vec_normalize:
-        stats = seed_dir / ("best_vecnormalize.pkl" if name == "best_model" else "vecnormalize.pkl")
+        stats = seed_dir / ("best_vecnormalize.npz" if name == "best_model" else "vecnormalize.npz")
         if not stats.exists():
             raise FileNotFoundError(f"{stats}: agent.vec_normalize is on but no statistics saved")
-        vec_norm = VecNormalize.load(str(stats), DummyVecEnv([lambda: env]))
-        vec_norm.training = False  # frozen at evaluation
-        vec_norm.norm_reward = False
+        vec_norm = load_vecnormalize(stats, DummyVecEnv([lambda: env]), training=False)
     return PPOPolicy(model, cfg.agent.algo, vec_norm), name
 
 
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     results, metrics = {}, {}
     per_seed = {}
     for seed_dir in seed_dirs:
-        policy, which = _load_policy(seed_dir, cfg, args.model, env)
+        policy, which = _load_policy(seed_dir, cfg, args.model, env, args.allow_modified)
         label = "ppo" if len(seed_dirs) == 1 else f"ppo_{seed_dir.name}"
         result = run_episode(env, policy)
         result.name = label

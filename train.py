@@ -2,6 +2,12 @@
 
     python train.py --config configs/quick.yaml [--set key=value ...] [--run-dir runs/NAME]
                     [--seed N | --seeds 0 1 2] [--total-timesteps N] [--resume]
+                    [--allow-modified] [--debug]
+
+With neither --seed nor --seeds, the config's ``train.seeds`` are trained (one process each, in
+RUN_DIR/seed_<n>, when there are several). --resume continues an interrupted run exactly from its
+latest checkpoint, or reuses a finished one. Ctrl-C stops at the next rollout boundary with a
+checkpoint. Bad input is one line on stderr and exit status 2 (--debug shows the traceback).
 
 config -> data -> out-of-sample forecasts -> vectorised environments -> agent.learn -> runs/NAME/
 """
@@ -9,7 +15,6 @@ config -> data -> out-of-sample forecasts -> vectorised environments -> agent.le
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import subprocess
@@ -17,7 +22,11 @@ import sys
 import time
 from pathlib import Path
 
+from common.cli import run_cli
+from common.errors import UserInputError
+
 log = logging.getLogger("train")
+POLL_SECONDS = 1.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,27 +36,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config key, e.g. agent.n_steps=256")
     parser.add_argument("--run-dir", help="output folder (default runs/<config name>)")
-    parser.add_argument("--seed", type=int, help="seed of this run (overrides config seed)")
-    parser.add_argument("--seeds", type=int, nargs="+",
-                        help="several seeds, one process each, in RUN_DIR/seed_<n>")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="seed of this run (overrides the config's)")
+    seeds.add_argument("--seeds", type=int, nargs="+",
+                       help="several seeds, one process each, in RUN_DIR/seed_<n> "
+                            "(default: the config's train.seeds)")
     parser.add_argument("--total-timesteps", type=int, help="override train.total_timesteps")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint in RUN_DIR/checkpoints")
+    parser.add_argument("--allow-modified", action="store_true",
+                        help="load a model file whose SHA-256 differs from provenance.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
 
-def run_seeds(args: argparse.Namespace, run_dir: Path) -> int:
-    """One subprocess per seed, as many at once as there are cores."""
-    from config import load_config
+def _check_seeds(seeds: list[int], flag: str) -> None:
+    from config import MAX_SEED
 
-    cfg = load_config(args.config, args.overrides)  # fail before starting anything
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise UserInputError(f"{flag}: seed(s) {repeated} given more than once")
+    outside = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if outside:
+        raise UserInputError(f"{flag}: seed(s) {outside} outside 0..{MAX_SEED}")
+
+
+def run_seeds(args: argparse.Namespace, cfg, seeds: list[int], run_dir: Path) -> int:
+    """One subprocess per seed, as many at once as there are cores."""
+    from data import check_segments_covered, load_market
     from envs import load_env_inputs
 
+    frame = load_market(cfg.data.source, **cfg.data.load_options())
+    check_segments_covered(frame.index, {n: (cfg.segments.get(n).start, cfg.segments.get(n).end)
+                                         for n in ("train", "valid", "test")},
+                           clip=cfg.data.clip_segments, source=f"{cfg.data.source} data")
     # Make (or load) the shared forecast panel once, so the seeds do not all compute it.
     load_env_inputs(cfg, progress=not args.no_progress)
     max_parallel = max(1, os.cpu_count() or 1)
-    pending = list(args.seeds)
+    pending = list(seeds)
     running: list[tuple[int, subprocess.Popen]] = []
     failed = []
     while pending or running:
@@ -59,11 +85,13 @@ def run_seeds(args: argparse.Namespace, run_dir: Path) -> int:
                 cmd += ["--set", override]
             if args.total_timesteps:
                 cmd += ["--total-timesteps", str(args.total_timesteps)]
-            if args.resume:
-                cmd.append("--resume")
+            if args.resume and (run_dir / f"seed_{seed}" / "checkpoints").is_dir():
+                cmd.append("--resume")  # a seed that never started starts afresh
+            if args.allow_modified:
+                cmd.append("--allow-modified")
             log.info("seed %d: %s", seed, " ".join(cmd))
             running.append((seed, subprocess.Popen(cmd)))
-        time.sleep(1.0)
+        time.sleep(POLL_SECONDS)
         for seed, proc in list(running):
             if proc.poll() is not None:
                 running.remove((seed, proc))
@@ -81,37 +109,45 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    from config import ConfigError, load_config
+    from config import load_config
 
-    overrides = list(args.overrides)
+    if args.seeds is not None:
+        _check_seeds(args.seeds, "--seeds")
     if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
+        _check_seeds([args.seed], "--seed")
+    if args.total_timesteps is not None and args.total_timesteps < 1:
+        raise UserInputError(f"--total-timesteps: expected a positive number of steps, got "
+                             f"{args.total_timesteps}")
+    overrides = list(args.overrides)
     if args.total_timesteps is not None:
         overrides.append(f"train.total_timesteps={args.total_timesteps}")
-    try:
-        cfg = load_config(args.config, overrides)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, overrides)
     run_dir = Path(args.run_dir or f"runs/{cfg.name}")
-    if args.seeds:
-        return run_seeds(args, run_dir)
+    seeds = args.seeds
+    if args.seed is None and seeds is None:
+        explicit = "seeds" in cfg.train.model_fields_set
+        seeds = list(cfg.train.seeds) if explicit else [cfg.seed]
+    if args.seed is None and len(seeds) > 1:
+        return run_seeds(args, cfg, seeds, run_dir)
+    seed = args.seed if args.seed is not None else seeds[0]
+    if seed != cfg.seed:
+        cfg = load_config(args.config, [*overrides, f"seed={seed}"])
 
-    from agents.training import TrainingError, train
+    from agents.training import train
 
-    try:
-        train(cfg, run_dir, resume=args.resume, progress=not args.no_progress,
-              command=[sys.executable, *sys.argv] if argv is None else ["train.py", *argv])
-    except (TrainingError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    print(f"trained {summary['timesteps']} timesteps in {summary['wall_seconds']:.0f} s "
-          f"({summary['timesteps_per_second']:.0f}/s); run directory: {run_dir}")
+    summary = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress,
+                    command=[sys.executable, *sys.argv] if argv is None else ["train.py", *argv],
+                    allow_modified=args.allow_modified)
+    if summary.get("reused"):
+        print(f"already trained: {run_dir / 'model.zip'} holds {summary['timesteps']} timesteps "
+              f"(train.total_timesteps {cfg.train.total_timesteps}); reused, nothing trained")
+    else:
+        print(f"trained {summary['timesteps']} timesteps in {summary['wall_seconds']:.0f} s "
+              f"({summary['timesteps_per_second']:.0f}/s); run directory: {run_dir}")
     print(f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
     print(f"next: python evaluate.py --run {run_dir}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, prog="train.py"))

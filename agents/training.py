@@ -1,33 +1,62 @@
-"""The training loop behind ``train.py``: environments, model, callbacks, run directory."""
+"""The training loop behind ``train.py``: environments, model, callbacks, run directory.
+
+A run folder is written by one process at a time (``.lock``). ``--resume`` continues from the
+latest complete checkpoint exactly (see :mod:`agents.checkpoint`) after checking that the
+checkpoint's SHA-256 matches ``provenance.json`` and that the config is the one the run was
+started with (``train.total_timesteps`` may grow); a finished run is reused as it is.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import platform
+import signal
 import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
 
 import yaml
+from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.vec_env import VecNormalize
 
+from agents.baselines import make_baseline
 from agents.callbacks import (
     CheckpointCallback,
     EpisodeStatsCallback,
+    GracefulStop,
     ValidationCallback,
+)
+from agents.checkpoint import (
+    EpisodeRecorder,
     latest_checkpoint,
+    read_checkpoint_state,
+    restore_training_state,
+    save_vecnormalize,
 )
 from agents.ppo import atomic_save, build_model, load_model
+from common.errors import UserInputError
+from common.io import write_json_atomic, write_parquet_atomic, write_text_atomic
+from common.runfolder import (
+    MODEL_SHA256_KEY,
+    PROVENANCE_NAME,
+    RunLock,
+    record_model_sha256,
+    verify_model_sha256,
+)
 
 __all__ = ["TrainingError", "provenance", "train", "write_run_metadata"]
 
 log = logging.getLogger(__name__)
 PACKAGES = ("numpy", "pandas", "torch", "gymnasium", "stable-baselines3", "sb3-contrib",
             "scikit-learn", "xgboost", "arch", "vollib")
+# Keys a resumed run may change: they do not change what is learned.
+RESUMABLE_CHANGES = ("train.total_timesteps", "train.progress_bar", "forecast.n_jobs")
+CLIP_OBS = 10.0
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserInputError):
     """Training cannot start or continue (e.g. --resume with no checkpoint)."""
 
 
@@ -65,15 +94,65 @@ def provenance(inputs) -> dict:
 
 
 def write_run_metadata(cfg, run_dir: Path, inputs, command: list[str]) -> None:
-    """Resolved config, command line, provenance and the forecast panel, next to the results."""
-    from common.io import write_parquet_atomic, write_text_atomic
+    """Resolved config, command line(s), provenance and the forecast panel, next to the results.
+
+    The model hashes already in ``provenance.json`` are kept; a resumed run appends its command
+    line to ``command.txt``.
+    """
     from config import config_to_dict
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), run_dir / "config.yaml")
-    write_text_atomic(" ".join(command) + "\n", run_dir / "command.txt")
-    write_text_atomic(json.dumps(provenance(inputs), indent=2), run_dir / "provenance.json")
+    previous = (run_dir / "command.txt").read_text() if (run_dir / "command.txt").exists() else ""
+    write_text_atomic(previous + " ".join(command) + "\n", run_dir / "command.txt")
+    document = provenance(inputs)
+    old = run_dir / PROVENANCE_NAME
+    if old.exists():
+        document[MODEL_SHA256_KEY] = json.loads(old.read_text()).get(MODEL_SHA256_KEY, {})
+    write_json_atomic(document, old)
     write_parquet_atomic(inputs.panel_long, run_dir / "forecasts" / "panel.parquet")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _check_same_config(cfg, run_dir: Path) -> None:
+    """``--resume`` with a config other than the run's own is an error naming the keys."""
+    from config import config_to_dict
+
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.exists():
+        raise TrainingError(f"--resume: {saved_path} is missing; cannot check the config")
+    saved = _flatten(yaml.safe_load(saved_path.read_text()) or {})
+    now = _flatten(config_to_dict(cfg))
+    changed = sorted(k for k in saved.keys() | now.keys()
+                     if saved.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
+    if changed:
+        shown = ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed[:5])
+        raise TrainingError(f"--resume: the config differs from {saved_path} in {shown}; "
+                            f"resume with the run's own config or train into a new --run-dir")
+
+
+def _finished_summary(cfg, run_dir: Path) -> dict | None:
+    """The summary of a run that already reached ``train.total_timesteps``, else None."""
+    summary_path = run_dir / "train_summary.json"
+    if not ((run_dir / "model.zip").exists() and summary_path.exists()):
+        return None
+    summary = json.loads(summary_path.read_text())
+    return summary if summary.get("timesteps", 0) >= cfg.train.total_timesteps else None
+
+
+def _segments(cfg) -> dict:
+    return {name: (cfg.segments.get(name).start, cfg.segments.get(name).end)
+            for name in ("train", "valid", "test")}
 
 
 class _ProgressBar:
@@ -106,87 +185,129 @@ def _vec_env(cfg, inputs, seed: int):
 
     from envs import make_env
 
+    n = cfg.train.n_envs
+    subproc = cfg.train.vec_env == "subproc" and n > 1
+
     def factory(rank: int):
         def _make():
+            if subproc:  # in the worker: Ctrl-C is the parent's to handle (checkpoint first)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             env = make_env(cfg, "train", inputs=inputs)
             env.reset(seed=seed + rank)
-            return Monitor(env)
+            return EpisodeRecorder(Monitor(env))
         return _make
 
-    n = cfg.train.n_envs
     makers = [factory(k) for k in range(n)]
-    if cfg.train.vec_env == "subproc" and n > 1:
+    if subproc:
         return SubprocVecEnv(makers, start_method="fork")
     return DummyVecEnv(makers)
 
 
 def train(cfg, run_dir: Path, resume: bool = False, progress: bool = True,
-          command: list[str] | None = None) -> dict:
-    """Train one seed of ``cfg`` into ``run_dir``; returns the training summary."""
-    import torch
-    from stable_baselines3.common.callbacks import CallbackList
-    from stable_baselines3.common.vec_env import VecNormalize
+          command: list[str] | None = None, allow_modified: bool = False) -> dict:
+    """Train one seed of ``cfg`` into ``run_dir``; returns the training summary.
 
+    With ``resume`` a finished run is returned as it is (``"reused": True``); an unfinished one
+    continues from its latest checkpoint. Ctrl-C stops at the next rollout boundary with a
+    checkpoint and raises ``KeyboardInterrupt``.
+    """
+    import torch
+
+    from data import check_segments_covered, load_market
     from envs import load_env_inputs, make_env
 
     run_dir = Path(run_dir)
     torch.set_num_threads(cfg.agent.torch_threads)
     ckpt_dir = run_dir / "checkpoints"
-    ckpt = latest_checkpoint(ckpt_dir) if resume else None
-    if resume and ckpt is None:
-        raise TrainingError(f"--resume: no checkpoint in {ckpt_dir}")
-    if not resume and (run_dir / "model.zip").exists():
+    ckpt = latest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    if resume:
+        if ckpt is None:
+            raise TrainingError(f"--resume: no checkpoint in {ckpt_dir}")
+        _check_same_config(cfg, run_dir)
+        finished = _finished_summary(cfg, run_dir)
+        if finished is not None:
+            verify_model_sha256(run_dir, run_dir / "model.zip", allow_modified)
+            log.info("%s already holds a model trained for %d timesteps "
+                     "(train.total_timesteps %d): reusing it, nothing to train", run_dir,
+                     finished["timesteps"], cfg.train.total_timesteps)
+            return {**finished, "reused": True}
+        verify_model_sha256(run_dir, ckpt, allow_modified)
+    elif (run_dir / "model.zip").exists():
         raise TrainingError(f"{run_dir} already holds a trained model; choose another --run-dir "
                             f"or pass --resume")
+    elif ckpt is not None:
+        raise TrainingError(f"{run_dir} holds checkpoints of an unfinished run ({ckpt.name}); "
+                            f"pass --resume to continue it or choose another --run-dir")
 
     # Everything that can fail on bad input happens before the run directory is written.
     log.info("loading data and forecasts for %s", cfg.name)
+    frame = load_market(cfg.data.source, **cfg.data.load_options())
+    check_segments_covered(frame.index, _segments(cfg), clip=cfg.data.clip_segments,
+                           source=f"{cfg.data.source} data")
     inputs = load_env_inputs(cfg, progress=progress)
     probe = make_env(cfg, "train", inputs=inputs)
     valid_probe = make_env(cfg, "valid", inputs=inputs)
     log.info("train segment: %d bars %s..%s; valid: %d bars", len(probe.panel),
              probe.panel.dates[0].date(), probe.panel.dates[-1].date(), len(valid_probe.panel))
 
-    write_run_metadata(cfg, run_dir, inputs, command or ["train.py"])
+    command = command or ["train.py"]
+    with RunLock(run_dir, command):
+        return _train_locked(cfg, run_dir, ckpt, inputs, probe, command, progress)
+
+
+def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
+                  progress: bool) -> dict:
+    from envs import make_env
+
+    write_run_metadata(cfg, run_dir, inputs, command)
     vec_env = _vec_env(cfg, inputs, cfg.seed)
     vec_norm = None
     if cfg.agent.vec_normalize:
-        if ckpt is not None and ckpt.with_suffix(".vecnormalize.pkl").exists():
-            vec_env = VecNormalize.load(str(ckpt.with_suffix(".vecnormalize.pkl")), vec_env)
-        else:
-            vec_env = VecNormalize(vec_env, norm_obs=True, norm_reward=False, clip_obs=10.0)
+        vec_env = VecNormalize(vec_env, norm_obs=True, norm_reward=False, clip_obs=CLIP_OBS)
         vec_norm = vec_env
+    validation = ValidationCallback(lambda: make_env(cfg, "valid", inputs=inputs),
+                                    cfg.agent.algo, cfg.train.eval_every_steps, run_dir,
+                                    probe.panel.bars_per_year, vec_norm,
+                                    hparams=_hparams(cfg))
+    stop = GracefulStop()
+    checkpoints = CheckpointCallback(cfg.train.checkpoint_every_steps, run_dir / "checkpoints",
+                                     run_dir, vec_norm, validation=validation, stop=stop)
     if ckpt is not None:
         model = load_model(ckpt, cfg.agent.algo, env=vec_env)
         model.tensorboard_log = str(run_dir / "tb")
+        document, arrays = read_checkpoint_state(ckpt)
+        validation.load_state(document["callbacks"]["validation"])
+        restore_training_state(model, vec_norm, document, arrays)  # RNGs last: nothing after
         log.info("resuming from %s at %d timesteps", ckpt.name, model.num_timesteps)
     else:
         model = build_model(cfg.agent, vec_env, cfg.seed, str(run_dir / "tb"))
+        validation.score_baselines({
+            name: make_baseline(name, probe.observation_names, cfg.baselines, seed=cfg.seed)
+            for name in cfg.baselines.names})
     done_steps = int(model.num_timesteps)
     total = int(cfg.train.total_timesteps)
     remaining = max(0, total - done_steps)
 
-    validation = ValidationCallback(lambda: make_env(cfg, "valid", inputs=inputs),
-                                    cfg.agent.algo, cfg.train.eval_every_steps, run_dir,
-                                    probe.panel.bars_per_year, vec_norm)
-    checkpoints = CheckpointCallback(cfg.train.checkpoint_every_steps, ckpt_dir, vec_norm)
-    callbacks = [EpisodeStatsCallback(), validation, checkpoints]
+    callbacks = [EpisodeStatsCallback(probe.action_names), validation, checkpoints]
     if progress and cfg.train.progress_bar:
         callbacks.append(_ProgressBar(total, done_steps))
     started = time.time()
-    if remaining > 0:
+    with stop:
+        # Also with nothing left: learn() sets up the logger the final steps below write to.
         model.learn(total_timesteps=remaining, callback=CallbackList(callbacks),
                     reset_num_timesteps=ckpt is None, tb_log_name="ppo")
     wall = time.time() - started
-    for callback in (validation, checkpoints):
-        if getattr(callback, "model", None) is None:
-            callback.init_callback(model)
-    # A last validation at the end, so best_model.zip always exists.
-    validation.evaluate_now()
+    if checkpoints.stopped_at is not None:
+        log.warning("stopped by Ctrl-C: checkpoint %s (at a rollout boundary); continue with "
+                    "--resume", checkpoints.stopped_at)
+        raise KeyboardInterrupt
+    # A last validation at the end (so best_model.zip always exists), then the final files.
+    if not validation.history or validation.history[-1]["timesteps"] != model.num_timesteps:
+        validation.evaluate_now()
     checkpoints.save()
-    atomic_save(model, run_dir / "model.zip")
+    record_model_sha256(run_dir, atomic_save(model, run_dir / "model.zip"))
     if vec_norm is not None:
-        atomic_save(vec_norm, run_dir / "vecnormalize.pkl")
+        save_vecnormalize(vec_norm, run_dir / "vecnormalize.npz")
     summary = {
         "timesteps": int(model.num_timesteps),
         "resumed_from": ckpt.name if ckpt is not None else None,
@@ -196,8 +317,18 @@ def train(cfg, run_dir: Path, resume: bool = False, progress: bool = True,
         "algo": cfg.agent.algo,
         "validation_history": validation.history,
         "best_validation_sharpe": validation.best_sharpe,
+        "baseline_validation_sharpe": validation.baseline_sharpe,
     }
-    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    write_json_atomic(summary, run_dir / "train_summary.json")
     log.info("model saved to %s (best validation Sharpe %.2f in best_model.zip)",
              run_dir / "model.zip", validation.best_sharpe)
     return summary
+
+
+def _hparams(cfg) -> dict:
+    """The hyper-parameters shown in TensorBoard's HParams tab."""
+    agent = cfg.agent.model_dump(mode="json")
+    return {**{f"agent/{k}": v for k, v in agent.items()}, "seed": cfg.seed,
+            "train/total_timesteps": cfg.train.total_timesteps,
+            "train/n_envs": cfg.train.n_envs, "env/reward": str(getattr(cfg.env, "reward", ""))}
+

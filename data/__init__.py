@@ -5,7 +5,7 @@ from data.config import DataConfig
 from data.errors import MarketDataError
 from data.features import build_features
 from data.market import SOURCES, frame_hash, load_market
-from data.validation import validate_market_frame
+from data.validation import check_segments_covered, validate_market_frame
 
 __all__ = [
     "SOURCES",
@@ -15,6 +15,7 @@ __all__ = [
     "MarketDataError",
     "bars_per_year",
     "build_features",
+    "check_segments_covered",
     "frame_hash",
     "gap_report",
     "load_market",

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from common.cli import run_cli
 from data.market import SOURCES, load_market
 from data.summary import plot_market, summarise
 
@@ -14,16 +15,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data", description=__doc__)
     parser.add_argument("--source", default="embedded", choices=SOURCES)
     parser.add_argument("--path", help="CSV file (source csv)")
+    parser.add_argument("--date-format", help="strftime codes of the CSV's dates when their "
+                        "order is ambiguous, e.g. %%d/%%m/%%Y")
     parser.add_argument("--symbol", default="SPY")
     parser.add_argument("--interval", default="1d")
-    parser.add_argument("--start")
-    parser.add_argument("--end")
+    parser.add_argument("--start", help="first date (YYYY-MM-DD)")
+    parser.add_argument("--end", help="last date (YYYY-MM-DD)")
     parser.add_argument("--out", default="runs/data_summary", help="folder for the chart")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     options = {"start": args.start, "end": args.end}
     if args.source == "csv":
-        options["path"] = args.path
+        options.update(path=args.path, date_format=args.date_format)
+    elif args.date_format:
+        parser.error("--date-format applies to --source csv only")
     elif args.source == "yfinance":
         options.update(symbol=args.symbol, interval=args.interval)
     frame = load_market(args.source, **options)
@@ -34,4 +39,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, prog="python -m data"))

@@ -17,6 +17,16 @@ __all__ = ["SOURCES", "frame_hash", "load_market"]
 SOURCES = ("embedded", "yfinance", "csv")
 
 
+def _check_bound(name: str, value) -> None:
+    if value is None or not isinstance(value, str):
+        return
+    try:
+        pd.Timestamp(value)
+    except ValueError:
+        raise MarketDataError(f"{name} '{value}' is not an existing date; expected YYYY-MM-DD"
+                              ) from None
+
+
 def load_market(source: str = "embedded", **options) -> pd.DataFrame:
     """Build a validated market frame from ``source``.
 
@@ -26,6 +36,8 @@ def load_market(source: str = "embedded", **options) -> pd.DataFrame:
 
     The frame carries ``source``, ``symbol`` and ``interval`` in ``frame.attrs``.
     """
+    for bound in ("start", "end"):
+        _check_bound(bound, options.get(bound))
     if source == "embedded":
         return load_embedded(**options)
     if source == "yfinance":

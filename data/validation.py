@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
 from data.errors import MarketDataError
 
-__all__ = ["OHLCV_COLUMNS", "PRICE_COLUMNS", "validate_market_frame"]
+__all__ = ["MAX_MISSING_EDGE_SESSIONS", "OHLCV_COLUMNS", "PRICE_COLUMNS", "check_segments_covered",
+           "validate_market_frame"]
 
+MAX_MISSING_EDGE_SESSIONS = 2  # weekdays a segment may reach past the data (holidays at an edge)
+
+log = logging.getLogger(__name__)
 PRICE_COLUMNS = ("open", "high", "low", "close")
 OHLCV_COLUMNS = (*PRICE_COLUMNS, "volume")
 
@@ -56,6 +64,7 @@ def validate_market_frame(frame: pd.DataFrame, source: str = "market frame") -> 
         _fail(source, column, "missing (NaN)", np.isnan(values[column]), index)
         _fail(source, column, "non-finite", np.isinf(values[column]), index)
         _fail(source, column, "non-positive", values[column] <= 0, index)
+    _fail(source, "volume", "missing (NaN)", np.isnan(values["volume"]), index)
     _fail(source, "volume", "negative", values["volume"] < 0, index)
     _fail(source, "volume", "non-finite", np.isinf(values["volume"]), index)
     upper = np.maximum(values["open"], values["close"])
@@ -73,3 +82,29 @@ def validate_market_frame(frame: pd.DataFrame, source: str = "market frame") -> 
                 _fail(source, column, "above 5 (expected a decimal such as VIX/100, not points)",
                       col > 5, index)
     return frame
+
+
+def check_segments_covered(index: pd.DatetimeIndex, segments: Mapping[str, tuple[dt.date, dt.date]],
+                           clip: bool = False, source: str = "market data") -> None:
+    """A date segment (train/valid/test) that reaches outside the data is an error naming it.
+
+    With ``clip`` the part outside is only reported (the segment uses the bars that exist); a
+    segment with no bar at all is an error either way. Up to ``MAX_MISSING_EDGE_SESSIONS``
+    weekdays at an edge are allowed (a segment starting on New Year's Day).
+    """
+    first, last = index[0].date(), index[-1].date()
+    for name, (start, end) in segments.items():
+        before = int(np.busday_count(start, first)) if start < first else 0
+        after = int(np.busday_count(last, end)) if end > last else 0
+        inside = bool(((index.date >= start) & (index.date <= end)).any())
+        if not inside:
+            raise MarketDataError(
+                f"segments.{name} {start}..{end} lies outside the data {first}..{last} "
+                f"({source})")
+        if before > MAX_MISSING_EDGE_SESSIONS or after > MAX_MISSING_EDGE_SESSIONS:
+            message = (f"segments.{name} {start}..{end} lies partly outside the data "
+                       f"{first}..{last} ({source})")
+            if not clip:
+                raise MarketDataError(f"{message}; move the segment inside the data or set "
+                                      f"data.clip_segments: true to cut it to the data")
+            log.warning("%s; cut to the data (data.clip_segments)", message)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from common.io import write_parquet_atomic
+from common.paths import user_cache_root
 from data.errors import MarketDataError
 from data.validation import validate_market_frame
 
@@ -27,12 +28,7 @@ VIX_SYMBOL = "^VIX"
 
 def default_cache_dir() -> Path:
     """``$SPYRL_CACHE_DIR`` or the user's cache dir (platformdirs) / spy-options-rl / yfinance."""
-    env = os.environ.get("SPYRL_CACHE_DIR")
-    if env:
-        return Path(env) / "yfinance"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("spy-options-rl")) / "yfinance"
+    return user_cache_root() / "yfinance"
 
 
 def cache_path(cache_dir: Path, symbol: str, interval: str, start: str | None,

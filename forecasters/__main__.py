@@ -82,4 +82,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from common.cli import run_cli
+
+    sys.exit(run_cli(main, prog="python -m forecasters"))

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from common.paths import user_cache_root
+
 MemberName = Literal["rf", "gb", "xgb", "lstm", "vol_rw"]
 ReferenceName = Literal["random_walk", "garch"]
 TUNABLE = ("rf", "gb", "xgb", "lstm")
@@ -132,7 +134,10 @@ class ConformalConfig(_Section):
 class TuneConfig(_Section):
     """Optuna search over a member's main hyper-parameters, scored by walk-forward pinball loss."""
 
-    storage: str = Field("sqlite:///runs/optuna/forecasters.db", description="Optuna storage URL")
+    storage: str = Field(
+        default_factory=lambda: f"sqlite:///{user_cache_root() / 'optuna' / 'forecasters.db'}",
+        description="Optuna storage URL (a relative sqlite path resolves from the config file)",
+    )
     study_prefix: str = Field("forecasters", description="study name is '<prefix>-<member>'")
     n_trials: int = Field(20, ge=1, description="trials run by one worker process")
     timeout_s: float | None = Field(None, gt=0, description="stop a worker after this many seconds")
@@ -184,7 +189,10 @@ class ForecastConfig(_Section):
     random_walk: RandomWalkParams = RandomWalkParams()
     garch: GarchParams = GarchParams()
     tune: TuneConfig = TuneConfig()
-    cache_dir: str = Field("runs/cache/forecasts", description="where cached panels are written")
+    cache_dir: str = Field(
+        default_factory=lambda: str(user_cache_root() / "forecasts"),
+        description="where cached panels are written (relative: from the config file's folder)",
+    )
     tuned_params_path: str | None = Field(
         None, description="YAML written by the Optuna search; its member parameters override these"
     )

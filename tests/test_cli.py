@@ -62,8 +62,8 @@ def trained(workspace) -> Path:
 
 def test_train_writes_a_complete_run_directory(trained):
     for name in ("config.yaml", "command.txt", "provenance.json", "forecasts/panel.parquet",
-                 "model.zip", "best_model.zip", "train_summary.json", "vecnormalize.pkl",
-                 "best_vecnormalize.pkl"):
+                 "model.zip", "best_model.zip", "train_summary.json", "vecnormalize.npz",
+                 "best_vecnormalize.npz"):
         assert (trained / name).exists(), name
     assert list((trained / "checkpoints").glob("ckpt_*_steps.zip"))
     assert list((trained / "tb").rglob("events.out.tfevents.*"))
@@ -84,7 +84,7 @@ def test_tensorboard_has_grouped_custom_scalars(trained):
     acc = EventAccumulator(str(event_dir))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    for tag in ("rollout/episode_return_pct", "env/trades_per_episode", "env/win_rate",
+    for tag in ("env/episode_return_pct", "env/trades_per_episode", "env/win_rate",
                 "env/costs_pct", "eval/sharpe", "eval/return_pct", "eval/max_drawdown_pct"):
         assert tag in tags, (tag, sorted(tags))
 
