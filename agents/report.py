@@ -194,7 +194,7 @@ def plot_pnl_by_strategy(results: dict[str, EpisodeResult], path: Path) -> Path:
     frame = pd.DataFrame(table).fillna(0.0).T
     fig, ax = plt.subplots(figsize=(11, 4.5))
     if len(frame):
-        frame.plot.bar(ax=ax, stacked=True,
+        frame.plot.bar(ax=ax, stacked=True, rot=0,
                        color=[ACTION_COLOURS[f"open_{s}"] for s in frame.columns])
         ax.legend(fontsize=7, ncol=3)
     ax.axhline(0, color="black", lw=0.8)

@@ -82,7 +82,7 @@ def spa_test(benchmark_returns: np.ndarray, model_returns: np.ndarray, block_bar
     p-value is evidence that the best model has a higher mean return than the benchmark, with
     the choice of that best model accounted for.
     """
-    benchmark = -np.asarray(benchmark_returns, float)
+    benchmark = -np.asarray(benchmark_returns, float).reshape(-1, 1)
     models = -np.asarray(model_returns, float)
     if models.ndim == 1:
         models = models[:, None]
