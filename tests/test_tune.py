@@ -29,7 +29,7 @@ from agents.tune import NET_ARCHS, TuneError, sample_agent_params
 from config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-STUDY_TRIALS = 12
+STUDY_TRIALS = 8
 SERVER_START_SECONDS = 30
 
 
