@@ -42,7 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--end", help="last date of a custom window (with --start)")
     parser.add_argument("--out", help="output folder (default RUN/eval)")
     parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.segment and (args.start or args.end):
+        parser.error("--segment and --start/--end are alternatives; give one")
+    return args
 
 
 def _load_policy(seed_dir: Path, cfg, which: str, env):
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Model: `{args.model}` ({'best validation Sharpe checkpoint' if args.model == 'best' else 'final weights'}); "
         f"deterministic actions; every policy runs through the same environment and costs.",
         "`buy_and_hold` is the underlying's price curve (no dividends, no costs) for reference.",
-    ] + ([f"Config overrides: {', '.join(f'`{o}`' for o in args.overrides)}."]
+    ] + steps.window_notes(cfg, custom, args.model) + ([f"Config overrides: {', '.join(f'`{o}`' for o in args.overrides)}."]
          if args.overrides else [])
 
     out = Path(args.out) if args.out else run / "eval"

@@ -45,6 +45,7 @@ __all__ = [
     "seed_dirs",
     "seeds_summary",
     "staged_directory",
+    "window_notes",
     "with_window",
 ]
 
@@ -147,6 +148,16 @@ def with_window(cfg, frame: pd.DataFrame, start: str | None, end: str | None):
             f"--start/--end {first}..{last}: outside the market data {data_first}..{data_last}")
     segments = cfg.segments.model_copy(update={"test": Segment(start=first, end=last)})
     return cfg.model_copy(update={"segments": segments})
+
+
+def window_notes(cfg, custom: bool, model: str) -> list[str]:
+    """A warning when a custom window reaches into the valid segment, on which
+    ``best_model.zip`` was chosen (its score there is optimistic)."""
+    window, valid = cfg.segments.test, cfg.segments.valid
+    if custom and model == "best" and window.start <= valid.end and window.end >= valid.start:
+        return [f"**Warning:** the window overlaps the valid segment {valid.start}..{valid.end} "
+                f"on which `best_model.zip` was selected; its results there are optimistic."]
+    return []
 
 
 def _sha256_frame(frame: pd.DataFrame) -> str:
