@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/quick.yaml
 
-.PHONY: setup run test test-slow lint bench clean
+.PHONY: setup run test test-slow lint bench clean tb eval tune
 
 setup: $(STAMP)
 
@@ -27,6 +27,21 @@ run: setup
 	$(PY) train.py --config $(CONFIG) --run-dir $(RUN_DIR) $(if $(wildcard $(RUN_DIR)/checkpoints $(RUN_DIR)/seed_*/checkpoints),--resume,)
 	$(PY) -m forecasters --config $(CONFIG) --out $(RUN_DIR)/forecast_eval --segment test --no-progress
 	$(PY) evaluate.py --run $(RUN_DIR)
+
+# TensorBoard over every run's logs (RUNS=runs by default).
+RUNS ?= runs
+tb: setup
+	$(VENV)/bin/tensorboard --logdir $(RUNS)
+
+# Evaluate one run folder: make eval RUN=runs/quick [EVAL_ARGS="--set options.costs.commission_per_contract_usd=1"]
+eval: setup
+	@test -n "$(RUN)" || { echo "usage: make eval RUN=runs/NAME [EVAL_ARGS=...]" >&2; exit 2; }
+	$(PY) evaluate.py --run $(RUN) $(EVAL_ARGS)
+
+# PPO hyper-parameter search on $(CONFIG): make tune [TRIALS=20] [TUNE_ARGS="--storage URL"]
+TRIALS ?= 20
+tune: setup
+	$(PY) -m agents.tune --config $(CONFIG) --trials $(TRIALS) $(TUNE_ARGS)
 
 test: setup
 	$(PY) -m pytest -q -m "not slow"

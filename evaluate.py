@@ -1,11 +1,15 @@
-"""Evaluate a trained run against every baseline on a held-out segment.
+"""Evaluate a trained run against the baselines on a held-out segment or date range.
 
     python evaluate.py --run runs/NAME [--segment test] [--model best|final]
+                       [--set key=value ...] [--baselines NAME,...] [--start DATE --end DATE]
+                       [--out DIR] [--no-plots]
 
 runs/NAME/ -> deterministic episodes of PPO and the baselines through the same environment ->
-runs/NAME/eval/: metrics.json, equity and trade ledgers (CSV), plots (PNG), report.md.
+runs/NAME/eval/ (or --out): metrics.json, equity and trade ledgers (CSV), plots (PNG), report.md.
 A run made with --seeds (runs/NAME/seed_*/) is evaluated seed by seed and summarised by the
-median and range over seeds.
+median and range over seeds. ``--set`` overrides the run's config (costs, baselines'
+parameters); ``--start/--end`` score a window after the train segment instead of a segment.
+The output folder is written in full to a temporary folder and only then moved into place.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from common.cli import run_cli
+from common.runfolder import RunLock
 
 log = logging.getLogger("evaluate")
 
@@ -32,16 +36,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="best_model.zip (chosen on the validation segment) or model.zip")
     parser.add_argument("--allow-modified", action="store_true",
                         help="load a model file whose SHA-256 differs from provenance.json")
-    return parser.parse_args(argv)
-
-
-def _seed_dirs(run: Path) -> list[Path]:
-    if (run / "model.zip").exists():
-        return [run]
-    found = sorted(p for p in run.glob("seed_*") if (p / "model.zip").exists())
-    if not found:
-        raise FileNotFoundError(f"{run}: no model.zip here nor in seed_*/ (run train.py first)")
-    return found
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override the run's config, e.g. "
+                             "options.costs.commission_per_contract_usd=1.0")
+    parser.add_argument("--baselines", metavar="NAME,...",
+                        help="comma-separated baselines (default: the config's baselines.names)")
+    parser.add_argument("--start", help="first date of a custom window (with --end)")
+    parser.add_argument("--end", help="last date of a custom window (with --start)")
+    parser.add_argument("--out", help="output folder (default RUN/eval)")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+    args = parser.parse_args(argv)
+    if args.segment and (args.start or args.end):
+        parser.error("--segment and --start/--end are alternatives; give one")
+    return args
 
 
 def _load_policy(seed_dir: Path, cfg, which: str, env, allow_modified: bool = False):
@@ -72,130 +80,109 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    from agents import (
-        block_bootstrap_sharpe_diff,
-        deflated_sharpe_ratio,
-        make_baseline,
-        performance_metrics,
-        run_episode,
-    )
+    from agents import eval_run as steps
+    from agents import make_baseline, performance_metrics, run_episode
     from agents.report import (
         markdown_table,
         plot_actions,
         plot_equity,
         plot_pnl_by_strategy,
+        plot_tearsheet,
         write_report,
     )
     from common.io import write_text_atomic
     from config import load_config
     from envs import load_env_inputs, make_env
 
+    # Every check on the user's input, before anything is written.
     run = Path(args.run)
-    try:
-        seed_dirs = _seed_dirs(run)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    cfg = load_config(seed_dirs[0] / "config.yaml")
-    segment = args.segment or cfg.eval.segment
-    panel = pd.read_parquet(seed_dirs[0] / "forecasts" / "panel.parquet")
-    inputs = load_env_inputs(cfg, panel_long=panel)
+    seed_dirs = steps.seed_dirs(run)
+    cfg = load_config(seed_dirs[0] / "config.yaml", args.overrides)
+    baseline_names = steps.parse_baselines(args.baselines, cfg.baselines.names)
+    inputs = load_env_inputs(cfg, panel_long=steps.read_panel(seed_dirs[0]))
+    cfg = steps.with_window(cfg, inputs.frame, args.start, args.end)
+    custom = args.start is not None
+    segment = "test" if custom else (args.segment or cfg.eval.segment)
     env = make_env(cfg, segment, mode="eval", inputs=inputs)
     bars_per_year = env.panel.bars_per_year
-    out = run / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    log.info("evaluating on %s: %d bars %s..%s", segment, len(env.panel),
+    for seed_dir in seed_dirs:
+        best = seed_dir / "best_model.zip"
+        steps.check_model_file(best if args.model == "best" and best.exists()
+                               else seed_dir / "model.zip", cfg.agent.algo)
+    segment_name = steps.CUSTOM_SEGMENT if custom else segment
+    log.info("evaluating on %s: %d bars %s..%s", segment_name, len(env.panel),
              env.panel.dates[0].date(), env.panel.dates[-1].date())
 
-    results, metrics = {}, {}
-    per_seed = {}
+    # PPO, seed by seed, then the baselines, all through the same environment.
+    results, metrics, per_seed = {}, {}, {}
     for seed_dir in seed_dirs:
         policy, which = _load_policy(seed_dir, cfg, args.model, env, args.allow_modified)
         label = "ppo" if len(seed_dirs) == 1 else f"ppo_{seed_dir.name}"
-        result = run_episode(env, policy)
-        result.name = label
-        results[label] = result
-        per_seed[label] = performance_metrics(result, bars_per_year)
+        results[label] = run_episode(env, policy)
+        results[label].name = label
+        per_seed[label] = performance_metrics(results[label], bars_per_year)
         log.info("%s (%s): return %.2f%%, Sharpe %.2f", label, which,
                  per_seed[label]["total_return_pct"], per_seed[label]["sharpe"])
-    seeds_summary = None
+    seeds = None
     if len(seed_dirs) == 1:
         metrics["ppo"] = per_seed["ppo"]
     else:
-        keys = [k for k, v in next(iter(per_seed.values())).items() if isinstance(v, int | float)]
-        spread = {k: {"median": float(np.median([m[k] for m in per_seed.values()])),
-                      "min": float(np.min([m[k] for m in per_seed.values()])),
-                      "max": float(np.max([m[k] for m in per_seed.values()]))} for k in keys}
-        metrics["ppo"] = {k: s["median"] for k, s in spread.items()}
+        seeds = steps.seeds_summary(results, per_seed)
+        metrics["ppo"] = {k: s["median"] for k, s in seeds["spread"].items()}
         metrics["ppo"]["seeds"] = len(seed_dirs)
-        from scipy.stats import kurtosis, skew
-
-        per_bar, seed_returns = [], []
-        for label in per_seed:
-            eq = results[label].equity["equity_usd"].to_numpy()
-            r = np.diff(eq) / eq[:-1]
-            seed_returns.append(r)
-            per_bar.append(r.mean() / r.std(ddof=1) if r.std(ddof=1) > 0 else 0.0)
-        best = int(np.argmax(per_bar))
-        best_r = seed_returns[best]
-        seeds_summary = {"per_seed": per_seed, "spread": spread,
-                         "deflated_sharpe": deflated_sharpe_ratio(
-                             per_bar[best], np.asarray(per_bar), len(best_r),
-                             skew=float(skew(best_r)),
-                             kurtosis=float(kurtosis(best_r, fisher=False)))}
-    for name in cfg.baselines.names:
+    for name in baseline_names:
         policy = make_baseline(name, env.observation_names, cfg.baselines, seed=cfg.seed)
         results[name] = run_episode(env, policy, seed=cfg.seed)
         metrics[name] = performance_metrics(results[name], bars_per_year)
 
-    def returns(label):
-        eq = results[label].equity["equity_usd"].to_numpy()
-        return np.diff(eq) / eq[:-1]
+    # Does PPO beat every baseline? Hansen's SPA and the Sharpe-difference interval.
+    comparison, detail = steps.compare_with_baselines(
+        results, list(per_seed), baseline_names, bars_per_year, cfg.eval.bootstrap_samples,
+        cfg.seed)
 
-    baseline_names = [n for n in cfg.baselines.names if n != "cash"]
-    comparison = None
-    if baseline_names:
-        best_baseline = max(baseline_names, key=lambda n: metrics[n]["sharpe"])
-        ppo_label = next(iter(per_seed))  # the single run, or the first seed
-        if len(seed_dirs) > 1:
-            ppo_label = min(per_seed, key=lambda k: abs(per_seed[k]["sharpe"]
-                                                        - metrics["ppo"]["sharpe"]))
-        comparison = {"ppo": ppo_label, "baseline": best_baseline,
-                      **block_bootstrap_sharpe_diff(
-                          returns(ppo_label), returns(best_baseline), bars_per_year,
-                          cfg.eval.bootstrap_block_bars, cfg.eval.bootstrap_samples,
-                          seed=cfg.seed)}
-
-    for label, result in results.items():
-        result.equity.to_csv(out / f"equity_{label}.csv")
-        result.trades.to_csv(out / f"trades_{label}.csv", index=False)
-    title = f"{cfg.name}: {segment} segment {env.panel.dates[0].date()}..{env.panel.dates[-1].date()}"
-    plots = [plot_equity(results, out / "equity.png", title)]
-    first_ppo = next(iter(per_seed))
-    plots.append(plot_actions(results[first_ppo], out / "actions_ppo.png"))
-    plots.append(plot_pnl_by_strategy(results, out / "pnl_by_strategy.png"))
-    document = {
-        "segment": segment, "start": str(env.panel.dates[0].date()),
-        "end": str(env.panel.dates[-1].date()), "bars": len(env.panel), "model": args.model,
-        "policies": metrics, "comparison": comparison, "seeds": seeds_summary,
-    }
-    write_text_atomic(json.dumps(metrics, indent=2, default=float), out / "metrics.json")
-    write_text_atomic(json.dumps(document, indent=2, default=float), out / "summary.json")
+    start, end = env.panel.dates[0].date(), env.panel.dates[-1].date()
+    document = steps.json_ready({
+        "segment": segment_name, "start": str(start), "end": str(end), "bars": len(env.panel),
+        "model": args.model, "overrides": args.overrides,
+        "inputs": steps.input_hashes(seed_dirs[0], cfg, inputs.frame),
+        "policies": metrics, "comparison": comparison, "comparison_detail": detail,
+        "seeds": seeds,
+    })
+    title = f"{cfg.name}: {segment_name} {start}..{end}"
     notes = [
         f"Model: `{args.model}` ({'best validation Sharpe checkpoint' if args.model == 'best' else 'final weights'}); "
         f"deterministic actions; every policy runs through the same environment and costs.",
         "`buy_and_hold` is the underlying's price curve (no dividends, no costs) for reference.",
-    ]
-    report = write_report(out / "report.md", title, metrics, comparison, seeds_summary, plots,
-                          notes)
-    print(markdown_table(metrics))
+    ] + steps.window_notes(cfg, custom, args.model) + ([f"Config overrides: {', '.join(f'`{o}`' for o in args.overrides)}."]
+         if args.overrides else [])
+
+    out = Path(args.out) if args.out else run / "eval"
+    with RunLock(run, ["evaluate.py", *(argv or sys.argv[1:])]), \
+            steps.staged_directory(out) as staging:
+        for label, result in results.items():
+            result.equity.to_csv(staging / f"equity_{label}.csv")
+            result.trades.to_csv(staging / f"trades_{label}.csv", index=False)
+        plots = []
+        if not args.no_plots:
+            plots.append(plot_equity(results, staging / "equity.png", title))
+            plots.append(plot_actions(results[next(iter(per_seed))], staging / "actions_ppo.png"))
+            plots.append(plot_pnl_by_strategy(results, staging / "pnl_by_strategy.png"))
+            for label, result in results.items():
+                plot_tearsheet(result, bars_per_year, staging / f"tearsheet_{label}.png")
+        write_text_atomic(json.dumps(document, indent=2) + "\n", staging / "metrics.json")
+        write_report(staging / "report.md", title, document["policies"], document, results,
+                     bars_per_year, plots, notes)
+
+    print(markdown_table(document["policies"]))
     if comparison:
-        print(f"Sharpe(ppo) - Sharpe({comparison['baseline']}) = {comparison['sharpe_diff']:.2f} "
-              f"[{comparison['ci_low']:.2f}, {comparison['ci_high']:.2f}] "
-              f"({100 * comparison['level']:.0f}% block bootstrap)")
-    print(f"report: {report}")
+        ci = comparison["sharpe_diff_ci"]
+        print(f"SPA p-value (PPO beats every baseline): {comparison['spa_pvalue']:.3f}; "
+              f"Sharpe(ppo) - Sharpe({comparison['best_baseline']}) = {ci['estimate']:.2f} "
+              f"[{ci['low']:.2f}, {ci['high']:.2f}] ({100 * ci['level']:.0f}% stationary "
+              f"bootstrap, blocks of {comparison['block_length_bars']} bars)")
+    print(f"report: {out / 'report.md'}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, prog="evaluate.py"))

@@ -5,12 +5,11 @@ from agents.baselines import BASELINES, make_baseline
 from agents.config import AgentConfig, BaselinesConfig
 from agents.evaluation import (
     EpisodeResult,
-    block_bootstrap_sharpe_diff,
-    deflated_sharpe_ratio,
     performance_metrics,
     run_episode,
 )
 from agents.ppo import PPOPolicy, build_model, load_model
+from agents.statistics import deflated_sharpe_ratio
 
 __all__ = [
     "BASELINES",
@@ -19,7 +18,6 @@ __all__ = [
     "EpisodeResult",
     "PPOPolicy",
     "Policy",
-    "block_bootstrap_sharpe_diff",
     "build_model",
     "deflated_sharpe_ratio",
     "load_model",

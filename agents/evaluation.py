@@ -1,56 +1,156 @@
-"""Run a policy through the environment and measure it; shared by training and evaluation."""
+"""Run a policy through the environment and measure it; shared by training and evaluation.
+
+Metrics follow empyrical-reloaded's definitions on the per-bar returns of the equity curve
+(``tests/test_evaluation.py`` checks them to 1e-9): Sharpe and volatility with ddof=1, the
+Sortino & Price Sortino ratio (downside deviation over *all* bars, gains counted as zero),
+geometric annual return, Calmar = annual return / max drawdown. A metric that does not apply
+(a trade statistic of a policy that never traded, a ratio with a zero denominator) is ``None``:
+null in JSON, "-" in the report. By convention a flat curve has Sharpe 0 (training selects
+checkpoints by it), where empyrical returns NaN.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["EpisodeResult", "block_bootstrap_sharpe_diff", "deflated_sharpe_ratio",
-           "performance_metrics", "run_episode",
-           "sharpe_ratio"]
+from agents.statistics import (
+    deflated_sharpe_ratio,
+    min_track_record_bars,
+    per_bar_sharpe,
+    probabilistic_sharpe_ratio,
+)
+from options.positions import MarketState
+
+__all__ = ["GREEK_COLUMNS", "EpisodeResult", "deflated_sharpe_ratio", "performance_metrics",
+           "run_episode", "sharpe_ratio"]
+
+GREEK_COLUMNS = ("delta_shares", "gamma_shares_per_usd", "theta_usd_per_day",
+                 "vega_usd_per_vol_point")
+_NS_PER_DAY = 86_400 * 10**9
 
 
 @dataclass
 class EpisodeResult:
-    """One deterministic episode: the equity curve and the trade ledger."""
+    """One deterministic episode: the equity curve, the trade ledger and per-bar greeks.
+
+    ``greeks`` has one row per bar of ``equity``: the greeks of the positions held over the bar
+    that ends there (``GREEK_COLUMNS``), the at-the-money implied volatility ``atm_iv`` at the
+    bar, and the trading costs paid in it (``costs_usd``).
+    """
 
     name: str
     equity: pd.DataFrame  # index date; equity_usd, cash_usd, margin_used_usd, spot, action
     trades: pd.DataFrame
     starting_equity_usd: float
     total_costs_usd: float
+    greeks: pd.DataFrame | None = None
+    reference_curve: bool = False  # an index curve, not a trading policy
+    extras: dict = field(default_factory=dict)
+
+
+def _state_at(env, i: int) -> MarketState:
+    panel = env.panel
+    return MarketState(panel.dates[i], float(panel.spot[i]), float(panel.atm_iv[i]),
+                       float(panel.rate[i]), env.cfg.dividend_yield)
+
+
+def _held_greeks(env, info: dict, previous_index: int) -> tuple[float, ...]:
+    """Greeks of the positions held over the bar that just ended.
+
+    With position objects in ``info`` (held through the step), they are marked at the start of
+    the bar (the previous close); otherwise the env's own ``info`` greeks at the bar's end are
+    used. Positions closed inside the bar (expiry, exits) have no greeks here: their P&L goes
+    to the attribution's residual.
+    """
+    positions = info.get("position")
+    if positions is not None:
+        if not positions:
+            return (0.0, 0.0, 0.0, 0.0)
+        state = _state_at(env, previous_index)
+        marks = [p.mark(state, env.surface, env.costs) for p in positions]
+        return tuple(float(sum(getattr(m, k) for m in marks)) for k in GREEK_COLUMNS)
+    return tuple(float(info.get(k, 0.0)) for k in GREEK_COLUMNS)
+
+
+def _step_costs(info: dict) -> float:
+    costs = info.get("costs") or {}
+    return float(costs.get("commission_usd", 0.0) + costs.get("spread_usd", 0.0))
+
+
+def _bar_index(env, info: dict) -> int:
+    return int(env.panel.dates.get_loc(info["date"]))
 
 
 def run_episode(env, policy, seed: int = 0) -> EpisodeResult:
     """Run ``policy`` over one whole episode of ``env`` (use an ``eval``-mode env)."""
     obs, info = env.reset(seed=seed)
     policy.reset(seed)
+    index = _bar_index(env, info)
+    rows = [(info["date"], 0.0, 0.0, 0.0, 0.0, float(info.get("atm_iv", env.panel.atm_iv[index])),
+             0.0)]
     done = False
     while not done:
         action = policy.act(obs, info, env.action_masks())
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
+        greeks = _held_greeks(env, info, index)
+        index = _bar_index(env, info)
+        atm_iv = float(info.get("atm_iv", env.panel.atm_iv[index]))
+        rows.append((info["date"], *greeks, atm_iv, _step_costs(info)))
+    greeks = pd.DataFrame(rows, columns=["date", *GREEK_COLUMNS, "atm_iv", "costs_usd"]
+                          ).set_index("date")
     equity = env.equity_curve()
-    if getattr(policy, "reference_curve", None) == "underlying":
+    reference = getattr(policy, "reference_curve", None) == "underlying"
+    if reference:
         equity = equity.copy()
         equity["equity_usd"] = env.start_equity * equity["spot"] / equity["spot"].iloc[0]
         equity["cash_usd"] = 0.0
         equity["action"] = "hold"
         costs = 0.0
+        greeks = None
     else:
         costs = info["costs"]["total_commission_usd"] + info["costs"]["total_spread_usd"]
-    return EpisodeResult(policy.name, equity, env.trade_ledger(), env.start_equity, costs)
+    trades = augment_ledger(env.trade_ledger(), equity, greeks)
+    return EpisodeResult(policy.name, equity, trades, env.start_equity, costs, greeks, reference)
+
+
+def augment_ledger(trades: pd.DataFrame, equity: pd.DataFrame,
+                   greeks: pd.DataFrame | None) -> pd.DataFrame:
+    """Add entry/exit spot, entry/exit ATM IV, days to expiry at entry and the position's
+    greeks over its first bar to a trade ledger (columns the env already gives are kept)."""
+    trades = trades.copy()
+    if not len(trades):
+        return trades
+    spot = equity["spot"]
+    opened = pd.to_datetime(trades["open_date"])
+    closed = pd.to_datetime(trades["close_date"])
+
+    def at(series: pd.Series, dates: pd.Series) -> np.ndarray:
+        return series.reindex(pd.DatetimeIndex(dates)).to_numpy(dtype=float)
+
+    new = {"entry_spot": at(spot, opened), "exit_spot": at(spot, closed)}
+    if greeks is not None:
+        new["entry_iv"] = at(greeks["atm_iv"], opened)
+        new["exit_iv"] = at(greeks["atm_iv"], closed)
+        # The bar after the opening bar carries the greeks held over it (marked at the open).
+        following = greeks.shift(-1)
+        for column in GREEK_COLUMNS:
+            new[f"entry_{column}"] = at(following[column], opened)
+    first_expiry = trades["legs"].astype(str).str.extract(r"(\d{4}-\d{2}-\d{2})")[0]
+    new["entry_dte_days"] = (pd.to_datetime(first_expiry) - opened.dt.normalize()).dt.days
+    for column, values in new.items():
+        if column not in trades.columns:
+            trades[column] = values
+    return trades
 
 
 def sharpe_ratio(returns: np.ndarray, bars_per_year: float) -> float:
     """Annualised Sharpe of per-bar returns (no risk-free subtraction; 0 when flat)."""
-    sd = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
-    if sd < 1e-12:
-        return 0.0
-    return float(np.mean(returns) / sd * math.sqrt(bars_per_year))
+    return per_bar_sharpe(returns) * math.sqrt(bars_per_year)
 
 
 def _max_drawdown(equity: np.ndarray) -> float:
@@ -58,95 +158,56 @@ def _max_drawdown(equity: np.ndarray) -> float:
     return float(np.max(1.0 - equity / peak)) if len(equity) else 0.0
 
 
-def performance_metrics(result: EpisodeResult, bars_per_year: float = 252.0) -> dict:
-    """Return, risk and trade statistics of one episode (percentages in percent)."""
+def bar_returns(result: EpisodeResult) -> np.ndarray:
+    """Simple per-bar returns of the equity curve."""
     equity = result.equity["equity_usd"].to_numpy(dtype=float)
-    returns = np.diff(equity) / equity[:-1] if len(equity) > 1 else np.zeros(0)
+    return np.diff(equity) / equity[:-1] if len(equity) > 1 else np.zeros(0)
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return float(numerator / denominator) if denominator > 0 else None
+
+
+def performance_metrics(result: EpisodeResult, bars_per_year: float = 252.0) -> dict:
+    """Return, risk and trade statistics of one episode (percentages in percent; ``None``
+    where a metric does not apply)."""
+    equity = result.equity["equity_usd"].to_numpy(dtype=float)
+    returns = bar_returns(result)
     n_bars = max(len(returns), 1)
     total = equity[-1] / equity[0] - 1.0
     years = n_bars / bars_per_year
     annual = (1 + total) ** (1 / years) - 1 if total > -1 else -1.0
     vol = float(np.std(returns, ddof=1) * math.sqrt(bars_per_year)) if len(returns) > 1 else 0.0
-    downside = returns[returns < 0]
-    down_sd = math.sqrt(float(np.mean(downside**2))) * math.sqrt(bars_per_year) if len(
-        downside) else 0.0
+    # Sortino & Price: downside deviation over every bar, gains counted as zero.
+    downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2))) if len(returns) else 0.0
     mdd = _max_drawdown(equity)
     trades = result.trades
-    pnl = trades["pnl_usd"].to_numpy(dtype=float) if len(trades) else np.zeros(0)
-    gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
+    traded = len(trades) > 0 and not result.reference_curve
+    pnl = trades["pnl_usd"].to_numpy(dtype=float) if traded else np.zeros(0)
+    gains, losses = float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum())
     margin = result.equity["margin_used_usd"].to_numpy(dtype=float)
-    exposure = float(np.mean(result.equity["open_positions"].to_numpy() > 0))
     mean_margin = float(margin[margin > 0].mean()) if (margin > 0).any() else 0.0
     return {
         "total_return_pct": 100 * total,
         "annual_return_pct": 100 * annual,
         "annual_vol_pct": 100 * vol,
         "sharpe": sharpe_ratio(returns, bars_per_year),
-        "sortino": float(np.mean(returns) * bars_per_year / down_sd) if down_sd > 0 else 0.0,
+        "sortino": _ratio(float(np.mean(returns)) * math.sqrt(bars_per_year), downside)
+        if len(returns) else None,
         "max_drawdown_pct": 100 * mdd,
-        "calmar": float(annual / mdd) if mdd > 0 else 0.0,
-        "trades": len(trades),
-        "win_rate": float(np.mean(pnl > 0)) if len(pnl) else 0.0,
-        "avg_pnl_per_trade_usd": float(pnl.mean()) if len(pnl) else 0.0,
-        "profit_factor": float(gains / losses) if losses > 0 else (float("inf") if gains > 0
-                                                                   else 0.0),
+        "calmar": _ratio(annual, mdd),
+        "probabilistic_sharpe": probabilistic_sharpe_ratio(returns),
+        "min_track_record_bars": min_track_record_bars(returns),
+        "trades": None if result.reference_curve else len(trades),
+        "win_rate": float(np.mean(pnl > 0)) if traded else None,
+        "avg_pnl_per_trade_usd": float(pnl.mean()) if traded else None,
+        "profit_factor": _ratio(gains, losses) if traded else None,
         "total_costs_usd": float(result.total_costs_usd),
         "costs_pct_of_start": 100 * result.total_costs_usd / result.starting_equity_usd,
-        "exposure": exposure,
-        "return_on_margin_pct": 100 * float(pnl.sum()) / mean_margin if mean_margin > 0 else 0.0,
+        "exposure": None if result.reference_curve else float(
+            np.mean(result.equity["open_positions"].to_numpy() > 0)),
+        "return_on_margin_pct": 100 * float(pnl.sum()) / mean_margin if traded and mean_margin > 0
+        else None,
         "final_equity_usd": float(equity[-1]),
         "bars": int(len(equity)),
     }
-
-
-def block_bootstrap_sharpe_diff(returns_a: np.ndarray, returns_b: np.ndarray,
-                                bars_per_year: float, block_bars: int = 20,
-                                samples: int = 2000, seed: int = 0,
-                                level: float = 0.95) -> dict:
-    """Moving-block bootstrap CI of Sharpe(a) - Sharpe(b) on aligned per-bar returns.
-
-    Blocks of ``block_bars`` consecutive bars are drawn with replacement (the same blocks for
-    both series, keeping their dependence), so serial correlation survives the resampling.
-    """
-    a, b = np.asarray(returns_a, float), np.asarray(returns_b, float)
-    n = len(a)
-    if n != len(b) or n < 2 * block_bars:
-        raise ValueError(f"need two aligned return series of at least {2 * block_bars} bars")
-    rng = np.random.default_rng(seed)
-    n_blocks = int(np.ceil(n / block_bars))
-    diffs = np.empty(samples)
-    offsets = np.arange(block_bars)
-    for k in range(samples):
-        starts = rng.integers(0, n - block_bars + 1, n_blocks)
-        idx = (starts[:, None] + offsets).ravel()[:n]
-        diffs[k] = sharpe_ratio(a[idx], bars_per_year) - sharpe_ratio(b[idx], bars_per_year)
-    alpha = (1 - level) / 2
-    point = sharpe_ratio(a, bars_per_year) - sharpe_ratio(b, bars_per_year)
-    lo, hi = np.quantile(diffs, [alpha, 1 - alpha])
-    return {"sharpe_diff": point, "ci_low": float(lo), "ci_high": float(hi), "level": level,
-            "block_bars": block_bars, "samples": samples,
-            "share_above_zero": float(np.mean(diffs > 0))}
-
-
-def deflated_sharpe_ratio(sharpe_per_bar: float, trial_sharpes_per_bar: np.ndarray,
-                          n_bars: int, skew: float = 0.0, kurtosis: float = 3.0) -> float:
-    """Probability that the best of several trials has a true Sharpe above zero after
-    correcting for the number of trials (Bailey & Lopez de Prado 2014).
-
-    Sharpe ratios are per bar (not annualised). ``trial_sharpes_per_bar`` holds every trial's
-    Sharpe (seeds or configs of a search), from which the expected maximum under the null is
-    taken.
-    """
-    from scipy.stats import norm
-
-    trials = np.asarray(trial_sharpes_per_bar, float)
-    n_trials = len(trials)
-    if n_trials < 2 or n_bars < 3:
-        return float("nan")
-    euler = 0.5772156649015329
-    sd = float(np.std(trials, ddof=1))
-    expected_max = sd * ((1 - euler) * norm.ppf(1 - 1 / n_trials)
-                         + euler * norm.ppf(1 - 1 / (n_trials * math.e)))
-    denom = math.sqrt(max(1e-12, 1 - skew * sharpe_per_bar
-                          + (kurtosis - 1) / 4 * sharpe_per_bar**2))
-    return float(norm.cdf((sharpe_per_bar - expected_max) * math.sqrt(n_bars - 1) / denom))

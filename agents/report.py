@@ -1,17 +1,36 @@
-"""Plots and the Markdown report of an evaluation."""
+"""Plots and the Markdown report of an evaluation: a tear sheet per policy.
+
+Per policy: rolling Sharpe, underwater (drawdown) curve, monthly returns (table and heatmap)
+and the P&L attribution into delta, gamma, theta, vega, costs and residual. Every plot colours
+an action with ``ACTION_COLOURS`` (one palette, keyed by action name). A metric that does not
+apply is ``None`` and shows as "-".
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from agents.evaluation import EpisodeResult
+from agents.evaluation import EpisodeResult, bar_returns
+from common.io import write_text_atomic
 from envs.actions import ACTION_NAMES
 
-__all__ = ["markdown_table", "plot_actions", "plot_equity", "plot_pnl_by_strategy",
-           "write_report"]
+__all__ = ["ACTION_COLOURS", "ROLLING_SHARPE_BARS", "markdown_table", "monthly_returns",
+           "pnl_attribution", "plot_actions", "plot_equity", "plot_pnl_by_strategy",
+           "plot_tearsheet", "rolling_sharpe", "write_report"]
+
+ROLLING_SHARPE_BARS = 63  # about a quarter of daily bars
+_TAB20 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8")
+ACTION_COLOURS = {name: _TAB20[k % len(_TAB20)] for k, name in enumerate(ACTION_NAMES)}
+ATTRIBUTION_COLOURS = {"delta": "#1f77b4", "gamma": "#ff7f0e", "theta": "#2ca02c",
+                       "vega": "#9467bd", "costs": "#d62728", "residual": "#7f7f7f"}
+MISSING = "-"
+_VOL_POINTS_PER_UNIT = 100.0  # an implied vol of 0.20 is 20 vol points
+_NS_PER_DAY = 86_400 * 10**9
 
 TABLE_COLUMNS = (
     ("total_return_pct", "return %", "{:.2f}"),
@@ -21,6 +40,8 @@ TABLE_COLUMNS = (
     ("sortino", "Sortino", "{:.2f}"),
     ("max_drawdown_pct", "max DD %", "{:.2f}"),
     ("calmar", "Calmar", "{:.2f}"),
+    ("probabilistic_sharpe", "PSR", "{:.2f}"),
+    ("min_track_record_bars", "MinTRL bars", "{:.0f}"),
     ("trades", "trades", "{:.0f}"),
     ("win_rate", "win rate", "{:.2f}"),
     ("avg_pnl_per_trade_usd", "avg P&L $", "{:.0f}"),
@@ -29,6 +50,11 @@ TABLE_COLUMNS = (
     ("exposure", "exposure", "{:.2f}"),
     ("return_on_margin_pct", "RoM %", "{:.1f}"),
 )
+LEDGER_COLUMNS = ("trade_id", "strategy", "open_date", "close_date", "exit_reason",
+                  "entry_spot", "exit_spot", "entry_iv", "exit_iv", "entry_dte_days",
+                  "entry_delta_shares", "entry_gamma_shares_per_usd", "entry_theta_usd_per_day",
+                  "entry_vega_usd_per_vol_point", "pnl_usd")
+_LEDGER_ROWS_SHOWN = 20
 
 
 def _plt():
@@ -49,6 +75,65 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _cell(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return MISSING
+    return fmt.format(value)
+
+
+# ---------------------------------------------------------------------------- analytics
+def rolling_sharpe(result: EpisodeResult, bars_per_year: float,
+                   window: int = ROLLING_SHARPE_BARS) -> pd.Series:
+    """Annualised Sharpe over the last ``window`` bars (NaN until enough bars or when flat)."""
+    returns = pd.Series(bar_returns(result), index=result.equity.index[1:])
+    mean = returns.rolling(window).mean()
+    sd = returns.rolling(window).std(ddof=1)
+    return (mean / sd.where(sd > 1e-12)) * math.sqrt(bars_per_year)
+
+
+def monthly_returns(result: EpisodeResult) -> pd.DataFrame:
+    """Compounded return of each calendar month in percent: rows years, columns 1..12."""
+    equity = result.equity["equity_usd"]
+    month_end = equity.groupby([equity.index.year, equity.index.month]).last()
+    previous = month_end.shift(1)
+    previous.iloc[0] = equity.iloc[0]
+    table = (100 * (month_end / previous - 1)).rename("return_pct")
+    table.index.names = ["year", "month"]
+    return table.unstack("month").reindex(columns=range(1, 13))
+
+
+def pnl_attribution(result: EpisodeResult) -> pd.DataFrame | None:
+    """Per-bar P&L split into delta, gamma, theta, vega, costs and residual (USD).
+
+    Over a bar from t-1 to t, with the greeks of the positions held over it: delta = delta *
+    dS; gamma = gamma * dS^2 / 2; theta = theta per day * calendar days; vega = vega per vol
+    point * change of the ATM implied vol in points (a parallel shift of the smile); costs =
+    commissions and half-spreads paid; residual = the equity change not explained (higher
+    order terms, smile moves, settlement and positions closed inside the bar). None for a
+    reference curve.
+    """
+    if result.greeks is None:
+        return None
+    greeks = result.greeks
+    spot = result.equity["spot"]
+    d_spot = spot.diff().fillna(0.0)
+    days = pd.Series(result.equity.index.as_unit("ns").asi8, index=spot.index).diff()
+    days = (days / _NS_PER_DAY).fillna(0.0)
+    d_vol_points = greeks["atm_iv"].diff().fillna(0.0) * _VOL_POINTS_PER_UNIT
+    frame = pd.DataFrame({
+        "delta": greeks["delta_shares"] * d_spot,
+        "gamma": 0.5 * greeks["gamma_shares_per_usd"] * d_spot**2,
+        "theta": greeks["theta_usd_per_day"] * days,
+        "vega": greeks["vega_usd_per_vol_point"] * d_vol_points,
+        "costs": -greeks["costs_usd"],
+    }, index=spot.index)
+    total = result.equity["equity_usd"].diff().fillna(0.0)
+    frame["residual"] = total - frame.sum(axis=1)
+    frame["total"] = total
+    return frame
+
+
+# ---------------------------------------------------------------------------- plots
 def plot_equity(results: dict[str, EpisodeResult], path: Path, title: str) -> Path:
     """Equity curves of every policy (top) and their drawdowns (bottom)."""
     plt = _plt()
@@ -70,7 +155,8 @@ def plot_equity(results: dict[str, EpisodeResult], path: Path, title: str) -> Pa
 
 
 def plot_actions(result: EpisodeResult, path: Path) -> Path:
-    """The policy's actions over time, against the underlying's price."""
+    """The policy's actions over time against the underlying's price; one colour per action
+    (``ACTION_COLOURS``) in both panels."""
     plt = _plt()
     eq = result.equity
     fig, (price_ax, act_ax) = plt.subplots(2, 1, figsize=(11, 6), sharex=True,
@@ -78,18 +164,20 @@ def plot_actions(result: EpisodeResult, path: Path) -> Path:
     price_ax.plot(eq.index, eq["spot"], color="black", lw=0.8)
     price_ax.set_ylabel("underlying")
     price_ax.set_title(f"{result.name}: actions against the price")
-    codes = eq["action"].map({name: k for k, name in enumerate(ACTION_NAMES)}).to_numpy()
-    traded = codes != 0
-    act_ax.scatter(eq.index[traded], codes[traded], s=10, c=codes[traded], cmap="tab10",
-                   vmin=0, vmax=10)
-    for name in (n for n in ACTION_NAMES if n.startswith("open_")):
+    code = {name: k for k, name in enumerate(ACTION_NAMES)}
+    for name in ACTION_NAMES[1:]:  # hold is the absence of a marker
         hits = eq.index[eq["action"] == name]
-        if len(hits):
-            price_ax.scatter(hits, eq.loc[hits, "spot"], s=12, label=name)
+        if not len(hits):
+            continue
+        colour = ACTION_COLOURS[name]
+        act_ax.scatter(hits, np.full(len(hits), code[name]), s=12, color=colour)
+        price_ax.scatter(hits, eq.loc[hits, "spot"], s=14, color=colour, label=name)
     if price_ax.get_legend_handles_labels()[0]:
         price_ax.legend(fontsize=7, ncol=3)
     act_ax.set_yticks(range(len(ACTION_NAMES)))
     act_ax.set_yticklabels(ACTION_NAMES, fontsize=7)
+    for tick, name in zip(act_ax.get_yticklabels(), ACTION_NAMES, strict=True):
+        tick.set_color(ACTION_COLOURS[name])
     for ax in (price_ax, act_ax):
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -97,16 +185,18 @@ def plot_actions(result: EpisodeResult, path: Path) -> Path:
 
 
 def plot_pnl_by_strategy(results: dict[str, EpisodeResult], path: Path) -> Path:
-    """Total P&L (after costs) per strategy, per policy."""
+    """Total P&L after costs per policy, stacked by strategy (coloured as its opening action)."""
     plt = _plt()
     table = {}
     for name, result in results.items():
-        if len(result.trades):
+        if len(result.trades) and not result.reference_curve:
             table[name] = result.trades.groupby("strategy")["pnl_usd"].sum()
-    frame = pd.DataFrame(table).fillna(0.0)
+    frame = pd.DataFrame(table).fillna(0.0).T
     fig, ax = plt.subplots(figsize=(11, 4.5))
     if len(frame):
-        frame.plot.bar(ax=ax)
+        frame.plot.bar(ax=ax, stacked=True, rot=0,
+                       color=[ACTION_COLOURS[f"open_{s}"] for s in frame.columns])
+        ax.legend(fontsize=7, ncol=3)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylabel("P&L after costs, USD")
     ax.set_title("P&L by strategy")
@@ -115,47 +205,157 @@ def plot_pnl_by_strategy(results: dict[str, EpisodeResult], path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_tearsheet(result: EpisodeResult, bars_per_year: float, path: Path) -> Path:
+    """Rolling Sharpe, underwater curve, monthly-returns heatmap and cumulative P&L
+    attribution of one policy."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+    (sharpe_ax, water_ax), (heat_ax, attr_ax) = axes
+    fig.suptitle(f"{result.name}: tear sheet")
+
+    rolling = rolling_sharpe(result, bars_per_year)
+    sharpe_ax.plot(rolling.index, rolling, color="#1f77b4", lw=1.2)
+    sharpe_ax.axhline(0, color="black", lw=0.8)
+    sharpe_ax.set_title(f"rolling {ROLLING_SHARPE_BARS}-bar Sharpe (annualised)")
+
+    eq = result.equity["equity_usd"]
+    underwater = (eq / eq.cummax() - 1) * 100
+    water_ax.fill_between(underwater.index, underwater, 0, color="#d62728", alpha=0.5)
+    water_ax.set_title("underwater: drawdown from the running peak, %")
+
+    months = monthly_returns(result)
+    values = months.to_numpy(dtype=float)
+    bound = max(np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0, 1e-9)
+    image = heat_ax.imshow(values, cmap="RdYlGn", vmin=-bound, vmax=bound, aspect="auto")
+    heat_ax.set_xticks(range(12))
+    heat_ax.set_xticklabels([str(m) for m in range(1, 13)])
+    heat_ax.set_yticks(range(len(months.index)))
+    heat_ax.set_yticklabels([str(y) for y in months.index])
+    for (row, col), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            heat_ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=7)
+    heat_ax.set_title("monthly returns, %")
+    fig.colorbar(image, ax=heat_ax, fraction=0.04)
+
+    attribution = pnl_attribution(result)
+    if attribution is None:
+        attr_ax.text(0.5, 0.5, "reference curve: no options, no attribution",
+                     ha="center", va="center", transform=attr_ax.transAxes)
+    else:
+        cumulative = attribution.cumsum()
+        for name, colour in ATTRIBUTION_COLOURS.items():
+            attr_ax.plot(cumulative.index, cumulative[name], color=colour, label=name, lw=1.2)
+        attr_ax.plot(cumulative.index, cumulative["total"], color="black", lw=1.6,
+                     label="total")
+        attr_ax.axhline(0, color="black", lw=0.5)
+        attr_ax.legend(fontsize=7, ncol=4)
+    attr_ax.set_title("cumulative P&L attribution, USD")
+    for ax in (sharpe_ax, water_ax, attr_ax):
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------- Markdown
 def markdown_table(metrics: dict[str, dict]) -> str:
+    """One row per policy; "-" where a metric does not apply."""
     header = "| policy | " + " | ".join(label for _, label, _ in TABLE_COLUMNS) + " |"
     rule = "|---|" + "---:|" * len(TABLE_COLUMNS)
-    rows = []
-    for name, values in metrics.items():
-        cells = []
-        for key, _, fmt in TABLE_COLUMNS:
-            value = values.get(key)
-            cells.append("" if value is None or (isinstance(value, float) and np.isnan(value))
-                         else fmt.format(value))
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    rows = [f"| {name} | " + " | ".join(_cell(values.get(key), fmt)
+                                        for key, _, fmt in TABLE_COLUMNS) + " |"
+            for name, values in metrics.items()]
     return "\n".join([header, rule, *rows])
 
 
-def write_report(path: Path, title: str, metrics: dict[str, dict], comparison: dict | None,
-                 seeds: dict | None, plots: list[Path], notes: list[str]) -> Path:
-    lines = [f"# {title}", "", *notes, "", "## Policies on the held-out segment", "",
-             markdown_table(metrics), ""]
+def _monthly_markdown(result: EpisodeResult) -> list[str]:
+    months = monthly_returns(result)
+    lines = ["| year | " + " | ".join(str(m) for m in range(1, 13)) + " |",
+             "|---|" + "---:|" * 12]
+    for year, row in months.iterrows():
+        lines.append(f"| {year} | " + " | ".join(_cell(v, "{:.2f}") for v in row) + " |")
+    return lines
+
+
+def _attribution_markdown(result: EpisodeResult) -> list[str]:
+    attribution = pnl_attribution(result)
+    if attribution is None:
+        return ["P&L attribution: " + MISSING + " (reference curve, no options)."]
+    totals = attribution.sum()
+    names = [*ATTRIBUTION_COLOURS, "total"]
+    return ["| " + " | ".join(names) + " |", "|" + "---:|" * len(names),
+            "| " + " | ".join(f"{totals[n]:,.0f}" for n in names) + " |"]
+
+
+def _ledger_markdown(result: EpisodeResult) -> list[str]:
+    trades = result.trades
+    if result.reference_curve or not len(trades):
+        return ["No trades."]
+    columns = [c for c in LEDGER_COLUMNS if c in trades.columns]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in trades.head(_LEDGER_ROWS_SHOWN).iterrows():
+        cells = []
+        for column in columns:
+            value = row[column]
+            if isinstance(value, pd.Timestamp):
+                cells.append(str(value.date()))
+            elif isinstance(value, float | np.floating):
+                cells.append(_cell(float(value), "{:.4g}"))
+            else:
+                cells.append(MISSING if value is None else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(trades) > _LEDGER_ROWS_SHOWN:
+        lines.append(f"\n({len(trades) - _LEDGER_ROWS_SHOWN} more in the CSV ledger.)")
+    return lines
+
+
+def _comparison_markdown(comparison: dict, detail: dict) -> list[str]:
+    ci = comparison["sharpe_diff_ci"]
+    per = ", ".join(f"{name} {p:.3f}" for name, p in detail["spa_pvalue_per_baseline"].items())
+    verdict = ("The interval includes 0: no evidence of a difference."
+               if ci["low"] <= 0 <= ci["high"] else "The interval excludes 0.")
+    return [
+        "## Does PPO beat the baselines?", "",
+        f"Hansen's SPA test of \"PPO beats every baseline\": p = {comparison['spa_pvalue']:.3f} "
+        f"(the largest of the per-baseline SPA p-values of \"no PPO seed beats this baseline\": "
+        f"{per}; a small value is evidence for PPO).", "",
+        f"Sharpe({detail['ppo_curve']}) - Sharpe({comparison['best_baseline']}, the best "
+        f"baseline) = {ci['estimate']:.2f}; {100 * ci['level']:.0f}% stationary-bootstrap "
+        f"interval [{ci['low']:.2f}, {ci['high']:.2f}] (automatic block length "
+        f"{comparison['block_length_bars']} bars, {detail['reps']} resamples). {verdict}", ""]
+
+
+def write_report(path: Path, title: str, metrics: dict[str, dict], document: dict,
+                 results: dict[str, EpisodeResult], bars_per_year: float,
+                 plots: list[Path], notes: list[str]) -> Path:
+    """``report.md``: the table, the statistics, the input hashes and a tear sheet per policy."""
+    lines = [f"# {title}", "", *notes, "", "## Inputs", ""]
+    for key, value in document["inputs"].items():
+        lines.append(f"- {key}: `{value}`")
+    lines += ["", "## Policies", "", markdown_table(metrics), "",
+              "PSR: probability that the true Sharpe is above 0; MinTRL: bars of this quality "
+              "needed for PSR to reach 0.95 (\"-\": Sharpe not above 0). \"-\": does not "
+              "apply.", ""]
+    seeds = document.get("seeds")
     if seeds:
         lines += ["## PPO across seeds (median [min, max])", "",
                   "| metric | median | min | max |", "|---|---:|---:|---:|"]
         for key, stats in seeds["spread"].items():
             lines.append(f"| {key} | {stats['median']:.3f} | {stats['min']:.3f} | "
                          f"{stats['max']:.3f} |")
-        if seeds.get("deflated_sharpe") is not None:
-            lines += ["", f"Deflated Sharpe ratio of the best seed "
-                          f"(probability its true Sharpe > 0 after {len(seeds['per_seed'])} "
-                          f"trials): {seeds['deflated_sharpe']:.3f}"]
-        lines.append("")
-    if comparison:
-        lines += [
-            "## Is PPO better than the best baseline?", "",
-            f"Sharpe(PPO) - Sharpe({comparison['baseline']}) = {comparison['sharpe_diff']:.2f}; "
-            f"{100 * comparison['level']:.0f}% moving-block bootstrap interval "
-            f"[{comparison['ci_low']:.2f}, {comparison['ci_high']:.2f}] "
-            f"(blocks of {comparison['block_bars']} bars, {comparison['samples']} resamples). "
-            + ("The interval includes 0: no evidence of a difference."
-               if comparison["ci_low"] <= 0 <= comparison["ci_high"]
-               else "The interval excludes 0."), ""]
-    lines += ["## Plots", ""]
-    for plot in plots:
-        lines.append(f"![{plot.stem}]({plot.name})")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        dsr = seeds.get("deflated_sharpe")
+        lines += ["", f"Deflated Sharpe ratio of the best seed ({seeds['best_seed']}; "
+                      f"probability its true Sharpe > 0 after {len(seeds['per_seed'])} "
+                      f"trials): {_cell(dsr, '{:.3f}')}", ""]
+    if document.get("comparison"):
+        lines += _comparison_markdown(document["comparison"], document["comparison_detail"])
+    if plots:
+        lines += ["## Plots", ""] + [f"![{plot.stem}]({plot.name})" for plot in plots] + [""]
+    for name, result in results.items():
+        lines += [f"## Tear sheet: {name}", ""]
+        if (path.parent / f"tearsheet_{name}.png").exists():
+            lines += [f"![tearsheet_{name}](tearsheet_{name}.png)", ""]
+        lines += ["Monthly returns, %:", "", *_monthly_markdown(result), "",
+                  "P&L attribution over the segment, USD:", "", *_attribution_markdown(result),
+                  "", "Trades:", "", *_ledger_markdown(result), ""]
+    return write_text_atomic("\n".join(lines) + "\n", path)

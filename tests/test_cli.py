@@ -92,7 +92,8 @@ def test_tensorboard_has_grouped_custom_scalars(trained):
 def test_evaluate_writes_metrics_for_ppo_and_every_baseline(trained):
     out = run(str(ROOT / "evaluate.py"), "--run", str(trained))
     assert out.returncode == 0, out.stderr[-3000:]
-    metrics = json.loads((trained / "eval" / "metrics.json").read_text())
+    document = json.loads((trained / "eval" / "metrics.json").read_text())
+    metrics = document["policies"]
     expected = {"ppo", *BaselinesConfig().names}
     assert set(metrics) == expected
     for name, values in metrics.items():
@@ -100,14 +101,101 @@ def test_evaluate_writes_metrics_for_ppo_and_every_baseline(trained):
             assert key in values, (name, key)
     assert metrics["cash"]["total_return_pct"] == 0.0
     assert metrics["cash"]["trades"] == 0
+    hold = metrics["buy_and_hold"]
+    assert hold["trades"] is None and hold["profit_factor"] is None and hold["exposure"] is None
+    comparison = document["comparison"]
+    assert set(comparison) == {"spa_pvalue", "sharpe_diff_ci", "block_length_bars",
+                               "best_baseline"}
+    assert 0.0 <= comparison["spa_pvalue"] <= 1.0
+    assert comparison["block_length_bars"] >= 1
+    ci = comparison["sharpe_diff_ci"]
+    assert ci["low"] <= ci["high"] and ci["level"] == 0.95
+    assert comparison["best_baseline"] in expected - {"cash", "ppo"}
+    inputs = document["inputs"]
+    assert len(inputs["forecast_panel_sha256"]) == len(inputs["market_data_sha256"]) == 64
+    provenance = json.loads((trained / "provenance.json").read_text())
+    assert inputs["market_data_sha256"].startswith(provenance["data"]["frame_hash"])
     for name in expected:
         assert (trained / "eval" / f"equity_{name}.csv").exists()
         assert (trained / "eval" / f"trades_{name}.csv").exists()
+        assert (trained / "eval" / f"tearsheet_{name}.png").stat().st_size > 10_000
     for plot in ("equity.png", "actions_ppo.png", "pnl_by_strategy.png"):
         assert (trained / "eval" / plot).stat().st_size > 10_000
     report = (trained / "eval" / "report.md").read_text()
-    assert "| ppo |" in report and "bootstrap" in report
+    assert "| ppo |" in report and "SPA" in report and "stationary-bootstrap" in report
+    assert inputs["forecast_panel_sha256"] in report and inputs["market_data_sha256"] in report
+    assert "| buy_and_hold |" in report and "| - |" in report
+    assert "Tear sheet: ppo" in report and "attribution" in report
     assert "report:" in out.stdout
+    assert not [p for p in trained.iterdir() if p.name.startswith(".eval.")]
+
+
+def test_evaluate_overrides_baselines_window_and_output(trained, tmp_path):
+    out_dir = tmp_path / "costly"
+    out = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--set",
+              "options.costs.commission_per_contract_usd=5.0", "--baselines",
+              "short_put_spread,forecast_rule", "--start", "2015-08-01", "--end",
+              "2016-03-31", "--out", str(out_dir), "--no-plots")
+    assert out.returncode == 0, out.stderr[-3000:]
+    document = json.loads((out_dir / "metrics.json").read_text())
+    assert set(document["policies"]) == {"ppo", "short_put_spread", "forecast_rule"}
+    assert document["segment"] == "custom"
+    assert document["start"] >= "2015-08-01" and document["end"] <= "2016-03-31"
+    assert document["overrides"] == ["options.costs.commission_per_contract_usd=5.0"]
+    assert not list(out_dir.glob("*.png"))
+    assert not (trained / "config.yaml").read_text().count("commission_per_contract_usd: 5.0")
+    # Higher commissions cost the same trades more.
+    cheap = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--baselines",
+                "short_put_spread", "--start", "2015-08-01", "--end", "2016-03-31", "--out",
+                str(tmp_path / "cheap"), "--no-plots")
+    assert cheap.returncode == 0, cheap.stderr[-3000:]
+    cheap_doc = json.loads((tmp_path / "cheap" / "metrics.json").read_text())
+    spread_costly = document["policies"]["short_put_spread"]
+    spread_cheap = cheap_doc["policies"]["short_put_spread"]
+    assert spread_costly["total_costs_usd"] > spread_cheap["total_costs_usd"]
+
+
+def _copy_run(trained: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    target = tmp_path / "run"
+    shutil.copytree(trained, target, ignore=shutil.ignore_patterns("eval", "tb", "checkpoints"))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("break_run", "flags", "message"),
+    [
+        (lambda r: (r / "best_model.zip").write_bytes(b""), (), "model file is empty"),
+        (lambda r: (r / "best_model.zip").write_bytes(b"not a zip"), (),
+         "not a stable-baselines3 model zip"),
+        (lambda r: (r / "config.yaml").unlink(), (), "no such config file"),
+        (lambda r: (r / "config.yaml").write_text("agent: [unclosed"), (), "not valid YAML"),
+        (lambda r: (r / "config.yaml").write_text(
+            (r / "config.yaml").read_text().replace("algo: maskable_ppo", "algo: ppo")), (),
+         "saved by maskable_ppo but config.yaml says agent.algo: ppo"),
+        (lambda r: (r / "forecasts" / "panel.parquet").unlink(), (), "forecast panel missing"),
+        (lambda r: (r / "best_vecnormalize.pkl").unlink(), (), "best_vecnormalize.pkl"),
+        (lambda r: None, ("--baselines", "cash,moon"), "--baselines: unknown baseline"),
+        (lambda r: None, ("--start", "2014-06-01", "--end", "2014-12-31"),
+         "must be after the train segment's end"),
+        (lambda r: None, ("--start", "2016-01-01", "--end", "2031-12-31"),
+         "outside the market data"),
+        (lambda r: None, ("--start", "2016-01-01"), "--start and --end must be given together"),
+        (lambda r: None, ("--set", "options.costs.colour=1"),
+         "unknown key 'options.costs.colour'"),
+    ],
+)
+def test_evaluate_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_path, break_run,
+                                                                   flags, message):
+    run_dir = _copy_run(trained, tmp_path)
+    break_run(run_dir)
+    out = run(str(ROOT / "evaluate.py"), "--run", str(run_dir), "--no-plots", *flags)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert message in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    assert not (run_dir / "eval").exists()
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".eval")]
 
 
 def test_resume_reaches_the_same_totals(workspace, trained):
@@ -172,7 +260,7 @@ def test_several_seeds_are_summarised_by_median_and_range(workspace):
     assert (run_dir / "seed_0" / "model.zip").exists() and (run_dir / "seed_1" / "model.zip").exists()
     out = run(str(ROOT / "evaluate.py"), "--run", str(run_dir))
     assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    summary = json.loads((run_dir / "eval" / "metrics.json").read_text())
     per_seed = summary["seeds"]["per_seed"]
     assert set(per_seed) == {"ppo_seed_0", "ppo_seed_1"}
     sharpes = [m["sharpe"] for m in per_seed.values()]
@@ -181,3 +269,4 @@ def test_several_seeds_are_summarised_by_median_and_range(workspace):
     assert summary["policies"]["ppo"]["sharpe"] == pytest.approx(float(np.median(sharpes)))
     assert 0.0 <= summary["seeds"]["deflated_sharpe"] <= 1.0
     assert "across seeds" in (run_dir / "eval" / "report.md").read_text()
+    assert 0.0 <= summary["comparison"]["spa_pvalue"] <= 1.0

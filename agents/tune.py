@@ -1,0 +1,324 @@
+"""PPO hyper-parameter search with Optuna (TPE sampler, median pruner on validation Sharpe).
+
+    python -m agents.tune --config configs/quick.yaml --trials 20 [--seeds-per-trial 2]
+                          [--storage URL] [--study NAME] [--timesteps N] [--out DIR]
+                          [--set key=value ...] [--sampler-seed N]
+
+Each trial samples PPO hyper-parameters from a search space adapted from RL Zoo's PPO space,
+trains ``--seeds-per-trial`` agents on the train segment and scores them on the valid segment
+(the test segment is never read). Every ``eval_every_rollouts`` rollouts the validation Sharpe
+is reported to the pruner, which stops trials below the median of earlier trials at the same
+point. The trial's value is the mean final validation Sharpe over its seeds.
+
+Several machines share one study through ``--storage`` (SQLite by default, in ``OUT``; a
+PostgreSQL URL such as ``postgresql://user@host:5432/optuna`` for several machines): start the
+same command on each machine with a different ``--sampler-seed``. ``--trials`` is the study's
+total: a worker stops once that many trials are finished or running.
+
+Writes ``OUT/best_params.yaml`` (the ``agent:`` section of the best trial, usable as
+``train.py --set`` overrides, listed in ``OUT/best_overrides.txt``), ``OUT/tune_summary.json``
+and ``OUT/tune_report.md`` with the deflated Sharpe of the best trial over all trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import optuna
+import yaml
+from scipy.stats import kurtosis, skew
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.evaluation import bar_returns, performance_metrics, run_episode
+from agents.ppo import PPOPolicy, build_model
+from agents.statistics import deflated_sharpe_ratio, per_bar_sharpe
+from common.cli import run_cli
+from common.errors import UserInputError
+from common.io import write_json_atomic, write_text_atomic
+
+__all__ = ["SEARCH_SPACE_NOTE", "TuneError", "ValidationPruningCallback", "main", "optimize",
+           "sample_agent_params", "write_best_params"]
+
+log = logging.getLogger("agents.tune")
+SEARCH_SPACE_NOTE = "RL Zoo's PPO space (rl_zoo3/hyperparams_opt.py: sample_ppo_params), narrowed"
+NET_ARCHS = {"tiny": [64], "small": [64, 64], "medium": [256, 256]}
+N_STEPS_CHOICES = (64, 128, 256, 512, 1024, 2048)
+BATCH_SIZE_CHOICES = (32, 64, 128, 256, 512)
+DEFAULT_EVAL_EVERY_ROLLOUTS = 2
+PRUNER_STARTUP_TRIALS = 3
+
+
+class TuneError(UserInputError):
+    """A flag or setting of the search is unusable."""
+
+
+def sample_agent_params(trial: optuna.Trial, n_envs: int, total_timesteps: int) -> dict:
+    """PPO hyper-parameters for one trial, as keys of the config's ``agent:`` section.
+
+    RL Zoo's ranges, narrowed where theirs cannot run here: a rollout must fit the trial's
+    budget (at least two rollouts), the learning rate stops at 1e-2 and the batch never exceeds
+    the rollout.
+    """
+    fitting = [n for n in N_STEPS_CHOICES if 2 * n * n_envs <= total_timesteps]
+    if not fitting:
+        raise TuneError(f"--timesteps {total_timesteps}: too small for two rollouts of "
+                        f"{min(N_STEPS_CHOICES)} steps on {n_envs} environment(s)")
+    n_steps = trial.suggest_categorical("n_steps", fitting)
+    batch_size = trial.suggest_categorical("batch_size", BATCH_SIZE_CHOICES)
+    arch = trial.suggest_categorical("net_arch", tuple(NET_ARCHS))
+    return {
+        "n_steps": n_steps,
+        "batch_size": min(batch_size, n_steps * n_envs),
+        "gamma": trial.suggest_categorical("gamma", (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True),
+        "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.1, log=True),
+        "clip_range": trial.suggest_categorical("clip_range", (0.1, 0.2, 0.3, 0.4)),
+        "n_epochs": trial.suggest_categorical("n_epochs", (1, 5, 10, 20)),
+        "gae_lambda": trial.suggest_categorical("gae_lambda", (0.8, 0.9, 0.92, 0.95, 0.98,
+                                                               0.99, 1.0)),
+        "max_grad_norm": trial.suggest_categorical("max_grad_norm", (0.3, 0.5, 0.6, 0.7, 0.8,
+                                                                     0.9, 1.0, 2.0, 5.0)),
+        "vf_coef": trial.suggest_float("vf_coef", 0.0, 1.0),
+        "net_arch": NET_ARCHS[arch],
+    }
+
+
+class ValidationPruningCallback(BaseCallback):
+    """Every ``every_rollouts`` rollouts: one deterministic episode on the valid segment; its
+    Sharpe is reported to the trial at ``step_offset + k``. Stops training when pruned."""
+
+    def __init__(self, trial: optuna.Trial, valid_env, algo: str, bars_per_year: float,
+                 every_rollouts: int, step_offset: int) -> None:
+        super().__init__()
+        self.trial = trial
+        self.valid_env = valid_env
+        self.algo = algo
+        self.bars_per_year = bars_per_year
+        self.every_rollouts = every_rollouts
+        self.step_offset = step_offset
+        self.rollouts = 0
+        self.reports = 0
+        self.pruned = False
+
+    def _on_step(self) -> bool:
+        return not self.pruned
+
+    def _on_rollout_end(self) -> None:
+        self.rollouts += 1
+        if self.rollouts % self.every_rollouts:
+            return
+        policy = PPOPolicy(self.model, self.algo)
+        sharpe = performance_metrics(run_episode(self.valid_env, policy),
+                                     self.bars_per_year)["sharpe"]
+        self.trial.report(sharpe, self.step_offset + self.reports)
+        self.reports += 1
+        if self.trial.should_prune():
+            self.pruned = True
+
+
+def _train_env(cfg, inputs, seed: int):
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from envs import make_env
+
+    def factory(rank: int):
+        def _make():
+            env = make_env(cfg, "train", inputs=inputs)
+            env.reset(seed=seed + rank)
+            return Monitor(env)
+        return _make
+
+    return DummyVecEnv([factory(k) for k in range(cfg.train.n_envs)])
+
+
+def make_objective(cfg, inputs, total_timesteps: int, seeds_per_trial: int,
+                   every_rollouts: int) -> Callable[[optuna.Trial], float]:
+    """The objective: mean final validation Sharpe over ``seeds_per_trial`` seeds."""
+    from envs import make_env
+
+    def objective(trial: optuna.Trial) -> float:
+        params = sample_agent_params(trial, cfg.train.n_envs, total_timesteps)
+        agent = cfg.agent.model_validate({**cfg.agent.model_dump(), **params})
+        max_reports = total_timesteps // (params["n_steps"] * cfg.train.n_envs) + 1
+        sharpes, per_bar, skews, kurts, n_bars = [], [], [], [], 0
+        for k in range(seeds_per_trial):
+            seed = cfg.seed + k
+            valid_env = make_env(cfg, "valid", mode="eval", inputs=inputs)
+            model = build_model(agent, _train_env(cfg, inputs, seed), seed, None)
+            callback = ValidationPruningCallback(trial, valid_env, agent.algo,
+                                                 valid_env.panel.bars_per_year, every_rollouts,
+                                                 k * max_reports)
+            model.learn(total_timesteps=total_timesteps, callback=callback)
+            if callback.pruned:
+                raise optuna.TrialPruned()
+            result = run_episode(valid_env, PPOPolicy(model, agent.algo))
+            returns = bar_returns(result)
+            sharpes.append(performance_metrics(result, valid_env.panel.bars_per_year)["sharpe"])
+            per_bar.append(per_bar_sharpe(returns))
+            skews.append(float(skew(returns)) if np.std(returns) > 0 else 0.0)
+            kurts.append(float(kurtosis(returns, fisher=False)) if np.std(returns) > 0 else 3.0)
+            n_bars = len(returns)
+        trial.set_user_attr("agent_params", params)
+        trial.set_user_attr("seed_sharpes", sharpes)
+        trial.set_user_attr("sharpe_per_bar", float(np.mean(per_bar)))
+        trial.set_user_attr("skew", float(np.mean(skews)))
+        trial.set_user_attr("kurtosis", float(np.mean(kurts)))
+        trial.set_user_attr("n_bars", n_bars)
+        return float(np.mean(sharpes))
+
+    return objective
+
+
+def optimize(study_name: str, storage: str, n_trials: int, objective, sampler_seed: int = 0,
+             pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+    """Run ``objective`` in the shared study until it holds ``n_trials`` finished or running
+    trials (several processes may call this at once on the same storage)."""
+    study = optuna.create_study(
+        study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS))
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+              optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
+    counted = len(study.get_trials(deepcopy=False, states=states))
+    if counted < n_trials:
+        study.optimize(objective, n_trials=n_trials - counted,
+                       callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=states)])
+    return study
+
+
+def write_best_params(study: optuna.Study, out: Path) -> tuple[dict, Path]:
+    """The best trial's ``agent:`` section as YAML, and its ``--set`` overrides as text."""
+    params = study.best_trial.user_attrs["agent_params"]
+    header = (f"# PPO hyper-parameters of trial {study.best_trial.number} of study "
+              f"'{study.study_name}' (validation Sharpe {study.best_value:.3f}), written by "
+              f"agents.tune.\n# Use: train.py --config CONFIG $(cat best_overrides.txt)\n")
+    path = write_text_atomic(header + yaml.safe_dump({"agent": params}, sort_keys=False),
+                             out / "best_params.yaml")
+    overrides = " ".join(f"--set agent.{key}={_yaml_inline(value)}"
+                         for key, value in params.items())
+    write_text_atomic(overrides + "\n", out / "best_overrides.txt")
+    return params, path
+
+
+def _yaml_inline(value) -> str:
+    return json.dumps(value, separators=(",", ":"))  # JSON is YAML, on one shell word
+
+
+def summarise(study: optuna.Study) -> dict:
+    """Trials, the best one and its deflated Sharpe over every completed trial."""
+    complete = study.get_trials(deepcopy=False,
+                                states=(optuna.trial.TrialState.COMPLETE,))
+    rows = [{"number": t.number, "state": t.state.name, "value": t.value,
+             "params": t.params} for t in study.get_trials(deepcopy=False)]
+    best = study.best_trial
+    trial_sharpes = np.asarray([t.user_attrs["sharpe_per_bar"] for t in complete])
+    dsr = deflated_sharpe_ratio(best.user_attrs["sharpe_per_bar"], trial_sharpes,
+                                best.user_attrs["n_bars"], skew=best.user_attrs["skew"],
+                                kurtosis=best.user_attrs["kurtosis"])
+    return {"study": study.study_name, "trials": rows, "completed": len(complete),
+            "pruned": sum(r["state"] == "PRUNED" for r in rows),
+            "best_trial": best.number, "best_validation_sharpe": best.value,
+            "best_seed_sharpes": best.user_attrs["seed_sharpes"],
+            "best_agent_params": best.user_attrs["agent_params"],
+            "deflated_sharpe": None if math.isnan(dsr) else dsr,
+            "search_space": SEARCH_SPACE_NOTE}
+
+
+def write_report(summary: dict, path: Path) -> Path:
+    dsr = summary["deflated_sharpe"]
+    lines = [f"# PPO hyper-parameter search: study `{summary['study']}`", "",
+             f"{len(summary['trials'])} trials ({summary['completed']} completed, "
+             f"{summary['pruned']} pruned). Objective: mean validation Sharpe over seeds "
+             f"(the test segment is not used).", "",
+             f"Best trial {summary['best_trial']}: validation Sharpe "
+             f"{summary['best_validation_sharpe']:.3f} (seeds: "
+             + ", ".join(f"{s:.3f}" for s in summary["best_seed_sharpes"]) + ").", "",
+             "Deflated Sharpe ratio of the best trial over all completed trials (probability "
+             "that its true validation Sharpe is above 0 after the search): "
+             + ("-" if dsr is None else f"{dsr:.3f}") + ".", "",
+             "| trial | state | validation Sharpe |", "|---:|---|---:|"]
+    for row in summary["trials"]:
+        value = "-" if row["value"] is None else f"{row['value']:.3f}"
+        lines.append(f"| {row['number']} | {row['state']} | {value} |")
+    lines += ["", "Best parameters (`best_params.yaml`):", "", "```yaml",
+              yaml.safe_dump({"agent": summary["best_agent_params"]}, sort_keys=False).strip(),
+              "```"]
+    return write_text_atomic("\n".join(lines) + "\n", path)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m agents.tune", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="experiment YAML")
+    parser.add_argument("--trials", type=int, required=True, help="trials in the study, total")
+    parser.add_argument("--seeds-per-trial", type=int, default=2, help="agents per trial")
+    parser.add_argument("--storage", help="Optuna storage URL (default sqlite in OUT)")
+    parser.add_argument("--study", help="study name (default ppo_<config name>)")
+    parser.add_argument("--timesteps", type=int, help="timesteps per agent "
+                                                      "(default train.total_timesteps)")
+    parser.add_argument("--eval-every-rollouts", type=int, default=DEFAULT_EVAL_EVERY_ROLLOUTS,
+                        help="validation (and pruning) every this many rollouts")
+    parser.add_argument("--sampler-seed", type=int, help="TPE seed (default the config's "
+                                                         "seed; differ per worker)")
+    parser.add_argument("--out", help="output folder (default runs/tune/<study>)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument("--no-progress", action="store_true", help="no forecast progress bar")
+    args = parser.parse_args(argv)
+    for flag in ("trials", "seeds_per_trial", "eval_every_rollouts", "timesteps"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise TuneError(f"--{flag.replace('_', '-')} {value}: expected a positive integer")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import torch
+
+    from config import load_config
+    from envs import load_env_inputs
+
+    cfg = load_config(args.config, args.overrides)
+    study_name = args.study or f"ppo_{cfg.name}"
+    out = Path(args.out or Path("runs") / "tune" / study_name)
+    total_timesteps = args.timesteps or cfg.train.total_timesteps
+    out.mkdir(parents=True, exist_ok=True)
+    storage = args.storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
+    torch.set_num_threads(cfg.agent.torch_threads)
+    inputs = load_env_inputs(cfg, progress=not args.no_progress)
+    objective = make_objective(cfg, inputs, total_timesteps, args.seeds_per_trial,
+                               args.eval_every_rollouts)
+    seed = cfg.seed if args.sampler_seed is None else args.sampler_seed
+    study = optimize(study_name, storage, args.trials, objective, seed)
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        raise TuneError(f"study '{study_name}': no trial completed (all pruned or failed)")
+    params, path = write_best_params(study, out)
+    summary = summarise(study)
+    summary["storage"] = storage if args.storage is None else "(given by --storage)"
+    summary["timesteps_per_agent"] = total_timesteps
+    write_json_atomic(summary, out / "tune_summary.json")
+    report = write_report(summary, out / "tune_report.md")
+    dsr = summary["deflated_sharpe"]
+    print(f"best trial {study.best_trial.number}: validation Sharpe {study.best_value:.3f}; "
+          f"deflated Sharpe over {summary['completed']} trials: "
+          f"{'-' if dsr is None else f'{dsr:.3f}'}")
+    print(f"best parameters: {path}")
+    print(f"train with them: python train.py --config {args.config} "
+          f"$(cat {out / 'best_overrides.txt'})")
+    print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main, prog="agents.tune"))
