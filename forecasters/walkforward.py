@@ -21,13 +21,15 @@ from forecasters.base import (
     wide_column,
 )
 from forecasters.config import ForecastConfig
-from forecasters.conformal import rolling_cqr
+from forecasters.conformal import StepChoice, calibrate_intervals
 from forecasters.ensemble import StackedEnsemble
 from forecasters.models import make_forecaster
 
-PANEL_VERSION = "1"
+PANEL_VERSION = "2"
 """Bump when the panel's meaning changes so that cached panels are not reused."""
 ENSEMBLE = "ensemble"
+STEPS_ATTR = "conformal_steps"
+"""``panel.attrs`` key: the tracking steps chosen per model, horizon and interval (records)."""
 
 
 def vol_per_bar(frame: pd.DataFrame, config: ForecastConfig) -> pd.Series:
@@ -156,8 +158,13 @@ def walk_forward(
         )
     raw = member_forecasts(inputs, targets, config, progress)
     scale = horizon_scale(inputs[VOL_COLUMN].to_numpy(float), config.horizons)
-    forecasts = combine_forecasts(raw, targets, scale, refits, config)
-    return _long_panel(frame.index, forecasts, refits[0], config)
+    steps: dict[str, list[StepChoice]] = {}
+    forecasts = combine_forecasts(raw, targets, scale, refits, config, frame.index, steps)
+    panel = _long_panel(frame.index, forecasts, refits[0], config)
+    panel.attrs[STEPS_ATTR] = [
+        {"model": name, **vars(choice)} for name, chosen in steps.items() for choice in chosen
+    ]
+    return panel
 
 
 def member_forecasts(
@@ -193,8 +200,15 @@ def combine_forecasts(
     scale: np.ndarray,
     refits: list[int],
     config: ForecastConfig,
+    index: pd.DatetimeIndex | None = None,
+    steps: dict[str, list[StepChoice]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Repair crossing, add the stacked ensemble, then calibrate with rolling CQR (all causal)."""
+    """Repair crossing, add the stacked ensemble, then calibrate the intervals (all causal).
+
+    ``index`` (the frame's) places the step-selection window; without it, or without
+    ``config.conformal.select_start``, the default step is used. The chosen steps are recorded
+    into ``steps`` by model when it is given.
+    """
     forecasts = {name: repair_crossing(pred) for name, pred in raw.items()}
     stack_names = list(config.members) + (
         list(config.references) if config.ensemble.include_references else []
@@ -207,8 +221,9 @@ def combine_forecasts(
             for m in forecasts
             if m not in config.references or config.conformal.calibrate_references
         ]
+        span = _selection_span(index, config)
         for name in calibrate:
-            forecasts[name] = rolling_cqr(
+            forecasts[name], chosen = calibrate_intervals(
                 forecasts[name],
                 targets,
                 scale,
@@ -216,8 +231,25 @@ def combine_forecasts(
                 config.quantile_levels,
                 config.conformal.window_forecasts,
                 config.conformal.min_forecasts,
+                config.conformal.step_grid,
+                config.conformal.default_step,
+                span,
+                config.conformal.coverage_tolerance,
             )
+            if steps is not None:
+                steps[name] = chosen
     return forecasts
+
+
+def _selection_span(index: pd.DatetimeIndex | None, config: ForecastConfig):
+    """(first, last) rows of the step-selection window in ``index``; None when not set or empty."""
+    conformal = config.conformal
+    if index is None or conformal.select_start is None:
+        return None
+    first = int(index.searchsorted(pd.Timestamp(conformal.select_start)))
+    after_end = pd.Timestamp(conformal.select_end) + pd.Timedelta(days=1)
+    last = int(index.searchsorted(after_end)) - 1
+    return (first, last) if last >= first else None
 
 
 def _stack(forecasts, stack_names, targets, scale, refits, config) -> np.ndarray:
