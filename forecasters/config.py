@@ -181,6 +181,11 @@ class ForecastConfig(_Section):
     horizons: list[int] = Field(
         [1, 2, 3, 4, 5], min_length=1, description="forecast horizons in bars"
     )
+    horizons_hours: list[float] | None = Field(
+        None,
+        min_length=1,
+        description="horizons in hours (24h = one session ahead); replace 'horizons' on each frame",
+    )
     quantile_levels: list[float] = Field(
         [0.05, 0.125, 0.5, 0.875, 0.95],
         min_length=1,
@@ -249,6 +254,9 @@ class ForecastConfig(_Section):
             raise ValueError(
                 f"forecast.horizons must be increasing positive integers, got {self.horizons}"
             )
+        hours = self.horizons_hours
+        if hours is not None and (sorted(set(hours)) != list(hours) or hours[0] <= 0):
+            raise ValueError(f"forecast.horizons_hours must be increasing and > 0, got {hours}")
         levels = self.quantile_levels
         if sorted(set(levels)) != list(levels) or not all(0 < q < 1 for q in levels):
             raise ValueError(

@@ -19,9 +19,14 @@ tracking) term, q_t = Qhat_t + eta * sum_{s + h <= t} (miss_s - (1 - c)):
   after a volatility shift widens the interval within a few bars, whatever the window says.
   The long-run miss rate is 1 - c whatever the scores do (the guarantee of quantile tracking).
 
-The step eta is chosen per model, horizon and interval on a selection window of past dates (the
-validation segment), from ``step_grid``, by the interval (Winkler) score among steps whose
-coverage there is within ``coverage_tolerance`` of nominal (``select_steps``).
+The aggregated variant (in the spirit of AgACI, Zaffran et al. 2022) runs one tracker per step of
+the grid and follows, at each t, the one with the lowest discounted pinball loss on the scores
+resolved by t (``aggregated_thresholds``).
+
+Per model, horizon and interval, one candidate (a fixed step of ``step_grid`` or the aggregated
+tracker) is chosen on a selection window of past dates (the validation segment) by the interval
+(Winkler) score among candidates whose coverage there is within ``coverage_tolerance`` of
+nominal (``select_step``).
 
 MAPIE (1.6, ``TimeSeriesRegressor`` with ``method="aci"``) was checked first: it wraps a point
 regressor that it refits itself and calibrates absolute residuals, updates after every row as if
@@ -37,11 +42,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from forecasters.base import interval_pairs, repair_crossing
 
-WINKLER_NAME = "interval score"
+FIXED = "fixed"
+AGGREGATED = "aggregated"
 
 
 def conformity_scores(
@@ -101,6 +108,32 @@ def adaptive_thresholds(
     return thresholds
 
 
+def aggregated_thresholds(
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    horizon: int,
+    coverage: float,
+    halflife: float,
+    default_expert: int,
+) -> np.ndarray:
+    """(n,) threshold of the expert (column of ``thresholds``) leading at each row.
+
+    The aggregated variant: each expert (one tracking step) keeps its own threshold path; at t
+    the expert with the lowest exponentially discounted pinball loss (at level ``coverage``) of
+    its thresholds against the scores resolved by t (rows s <= t - h) is followed. Before any
+    score is resolved, ``default_expert``.
+    """
+    n = len(scores)
+    diff = scores[:, None] - thresholds
+    loss = np.maximum(coverage * diff, (coverage - 1.0) * diff)  # NaN where unresolved
+    discounted = pd.DataFrame(loss).ewm(halflife=halflife, ignore_na=True).mean().to_numpy()
+    leader = np.full(n, default_expert)
+    known = discounted[: n - horizon] if n > horizon else discounted[:0]
+    resolved = np.isfinite(known).all(axis=1)
+    leader[horizon:][resolved] = np.argmin(known[resolved], axis=1)
+    return thresholds[np.arange(n), leader]
+
+
 def interval_score(
     lower: np.ndarray, upper: np.ndarray, y: np.ndarray, coverage: float
 ) -> np.ndarray:
@@ -121,6 +154,7 @@ class StepChoice:
 
     horizon: int
     coverage_nominal: float
+    method: str
     step: float
     coverage_selection: float
     interval_score_selection: float
@@ -133,22 +167,21 @@ def select_step(
     y: np.ndarray,
     scale: np.ndarray,
     thresholds: np.ndarray,
-    steps: np.ndarray,
     selection_rows: np.ndarray,
     coverage: float,
     tolerance: float,
-    default_step: float,
+    default: int,
 ) -> tuple[int, float, float, int]:
-    """(index into ``steps``, coverage, mean interval score, n) on the selection rows.
+    """(column of ``thresholds``, coverage, mean interval score, n) on the selection rows.
 
-    Among steps whose coverage on the rows is within ``tolerance`` of nominal, the lowest mean
-    interval score wins; if none is, the step with coverage closest to nominal. With no usable
-    row the ``default_step`` is returned (index of the nearest grid value).
+    Among candidates whose coverage on the rows is within ``tolerance`` of nominal, the lowest
+    mean interval score wins; if none is, the one with coverage closest to nominal. With no
+    usable row, ``default``.
     """
     rows = selection_rows & np.isfinite(y) & np.isfinite(thresholds).all(axis=1)
     n = int(rows.sum())
     if n == 0:
-        return int(np.argmin(np.abs(steps - default_step))), float("nan"), float("nan"), 0
+        return default, float("nan"), float("nan"), 0
     lo = lower[rows, None] - thresholds[rows] * scale[rows, None]
     hi = upper[rows, None] + thresholds[rows] * scale[rows, None]
     yy = y[rows, None]
@@ -184,29 +217,26 @@ def calibrate_intervals(
     crossing is repaired afterwards.
     """
     grid = np.asarray(sorted({*map(float, step_grid), float(default_step)}))
+    default = int(np.argmin(np.abs(grid - default_step)))
+    labels = [(FIXED, step) for step in grid] + [(AGGREGATED, float("nan"))]
     out = quantiles.copy()
     choices: list[StepChoice] = []
     for lo, hi, coverage in interval_pairs(levels):
         for j, h in enumerate(horizons):
             lower, upper = quantiles[:, j, lo], quantiles[:, j, hi]
             scores = conformity_scores(lower, upper, y[:, j], scale[:, j])
-            thresholds = adaptive_thresholds(scores, int(h), coverage, grid, window, min_scores)
-            if selection_span is None:
-                best, cov, score, n_sel = (
-                    int(np.argmin(np.abs(grid - default_step))),
-                    np.nan,
-                    np.nan,
-                    0,
-                )
-            else:
+            fixed = adaptive_thresholds(scores, int(h), coverage, grid, window, min_scores)
+            aggregated = aggregated_thresholds(scores, fixed, int(h), coverage, window, default)
+            thresholds = np.column_stack([fixed, aggregated])
+            best, cov, score, n_sel = default, np.nan, np.nan, 0
+            if selection_span is not None:
                 best, cov, score, n_sel = select_step(
-                    lower, upper, y[:, j], scale[:, j], thresholds, grid,
+                    lower, upper, y[:, j], scale[:, j], thresholds,
                     _span_rows(len(quantiles), selection_span, int(h)), coverage, tolerance,
-                    default_step,
+                    default,
                 )  # fmt: skip
-            choices.append(
-                StepChoice(int(h), float(coverage), float(grid[best]), cov, score, n_sel)
-            )
+            method, step = labels[best]
+            choices.append(StepChoice(int(h), float(coverage), method, step, cov, score, n_sel))
             threshold = np.nan_to_num(thresholds[:, best], nan=0.0)
             out[:, j, lo] = lower - threshold * scale[:, j]
             out[:, j, hi] = upper + threshold * scale[:, j]

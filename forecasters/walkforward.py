@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data.calendar import horizon_bars
 from forecasters.base import (
     RETURN_COLUMN,
     VOL_COLUMN,
@@ -95,6 +96,24 @@ def _check_frame(frame: pd.DataFrame) -> None:
         )
 
 
+def for_frame(config: ForecastConfig, index: pd.DatetimeIndex) -> ForecastConfig:
+    """``config`` with ``horizons`` in bars of this frame when ``horizons_hours`` is set.
+
+    Hours map to bars through the frame's bar interval and the regular session
+    (``data.calendar.horizon_bars``: 24h is one session ahead); distinct hours that land on the
+    same bar count are an error.
+    """
+    if config.horizons_hours is None:
+        return config
+    bars = [horizon_bars(hours, index) for hours in config.horizons_hours]
+    if len(set(bars)) != len(bars):
+        raise ValueError(
+            f"forecast.horizons_hours {config.horizons_hours} map to bars {bars} on this frame; "
+            "each horizon must be a distinct number of bars"
+        )
+    return config.model_copy(update={"horizons": bars})
+
+
 def refit_positions(index: pd.DatetimeIndex, config: ForecastConfig) -> list[int]:
     """Bar positions where the members are refitted; the first is the first forecast."""
     first = config.min_train_bars
@@ -147,7 +166,7 @@ def walk_forward(
     and conformal adjustments use only forecasts resolved by t. ``features`` defaults to
     ``data.build_features(frame)``.
     """
-    config = config.resolved()
+    config = for_frame(config.resolved(), frame.index)
     inputs = model_inputs(frame, config, features)
     targets = forward_log_returns(frame["close"], config.horizons)
     refits = refit_positions(frame.index, config)
@@ -329,7 +348,7 @@ def load_or_make_panel(
     make: Callable[..., pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """The cached panel for this config and data, computed (and written atomically) if missing."""
-    config = config.resolved()
+    config = for_frame(config.resolved(), frame.index)
     if features is None:  # hashed too, so that a change to the feature code is a new key
         from data import build_features
 
@@ -347,6 +366,7 @@ def load_or_make_panel(
 
 __all__ = [
     "ENSEMBLE",
+    "for_frame",
     "forward_log_returns",
     "load_or_make_panel",
     "model_inputs",
