@@ -10,9 +10,18 @@ import pandas as pd
 
 from common.units import TRADING_DAYS_PER_YEAR
 
-__all__ = ["TRADING_DAYS_PER_YEAR", "GapReport", "bars_per_year", "gap_report"]
+__all__ = [
+    "TRADING_DAYS_PER_YEAR",
+    "GapReport",
+    "bars_per_session",
+    "bars_per_year",
+    "gap_report",
+    "horizon_bars",
+]
 
 REGULAR_SESSION_MINUTES = 390
+HOURS_PER_SESSION_DAY = 24.0
+"""A horizon of 24 hours is one trading session ahead (daily bars: 24h = 1 bar, 96h = 4 bars)."""
 
 
 @lru_cache(maxsize=4)
@@ -40,6 +49,33 @@ def bars_per_year(index: pd.DatetimeIndex) -> float:
     if minutes is None:
         return float(TRADING_DAYS_PER_YEAR)
     return TRADING_DAYS_PER_YEAR * REGULAR_SESSION_MINUTES / minutes
+
+
+def bars_per_session(index: pd.DatetimeIndex) -> int:
+    """Bars in one regular session: 1 for daily bars, ceil(390 minutes / bar minutes) intraday.
+
+    A partial last bar counts (1h bars from 9:30 give 7 bars, the last one 15:30-16:00).
+    """
+    minutes = bar_minutes(index)
+    if minutes is None:
+        return 1
+    return int(np.ceil(REGULAR_SESSION_MINUTES / minutes - 1e-9))
+
+
+def horizon_bars(hours: float, index: pd.DatetimeIndex) -> int:
+    """Bars ahead that make a horizon of ``hours`` on the frame's bars, counted in sessions.
+
+    24 hours are one session ahead: the same time of day on the next session, whatever lies
+    between (a night, a weekend, a holiday). Hours that are not a multiple of 24 take that share
+    of a session's bars: 12h on 15-minute bars is 13 bars, so a forecast made on the 14:00 bar
+    targets the 10:45 bar of the next session. Bars after a session's close are not counted,
+    because the frame has none. Early-close sessions have fewer bars, so a horizon that spans one
+    ends a little later in clock time. At least one bar.
+    """
+    if hours <= 0:
+        raise ValueError(f"horizon must be a positive number of hours, got {hours}")
+    sessions = hours / HOURS_PER_SESSION_DAY
+    return max(1, int(round(sessions * bars_per_session(index))))
 
 
 @dataclass(frozen=True)

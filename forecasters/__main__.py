@@ -75,7 +75,14 @@ def main(argv: list[str] | None = None) -> int:
 
     segment = segments.get(args.segment)
     metrics = run_report(
-        frame, forecast, Path(args.out), segment.start, segment.end, progress=not args.no_progress
+        frame,
+        forecast,
+        Path(args.out),
+        segment.start,
+        segment.end,
+        progress=not args.no_progress,
+        regime_start=segments.train.start,
+        regime_end=segments.train.end,
     )
     print(metrics_table(metrics))
     return 0

@@ -119,16 +119,50 @@ class EnsembleConfig(_Section):
 
 
 class ConformalConfig(_Section):
-    """Rolling conformalised quantile regression on past out-of-sample scores (scaled by vol)."""
+    """Conformal PID calibration of the intervals on past out-of-sample scores (scaled by vol).
+
+    The threshold is a rolling conformal quantile of the latest ``window_forecasts`` resolved
+    scores plus a quantile-tracking term with step eta (``forecasters.conformal``). eta is chosen
+    per model, horizon and interval on the forecasts dated in [select_start, select_end] whose
+    outcomes are known by select_end (set it to the validation segment; never the test one),
+    else ``default_step`` is used. The step is a hyper-parameter chosen on that window like the
+    tuned member parameters: forecasts dated before select_end use a step chosen with later data.
+    """
 
     enabled: bool = Field(True, description="calibrate interval quantiles of members and ensemble")
     window_forecasts: int = Field(
-        250, ge=10, description="latest N resolved OOS forecasts used for the scores"
+        250, ge=10, description="latest N resolved OOS forecasts used for the scorecaster"
     )
     min_forecasts: int = Field(
         60, ge=1, description="no adjustment until this many resolved scores exist"
     )
     calibrate_references: bool = Field(False, description="also calibrate random_walk and garch")
+    default_step: float = Field(
+        0.02, ge=0, description="tracking step (vol units per bar) when no selection window"
+    )
+    step_grid: list[float] = Field(
+        [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2],
+        min_length=1,
+        description="candidate tracking steps tried on the selection window",
+    )
+    select_start: dt.date | None = Field(None, description="first date of the step selection")
+    select_end: dt.date | None = Field(None, description="last date of the step selection")
+    coverage_tolerance: float = Field(
+        0.015,
+        ge=0,
+        lt=1,
+        description="steps whose selection coverage is this close to nominal compete on score",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ConformalConfig:
+        if (self.select_start is None) != (self.select_end is None):
+            raise ValueError("forecast.conformal.select_start and select_end go together")
+        if self.select_start is not None and self.select_end < self.select_start:
+            raise ValueError("forecast.conformal.select_end is before select_start")
+        if any(step < 0 for step in self.step_grid):
+            raise ValueError(f"forecast.conformal.step_grid must be >= 0, got {self.step_grid}")
+        return self
 
 
 class TuneConfig(_Section):
@@ -151,6 +185,11 @@ class ForecastConfig(_Section):
 
     horizons: list[int] = Field(
         [1, 2, 3, 4, 5], min_length=1, description="forecast horizons in bars"
+    )
+    horizons_hours: list[float] | None = Field(
+        None,
+        min_length=1,
+        description="horizons in hours (24h = one session ahead); replace 'horizons' on each frame",
     )
     quantile_levels: list[float] = Field(
         [0.05, 0.125, 0.5, 0.875, 0.95],
@@ -223,6 +262,9 @@ class ForecastConfig(_Section):
             raise ValueError(
                 f"forecast.horizons must be increasing positive integers, got {self.horizons}"
             )
+        hours = self.horizons_hours
+        if hours is not None and (sorted(set(hours)) != list(hours) or hours[0] <= 0):
+            raise ValueError(f"forecast.horizons_hours must be increasing and > 0, got {hours}")
         levels = self.quantile_levels
         if sorted(set(levels)) != list(levels) or not all(0 < q < 1 for q in levels):
             raise ValueError(

@@ -1,21 +1,253 @@
-"""Rolling conformalised quantile regression (CQR) on past out-of-sample forecasts.
+"""Conformal calibration of forecast intervals on past out-of-sample forecasts.
 
-For each symmetric pair of levels (lower, upper) with nominal coverage c, the conformity score of
-the forecast made at s for horizon h is E_s = max(lower_s - y_s, y_s - upper_s) / scale_s. At date t
-the scores of the latest ``window`` forecasts resolved by t (s + h <= t) give the adjustment
-Q_t = the ceil((n + 1) c)-th smallest score, and the interval becomes
-[lower_t - Q_t scale_t, upper_t + Q_t scale_t] (Romano, Patterson and Candes 2019, applied on a
-rolling window). The median is not changed; crossing is repaired afterwards.
+Scores. For a symmetric pair of levels (lower, upper) with nominal coverage c, the conformity
+score of the forecast made at s for horizon h is the CQR score (Romano, Patterson and Candes 2019)
+E_s = max(lower_s - y_s, y_s - upper_s) / scale_s, normalised by the volatility known at s
+(``scale`` = vol per bar * sqrt(h)). A threshold q_t widens the interval made at t to
+[lower_t - q_t scale_t, upper_t + q_t scale_t]; the forecast misses exactly when E_t > q_t.
+
+Delay. The score of the forecast made at s is known only at s + h: the threshold used at t is
+built from scores of forecasts made at s <= t - h, never later ones.
+
+Thresholds (``adaptive_thresholds``): conformal PID control (Angelopoulos, Candes and Tibshirani
+2023) with a rolling empirical quantile as its scorecaster and the proportional (quantile
+tracking) term, q_t = Qhat_t + eta * sum_{s + h <= t} (miss_s - (1 - c)):
+
+* Qhat_t is the ceil((n + 1) c)-th smallest of the latest ``window`` resolved scores (the rolling
+  CQR of earlier versions; eta = 0 gives it back exactly);
+* the sum grows by c after every miss and shrinks by 1 - c after every hit, so a run of misses
+  after a volatility shift widens the interval within a few bars, whatever the window says.
+  The long-run miss rate is 1 - c whatever the scores do (the guarantee of quantile tracking).
+
+The aggregated variant (in the spirit of AgACI, Zaffran et al. 2022) runs one tracker per step of
+the grid and follows, at each t, the one with the lowest discounted pinball loss on the scores
+resolved by t (``aggregated_thresholds``).
+
+Per model, horizon and interval, one candidate (a fixed step of ``step_grid`` or the aggregated
+tracker) is chosen on a selection window of past dates (the validation segment) by the interval
+(Winkler) score among candidates whose coverage there is within ``coverage_tolerance`` of
+nominal (``select_step``).
+
+MAPIE (1.6, ``TimeSeriesRegressor`` with ``method="aci"``) was checked first: it wraps a point
+regressor that it refits itself and calibrates absolute residuals, updates after every row as if
+each label were known one row later, takes one step for all horizons and has no PID or
+scorecaster. Our intervals come from a panel of quantile forecasts made elsewhere, with h-bar
+label delays and a step per horizon, so it does not fit; its numpy/scikit-learn requirements
+would have been compatible with our pins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from forecasters.base import interval_pairs, repair_crossing
+
+FIXED = "fixed"
+AGGREGATED = "aggregated"
+
+
+def conformity_scores(
+    lower: np.ndarray, upper: np.ndarray, y: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """CQR scores max(lower - y, y - upper) / scale (NaN where y is unknown)."""
+    return np.maximum(lower - y, y - upper) / scale
+
+
+def rolling_quantile_known_at(
+    scores: np.ndarray, horizon: int, coverage: float, window: int, min_scores: int
+) -> np.ndarray:
+    """(n,) Qhat_t: conformal quantile of the latest ``window`` scores of rows s <= t - h.
+
+    NaN until ``min_scores`` finite scores are known.
+    """
+    n = len(scores)
+    padded = np.concatenate([np.full(window - 1, np.nan), scores])
+    windows = np.sort(sliding_window_view(padded, window), axis=1)  # NaN sort last
+    counts = np.isfinite(windows).sum(axis=1)
+    rank = np.ceil((counts + 1) * coverage).astype(int) - 1
+    rank = np.clip(rank, 0, np.maximum(counts - 1, 0))
+    q_at = windows[np.arange(n), rank]
+    q_at = np.where(counts >= min_scores, q_at, np.nan)
+    out = np.full(n, np.nan)
+    out[horizon:] = q_at[: n - horizon]
+    return out
+
+
+def adaptive_thresholds(
+    scores: np.ndarray,
+    horizon: int,
+    coverage: float,
+    steps: Sequence[float] | np.ndarray,
+    window: int,
+    min_scores: int,
+) -> np.ndarray:
+    """(n, G) thresholds q_t of the PID tracker for each step eta in ``steps`` (G,).
+
+    ``scores`` (n,) are the scores of the forecasts made at each row (NaN when unresolved within
+    the data). Row t uses the scores and misses of rows s <= t - h only. NaN where the
+    scorecaster has fewer than ``min_scores`` scores.
+    """
+    steps = np.asarray(steps, float)
+    base = rolling_quantile_known_at(scores, horizon, coverage, window, min_scores)
+    n = len(scores)
+    thresholds = np.full((n, len(steps)), np.nan)
+    tracked = np.zeros(len(steps))
+    alpha = 1.0 - coverage
+    for t in range(n):
+        s = t - horizon  # the forecast whose outcome becomes known at t
+        if s >= 0 and np.isfinite(scores[s]) and np.isfinite(thresholds[s, 0]):
+            miss = (scores[s] > thresholds[s]).astype(float)
+            tracked += steps * (miss - alpha)
+        if np.isfinite(base[t]):
+            thresholds[t] = base[t] + tracked
+    return thresholds
+
+
+def aggregated_thresholds(
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    horizon: int,
+    coverage: float,
+    halflife: float,
+    default_expert: int,
+) -> np.ndarray:
+    """(n,) threshold of the expert (column of ``thresholds``) leading at each row.
+
+    The aggregated variant: each expert (one tracking step) keeps its own threshold path; at t
+    the expert with the lowest exponentially discounted pinball loss (at level ``coverage``) of
+    its thresholds against the scores resolved by t (rows s <= t - h) is followed. Before any
+    score is resolved, ``default_expert``.
+    """
+    n = len(scores)
+    diff = scores[:, None] - thresholds
+    loss = np.maximum(coverage * diff, (coverage - 1.0) * diff)  # NaN where unresolved
+    discounted = pd.DataFrame(loss).ewm(halflife=halflife, ignore_na=True).mean().to_numpy()
+    leader = np.full(n, default_expert)
+    known = discounted[: n - horizon] if n > horizon else discounted[:0]
+    resolved = np.isfinite(known).all(axis=1)
+    leader[horizon:][resolved] = np.argmin(known[resolved], axis=1)
+    return thresholds[np.arange(n), leader]
+
+
+def interval_score(
+    lower: np.ndarray, upper: np.ndarray, y: np.ndarray, coverage: float
+) -> np.ndarray:
+    """Winkler (interval) score of [lower, upper] at nominal ``coverage`` for outcomes y.
+
+    width + (2 / alpha) * distance of y outside the interval, alpha = 1 - coverage
+    (Gneiting and Raftery 2007); lower is better, in the units of y.
+    """
+    alpha = 1.0 - coverage
+    below = np.clip(lower - y, 0.0, None)
+    above = np.clip(y - upper, 0.0, None)
+    return (upper - lower) + (2.0 / alpha) * (below + above)
+
+
+@dataclass(frozen=True)
+class StepChoice:
+    """The step chosen for one horizon and interval, with its selection-window figures."""
+
+    horizon: int
+    coverage_nominal: float
+    method: str
+    step: float
+    coverage_selection: float
+    interval_score_selection: float
+    n_selection: int
+
+
+def select_step(
+    lower: np.ndarray,
+    upper: np.ndarray,
+    y: np.ndarray,
+    scale: np.ndarray,
+    thresholds: np.ndarray,
+    selection_rows: np.ndarray,
+    coverage: float,
+    tolerance: float,
+    default: int,
+) -> tuple[int, float, float, int]:
+    """(column of ``thresholds``, coverage, mean interval score, n) on the selection rows.
+
+    Among candidates whose coverage on the rows is within ``tolerance`` of nominal, the lowest
+    mean interval score wins; if none is, the one with coverage closest to nominal. With no
+    usable row, ``default``.
+    """
+    rows = selection_rows & np.isfinite(y) & np.isfinite(thresholds).all(axis=1)
+    n = int(rows.sum())
+    if n == 0:
+        return default, float("nan"), float("nan"), 0
+    lo = lower[rows, None] - thresholds[rows] * scale[rows, None]
+    hi = upper[rows, None] + thresholds[rows] * scale[rows, None]
+    yy = y[rows, None]
+    covered = ((yy >= lo) & (yy <= hi)).mean(axis=0)
+    scores = interval_score(lo, hi, yy, coverage).mean(axis=0)
+    error = np.abs(covered - coverage)
+    ok = error <= tolerance
+    best = int(np.argmin(np.where(ok, scores, np.inf))) if ok.any() else int(np.argmin(error))
+    return best, float(covered[best]), float(scores[best]), n
+
+
+def calibrate_intervals(
+    quantiles: np.ndarray,
+    y: np.ndarray,
+    scale: np.ndarray,
+    horizons: Sequence[int],
+    levels: Sequence[float],
+    window: int,
+    min_scores: int,
+    step_grid: Sequence[float],
+    default_step: float,
+    selection_span: tuple[int, int] | None,
+    tolerance: float,
+) -> tuple[np.ndarray, list[StepChoice]]:
+    """Calibrated copy of ``quantiles`` (n, H, Q) on consecutive bars, and the chosen steps.
+
+    ``y`` (n, H) is the realised h-bar log return of the forecast made at each row (NaN when not
+    resolved within the data), ``scale`` (n, H) a positive divisor known at each row.
+    ``selection_span`` (first, last) rows: for horizon h the step is chosen on the forecasts made
+    at rows first..last - h, whose outcomes are all known by row ``last``; None uses
+    ``default_step`` everywhere. Rows before the
+    scorecaster has ``min_scores`` scores keep their raw interval. The median is not changed;
+    crossing is repaired afterwards.
+    """
+    grid = np.asarray(sorted({*map(float, step_grid), float(default_step)}))
+    default = int(np.argmin(np.abs(grid - default_step)))
+    labels = [(FIXED, step) for step in grid] + [(AGGREGATED, float("nan"))]
+    out = quantiles.copy()
+    choices: list[StepChoice] = []
+    for lo, hi, coverage in interval_pairs(levels):
+        for j, h in enumerate(horizons):
+            lower, upper = quantiles[:, j, lo], quantiles[:, j, hi]
+            scores = conformity_scores(lower, upper, y[:, j], scale[:, j])
+            fixed = adaptive_thresholds(scores, int(h), coverage, grid, window, min_scores)
+            aggregated = aggregated_thresholds(scores, fixed, int(h), coverage, window, default)
+            thresholds = np.column_stack([fixed, aggregated])
+            best, cov, score, n_sel = default, np.nan, np.nan, 0
+            if selection_span is not None:
+                best, cov, score, n_sel = select_step(
+                    lower, upper, y[:, j], scale[:, j], thresholds,
+                    _span_rows(len(quantiles), selection_span, int(h)), coverage, tolerance,
+                    default,
+                )  # fmt: skip
+            method, step = labels[best]
+            choices.append(StepChoice(int(h), float(coverage), method, step, cov, score, n_sel))
+            threshold = np.nan_to_num(thresholds[:, best], nan=0.0)
+            out[:, j, lo] = lower - threshold * scale[:, j]
+            out[:, j, hi] = upper + threshold * scale[:, j]
+    return repair_crossing(out), choices
+
+
+def _span_rows(n: int, span: tuple[int, int], horizon: int) -> np.ndarray:
+    rows = np.zeros(n, bool)
+    first, last = span
+    rows[max(first, 0) : max(last - horizon + 1, 0)] = True
+    return rows
 
 
 def rolling_cqr(
@@ -27,27 +259,8 @@ def rolling_cqr(
     window: int,
     min_scores: int,
 ) -> np.ndarray:
-    """Calibrated copy of ``quantiles`` (n, H, Q) on consecutive bars.
-
-    ``y`` (n, H) is the realised h-bar log return of the forecast made at each row (NaN when not
-    resolved within the data), ``scale`` (n, H) a positive divisor known at each row. Row t uses
-    only scores of rows s <= t - h, so the calibration never looks ahead.
-    """
-    out = quantiles.copy()
-    n = len(quantiles)
-    for lo, hi, coverage in interval_pairs(levels):
-        for j, h in enumerate(horizons):
-            scores = np.maximum(quantiles[:, j, lo] - y[:, j], y[:, j] - quantiles[:, j, hi])
-            scores = scores / scale[:, j]
-            padded = np.concatenate([np.full(window - 1, np.nan), scores])
-            windows = np.sort(sliding_window_view(padded, window), axis=1)  # NaN sort last
-            counts = np.isfinite(windows).sum(axis=1)
-            rank = np.ceil((counts + 1) * coverage).astype(int) - 1
-            rank = np.clip(rank, 0, np.maximum(counts - 1, 0))
-            q_at = windows[np.arange(n), rank]  # adjustment from scores of rows <= index
-            q_at = np.where(counts >= min_scores, q_at, 0.0)
-            adjust = np.zeros(n)
-            adjust[h:] = q_at[: n - h]  # at t use rows <= t - h
-            out[:, j, lo] = quantiles[:, j, lo] - adjust * scale[:, j]
-            out[:, j, hi] = quantiles[:, j, hi] + adjust * scale[:, j]
-    return repair_crossing(out)
+    """Rolling CQR alone: ``calibrate_intervals`` with step 0 (the scorecaster only)."""
+    calibrated, _ = calibrate_intervals(
+        quantiles, y, scale, horizons, levels, window, min_scores, [0.0], 0.0, None, 0.0
+    )
+    return calibrated

@@ -11,6 +11,13 @@ import pandas as pd
 from scipy import stats
 
 from forecasters.base import interval_pairs, pinball_loss, quantile_column
+from forecasters.conformal import interval_score
+from forecasters.coverage_tests import (
+    MCS_SIZE,
+    christoffersen_pvalue,
+    kupiec_pvalue,
+    model_confidence_set,
+)
 
 REFERENCE = "random_walk"
 HIT_TOLERANCE = 0.02
@@ -25,9 +32,52 @@ METRIC_KEYS = (
     "width_75_pct",
     "coverage_90",
     "width_90_pct",
+    "interval_score_75",
+    "interval_score_90",
+    "kupiec_pvalue_75",
+    "kupiec_pvalue_90",
     "pinball",
     "mae_ratio_rw",
 )
+NOMINALS = (75, 90)
+TERCILES = ("low", "mid", "high")
+BREAKDOWN_KEYS = ("n", *(f"{k}_{n}{u}" for n in NOMINALS for k, u in (
+    ("coverage", ""), ("width", "_pct"), ("interval_score", ""))))  # fmt: skip
+
+
+def tercile_edges(vol: pd.Series, start=None, end=None) -> tuple[float, float]:
+    """Cut points (1/3 and 2/3 quantiles) of ``vol`` over [start, end] (the training segment)."""
+    window = vol.loc[pd.Timestamp(start) if start else None : _end_of(end)].dropna()
+    if window.empty:
+        raise ValueError(f"no volatility values between {start} and {end} for the tercile cuts")
+    low, high = np.quantile(window.to_numpy(float), [1 / 3, 2 / 3])
+    return float(low), float(high)
+
+
+def _end_of(end):
+    return None if end is None else pd.Timestamp(end) + pd.Timedelta(days=1) - pd.Timedelta(1)
+
+
+def vol_tercile(vol_at_forecast: np.ndarray, edges: tuple[float, float]) -> np.ndarray:
+    """'low' / 'mid' / 'high' of each volatility value against the cut points."""
+    return np.asarray(TERCILES, dtype=object)[np.searchsorted(edges, vol_at_forecast, side="right")]
+
+
+def _interval_figures(r: np.ndarray, bounds: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Coverage, width (% of close_t) and interval score (% log return) of each interval."""
+    out: dict[str, float] = {"n": int(len(r))}
+    for nominal in NOMINALS:
+        if nominal not in bounds or len(r) == 0:
+            for key in ("coverage", "width", "interval_score"):
+                out[f"{key}_{nominal}{'_pct' if key == 'width' else ''}"] = float("nan")
+            continue
+        lo, hi = bounds[nominal]
+        out[f"coverage_{nominal}"] = float(np.mean((r >= lo) & (r <= hi)))
+        out[f"width_{nominal}_pct"] = float(np.mean(np.exp(hi) - np.exp(lo)) * PERCENT)
+        out[f"interval_score_{nominal}"] = float(
+            np.mean(interval_score(lo, hi, r, nominal / PERCENT)) * PERCENT
+        )
+    return out
 
 
 def panel_levels(panel: pd.DataFrame) -> list[float]:
@@ -81,7 +131,9 @@ def evaluate_panel(
     frame: pd.DataFrame,
     start=None,
     end=None,
-) -> dict[str, dict[str, dict[str, float]]]:
+    vol: pd.Series | None = None,
+    edges: tuple[float, float] | None = None,
+) -> dict[str, dict[str, dict]]:
     """Metrics keyed [model][str(horizon)] over forecasts dated in [start, end] with outcomes.
 
     Prices: median price forecast = close_t * exp(q0.500). ``mae_pct``/``rmse_pct``: error in % of
@@ -90,6 +142,14 @@ def evaluate_panel(
     outcomes in the central XX% interval and its mean width in % of close_t; ``pinball``: mean
     pinball loss over levels with returns in percent; ``mae_ratio_rw``: MAE over the random
     walk's on the same dates, with ``dm_pvalue_rw`` its Diebold-Mariano p-value.
+
+    Intervals: ``interval_score_XX`` the mean Winkler score (log return in percent);
+    ``kupiec_pvalue_XX`` and ``christoffersen_pvalue_XX`` the backtests of the misses in date
+    order; ``by_year`` the coverage, width and interval score per calendar year of the forecast
+    date; with ``vol`` (per-bar volatility at forecast time, indexed like the frame) and ``edges``
+    (its tercile cut points from the training segment) the same ``by_vol_tercile``.
+    ``mcs_pvalue``/``in_mcs``: the model confidence set over all models of the horizon on the
+    mean pinball loss per date (dates every model forecast).
     """
     rows = realised(panel, frame)
     dates = pd.DatetimeIndex(rows["date"])
@@ -107,9 +167,13 @@ def evaluate_panel(
         raise ValueError("the panel has no median (q0.500) column")
     pairs = {round(cov * 100): (levels[lo], levels[hi]) for lo, hi, cov in interval_pairs(levels)}
 
+    if vol is not None and edges is not None:
+        rows["vol_tercile"] = vol_tercile(vol.reindex(dates[keep]).to_numpy(float), edges)
     abs_errors: dict[tuple[str, int], pd.Series] = {}
-    metrics: dict[str, dict[str, dict[str, float]]] = {}
+    pinball_by_date: dict[int, dict[str, pd.Series]] = {}
+    metrics: dict[str, dict] = {}
     for (model, horizon), group in rows.groupby(["model", "horizon"], sort=True):
+        group = group.sort_values("date", kind="stable")
         r = group["log_return"].to_numpy()
         actual = group["close_target"].to_numpy()
         predicted = group["close_t"].to_numpy() * np.exp(group[median].to_numpy())
@@ -127,19 +191,31 @@ def evaluate_panel(
                 np.mean(np.sign(group[median].to_numpy()[moving]) == np.sign(r[moving]))
             ),
         }
-        for nominal in (75, 90):
-            if nominal in pairs:
-                lo, hi = (group[quantile_column(q)].to_numpy() for q in pairs[nominal])
-                out[f"coverage_{nominal}"] = float(np.mean((r >= lo) & (r <= hi)))
-                out[f"width_{nominal}_pct"] = float(np.mean(np.exp(hi) - np.exp(lo)) * PERCENT)
-            else:
-                out[f"coverage_{nominal}"] = float("nan")
-                out[f"width_{nominal}_pct"] = float("nan")
+        bounds = {
+            nominal: tuple(group[quantile_column(q)].to_numpy() for q in pairs[nominal])
+            for nominal in NOMINALS
+            if nominal in pairs
+        }
+        out.update(_interval_figures(r, bounds))
+        for nominal in NOMINALS:
+            out[f"kupiec_pvalue_{nominal}"] = float("nan")
+            out[f"christoffersen_pvalue_{nominal}"] = float("nan")
+            if nominal in bounds:
+                lo, hi = bounds[nominal]
+                miss = (r < lo) | (r > hi)
+                out[f"kupiec_pvalue_{nominal}"] = kupiec_pvalue(miss, nominal / PERCENT)
+                out[f"christoffersen_pvalue_{nominal}"] = christoffersen_pvalue(miss)
+        out["by_year"] = _breakdown(r, bounds, pd.DatetimeIndex(group["date"]).year.astype(str))
+        if "vol_tercile" in group.columns:
+            out["by_vol_tercile"] = _breakdown(r, bounds, group["vol_tercile"].to_numpy())
         losses = [
             pinball_loss(r * PERCENT, group[quantile_column(q)].to_numpy() * PERCENT, q)
             for q in levels
         ]
         out["pinball"] = float(np.mean([loss.mean() for loss in losses]))
+        pinball_by_date.setdefault(int(horizon), {})[str(model)] = pd.Series(
+            np.mean(losses, axis=0), index=group["date"].to_numpy()
+        )
         for q, loss in zip(levels, losses, strict=True):
             out[f"pinball_{quantile_column(q)}"] = float(loss.mean())
         metrics.setdefault(str(model), {})[str(int(horizon))] = out
@@ -157,7 +233,28 @@ def evaluate_panel(
         out["dm_pvalue_rw"] = (
             float("nan") if model == REFERENCE else diebold_mariano_pvalue(a, b, int(horizon))
         )
+    for horizon, losses in pinball_by_date.items():
+        pvalues = model_confidence_set(pd.DataFrame(losses))
+        for model, pvalue in pvalues.items():
+            metrics[model][str(horizon)]["mcs_pvalue"] = pvalue
+            metrics[model][str(horizon)]["in_mcs"] = bool(pvalue > MCS_SIZE)
     return metrics
+
+
+def _breakdown(r: np.ndarray, bounds: dict, labels: np.ndarray) -> dict[str, dict]:
+    """``_interval_figures`` per label (year or tercile), labels in sorted order."""
+    labels = np.asarray(labels)
+    return {
+        str(label): _interval_figures(
+            r[labels == label],
+            {k: (lo[labels == label], hi[labels == label]) for k, (lo, hi) in bounds.items()},
+        )
+        for label in sorted(set(labels.tolist()), key=_label_order)
+    }
+
+
+def _label_order(label: str):
+    return (TERCILES.index(label), "") if label in TERCILES else (len(TERCILES), label)
 
 
 def metrics_table(metrics: dict) -> str:
@@ -172,13 +269,67 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_metrics(metrics: dict, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``metrics.json`` and ``metrics.md`` into ``out_dir`` (atomically)."""
+INTERVAL_COLUMNS = (
+    "coverage_75",
+    "width_75_pct",
+    "interval_score_75",
+    "kupiec_pvalue_75",
+    "christoffersen_pvalue_75",
+    "coverage_90",
+    "width_90_pct",
+    "interval_score_90",
+    "kupiec_pvalue_90",
+    "christoffersen_pvalue_90",
+    "pinball",
+    "mcs_pvalue",
+)
+
+
+def interval_tables(metrics: dict) -> str:
+    """Markdown: interval backtests per model and horizon, then per year and per vol tercile."""
+    parts = ["## Intervals by horizon\n", _table(metrics, None, INTERVAL_COLUMNS)]
+    parts.append(
+        "Interval score: Winkler score in % log return (lower is better). Kupiec: unconditional "
+        "coverage; Christoffersen: independence of misses (h > 1 forecasts overlap, so misses "
+        f"cluster by construction). MCS: p-value in the {1 - MCS_SIZE:.0%} model confidence set "
+        "on the mean pinball loss (arch.bootstrap.MCS).\n"
+    )
+    for key, title in (("by_year", "calendar year"), ("by_vol_tercile", "volatility tercile")):
+        if any(key in by_h[h] for by_h in metrics.values() for h in by_h):
+            parts += [f"## Intervals by {title}\n", _table(metrics, key, BREAKDOWN_KEYS)]
+    return "\n".join(parts)
+
+
+def _table(metrics: dict, breakdown: str | None, columns) -> str:
+    head = ["model", "h", *([breakdown.removeprefix("by_")] if breakdown else []), *columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model in sorted(metrics):
+        for horizon in sorted(metrics[model], key=int):
+            values = metrics[model][horizon]
+            groups = values.get(breakdown, {}) if breakdown else {"": values}
+            for label, figures in groups.items():
+                cells = [model, horizon, *([label] if breakdown else [])]
+                cells += [_cell(figures.get(k, float("nan"))) for k in columns]
+                lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    return str(value) if isinstance(value, int | bool) else f"{value:.3f}"
+
+
+def write_metrics(
+    metrics: dict, out_dir: str | Path, extra_markdown: str = ""
+) -> tuple[Path, Path]:
+    """Write ``metrics.json`` and ``metrics.md`` (tables plus ``extra_markdown``), atomically."""
     from common.io import write_text_atomic
 
     out_dir = Path(out_dir)
     json_path = write_text_atomic(
         json.dumps(metrics, indent=2, sort_keys=True, allow_nan=True), out_dir / "metrics.json"
     )
-    md_path = write_text_atomic(metrics_table(metrics), out_dir / "metrics.md")
+    markdown = "\n".join(
+        ["# Forecast metrics\n", metrics_table(metrics), interval_tables(metrics), extra_markdown]
+    )
+    md_path = write_text_atomic(markdown, out_dir / "metrics.md")
     return json_path, md_path

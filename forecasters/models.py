@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Self
 
 import numpy as np
@@ -194,9 +195,7 @@ class LSTMQuantile(QuantileForecaster):
         targets = torch.from_numpy(z[rows].astype(np.float32))
         levels = torch.tensor(self.levels, dtype=torch.float32)
 
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(p.num_threads)
-        try:
+        with _deterministic_torch(p.num_threads):
             torch.manual_seed(self.seed)
             generator = torch.Generator().manual_seed(self.seed)
             self._net = _LSTMNet(values.shape[1], p, len(self.horizons), len(self.levels))
@@ -215,8 +214,6 @@ class LSTMQuantile(QuantileForecaster):
                     loss.backward()
                     optimiser.step()
             self._net.eval()
-        finally:
-            torch.set_num_threads(previous_threads)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -224,14 +221,31 @@ class LSTMQuantile(QuantileForecaster):
 
         values = self._standardise(X)
         inputs = torch.from_numpy(self._sequences(values, np.arange(len(X))))
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(self.params.num_threads)
-        try:
-            with torch.no_grad():
-                out = self._net(inputs).numpy().astype(np.float64)
-        finally:
-            torch.set_num_threads(previous_threads)
+        with _deterministic_torch(self.params.num_threads), torch.no_grad():
+            out = self._net(inputs).numpy().astype(np.float64)
         return repair_crossing(out * self._horizon_scale(X)[:, :, None])
+
+
+@contextmanager
+def _deterministic_torch(num_threads: int):
+    """Fixed thread count, deterministic kernels and no oneDNN (its kernels depend on the CPU's
+    instruction set) inside the block; the previous settings are restored afterwards."""
+    import torch
+
+    previous = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.mkldnn.enabled,
+    )
+    torch.set_num_threads(num_threads)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous[0])
+        torch.use_deterministic_algorithms(previous[1])
+        torch.backends.mkldnn.enabled = previous[2]
 
 
 def _LSTMNet(n_features: int, p, n_horizons: int, n_levels: int):

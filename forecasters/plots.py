@@ -12,6 +12,11 @@ from forecasters.metrics import realised
 
 BAND_LEVELS = (0.125, 0.875)
 """The 75% band drawn around the median price forecast."""
+WIDE_BAND_LEVELS = (0.05, 0.95)
+"""The 90% band drawn around it, lighter."""
+ROLLING_COVERAGE_BARS = 30
+REGIME_COLOURS = {"mid": "#fdf1c7", "high": "#f8c9c4"}
+"""Background of the bars whose volatility at forecast time is in the mid or high tercile."""
 
 
 def _pyplot():
@@ -32,13 +37,19 @@ def _model_rows(panel, frame, model, start, end):
     if end is not None:
         keep &= dates <= pd.Timestamp(end)
     rows = rows[keep & rows["close_target"].notna().to_numpy()]
-    for q in (0.5, *BAND_LEVELS):
+    for q in (0.5, *BAND_LEVELS, *WIDE_BAND_LEVELS):
+        if quantile_column(q) not in rows.columns:
+            raise ValueError(f"the panel has no {quantile_column(q)} column to plot")
         rows[f"price_{q}"] = rows["close_t"] * np.exp(rows[quantile_column(q)])
     return rows
 
 
 def plot_price_bands(panel, frame, path, model="ensemble", start=None, end=None) -> Path:
-    """Actual vs median predicted price with the 75% band, one panel per horizon (target dates)."""
+    """Actual vs median predicted price with the 75% and 90% bands, one panel per horizon.
+
+    Each forecast is drawn at its target date, so the band at a date is the one made h bars
+    before it.
+    """
     plt = _pyplot()
     rows = _model_rows(panel, frame, model, start, end)
     horizons = sorted(rows["horizon"].unique())
@@ -50,9 +61,20 @@ def plot_price_bands(panel, frame, path, model="ensemble", start=None, end=None)
         x = pd.DatetimeIndex(g["target_date"])
         ax.fill_between(
             x,
+            g[f"price_{WIDE_BAND_LEVELS[0]}"],
+            g[f"price_{WIDE_BAND_LEVELS[1]}"],
+            color="tab:blue",
+            alpha=0.15,
+            lw=0,
+            label="90% band",
+        )
+        ax.fill_between(
+            x,
             g[f"price_{BAND_LEVELS[0]}"],
             g[f"price_{BAND_LEVELS[1]}"],
+            color="tab:blue",
             alpha=0.3,
+            lw=0,
             label="75% band",
         )
         ax.plot(x, g["close_target"], color="black", lw=0.8, label="actual")
@@ -115,6 +137,86 @@ def plot_rolling_window(panel, frame, path, model="ensemble", end=None, window_b
         ax.set_ylabel(f"h={h}")
         ax.legend(loc="upper left", fontsize=7)
     axes[0, 0].set_title(f"{model}: rolling {window_bars}-bar window of daily forecasts")
+    return _save(fig, plt, path)
+
+
+def plot_rolling_coverage(
+    panel,
+    frame,
+    path,
+    tercile: pd.Series | None = None,
+    model="ensemble",
+    start=None,
+    end=None,
+    window_bars: int = ROLLING_COVERAGE_BARS,
+) -> Path:
+    """Rolling ``window_bars`` coverage of the 75% and 90% intervals against nominal, per horizon.
+
+    ``tercile`` ('low'/'mid'/'high' volatility at forecast time, indexed by date) shades the
+    background of mid and high volatility bars.
+    """
+    plt = _pyplot()
+    rows = _model_rows(panel, frame, model, start, end)
+    horizons = sorted(rows["horizon"].unique())
+    fig, axes = plt.subplots(
+        len(horizons), 1, figsize=(11, 2.2 * len(horizons)), sharex=True, squeeze=False
+    )
+    for ax, h in zip(axes[:, 0], horizons, strict=True):
+        g = rows[rows["horizon"] == h].sort_values("date")
+        x = pd.DatetimeIndex(g["date"])
+        r = g["log_return"].to_numpy()
+        if tercile is not None:
+            _shade_regimes(ax, x, tercile.reindex(x).to_numpy())
+        for (lo, hi), colour in ((BAND_LEVELS, "tab:blue"), (WIDE_BAND_LEVELS, "tab:green")):
+            nominal = hi - lo
+            inside = (r >= g[quantile_column(lo)].to_numpy()) & (
+                r <= g[quantile_column(hi)].to_numpy()
+            )
+            rolling = pd.Series(inside.astype(float)).rolling(window_bars).mean().to_numpy()
+            ax.plot(x, rolling, color=colour, lw=1, label=f"{nominal:.0%} interval")
+            ax.axhline(nominal, color=colour, ls="--", lw=0.8)
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel(f"h={h}")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if tercile is not None:
+        from matplotlib.patches import Patch
+
+        handles += [Patch(color=c, label=f"{k} vol tercile") for k, c in REGIME_COLOURS.items()]
+    axes[0, 0].legend(handles=handles, loc="lower left", fontsize=7, ncol=4)
+    axes[0, 0].set_title(
+        f"{model}: rolling {window_bars}-bar coverage (dashed: nominal), by forecast date"
+    )
+    return _save(fig, plt, path)
+
+
+def _shade_regimes(ax, x: pd.DatetimeIndex, labels: np.ndarray) -> None:
+    """Shade runs of consecutive bars with the same mid/high tercile label."""
+    start = 0
+    for i in range(1, len(x) + 1):
+        if i == len(x) or labels[i] != labels[start]:
+            colour = REGIME_COLOURS.get(labels[start])
+            if colour is not None:
+                right = x[i] if i < len(x) else x[-1]
+                ax.axvspan(x[start], right, color=colour, lw=0, zorder=0)
+            start = i
+
+
+def plot_hit_rate(metrics: dict, path, tolerance_pct: float = 2.0) -> Path:
+    """Share of median price forecasts within +/-``tolerance_pct``% of the outcome, by horizon."""
+    plt = _pyplot()
+    models = sorted(metrics)
+    horizons = sorted({int(h) for by_h in metrics.values() for h in by_h})
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / max(len(models), 1)
+    for k, model in enumerate(models):
+        values = [metrics[model].get(str(h), {}).get("hit_2pct", np.nan) for h in horizons]
+        ax.bar(np.arange(len(horizons)) + k * width, values, width, label=model)
+    ax.set_xticks(np.arange(len(horizons)) + width * (len(models) - 1) / 2, horizons)
+    ax.set_xlabel("horizon (bars)")
+    ax.set_ylabel(f"share within +/-{tolerance_pct:g}%")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"median price forecast within +/-{tolerance_pct:g}% of the outcome")
+    ax.legend(fontsize=8, ncol=3, loc="lower left")
     return _save(fig, plt, path)
 
 

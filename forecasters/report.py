@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from forecasters.config import ForecastConfig
-from forecasters.metrics import evaluate_panel, write_metrics
-from forecasters.plots import plot_coverage, plot_price_bands, plot_rolling_window
-from forecasters.walkforward import ENSEMBLE, load_or_make_panel
+from forecasters.metrics import evaluate_panel, tercile_edges, vol_tercile, write_metrics
+from forecasters.plots import (
+    plot_coverage,
+    plot_hit_rate,
+    plot_price_bands,
+    plot_rolling_coverage,
+    plot_rolling_window,
+)
+from forecasters.walkforward import ENSEMBLE, STEPS_ATTR, load_or_make_panel, vol_per_bar
+
+PLOTS = (
+    "price_bands.png",
+    "rolling_coverage.png",
+    "hit_rate.png",
+    "coverage.png",
+    "rolling_30d.png",
+)
+"""The PNGs ``run_report`` writes."""
 
 
 def run_report(
@@ -21,23 +37,71 @@ def run_report(
     eval_end,
     progress: bool = True,
     features: pd.DataFrame | None = None,
+    regime_start=None,
+    regime_end=None,
 ) -> dict:
-    """Write ``panel.parquet``, ``metrics.json``, ``metrics.md``, plots and the forecast config."""
-    from common.io import write_parquet_atomic, write_text_atomic
+    """Write ``panel.parquet``, ``metrics.json``, ``metrics.md``, plots and the forecast config.
+
+    Volatility terciles use the per-bar volatility known at forecast time (implied-vol index,
+    realised where it is missing) with cut points from [regime_start, regime_end] (the training
+    segment); without them, from every bar before ``eval_start``.
+    """
+    from common.io import write_json_atomic, write_parquet_atomic, write_text_atomic
 
     out_dir = Path(out_dir)
+    config = config.resolved()
     panel = load_or_make_panel(frame, config, progress=progress, features=features)
     write_parquet_atomic(panel, out_dir / "panel.parquet")
-    resolved = config.resolved().model_dump(mode="json")
     write_text_atomic(
-        yaml.safe_dump({"forecast": resolved}, sort_keys=False), out_dir / "forecast_config.yaml"
+        yaml.safe_dump({"forecast": config.model_dump(mode="json")}, sort_keys=False),
+        out_dir / "forecast_config.yaml",
     )
-    metrics = evaluate_panel(panel, frame, eval_start, eval_end)
-    write_metrics(metrics, out_dir)
+    vol = vol_per_bar(frame, config)
+    if regime_start is None and regime_end is None:
+        before = vol.index < pd.Timestamp(eval_start) if eval_start is not None else slice(None)
+        edges = tercile_edges(vol[before])
+    else:
+        edges = tercile_edges(vol, regime_start, regime_end)
+    metrics = evaluate_panel(panel, frame, eval_start, eval_end, vol=vol, edges=edges)
+    steps = panel.attrs.get(STEPS_ATTR, [])
+    write_json_atomic(
+        {"tercile_edges_per_bar": list(edges), "steps": steps}, out_dir / "conformal.json"
+    )
+    write_metrics(metrics, out_dir, _calibration_markdown(frame, edges, steps))
     model = ENSEMBLE if ENSEMBLE in metrics else sorted(metrics)[0]
+    tercile = pd.Series(vol_tercile(vol.to_numpy(float), edges), index=vol.index)
     plot_price_bands(
         panel, frame, out_dir / "price_bands.png", model=model, start=eval_start, end=eval_end
     )
+    plot_rolling_coverage(
+        panel, frame, out_dir / "rolling_coverage.png", tercile, model, eval_start, eval_end
+    )
+    plot_hit_rate(metrics, out_dir / "hit_rate.png")
     plot_coverage(metrics, out_dir / "coverage.png")
     plot_rolling_window(panel, frame, out_dir / "rolling_30d.png", model=model, end=eval_end)
     return metrics
+
+
+def _calibration_markdown(frame: pd.DataFrame, edges, steps: list[dict]) -> str:
+    from data import bars_per_year
+
+    annual = np.sqrt(bars_per_year(frame.index))
+    lines = [
+        "## Calibration\n",
+        f"Volatility tercile cut points (annualised): {edges[0] * annual:.3f}, "
+        f"{edges[1] * annual:.3f}.\n",
+    ]
+    if steps:
+        lines += [
+            "Tracking steps chosen on the selection window (validation segment):\n",
+            "| model | h | interval | method | step | coverage there | interval score there | n |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for s in steps:
+            lines.append(
+                f"| {s['model']} | {s['horizon']} | {s['coverage_nominal']:.2f} | {s['method']} | "
+                f"{s['step']:g} | "
+                f"{s['coverage_selection']:.3f} | {s['interval_score_selection']:.5f} | "
+                f"{s['n_selection']} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data.calendar import horizon_bars
 from forecasters.base import (
     RETURN_COLUMN,
     VOL_COLUMN,
@@ -21,13 +22,15 @@ from forecasters.base import (
     wide_column,
 )
 from forecasters.config import ForecastConfig
-from forecasters.conformal import rolling_cqr
+from forecasters.conformal import StepChoice, calibrate_intervals
 from forecasters.ensemble import StackedEnsemble
 from forecasters.models import make_forecaster
 
-PANEL_VERSION = "1"
+PANEL_VERSION = "2"
 """Bump when the panel's meaning changes so that cached panels are not reused."""
 ENSEMBLE = "ensemble"
+STEPS_ATTR = "conformal_steps"
+"""``panel.attrs`` key: the tracking steps chosen per model, horizon and interval (records)."""
 
 
 def vol_per_bar(frame: pd.DataFrame, config: ForecastConfig) -> pd.Series:
@@ -93,6 +96,24 @@ def _check_frame(frame: pd.DataFrame) -> None:
         )
 
 
+def for_frame(config: ForecastConfig, index: pd.DatetimeIndex) -> ForecastConfig:
+    """``config`` with ``horizons`` in bars of this frame when ``horizons_hours`` is set.
+
+    Hours map to bars through the frame's bar interval and the regular session
+    (``data.calendar.horizon_bars``: 24h is one session ahead); distinct hours that land on the
+    same bar count are an error.
+    """
+    if config.horizons_hours is None:
+        return config
+    bars = [horizon_bars(hours, index) for hours in config.horizons_hours]
+    if len(set(bars)) != len(bars):
+        raise ValueError(
+            f"forecast.horizons_hours {config.horizons_hours} map to bars {bars} on this frame; "
+            "each horizon must be a distinct number of bars"
+        )
+    return config.model_copy(update={"horizons": bars})
+
+
 def refit_positions(index: pd.DatetimeIndex, config: ForecastConfig) -> list[int]:
     """Bar positions where the members are refitted; the first is the first forecast."""
     first = config.min_train_bars
@@ -145,7 +166,7 @@ def walk_forward(
     and conformal adjustments use only forecasts resolved by t. ``features`` defaults to
     ``data.build_features(frame)``.
     """
-    config = config.resolved()
+    config = for_frame(config.resolved(), frame.index)
     inputs = model_inputs(frame, config, features)
     targets = forward_log_returns(frame["close"], config.horizons)
     refits = refit_positions(frame.index, config)
@@ -156,8 +177,13 @@ def walk_forward(
         )
     raw = member_forecasts(inputs, targets, config, progress)
     scale = horizon_scale(inputs[VOL_COLUMN].to_numpy(float), config.horizons)
-    forecasts = combine_forecasts(raw, targets, scale, refits, config)
-    return _long_panel(frame.index, forecasts, refits[0], config)
+    steps: dict[str, list[StepChoice]] = {}
+    forecasts = combine_forecasts(raw, targets, scale, refits, config, frame.index, steps)
+    panel = _long_panel(frame.index, forecasts, refits[0], config)
+    panel.attrs[STEPS_ATTR] = [
+        {"model": name, **vars(choice)} for name, chosen in steps.items() for choice in chosen
+    ]
+    return panel
 
 
 def member_forecasts(
@@ -193,8 +219,15 @@ def combine_forecasts(
     scale: np.ndarray,
     refits: list[int],
     config: ForecastConfig,
+    index: pd.DatetimeIndex | None = None,
+    steps: dict[str, list[StepChoice]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Repair crossing, add the stacked ensemble, then calibrate with rolling CQR (all causal)."""
+    """Repair crossing, add the stacked ensemble, then calibrate the intervals (all causal).
+
+    ``index`` (the frame's) places the step-selection window; without it, or without
+    ``config.conformal.select_start``, the default step is used. The chosen steps are recorded
+    into ``steps`` by model when it is given.
+    """
     forecasts = {name: repair_crossing(pred) for name, pred in raw.items()}
     stack_names = list(config.members) + (
         list(config.references) if config.ensemble.include_references else []
@@ -207,8 +240,9 @@ def combine_forecasts(
             for m in forecasts
             if m not in config.references or config.conformal.calibrate_references
         ]
+        span = _selection_span(index, config)
         for name in calibrate:
-            forecasts[name] = rolling_cqr(
+            forecasts[name], chosen = calibrate_intervals(
                 forecasts[name],
                 targets,
                 scale,
@@ -216,8 +250,25 @@ def combine_forecasts(
                 config.quantile_levels,
                 config.conformal.window_forecasts,
                 config.conformal.min_forecasts,
+                config.conformal.step_grid,
+                config.conformal.default_step,
+                span,
+                config.conformal.coverage_tolerance,
             )
+            if steps is not None:
+                steps[name] = chosen
     return forecasts
+
+
+def _selection_span(index: pd.DatetimeIndex | None, config: ForecastConfig):
+    """(first, last) rows of the step-selection window in ``index``; None when not set or empty."""
+    conformal = config.conformal
+    if index is None or conformal.select_start is None:
+        return None
+    first = int(index.searchsorted(pd.Timestamp(conformal.select_start)))
+    after_end = pd.Timestamp(conformal.select_end) + pd.Timedelta(days=1)
+    last = int(index.searchsorted(after_end)) - 1
+    return (first, last) if last >= first else None
 
 
 def _stack(forecasts, stack_names, targets, scale, refits, config) -> np.ndarray:
@@ -297,7 +348,7 @@ def load_or_make_panel(
     make: Callable[..., pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """The cached panel for this config and data, computed (and written atomically) if missing."""
-    config = config.resolved()
+    config = for_frame(config.resolved(), frame.index)
     if features is None:  # hashed too, so that a change to the feature code is a new key
         from data import build_features
 
@@ -315,6 +366,7 @@ def load_or_make_panel(
 
 __all__ = [
     "ENSEMBLE",
+    "for_frame",
     "forward_log_returns",
     "load_or_make_panel",
     "model_inputs",

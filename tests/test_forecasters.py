@@ -28,6 +28,7 @@ from forecasters import (
 from forecasters.conformal import rolling_cqr
 from forecasters.ensemble import pinball_weights
 from forecasters.metrics import METRIC_KEYS, diebold_mariano_pvalue, evaluate_panel
+from forecasters.report import PLOTS
 
 LEVELS = [0.05, 0.125, 0.5, 0.875, 0.95]
 
@@ -287,14 +288,13 @@ def test_cli_writes_panel_metrics_and_plots(tmp_path):
     assert set(METRIC_KEYS) <= set(metrics["ensemble"]["3"])
     panel = pd.read_parquet(out / "panel.parquet")
     assert panel["date"].min() >= pd.Timestamp("2014-01-01")
-    for name in (
-        "metrics.md",
-        "price_bands.png",
-        "coverage.png",
-        "rolling_30d.png",
-        "forecast_config.yaml",
-    ):
+    for name in ("metrics.md", "forecast_config.yaml", "conformal.json", *PLOTS):
         assert (out / name).stat().st_size > 0
+    ensemble = metrics["ensemble"]["3"]
+    assert {"interval_score_75", "kupiec_pvalue_90", "mcs_pvalue", "by_year"} <= set(ensemble)
+    assert set(ensemble["by_vol_tercile"]) <= {"low", "mid", "high"}
+    report = (out / "metrics.md").read_text()
+    assert "Intervals by volatility tercile" in report and "Intervals by calendar year" in report
 
 
 def test_tune_writes_params_that_training_uses(market, tmp_path):
