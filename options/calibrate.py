@@ -77,7 +77,7 @@ def calibration_quotes(cm: ChainMarket) -> pd.DataFrame:
 
 
 def _cfg(x: np.ndarray, base: SurfaceConfig) -> SurfaceConfig:
-    return base.model_copy(update={name: float(v) for name, v in zip(FITTED_FIELDS, x)})
+    return base.model_copy(update={name: float(v) for name, v in zip(FITTED_FIELDS, x, strict=True)})
 
 
 def _model_iv(x: np.ndarray, index: np.ndarray, log_m: np.ndarray, t: np.ndarray,
