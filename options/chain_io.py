@@ -167,13 +167,17 @@ def _match(raw: pd.DataFrame, wanted: dict[str, tuple[str, ...]]) -> dict[str, s
 
 
 def detect_chain_format(columns) -> str | None:
-    """The layout (one of :data:`CHAIN_FORMATS`) whose required columns all appear, else None."""
+    """The layout (one of :data:`CHAIN_FORMATS`) whose required columns all appear; else the
+    one with most of them (at least half, so that a missing column is reported by name);
+    else None."""
     canon = {_canonical(c) for c in columns}
+    scores = {}
     for name in ("cboe", "wide", "eod"):
         required, _ = _LAYOUTS[name]
-        if all(any(a in canon for a in aliases) for aliases in required.values()):
-            return name
-    return None
+        hits = sum(any(a in canon for a in aliases) for aliases in required.values())
+        scores[name] = hits / len(required)
+    best = max(scores, key=scores.get)
+    return best if scores[best] >= 0.5 else None
 
 
 def _parse_dates(series: pd.Series, path: Path, column: str, raw: pd.DataFrame) -> pd.Series:

@@ -34,6 +34,7 @@ __all__ = [
     "MIN_STRIKES_PER_SIDE",
     "MIN_TERM_DTE_DAYS",
     "TARGET_DTE_DAYS",
+    "cboe_strip",
     "chain_vix_index",
     "term_variance",
     "vix_from_terms",
@@ -52,8 +53,10 @@ SMILE_GRID_SD = (8.0, 5.0)
 measurable."""
 
 
-def _strip(strikes, call_mid, call_bid, put_mid, put_bid, rate, t_years):
-    """(forward, K0, strikes of the strip, Q of the strip, n puts, n calls)."""
+def cboe_strip(strikes, call_mid, call_bid, put_mid, put_bid, rate, t_years):
+    """CBOE steps 1-2 on one expiry's quotes (arrays by ascending strike; NaN where a side
+    has no quote). Returns ``(forward, K0, strip strikes, strip Q, {"put": n, "call": n})``
+    with the number of out-of-the-money strikes kept on each side."""
     both = np.isfinite(call_mid) & np.isfinite(put_mid)
     if not both.any():
         raise ChainDataError("no strike has both a call and a put quote")
@@ -130,7 +133,7 @@ def _listed_term(g: pd.DataFrame, rate: float):
 
     t = g["dte_days"].iloc[0] / DAYS_PER_YEAR
     try:
-        fwd, k0, ks, qs, n_side = _strip(strikes, col("mid_per_share", "call"),
+        fwd, k0, ks, qs, n_side = cboe_strip(strikes, col("mid_per_share", "call"),
                                          col("bid_per_share", "call"),
                                          col("mid_per_share", "put"),
                                          col("bid_per_share", "put"), rate, t)
