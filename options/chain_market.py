@@ -25,6 +25,7 @@ import pandas as pd
 from common.errors import UserInputError
 from options.chain_io import one_root_per_contract
 from options.smile import (
+    ChainDataError,
     SmileFit,
     chain_dividend_yield,
     fit_smiles,
@@ -116,8 +117,11 @@ def _frame_on(frame: pd.DataFrame | None, col: str, dates: pd.DatetimeIndex) -> 
 
 def prepare_chain_market(chain: pd.DataFrame, *, frame: pd.DataFrame | None = None,
                          rate: float | None = None,
-                         tolerance_pct: float = DEFAULT_UNDERLYING_TOLERANCE_PCT) -> ChainMarket:
-    """See the module docstring. ``frame`` may be None (no market frame)."""
+                         tolerance_pct: float = DEFAULT_UNDERLYING_TOLERANCE_PCT,
+                         fit_all_smiles: bool = True) -> ChainMarket:
+    """See the module docstring. ``frame`` may be None (no market frame). With
+    ``fit_all_smiles=False`` the smiles are fitted only when the index needs them (chains too
+    sparse for the listed-strike method) and ``fits`` is otherwise empty."""
     chain = one_root_per_contract(chain)
     spot = chain.groupby("quote_date")["underlying_price"].first()
     dates = pd.DatetimeIndex(spot.index)
@@ -141,8 +145,16 @@ def prepare_chain_market(chain: pd.DataFrame, *, frame: pd.DataFrame | None = No
     forwards = implied_forwards(chain, used_rate)
     q = chain_dividend_yield(forwards) if len(forwards) else None
     ivs = market_ivs(chain, used_rate, q, forwards)
-    fits = fit_smiles(ivs)
-    vix = chain_vix_index(chain, used_rate, fits)
+    fits: dict = {}
+    vix = None
+    if not fit_all_smiles:
+        try:
+            vix = chain_vix_index(chain, used_rate, None)
+        except ChainDataError:
+            vix = None
+    if vix is None:
+        fits = fit_smiles(ivs)
+        vix = chain_vix_index(chain, used_rate, fits)
     frame_index = _frame_on(frame, "iv_index", dates)
     index = frame_index.fillna(vix["iv_index"].reindex(dates))
     source = pd.Series(np.where(frame_index.notna(), "frame", "chain_vix"), index=dates)

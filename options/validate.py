@@ -289,7 +289,8 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     cfg = load_surface_config(args.surface) if args.surface else SurfaceConfig()
     chain = read_chain(args.chain, args.format, drop_crossed=args.drop_crossed)
-    cm = prepare_chain_market(chain, frame=load_frame(args.market), rate=args.rate)
+    cm = prepare_chain_market(chain, frame=load_frame(args.market), rate=args.rate,
+                              fit_all_smiles=False)
     doc, cmp = validation_summary(cm, cfg)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
