@@ -54,6 +54,7 @@ __all__ = [
     "NS_PER_DAY",
     "dte_days",
     "expiry_close_ns",
+    "is_session",
     "session_close_offset_ns",
     "listed_expiries",
     "nearest_expiry",
@@ -284,3 +285,11 @@ def t_years_to_expiry(as_of, expiry) -> float:
 def dte_days(as_of, expiry) -> int:
     """Calendar days from ``as_of``'s date to ``expiry``'s date (negative once past)."""
     return int((_naive(expiry).normalize() - _naive(as_of).normalize()).days)
+
+
+def is_session(dates) -> np.ndarray:
+    """Boolean mask: which of ``dates`` (normalised to days) are XNYS trading sessions."""
+    days = pd.DatetimeIndex(pd.to_datetime(dates)).normalize().to_numpy().astype("datetime64[D]")
+    sessions = _sessions()
+    idx = np.clip(np.searchsorted(sessions, days), 0, len(sessions) - 1)
+    return sessions[idx] == days

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from options.calendar import dte_days, t_years_to_expiry
+from options.chain_io import ChainFileError
 from options.costs import CostConfig, bid_ask_per_share
 from options.positions import MarketState
 from options.pricing import DAYS_PER_YEAR, bs_greeks, bs_price, implied_vol_vectorized
@@ -73,10 +74,6 @@ _TYPE_VALUES = {
     "p": "put",
     "puts": "put",
 }
-
-
-class ChainFileError(ValueError):
-    """A chain file that cannot be used; the message names file, column, count, first row."""
 
 
 # --------------------------------------------------------------------------- model chains

@@ -9,7 +9,13 @@ elsewhere (:func:`atm_iv_series`). A strike's volatility is then (:func:`iv_at`)
     slope(T) = put_skew_slope_1y / sqrt(max(T, skew_min_t_years))
     iv       = atm(T) - slope(T) * k                 for k <= 0 (put wing)
     iv       = atm(T) - call_wing_slope_ratio * slope(T) * k   for k > 0 (call wing)
+    iv      += put_wing_curvature_1y / max(T, skew_min_t_years) * k^2   for k <= 0
+    iv      += call_wing_curvature_1y / max(T, skew_min_t_years) * k^2  for k > 0
     iv       = clip(iv, iv_floor_annualized, iv_cap_annualized)
+
+The curvature terms default to 0 (and are then skipped, so the default surface is unchanged
+bit for bit); calibrated surfaces (``python -m options.calibrate``, files
+``configs/surface_*.yaml`` read by :func:`load_surface_config`) set them.
 
 with ``theta = long_run_iv_annualized^2``, ``kappa = term_mean_reversion_per_year`` and
 ``T_ref = term_reference_dte_days / 365``. Log-moneyness is taken against spot, not the
@@ -25,8 +31,10 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from common.errors import UserInputError
 from common.units import TRADING_DAYS_PER_YEAR
 from options.pricing import DAYS_PER_YEAR
 
@@ -38,6 +46,7 @@ __all__ = [
     "iv_at",
     "iv_at_params",
     "iv_at_scalar",
+    "load_surface_config",
     "realized_vol_series",
     "surface_params",
 ]
@@ -68,6 +77,11 @@ class SurfaceConfig(BaseModel):
     - ``index_to_atm_ratio = 1.0``: VIX is a variance-swap rate and usually sits 1-2 points
       above 30-day ATM implied vol; 1.0 keeps the architecture's reading of ``iv_index`` as
       the ATM level; set about 0.9 to model the gap.
+    - ``put_wing_curvature_1y = 0``, ``call_wing_curvature_1y = 0``: convexity of each wing
+      in log-moneyness (scaled by 1/T like an SVI wing); 0 keeps the linear wings.
+    - ``dividend_yield_annualized = None``: the continuous dividend yield calibrated from
+      put-call parity on real chains; None leaves the environment's ``dividend_yield``
+      (``EnvConfig.dividend_yield``) in charge. Where set, it is the yield to price with.
     - ``realized_window_bars = 21`` (one trading month on daily bars), annualised with the
       frame's own bars per year (passed to :func:`atm_iv_series`): the
       realised-volatility proxy, close-to-close.
@@ -83,7 +97,10 @@ class SurfaceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     put_skew_slope_1y: float = Field(0.20, ge=0.0)
-    call_wing_slope_ratio: float = Field(0.3, ge=0.0, le=1.0)
+    call_wing_slope_ratio: float = Field(0.3, ge=0.0, le=3.0)
+    put_wing_curvature_1y: float = 0.0
+    call_wing_curvature_1y: float = 0.0
+    dividend_yield_annualized: float | None = Field(None, ge=-0.05, le=0.2)
     skew_min_t_years: float = Field(7.0 / 365.0, gt=0.0)
     term_reference_dte_days: float = Field(30.0, gt=0.0)
     long_run_iv_annualized: float = Field(0.20, gt=0.0)
@@ -167,7 +184,11 @@ def iv_at(atm_iv, spot, strike, t_years, cfg: SurfaceConfig):
     log_m = np.log(k_ / s)
     slope = cfg.put_skew_slope_1y / np.sqrt(np.maximum(t, cfg.skew_min_t_years))
     wing = np.where(log_m > 0, cfg.call_wing_slope_ratio, 1.0)
-    iv = np.clip(base - slope * wing * log_m, cfg.iv_floor_annualized, cfg.iv_cap_annualized)
+    raw = base - slope * wing * log_m
+    if cfg.put_wing_curvature_1y != 0.0 or cfg.call_wing_curvature_1y != 0.0:
+        curv = np.where(log_m > 0, cfg.call_wing_curvature_1y, cfg.put_wing_curvature_1y)
+        raw = raw + curv / np.maximum(t, cfg.skew_min_t_years) * log_m * log_m
+    iv = np.clip(raw, cfg.iv_floor_annualized, cfg.iv_cap_annualized)
     return float(iv) if iv.ndim == 0 else iv
 
 
@@ -182,6 +203,8 @@ class SurfaceParams(NamedTuple):
     skew_min_t_years: float
     iv_floor_annualized: float
     iv_cap_annualized: float
+    put_wing_curvature_1y: float = 0.0
+    call_wing_curvature_1y: float = 0.0
 
 
 def surface_params(cfg: SurfaceConfig) -> SurfaceParams:
@@ -196,6 +219,8 @@ def surface_params(cfg: SurfaceConfig) -> SurfaceParams:
         cfg.skew_min_t_years,
         cfg.iv_floor_annualized,
         cfg.iv_cap_annualized,
+        cfg.put_wing_curvature_1y,
+        cfg.call_wing_curvature_1y,
     )
 
 
@@ -214,6 +239,10 @@ def iv_at_params(
     if log_m > 0.0:
         slope *= p.call_wing_slope_ratio
     iv = base - slope * log_m
+    curv = p.call_wing_curvature_1y if log_m > 0.0 else p.put_wing_curvature_1y
+    if curv != 0.0:
+        t_eff = t_years if t_years > p.skew_min_t_years else p.skew_min_t_years
+        iv += curv / t_eff * log_m * log_m
     if iv < p.iv_floor_annualized:
         return p.iv_floor_annualized
     if iv > p.iv_cap_annualized:
@@ -288,3 +317,38 @@ def atm_iv_series(frame: pd.DataFrame, cfg: SurfaceConfig | None = None, *,
     )
     out = iv.where(iv.notna(), rv * ratio) * cfg.index_to_atm_ratio
     return out.rename("atm_iv_annualized")
+
+
+SURFACE_YAML_KEYS = ("surface", "provenance")
+"""Top-level keys of a calibrated surface file: ``surface`` (the :class:`SurfaceConfig`
+fields) and ``provenance`` (how it was fitted: files, dates, quote counts, residuals)."""
+
+
+def load_surface_config(path) -> SurfaceConfig:
+    """Read a surface YAML (``configs/surface_*.yaml``) into a :class:`SurfaceConfig`.
+
+    The file is either a mapping of :class:`SurfaceConfig` fields or, as
+    ``python -m options.calibrate`` writes it, ``{surface: {...}, provenance: {...}}``
+    (the provenance is kept in the file and ignored here). Errors name the file and key.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh)
+    except OSError as exc:
+        raise UserInputError(f"surface file '{path}': {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise UserInputError(f"surface file '{path}' is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise UserInputError(f"surface file '{path}' must hold a mapping, got {type(doc).__name__}")
+    if "surface" in doc:
+        extra = sorted(set(doc) - set(SURFACE_YAML_KEYS))
+        if extra:
+            raise UserInputError(f"surface file '{path}': unknown top-level key(s) {extra}; "
+                                 f"expected {list(SURFACE_YAML_KEYS)}")
+        doc = doc["surface"]
+    try:
+        return SurfaceConfig(**(doc or {}))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(x) for x in first["loc"])
+        raise UserInputError(f"surface file '{path}': key 'surface.{key}': {first['msg']}") from None

@@ -1,0 +1,239 @@
+"""The ``chain`` quote source: real end-of-day quotes behind the QuoteSource interface.
+
+- Listed expiries and strikes are those of the chain on the bar's date (expiries strictly
+  after it: a contract expiring on the bar's date has settled at its close). ``strikes``
+  can leave out zero-bid quotes and quotes with volume below ``min_volume`` (selection);
+  ``quote`` always answers for any contract.
+- Fills are at the real bid and ask, marks at the real mid. A contract with no quote on
+  the bar is priced from the SSVI smile fitted to that bar's chain (``from_smile=True``,
+  counted in ``smile_marks``); its bid and ask sit around the smile mid at the median
+  relative width of the bar's listed quotes.
+- Implied vol of a listed quote: its mid inverted with BSM at the bar's spot, rate and the
+  bars' dividend yield; where the mid has no implied vol (below intrinsic), the smile's.
+  Greeks are BSM at the quote's implied vol.
+- A bar with no chain raises :class:`NoChainForBarError` naming the date, never a zero.
+
+``MarketBars`` and ``LegQuotes`` here follow the interface of ``options/quotes.py`` (the
+``QuoteSource`` protocol); they are declared here so this module stands alone.
+
+:func:`chain_market_frame` makes a minimal market frame from a chain (close = the chain's
+underlying price, ``iv_index`` = the chain's CBOE-method index) for running the environment
+on a chain's sessions where no market data covers them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from options.calendar import NS_PER_DAY
+from options.chain_io import one_root_per_contract
+from options.chain_market import DEFAULT_UNDERLYING_TOLERANCE_PCT, check_underlying
+from options.pricing import DAYS_PER_YEAR, bs_greeks, bs_price, implied_vol_vectorized
+from options.smile import ChainDataError, SmileFit, fit_smiles, market_ivs
+from options.vix import chain_vix_index
+
+__all__ = [
+    "ChainQuoteSource",
+    "LegQuotes",
+    "MarketBars",
+    "NoChainForBarError",
+    "chain_market_frame",
+    "check_underlying",
+]
+
+_NS_PER_YEAR = DAYS_PER_YEAR * NS_PER_DAY
+_CLOSE_OFFSET_NS = 16 * 3_600 * 10**9
+
+
+@dataclass(frozen=True)
+class MarketBars:
+    """One row per bar (decision time = bar close)."""
+
+    dates: pd.DatetimeIndex
+    close_ns: np.ndarray
+    spot: np.ndarray
+    atm_iv: np.ndarray
+    rate: np.ndarray
+    dividend_yield: float
+
+
+@dataclass(frozen=True)
+class LegQuotes:
+    """Quotes of contracts; arrays broadcast to one shape; per share."""
+
+    bid_per_share: np.ndarray
+    ask_per_share: np.ndarray
+    mid_per_share: np.ndarray
+    iv_annualized: np.ndarray
+    delta: np.ndarray
+    gamma: np.ndarray
+    theta_per_day: np.ndarray
+    vega_per_vol_point: np.ndarray
+    from_smile: np.ndarray
+
+
+class NoChainForBarError(ChainDataError):
+    """A bar whose date has no quotes in the chain."""
+
+
+class ChainQuoteSource:
+    """Real quotes from a tidy chain (:mod:`options.chain_io`); see the module docstring.
+
+    Args:
+        bars: the environment's bars (dates, close times, spot, rate, dividend yield).
+        chain_frame: tidy chain covering the bars' dates.
+        smile_fits: per-date SSVI fits (:func:`options.smile.fit_smiles`); None fits them
+            here at the bars' mean rate.
+        exclude_zero_bid: leave zero-bid quotes out of :meth:`strikes`.
+        min_volume: leave quotes with a day's volume below this out of :meth:`strikes`.
+    """
+
+    name = "chain"
+
+    def __init__(self, bars: MarketBars, chain_frame: pd.DataFrame,
+                 smile_fits: dict[pd.Timestamp, SmileFit] | None = None, *,
+                 exclude_zero_bid: bool = False, min_volume: int = 0):
+        self.bars = bars
+        self.exclude_zero_bid = bool(exclude_zero_bid)
+        self.min_volume = int(min_volume)
+        self.smile_marks = 0
+        chain = one_root_per_contract(chain_frame)
+        self._dates = pd.DatetimeIndex(bars.dates).normalize()
+        self._chain_dates = pd.DatetimeIndex(chain["quote_date"].unique())
+        if smile_fits is None:
+            ivs = market_ivs(chain, float(np.mean(bars.rate)), bars.dividend_yield)
+            smile_fits = fit_smiles(ivs)
+        self._fits = smile_fits
+        self._chain = chain
+        self._key = pd.MultiIndex.from_frame(
+            chain[["quote_date", "expiry", "option_type", "strike"]])
+        self._bid = chain["bid_per_share"].to_numpy(float)
+        self._ask = chain["ask_per_share"].to_numpy(float)
+        self._under = chain["underlying_price"].to_numpy(float)
+        ok = chain["bid_per_share"] > 0
+        rel = ((chain["ask_per_share"] - chain["bid_per_share"]) / chain["mid_per_share"])[ok]
+        self._rel_width = rel.groupby(chain.loc[ok, "quote_date"]).median()
+        self._by_date = {pd.Timestamp(d): g for d, g in chain.groupby("quote_date")}
+
+    # ------------------------------------------------------------------ listing
+    def _day(self, bar: int) -> tuple[pd.Timestamp, pd.DataFrame]:
+        date = self._dates[int(bar)]
+        day = self._by_date.get(date)
+        if day is None:
+            raise NoChainForBarError(
+                f"chain '{self._chain.attrs.get('source', '?')}' has no quotes for bar {bar} "
+                f"dated {date.date()}; every bar needs that day's chain")
+        return date, day
+
+    def expiries(self, bar: int) -> pd.DatetimeIndex:
+        date, day = self._day(bar)
+        exp = pd.DatetimeIndex(day["expiry"].unique())
+        return exp[exp > date].sort_values()
+
+    def strikes(self, bar: int, expiry: pd.Timestamp, option_type: str) -> np.ndarray:
+        _, day = self._day(bar)
+        sel = (day["expiry"] == pd.Timestamp(expiry)) & (day["option_type"] == option_type)
+        if self.exclude_zero_bid:
+            sel &= ~day["zero_bid"]
+        if self.min_volume > 0:
+            sel &= day["volume"].fillna(0.0) >= self.min_volume
+        return np.sort(day.loc[sel, "strike"].to_numpy(float))
+
+    def volume(self, bar: int, option_type: str, strike: float, expiry: pd.Timestamp
+               ) -> tuple[float, float]:
+        date, _ = self._day(bar)
+        pos = self._key.get_indexer([(date, pd.Timestamp(expiry), option_type, float(strike))])[0]
+        if pos < 0:
+            return 0.0, 0.0
+        row = self._chain.iloc[pos]
+        return (float(np.nan_to_num(row["volume"])), float(np.nan_to_num(row["open_interest"])))
+
+    # ------------------------------------------------------------------ quotes
+    def quote(self, bar_idx, option_type: str, strikes, expiry: pd.Timestamp) -> LegQuotes:
+        if option_type not in ("call", "put"):
+            raise ValueError(f"option_type must be 'call' or 'put', got {option_type!r}")
+        bar, k = np.broadcast_arrays(np.asarray(bar_idx, dtype=int), np.asarray(strikes, float))
+        shape = bar.shape
+        bar, k = bar.ravel(), k.ravel()
+        for b in np.unique(bar):
+            self._day(int(b))
+        expiry = pd.Timestamp(expiry).normalize()
+        dates = self._dates[bar]
+        pos = self._key.get_indexer(pd.MultiIndex.from_arrays(
+            [dates, np.full(len(k), expiry), np.full(len(k), option_type), k]))
+        listed = pos >= 0
+        spot = np.asarray(self.bars.spot, float)[bar]
+        rate = np.asarray(self.bars.rate, float)[bar]
+        q = float(self.bars.dividend_yield)
+        expiry_ns = expiry.value + _CLOSE_OFFSET_NS
+        t = np.maximum(expiry_ns - np.asarray(self.bars.close_ns, np.int64)[bar], 0) / _NS_PER_YEAR
+        smile_iv = np.full(len(k), np.nan)
+        for b in np.unique(bar):
+            sel = bar == b
+            fit = self._fits.get(self._dates[b])
+            if fit is not None:
+                smile_iv[sel] = fit.iv(k[sel], np.maximum(t[sel], 1e-9))
+        bid = np.where(listed, self._bid[pos], np.nan)
+        ask = np.where(listed, self._ask[pos], np.nan)
+        mid = 0.5 * (bid + ask)
+        iv = np.full(len(k), np.nan)
+        live = listed & (t > 0)
+        if live.any():
+            iv[live] = implied_vol_vectorized(mid[live], option_type, spot[live], k[live],
+                                              t[live], rate[live], q)
+        iv = np.where(np.isfinite(iv), iv, smile_iv)
+        missing = ~listed
+        if missing.any():
+            no_fit = missing & ~np.isfinite(smile_iv)
+            if no_fit.any():
+                d = dates[np.flatnonzero(no_fit)[0]]
+                raise ChainDataError(
+                    f"no quote and no fitted smile for {option_type} {k[no_fit][0]} expiring "
+                    f"{expiry.date()} on {d.date()}")
+            smile_mid = bs_price(option_type, spot[missing], k[missing], t[missing],
+                                 rate[missing], smile_iv[missing], q)
+            rel = self._rel_width.reindex(dates[missing]).fillna(0.0).to_numpy()
+            half = 0.5 * rel * np.asarray(smile_mid)
+            mid[missing] = smile_mid
+            bid[missing] = np.maximum(smile_mid - half, 0.0)
+            ask[missing] = smile_mid + half
+            self.smile_marks += int(missing.sum())
+        greeks = bs_greeks(option_type, spot, k, t, rate, np.nan_to_num(iv), q)
+
+        def shaped(a):
+            return np.asarray(a, dtype=float).reshape(shape)
+
+        return LegQuotes(
+            bid_per_share=shaped(bid), ask_per_share=shaped(ask), mid_per_share=shaped(mid),
+            iv_annualized=shaped(iv), delta=shaped(greeks["delta"]),
+            gamma=shaped(greeks["gamma"]), theta_per_day=shaped(greeks["theta_per_day"]),
+            vega_per_vol_point=shaped(greeks["vega_per_vol_point"]),
+            from_smile=missing.reshape(shape))
+
+    def check_underlying(self, tolerance_pct: float = DEFAULT_UNDERLYING_TOLERANCE_PCT) -> int:
+        """:func:`check_underlying` of this source's bars against its chain."""
+        return check_underlying(pd.Series(self.bars.spot, index=self._dates), self._chain,
+                                tolerance_pct)
+
+
+def chain_market_frame(chain: pd.DataFrame, rate: float) -> pd.DataFrame:
+    """Minimal market frame on the chain's dates: open/high/low/close = the chain's
+    underlying price, volume 0, ``iv_index`` = the chain's CBOE-method 30-day index,
+    ``rate`` constant."""
+    chain = one_root_per_contract(chain)
+    ivs = market_ivs(chain, rate)
+    vix = chain_vix_index(chain, rate, fit_smiles(ivs))
+    close = chain.groupby("quote_date")["underlying_price"].first().astype(float)
+    frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close,
+                          "volume": 0.0, "iv_index": vix["iv_index"].reindex(close.index),
+                          "rate": float(rate)})
+    frame.index = pd.DatetimeIndex(frame.index, name="date")
+    roots = sorted(chain["root"].astype(str).unique())
+    frame.attrs = {"source": f"chain:{chain.attrs.get('source', '?')}",
+                   "symbol": ",".join(roots), "interval": "1d",
+                   "note": "bars made from an option chain's underlying price (open=high=low="
+                           "close); iv_index by the CBOE VIX method on the chain"}
+    return frame
