@@ -23,15 +23,14 @@ on a chain's sessions where no market data covers them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from options.calendar import NS_PER_DAY
+from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.chain_io import one_root_per_contract
 from options.chain_market import DEFAULT_UNDERLYING_TOLERANCE_PCT, check_underlying
 from options.pricing import DAYS_PER_YEAR, bs_greeks, bs_price, implied_vol_vectorized
+from options.quotes import LegQuotes, MarketBars
 from options.smile import ChainDataError, SmileFit, fit_smiles, market_ivs
 from options.vix import chain_vix_index
 
@@ -45,34 +44,6 @@ __all__ = [
 ]
 
 _NS_PER_YEAR = DAYS_PER_YEAR * NS_PER_DAY
-_CLOSE_OFFSET_NS = 16 * 3_600 * 10**9
-
-
-@dataclass(frozen=True)
-class MarketBars:
-    """One row per bar (decision time = bar close)."""
-
-    dates: pd.DatetimeIndex
-    close_ns: np.ndarray
-    spot: np.ndarray
-    atm_iv: np.ndarray
-    rate: np.ndarray
-    dividend_yield: float
-
-
-@dataclass(frozen=True)
-class LegQuotes:
-    """Quotes of contracts; arrays broadcast to one shape; per share."""
-
-    bid_per_share: np.ndarray
-    ask_per_share: np.ndarray
-    mid_per_share: np.ndarray
-    iv_annualized: np.ndarray
-    delta: np.ndarray
-    gamma: np.ndarray
-    theta_per_day: np.ndarray
-    vega_per_vol_point: np.ndarray
-    from_smile: np.ndarray
 
 
 class NoChainForBarError(ChainDataError):
@@ -168,7 +139,7 @@ class ChainQuoteSource:
         spot = np.asarray(self.bars.spot, float)[bar]
         rate = np.asarray(self.bars.rate, float)[bar]
         q = float(self.bars.dividend_yield)
-        expiry_ns = expiry.value + _CLOSE_OFFSET_NS
+        expiry_ns = expiry_close_ns(expiry)
         t = np.maximum(expiry_ns - np.asarray(self.bars.close_ns, np.int64)[bar], 0) / _NS_PER_YEAR
         smile_iv = np.full(len(k), np.nan)
         for b in np.unique(bar):
