@@ -129,8 +129,6 @@ def with_window(cfg, frame: pd.DataFrame, start: str | None, end: str | None):
     The window must lie within the market data and start after the train segment's end, so
     that no bar the agent learned on is scored.
     """
-    from config import Segment
-
     if start is None and end is None:
         return cfg
     if start is None or end is None:
@@ -146,7 +144,8 @@ def with_window(cfg, frame: pd.DataFrame, start: str | None, end: str | None):
     if first < data_first or last > data_last:
         raise EvaluationInputError(
             f"--start/--end {first}..{last}: outside the market data {data_first}..{data_last}")
-    segments = cfg.segments.model_copy(update={"test": Segment(start=first, end=last)})
+    window = cfg.segments.test.model_copy(update={"start": first, "end": last})
+    segments = cfg.segments.model_copy(update={"test": window})
     return cfg.model_copy(update={"segments": segments})
 
 

@@ -99,10 +99,9 @@ def write_run_metadata(cfg, run_dir: Path, inputs, command: list[str]) -> None:
     The model hashes already in ``provenance.json`` are kept; a resumed run appends its command
     line to ``command.txt``.
     """
-    from config import config_to_dict
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), run_dir / "config.yaml")
+    write_text_atomic(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), run_dir / "config.yaml")
     previous = (run_dir / "command.txt").read_text() if (run_dir / "command.txt").exists() else ""
     write_text_atomic(previous + " ".join(command) + "\n", run_dir / "command.txt")
     document = provenance(inputs)
@@ -126,13 +125,12 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 def _check_same_config(cfg, run_dir: Path) -> None:
     """``--resume`` with a config other than the run's own is an error naming the keys."""
-    from config import config_to_dict
 
     saved_path = run_dir / "config.yaml"
     if not saved_path.exists():
         raise TrainingError(f"--resume: {saved_path} is missing; cannot check the config")
     saved = _flatten(yaml.safe_load(saved_path.read_text()) or {})
-    now = _flatten(config_to_dict(cfg))
+    now = _flatten(cfg.model_dump(mode="json"))
     changed = sorted(k for k in saved.keys() | now.keys()
                      if saved.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
     if changed:
@@ -188,11 +186,13 @@ def _vec_env(cfg, inputs, seed: int):
     n = cfg.train.n_envs
     subproc = cfg.train.vec_env == "subproc" and n > 1
 
+    first = make_env(cfg, "train", inputs=inputs)  # the others share its per-bar tables
+
     def factory(rank: int):
         def _make():
             if subproc:  # in the worker: Ctrl-C is the parent's to handle (checkpoint first)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-            env = make_env(cfg, "train", inputs=inputs)
+            env = make_env(cfg, "train", share_with=first)
             env.reset(seed=seed + rank)
             return EpisodeRecorder(Monitor(env))
         return _make

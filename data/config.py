@@ -18,6 +18,8 @@ class DataConfig(BaseModel):
     ``date_format`` (strftime codes, e.g. ``%d/%m/%Y``) reads a CSV's dates when their order is
     ambiguous. ``clip_segments``: a train/valid/test segment that reaches outside the data is an
     error unless this is true (then the segment is cut to the data and a warning says so).
+    ``bar_stamp``: whether a CSV's intraday timestamps mark each bar's ``start`` (the default,
+    as yfinance and most vendors do) or its ``end``; the decision time is the bar's end.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -31,6 +33,7 @@ class DataConfig(BaseModel):
     cache_dir: str | None = None
     with_vix: bool = True
     date_format: str | None = None
+    bar_stamp: Literal["start", "end"] = "start"
     clip_segments: bool = False
 
     @field_validator("start", "end", mode="before")
@@ -53,6 +56,6 @@ class DataConfig(BaseModel):
             return {"start": self.start, "end": self.end}
         if self.source == "csv":
             return {"path": self.path, "start": self.start, "end": self.end,
-                    "date_format": self.date_format}
+                    "date_format": self.date_format, "bar_stamp": self.bar_stamp}
         return {"symbol": self.symbol, "interval": self.interval, "start": self.start,
                 "end": self.end, "cache_dir": self.cache_dir, "with_vix": self.with_vix}

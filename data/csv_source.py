@@ -152,7 +152,8 @@ def _read(path: Path, source: str) -> pd.DataFrame:
 
 
 def load_csv(path: str | os.PathLike, prefer_adjusted: bool = False,
-             iv_in_points: bool | None = None, date_format: str | None = None) -> pd.DataFrame:
+             iv_in_points: bool | None = None, date_format: str | None = None,
+             bar_stamp: str = "start") -> pd.DataFrame:
     """Read a CSV of bars into a validated market frame.
 
     The file needs a date/time column and open, high, low, close, volume columns (any case;
@@ -204,6 +205,8 @@ def load_csv(path: str | os.PathLike, prefer_adjusted: bool = False,
     if "iv_index" in out.columns:
         out["iv_index"] = _iv_to_decimal(out["iv_index"], source, iv_in_points)
     intraday = bool((out.index != out.index.normalize()).any())
+    if bar_stamp not in ("start", "end"):
+        raise MarketDataError(f"{source}: bar_stamp must be 'start' or 'end', got {bar_stamp!r}")
     out.attrs.update(source="csv", symbol=path.stem.upper(), interval="intraday" if intraday
-                     else "1d", path=str(path))
+                     else "1d", path=str(path), bar_stamp=bar_stamp)
     return validate_market_frame(out, source=source)

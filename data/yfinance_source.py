@@ -98,5 +98,5 @@ def load_yfinance(symbol: str = "SPY", interval: str = "1d", start: str | None =
             # As-of join: each bar sees the latest VIX bar at or before it, never a later one.
             frame["iv_index"] = (vix["close"] / 100.0).reindex(frame.index, method="ffill")
     frame.attrs.update(source="yfinance", symbol=symbol, interval=interval,
-                       cache_dir=str(cache))
+                       cache_dir=str(cache), bar_stamp="start")  # yfinance stamps bar starts
     return validate_market_frame(frame, source=f"yfinance {symbol} {interval}")

@@ -61,22 +61,28 @@ def load_env_inputs(config, progress: bool = True, forecast_model: str = "ensemb
 
 def make_env(config, segment: str = "train", mode: str | None = None,
              inputs: EnvInputs | None = None, quote_source=None, info_level: str | None = None,
-             start=None, end=None) -> SpyOptionsEnv:
+             start=None, end=None, share_with: SpyOptionsEnv | None = None) -> SpyOptionsEnv:
     """``SpyOptionsEnv`` on one date segment of ``config`` (a YAML path, dict or config).
 
     ``mode`` defaults to ``"train"`` (random starts, fixed length) on the train segment and to
     ``"eval"`` (the whole segment, deterministic) on the others. ``start``/``end`` override the
     segment's dates. ``quote_source`` is a callable ``(MarketBars) -> QuoteSource`` (default: the
-    model quotes of the config's surface and costs). This is also the entry point of
+    model quotes of the config's surface and costs). ``share_with`` (an env made by this function
+    with the same arguments) shares its panel and per-bar structure tables, so that vectorised
+    envs build each bar's structures once. This is also the entry point of
     ``gym.make("SpyOptions-v1", config=..., segment=...)``.
     """
     cfg = _resolve(config)
+    mode = mode or ("train" if segment == "train" else "eval")
+    if share_with is not None:
+        return SpyOptionsEnv(share_with.panel, cfg.env, cfg.options.surface, cfg.options.costs,
+                             cfg.options.margin, mode=mode, info_level=info_level,
+                             unit_tables=share_with.tables)
     inputs = inputs or load_env_inputs(cfg)
     seg = cfg.segments.get(segment)
     panel = build_market_panel(inputs.frame, inputs.features, inputs.forecasts,
                                start or seg.start, end or seg.end, cfg.options.surface,
                                cfg.env.underlying_price_scale)
-    mode = mode or ("train" if segment == "train" else "eval")
     source = None
     if quote_source is not None:
         source = quote_source(panel.market_bars(cfg.env.dividend_yield))

@@ -95,7 +95,8 @@ class SpyOptionsEnv(gym.Env):
 
     ## Arguments
     ``SpyOptionsEnv(panel, env_config, surface_config, cost_config, margin_config, mode,
-    quote_source=None, info_level=None)``. ``info_level`` is ``"slim"`` (plain floats: the
+    quote_source=None, info_level=None, unit_tables=None)``; ``unit_tables`` shares the
+    per-bar structure tables of another env on the same panel (vectorised envs). ``info_level`` is ``"slim"`` (plain floats: the
     default in training) or ``"full"`` (adds fills, Position objects, a ``PortfolioView``, the
     cost totals: the default in evaluation). Most users call ``envs.make_env(config, segment)``
     or ``gym.make("SpyOptions-v1", config=..., segment=...)``.
@@ -114,7 +115,8 @@ class SpyOptionsEnv(gym.Env):
                  surface_config: SurfaceConfig | None = None,
                  cost_config: CostConfig | None = None,
                  margin_config: MarginConfig | None = None, mode: str = "train",
-                 quote_source: QuoteSource | None = None, info_level: str | None = None) -> None:
+                 quote_source: QuoteSource | None = None, info_level: str | None = None,
+                 unit_tables: UnitTables | None = None) -> None:
         super().__init__()
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -131,12 +133,19 @@ class SpyOptionsEnv(gym.Env):
         self.mode = mode
         self.info_level = info_level
         self.start_equity = float(cfg.starting_equity_usd)
-        self.quotes = quote_source or ModelQuoteSource(
-            panel.market_bars(cfg.dividend_yield), self.surface, self.costs,
-            strike_spacing=cfg.strategies.strike_spacing,
-            expiry_kinds=cfg.strategies.expiry_kinds, max_dte_days=_MAX_DTE_DAYS)
-        self.tables = UnitTables(self.quotes, cfg.strategies, self.costs, self.margin_cfg,
-                                 cfg.undefined_risk_stress_move_fraction, cfg.max_volume_share)
+        if unit_tables is not None:  # shared with another env on the same panel and config
+            if unit_tables.bars.dates is not panel.dates and not unit_tables.bars.dates.equals(
+                    panel.dates):
+                raise ValueError("unit_tables were built on other bars than this panel's")
+            self.quotes, self.tables = unit_tables.source, unit_tables
+        else:
+            self.quotes = quote_source or ModelQuoteSource(
+                panel.market_bars(cfg.dividend_yield), self.surface, self.costs,
+                strike_spacing=cfg.strategies.strike_spacing,
+                expiry_kinds=cfg.strategies.expiry_kinds, max_dte_days=_MAX_DTE_DAYS)
+            self.tables = UnitTables(self.quotes, cfg.strategies, self.costs, self.margin_cfg,
+                                     cfg.undefined_risk_stress_move_fraction,
+                                     cfg.max_volume_share)
         self.sim = PortfolioSimulator(
             self.tables, self.costs,
             ExitRules(cfg.profit_target_fraction, cfg.stop_loss_multiple, cfg.close_at_dte_days),
