@@ -46,9 +46,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--end", help="last date of a custom window (with --start)")
     parser.add_argument("--out", help="output folder (default RUN/eval)")
     parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+    parser.add_argument("--quotes", choices=("model", "chain"), default="model",
+                        help="chain: every policy on the sessions of --chain, with real quotes "
+                             "and with model quotes side by side (writes RUN/eval_chain/)")
+    parser.add_argument("--chain", nargs="+", metavar="FILE",
+                        help="real end-of-day option chain file(s) for --quotes chain")
+    parser.add_argument("--format", dest="chain_format",
+                        help="the chain files' layout (default: detected)")
     args = parser.parse_args(argv)
     if args.segment and (args.start or args.end):
         parser.error("--segment and --start/--end are alternatives; give one")
+    if args.quotes == "chain" and not args.chain:
+        parser.error("--quotes chain needs --chain FILE")
+    if args.chain and args.quotes != "chain":
+        parser.error("--chain is read only with --quotes chain")
+    if args.quotes == "chain" and (args.segment or args.start or args.end):
+        parser.error("--quotes chain evaluates on the chain's sessions; drop --segment/--start/--end")
     return args
 
 
@@ -76,6 +89,69 @@ def _load_policy(seed_dir: Path, cfg, which: str, env, allow_modified: bool = Fa
     return PPOPolicy(model, cfg.agent.algo, vec_norm), name
 
 
+def _evaluate_on_chain(args, run: Path, cfg, inputs, seed_dirs, baseline_names) -> int:
+    """Every policy on the chain's sessions, real quotes and model quotes (``--quotes chain``)."""
+    from agents import eval_run as steps
+    from agents import make_baseline, performance_metrics, run_episode
+    from agents.chain_eval import OBSERVATION_POLICIES, chain_report, prepare_chain_setup
+    from common.io import write_json_atomic, write_text_atomic
+    from options.chain_io import read_chains
+
+    chain = read_chains(args.chain, args.chain_format)
+    setup = prepare_chain_setup(cfg, inputs.frame, inputs.forecasts, chain)
+    envs = {"chain": setup.chain_env, "model": setup.model_env}
+    panel = setup.model_env.panel
+    log.info("chain sessions %s..%s: %d bars (%s frame), level x%g", panel.dates[0].date(),
+             panel.dates[-1].date(), len(panel), setup.frame_source, setup.level_factor)
+    makers, skipped = {}, {}
+    for seed_dir in seed_dirs:
+        label = "ppo" if len(seed_dirs) == 1 else f"ppo_{seed_dir.name}"
+        if setup.missing_inputs:
+            skipped[label] = f"needs the observation's forecasts and features: {setup.missing_inputs}"
+        else:
+            makers[label] = lambda env, d=seed_dir: _load_policy(d, cfg, args.model, env,
+                                                                 args.allow_modified)[0]
+    for name in baseline_names:
+        if name in OBSERVATION_POLICIES and setup.missing_inputs:
+            skipped[name] = f"reads forecasts from the observation: {setup.missing_inputs}"
+        else:
+            makers[name] = lambda env, n=name: make_baseline(n, env.observation_names,
+                                                             cfg.baselines, seed=cfg.seed)
+    metrics, results, smile_marks = {}, {}, {}
+    for name, make in makers.items():
+        metrics[name] = {}
+        for kind, env in envs.items():
+            before = setup.chain_source.smile_marks
+            results[name, kind] = run_episode(env, make(env), seed=cfg.seed)
+            metrics[name][kind] = performance_metrics(results[name, kind],
+                                                      panel.bars_per_year)
+            if kind == "chain":
+                smile_marks[name] = setup.chain_source.smile_marks - before
+        log.info("%s: chain %.2f%% vs model %.2f%%", name,
+                 metrics[name]["chain"]["total_return_pct"],
+                 metrics[name]["model"]["total_return_pct"])
+    document = steps.json_ready({**metrics, "skipped": skipped})
+    details = steps.json_ready({
+        "chain_files": [str(p) for p in args.chain], "sessions": len(panel),
+        "start": str(panel.dates[0].date()), "end": str(panel.dates[-1].date()),
+        "frame": setup.frame_source, "level_factor": setup.level_factor,
+        "starting_equity_usd": setup.env_cfg.starting_equity_usd,
+        "strike_spacing": setup.env_cfg.strategies.strike_spacing,
+        "wing_width": setup.env_cfg.strategies.wing_width,
+        "dividend_yield": setup.env_cfg.dividend_yield, "rate": setup.market.rate,
+        "smile_marks": smile_marks, "model": args.model})
+    out = Path(args.out) if args.out else run / "eval_chain"
+    with RunLock(run, ["evaluate.py", *sys.argv[1:]]), steps.staged_directory(out) as staging:
+        for (name, kind), result in results.items():
+            result.equity.to_csv(staging / f"equity_{name}_{kind}.csv")
+            result.trades.to_csv(staging / f"trades_{name}_{kind}.csv", index=False)
+        write_json_atomic(document, staging / "metrics.json")
+        write_json_atomic(details, staging / "chain_run.json")
+        write_text_atomic(chain_report(cfg.name, document, details), staging / "report.md")
+    log.info("wrote %s (metrics.json, chain_run.json, report.md, ledgers)", out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
@@ -100,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(seed_dirs[0] / "config.yaml", args.overrides)
     baseline_names = steps.parse_baselines(args.baselines, cfg.baselines.names)
     inputs = load_env_inputs(cfg, panel_long=steps.read_panel(seed_dirs[0]))
+    if args.quotes == "chain":
+        return _evaluate_on_chain(args, run, cfg, inputs, seed_dirs, baseline_names)
     cfg = steps.with_window(cfg, inputs.frame, args.start, args.end)
     custom = args.start is not None
     segment = "test" if custom else (args.segment or cfg.eval.segment)

@@ -34,7 +34,7 @@ from common.units import CONTRACT_MULTIPLIER
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
 from options.positions import Fill, Leg, MarginConfig, Position
-from options.quotes import LegQuotes, QuoteSource
+from options.quotes import LegQuotes, QuoteSource, settleable_expiries
 from options.structures import STRUCTURES, build_structure_legs
 
 __all__ = [
@@ -123,7 +123,7 @@ class UnitTables:
         if sel is not None:
             return sel
         cfg = self.cfg
-        expiries = self.source.expiries(bar)
+        expiries = settleable_expiries(self.source.expiries(bar), self.bars)
         now_day = self.bars.dates[bar].normalize().value
         dte = (expiries.as_unit("ns").asi8 - now_day) / NS_PER_DAY if len(expiries) else np.array([])
         ok = dte >= max(1, cfg.min_dte_days)
