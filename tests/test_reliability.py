@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import train as train_cli
 from common.cli import run_cli
@@ -636,3 +638,39 @@ def test_normalisation_statistics_round_trip_through_npz(tmp_path):
     assert not loaded.training and not loaded.norm_reward
     obs = np.array([[0.1, -0.2, 0.03, 0.4]])
     np.testing.assert_array_equal(loaded.normalize_obs(obs), venv.normalize_obs(obs))
+
+
+# ---------------------------------------------------------------- adapters and invariants
+def test_step_metrics_read_the_slim_info_and_todays_full_info():
+    from agents.callbacks import step_metrics
+
+    slim = {"equity": 100_000.0, "cash": 90_000.0, "margin_used": 5_000.0,
+            "invalid_action": None, "action": 3, "delta_shares": -12.5,
+            "gamma_shares_per_usd": 0.4, "theta_usd_per_day": 8.0,
+            "vega_usd_per_vol_point": -30.0, "open_positions": 1}
+    metrics = step_metrics(slim)
+    assert metrics.margin_used_usd == 5_000.0 and not metrics.invalid_action
+    assert metrics.open_positions == 1.0
+    assert metrics.greeks == {"delta_shares": -12.5, "gamma_shares_per_usd": 0.4,
+                              "theta_usd_per_day": 8.0, "vega_usd_per_vol_point": -30.0}
+    full = {"equity": 99_000.0, "margin_used": 0.0, "invalid_action": "no position to close",
+            "position": ("a", "b")}
+    metrics = step_metrics(full)
+    assert metrics.invalid_action and metrics.open_positions == 2.0 and metrics.greeks == {}
+
+
+@settings(max_examples=40, deadline=None)
+@given(days=st.lists(st.integers(0, 3000), min_size=2, max_size=30, unique=True),
+       order=st.sampled_from(["%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y%m%d", "%Y-%m-%d"]))
+def test_csv_dates_parse_back_in_any_decidable_order(days, order):
+    from data.csv_source import parse_dates
+
+    dates = sorted(pd.Timestamp("2010-01-01") + pd.Timedelta(days=d) for d in days)
+    text = pd.Series([d.strftime(order) for d in dates])
+    decidable = order in ("%Y%m%d", "%Y-%m-%d") or any(d.day > 12 for d in dates)
+    if decidable:
+        assert list(parse_dates(text, "test.csv")) == dates
+    else:
+        with pytest.raises(UserInputError, match="--date-format"):
+            parse_dates(text, "test.csv")
+    assert list(parse_dates(text, "test.csv", date_format=order)) == dates
