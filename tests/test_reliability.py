@@ -674,3 +674,26 @@ def test_csv_dates_parse_back_in_any_decidable_order(days, order):
         with pytest.raises(UserInputError, match="--date-format"):
             parse_dates(text, "test.csv")
     assert list(parse_dates(text, "test.csv", date_format=order)) == dates
+
+
+def test_the_configs_seeds_are_trained_unless_a_flag_says_otherwise():
+    from config import load_config
+
+    default = load_config(ROOT / "configs" / "default.yaml")
+    assert train_cli.seeds_to_train(default, None, None) == [0, 1, 2, 3, 4]
+    assert train_cli.seeds_to_train(default, 7, None) == [7]
+    assert train_cli.seeds_to_train(default, None, [3, 9]) == [3, 9]
+    no_seeds = load_config({"seed": 5, "segments": {
+        "train": {"start": "2014-01-01", "end": "2014-12-31"},
+        "valid": {"start": "2015-01-01", "end": "2015-12-31"},
+        "test": {"start": "2016-01-01", "end": "2016-12-31"}}})
+    assert train_cli.seeds_to_train(no_seeds, None, None) == [5]  # no train.seeds: the seed key
+
+
+def test_output_folder_under_a_file_is_reported_with_its_path(tmp_path, capsys):
+    (tmp_path / "iso.csv").write_text(HEADER + _rows("2020-01-02", "2020-01-03"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, err = invoke(data_main, ["--source", "csv", "--path", str(tmp_path / "iso.csv"),
+                                   "--out", str(blocker / "out")], capsys)
+    assert_clean_failure(code, err, str(blocker))
