@@ -61,6 +61,15 @@ def _check_seeds(seeds: list[int], flag: str) -> None:
         raise UserInputError(f"{flag}: seed(s) {outside} outside 0..{MAX_SEED}")
 
 
+def seeds_to_train(cfg, seed: int | None, seeds: list[int] | None) -> list[int]:
+    """--seed, else --seeds, else the config's ``train.seeds`` when it sets them, else ``seed``."""
+    if seed is not None:
+        return [seed]
+    if seeds is not None:
+        return list(seeds)
+    return list(cfg.train.seeds) if "seeds" in cfg.train.model_fields_set else [cfg.seed]
+
+
 def run_seeds(args: argparse.Namespace, cfg, seeds: list[int], run_dir: Path) -> int:
     """One subprocess per seed, as many at once as there are cores."""
     from data import check_segments_covered, load_market
@@ -123,13 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"train.total_timesteps={args.total_timesteps}")
     cfg = load_config(args.config, overrides)
     run_dir = Path(args.run_dir or f"runs/{cfg.name}")
-    seeds = args.seeds
-    if args.seed is None and seeds is None:
-        explicit = "seeds" in cfg.train.model_fields_set
-        seeds = list(cfg.train.seeds) if explicit else [cfg.seed]
-    if args.seed is None and len(seeds) > 1:
+    seeds = seeds_to_train(cfg, args.seed, args.seeds)
+    if len(seeds) > 1:
         return run_seeds(args, cfg, seeds, run_dir)
-    seed = args.seed if args.seed is not None else seeds[0]
+    seed = seeds[0]
     if seed != cfg.seed:
         cfg = load_config(args.config, [*overrides, f"seed={seed}"])
 

@@ -232,11 +232,21 @@ def _state_paths(checkpoint: Path) -> tuple[Path, Path]:
     return Path(f"{stem}{_STATE_JSON}"), Path(f"{stem}{_STATE_NPZ}")
 
 
+def _plain(value):
+    """numpy values inside an environment's snapshot -> JSON (arrays become lists)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"checkpoint state holds a {type(value).__name__}; environment snapshots "
+                    f"must be plain data (numbers, strings, lists, dicts)")
+
+
 def write_checkpoint_state(checkpoint: Path, document: dict, arrays: dict) -> None:
     """Write the state files of ``checkpoint`` (the JSON last: it marks a complete checkpoint)."""
     json_path, npz_path = _state_paths(checkpoint)
     _savez_atomic(arrays, npz_path)
-    write_text_atomic(json.dumps(document, indent=1) + "\n", json_path)
+    write_text_atomic(json.dumps(document, indent=1, default=_plain) + "\n", json_path)
 
 
 def read_checkpoint_state(checkpoint: Path) -> tuple[dict, dict[str, np.ndarray]]:

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import train as train_cli
 from common.cli import run_cli
@@ -589,4 +591,109 @@ def test_tensorboard_validation_points_equal_the_summary(resume_workspace):
     shares = [acc.Scalars(t)[0].value for t in tags if t.startswith("env/action_share/")]
     assert sum(shares) == pytest.approx(1.0)
     assert summary["baseline_validation_sharpe"]["cash"] == 0.0
-    assert "hparams" in acc.PluginTagToContent("hparams") or acc.PluginTagToContent("hparams")
+    assert acc.PluginTagToContent("hparams")  # the HParams summary of the run
+
+
+# ---------------------------------------------------------------- snapshots without pickles
+def test_episode_replay_snapshot_restores_an_environment_exactly():
+    import gymnasium as gym
+
+    from agents.checkpoint import EpisodeRecorder
+
+    rng = np.random.default_rng(0)
+    original = EpisodeRecorder(gym.make("CartPole-v1"))
+    original.reset(seed=3)
+    for action in rng.integers(0, 2, 8):
+        original.step(int(action))
+    original.reset()  # a second episode, started from the env's own RNG (no seed)
+    for action in rng.integers(0, 2, 5):
+        original.step(int(action))
+    snapshot = json.loads(json.dumps(original.get_state()))  # survives plain JSON
+    assert snapshot["kind"] == "replay" and snapshot["seed"] is None
+    copy_env = EpisodeRecorder(gym.make("CartPole-v1"))
+    copy_env.reset(seed=99)
+    copy_env.set_state(snapshot)
+    for action in rng.integers(0, 2, 6):
+        a, b = original.step(int(action)), copy_env.step(int(action))
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[1:4] == b[1:4]
+    np.testing.assert_array_equal(original.reset()[0], copy_env.reset()[0])  # same RNG after
+
+
+def test_normalisation_statistics_round_trip_through_npz(tmp_path):
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from agents.checkpoint import load_vecnormalize, save_vecnormalize
+
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("CartPole-v1")]), norm_reward=False)
+    venv.seed(0)
+    venv.reset()
+    for _ in range(50):
+        venv.step(np.array([1]))
+    path = save_vecnormalize(venv, tmp_path / "stats.npz")
+    with np.load(path, allow_pickle=False) as data:  # plain arrays, no pickle needed
+        assert {"obs_mean", "obs_var", "obs_count", "clip_obs"} <= set(data.files)
+    loaded = load_vecnormalize(path, DummyVecEnv([lambda: gym.make("CartPole-v1")]))
+    assert not loaded.training and not loaded.norm_reward
+    obs = np.array([[0.1, -0.2, 0.03, 0.4]])
+    np.testing.assert_array_equal(loaded.normalize_obs(obs), venv.normalize_obs(obs))
+
+
+# ---------------------------------------------------------------- adapters and invariants
+def test_step_metrics_read_the_slim_info_and_todays_full_info():
+    from agents.callbacks import step_metrics
+
+    slim = {"equity": 100_000.0, "cash": 90_000.0, "margin_used": 5_000.0,
+            "invalid_action": None, "action": 3, "delta_shares": -12.5,
+            "gamma_shares_per_usd": 0.4, "theta_usd_per_day": 8.0,
+            "vega_usd_per_vol_point": -30.0, "open_positions": 1}
+    metrics = step_metrics(slim)
+    assert metrics.margin_used_usd == 5_000.0 and not metrics.invalid_action
+    assert metrics.open_positions == 1.0
+    assert metrics.greeks == {"delta_shares": -12.5, "gamma_shares_per_usd": 0.4,
+                              "theta_usd_per_day": 8.0, "vega_usd_per_vol_point": -30.0}
+    full = {"equity": 99_000.0, "margin_used": 0.0, "invalid_action": "no position to close",
+            "position": ("a", "b")}
+    metrics = step_metrics(full)
+    assert metrics.invalid_action and metrics.open_positions == 2.0 and metrics.greeks == {}
+
+
+@settings(max_examples=40, deadline=None)
+@given(days=st.lists(st.integers(0, 3000), min_size=2, max_size=30, unique=True),
+       order=st.sampled_from(["%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y%m%d", "%Y-%m-%d"]))
+def test_csv_dates_parse_back_in_any_decidable_order(days, order):
+    from data.csv_source import parse_dates
+
+    dates = sorted(pd.Timestamp("2010-01-01") + pd.Timedelta(days=d) for d in days)
+    text = pd.Series([d.strftime(order) for d in dates])
+    decidable = order in ("%Y%m%d", "%Y-%m-%d") or any(d.day > 12 for d in dates)
+    if decidable:
+        assert list(parse_dates(text, "test.csv")) == dates
+    else:
+        with pytest.raises(UserInputError, match="--date-format"):
+            parse_dates(text, "test.csv")
+    assert list(parse_dates(text, "test.csv", date_format=order)) == dates
+
+
+def test_the_configs_seeds_are_trained_unless_a_flag_says_otherwise():
+    from config import load_config
+
+    default = load_config(ROOT / "configs" / "default.yaml")
+    assert train_cli.seeds_to_train(default, None, None) == [0, 1, 2, 3, 4]
+    assert train_cli.seeds_to_train(default, 7, None) == [7]
+    assert train_cli.seeds_to_train(default, None, [3, 9]) == [3, 9]
+    no_seeds = load_config({"seed": 5, "segments": {
+        "train": {"start": "2014-01-01", "end": "2014-12-31"},
+        "valid": {"start": "2015-01-01", "end": "2015-12-31"},
+        "test": {"start": "2016-01-01", "end": "2016-12-31"}}})
+    assert train_cli.seeds_to_train(no_seeds, None, None) == [5]  # no train.seeds: the seed key
+
+
+def test_output_folder_under_a_file_is_reported_with_its_path(tmp_path, capsys):
+    (tmp_path / "iso.csv").write_text(HEADER + _rows("2020-01-02", "2020-01-03"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, err = invoke(data_main, ["--source", "csv", "--path", str(tmp_path / "iso.csv"),
+                                   "--out", str(blocker / "out")], capsys)
+    assert_clean_failure(code, err, str(blocker))
