@@ -32,6 +32,7 @@ from agents.statistics import (
 )
 from common.errors import UserInputError
 from common.io import sha256_file
+from config import Segment
 
 __all__ = [
     "CUSTOM_SEGMENT",
@@ -129,8 +130,6 @@ def with_window(cfg, frame: pd.DataFrame, start: str | None, end: str | None):
     The window must lie within the market data and start after the train segment's end, so
     that no bar the agent learned on is scored.
     """
-    from config import Segment
-
     if start is None and end is None:
         return cfg
     if start is None or end is None:
