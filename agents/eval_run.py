@@ -32,6 +32,7 @@ from agents.statistics import (
 )
 from common.errors import UserInputError
 from common.io import sha256_file
+from config import Segment
 
 __all__ = [
     "CUSTOM_SEGMENT",

@@ -12,7 +12,7 @@ checkpoints by it), where empyrical returns NaN.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,6 @@ __all__ = ["GREEK_COLUMNS", "EpisodeResult", "deflated_sharpe_ratio", "performan
 
 GREEK_COLUMNS = ("delta_shares", "gamma_shares_per_usd", "theta_usd_per_day",
                  "vega_usd_per_vol_point")
-_NS_PER_DAY = 86_400 * 10**9
 
 
 @dataclass
@@ -49,7 +48,6 @@ class EpisodeResult:
     total_costs_usd: float
     greeks: pd.DataFrame | None = None
     reference_curve: bool = False  # an index curve, not a trading policy
-    extras: dict = field(default_factory=dict)
 
 
 def _state_at(env, i: int) -> MarketState:

@@ -241,6 +241,8 @@ def plot_tearsheet(result: EpisodeResult, bars_per_year: float, path: Path) -> P
     if attribution is None:
         attr_ax.text(0.5, 0.5, "reference curve: no options, no attribution",
                      ha="center", va="center", transform=attr_ax.transAxes)
+        attr_ax.set_xticks([])
+        attr_ax.set_yticks([])
     else:
         cumulative = attribution.cumsum()
         for name, colour in ATTRIBUTION_COLOURS.items():

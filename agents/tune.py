@@ -26,14 +26,19 @@ import argparse
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import optuna
+import sqlalchemy
+import torch
 import yaml
 from scipy.stats import kurtosis, skew
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.evaluation import bar_returns, performance_metrics, run_episode
 from agents.ppo import PPOPolicy, build_model
@@ -41,6 +46,8 @@ from agents.statistics import deflated_sharpe_ratio, per_bar_sharpe
 from common.cli import run_cli
 from common.errors import UserInputError
 from common.io import write_json_atomic, write_text_atomic
+from config import load_config
+from envs import load_env_inputs, make_env
 
 __all__ = ["SEARCH_SPACE_NOTE", "TuneError", "ValidationPruningCallback", "main", "optimize",
            "sample_agent_params", "write_best_params"]
@@ -52,6 +59,8 @@ N_STEPS_CHOICES = (64, 128, 256, 512, 1024, 2048)
 BATCH_SIZE_CHOICES = (32, 64, 128, 256, 512)
 DEFAULT_EVAL_EVERY_ROLLOUTS = 2
 PRUNER_STARTUP_TRIALS = 3
+STORAGE_ATTEMPTS = 5
+STORAGE_RETRY_SECONDS = 0.5
 
 
 class TuneError(UserInputError):
@@ -123,11 +132,6 @@ class ValidationPruningCallback(BaseCallback):
 
 
 def _train_env(cfg, inputs, seed: int):
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from envs import make_env
-
     def factory(rank: int):
         def _make():
             env = make_env(cfg, "train", inputs=inputs)
@@ -141,7 +145,6 @@ def _train_env(cfg, inputs, seed: int):
 def make_objective(cfg, inputs, total_timesteps: int, seeds_per_trial: int,
                    every_rollouts: int) -> Callable[[optuna.Trial], float]:
     """The objective: mean final validation Sharpe over ``seeds_per_trial`` seeds."""
-    from envs import make_env
 
     def objective(trial: optuna.Trial) -> float:
         params = sample_agent_params(trial, cfg.train.n_envs, total_timesteps)
@@ -180,10 +183,20 @@ def optimize(study_name: str, storage: str, n_trials: int, objective, sampler_se
              pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     """Run ``objective`` in the shared study until it holds ``n_trials`` finished or running
     trials (several processes may call this at once on the same storage)."""
-    study = optuna.create_study(
-        study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
-        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS))
+    pruner = pruner or optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS)
+    for attempt in range(1, STORAGE_ATTEMPTS + 1):
+        try:
+            study = optuna.create_study(
+                study_name=study_name, storage=storage, direction="maximize",
+                load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+                pruner=pruner)
+            break
+        except sqlalchemy.exc.DBAPIError:
+            # Workers starting together on a new database race to create its tables; the
+            # loser sees a duplicate-key error and finds the tables there on the next try.
+            if attempt == STORAGE_ATTEMPTS:
+                raise
+            time.sleep(STORAGE_RETRY_SECONDS * attempt)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
               optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
     counted = len(study.get_trials(deepcopy=False, states=states))
@@ -284,11 +297,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    import torch
-
-    from config import load_config
-    from envs import load_env_inputs
-
     cfg = load_config(args.config, args.overrides)
     study_name = args.study or f"ppo_{cfg.name}"
     out = Path(args.out or Path("runs") / "tune" / study_name)
