@@ -32,7 +32,6 @@ from agents.statistics import (
 )
 from common.errors import UserInputError
 from common.io import sha256_file
-from config import Segment
 
 __all__ = [
     "CUSTOM_SEGMENT",

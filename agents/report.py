@@ -24,7 +24,8 @@ __all__ = ["ACTION_COLOURS", "ROLLING_SHARPE_BARS", "markdown_table", "monthly_r
 
 ROLLING_SHARPE_BARS = 63  # about a quarter of daily bars
 _TAB20 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-          "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8")
+          "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
+          "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")
 ACTION_COLOURS = {name: _TAB20[k % len(_TAB20)] for k, name in enumerate(ACTION_NAMES)}
 ATTRIBUTION_COLOURS = {"delta": "#1f77b4", "gamma": "#ff7f0e", "theta": "#2ca02c",
                        "vega": "#9467bd", "costs": "#d62728", "residual": "#7f7f7f"}
@@ -169,7 +170,7 @@ def plot_actions(result: EpisodeResult, path: Path) -> Path:
         hits = eq.index[eq["action"] == name]
         if not len(hits):
             continue
-        colour = ACTION_COLOURS[name]
+        colour = ACTION_COLOURS.get(name, ACTION_COLOURS["close"])
         act_ax.scatter(hits, np.full(len(hits), code[name]), s=12, color=colour)
         price_ax.scatter(hits, eq.loc[hits, "spot"], s=14, color=colour, label=name)
     if price_ax.get_legend_handles_labels()[0]:
@@ -177,7 +178,7 @@ def plot_actions(result: EpisodeResult, path: Path) -> Path:
     act_ax.set_yticks(range(len(ACTION_NAMES)))
     act_ax.set_yticklabels(ACTION_NAMES, fontsize=7)
     for tick, name in zip(act_ax.get_yticklabels(), ACTION_NAMES, strict=True):
-        tick.set_color(ACTION_COLOURS[name])
+        tick.set_color(ACTION_COLOURS.get(name, ACTION_COLOURS["close"]))
     for ax in (price_ax, act_ax):
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -31,6 +31,7 @@ from scipy.optimize import least_squares
 import data
 from common.cli import run_cli
 from common.io import sha256_file, write_text_atomic
+from common.units import VOL_POINTS_PER_UNIT
 from options.chain_io import CHAIN_FORMATS, read_chains
 from options.chain_market import ChainMarket, prepare_chain_market
 from options.pricing import DAYS_PER_YEAR
@@ -126,7 +127,7 @@ def fit_surface(quotes: pd.DataFrame, base: SurfaceConfig | None = None
                         f_scale=IV_LOSS_SCALE * float(np.mean(weight)), max_nfev=500)
     cfg = _cfg(sol.x, base)
     err = (iv_at(cfg.index_to_atm_ratio * index, quotes["underlying_price"].to_numpy(float),
-                 quotes["strike"].to_numpy(float), t, cfg) - iv_mkt) * 100.0
+                 quotes["strike"].to_numpy(float), t, cfg) - iv_mkt) * VOL_POINTS_PER_UNIT
     stats = {
         "n_quotes": int(len(quotes)),
         "median_abs_iv_error_pts": float(np.median(np.abs(err))),

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import UserInputError
+from common.units import PERCENT_PER_UNIT
 from options.chain_io import one_root_per_contract
 from options.smile import (
     ChainDataError,
@@ -67,7 +68,7 @@ def check_underlying(spot_by_date: pd.Series, chain: pd.DataFrame,
     both = under.index.intersection(spot.index)
     if len(both) == 0:
         return 0
-    gap_pct = (under.loc[both] / spot.loc[both] - 1.0).abs() * 100.0
+    gap_pct = (under.loc[both] / spot.loc[both] - 1.0).abs() * PERCENT_PER_UNIT
     bad = gap_pct > tolerance_pct
     if bad.any():
         first = gap_pct[bad].index[0]

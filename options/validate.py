@@ -39,6 +39,7 @@ import pandas as pd  # noqa: E402
 
 from common.cli import run_cli  # noqa: E402
 from common.io import write_json_atomic, write_text_atomic  # noqa: E402
+from common.units import PERCENT_PER_UNIT, VOL_POINTS_PER_UNIT
 from options.calibrate import load_frame  # noqa: E402
 from options.chain_io import CHAIN_FORMATS, read_chain  # noqa: E402
 from options.chain_market import ChainMarket, prepare_chain_market  # noqa: E402
@@ -95,12 +96,12 @@ def compare_quotes(cm: ChainMarket, cfg: SurfaceConfig, cost: CostConfig) -> pd.
     m = model_quotes(cm, cfg, cost, q["quote_date"], q["strike"].to_numpy(float),
                      q["t_years"].to_numpy(float), q["option_type"].to_numpy())
     q["iv_model"] = m["iv"]
-    q["iv_error_pts"] = (m["iv"] - q["iv_market"].to_numpy()) * 100.0
-    q["price_error_pct"] = (m["mid"] / q["mid_per_share"].to_numpy() - 1.0) * 100.0
+    q["iv_error_pts"] = (m["iv"] - q["iv_market"].to_numpy()) * VOL_POINTS_PER_UNIT
+    q["price_error_pct"] = (m["mid"] / q["mid_per_share"].to_numpy() - 1.0) * PERCENT_PER_UNIT
     width_mkt = (q["ask_per_share"] - q["bid_per_share"]).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         q["width_ratio"] = np.where(width_mkt > 0, (m["ask"] - m["bid"]) / width_mkt, np.nan)
-    q["moneyness_bucket"] = pd.cut(q["log_m_spot"] * 100.0, MONEYNESS_EDGES_PCT,
+    q["moneyness_bucket"] = pd.cut(q["log_m_spot"] * PERCENT_PER_UNIT, MONEYNESS_EDGES_PCT,
                                    include_lowest=True).astype(str)
     q["dte_bucket"] = pd.cut(q["dte_days"], DTE_EDGES_DAYS, include_lowest=True).astype(str)
     return q.reset_index(drop=True)
@@ -165,9 +166,9 @@ def structure_errors(cm: ChainMarket, cfg: SurfaceConfig, cost: CostConfig) -> d
                         credits.append(model / mkt - 1.0)
                 else:
                     marks.append(abs(model - mkt) / wing)
-        results[f"{name}_credit_error_pct"] = (float(np.median(credits) * 100.0) if credits
+        results[f"{name}_credit_error_pct"] = (float(np.median(credits) * PERCENT_PER_UNIT) if credits
                                                else None)
-        results[f"{name}_mark_error_pct_of_width"] = (float(np.median(marks) * 100.0) if marks
+        results[f"{name}_mark_error_pct_of_width"] = (float(np.median(marks) * PERCENT_PER_UNIT) if marks
                                                       else None)
         results[f"n_{name}_entries"] = len(credits)
     return results
@@ -260,7 +261,7 @@ def _report(doc: dict, surface_name: str) -> str:
 def _plot(cmp: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for db, g in cmp.groupby("dte_bucket", sort=True):
-        med = g.groupby(pd.cut(g["log_m_spot"] * 100, MONEYNESS_EDGES_PCT), observed=True)[
+        med = g.groupby(pd.cut(g["log_m_spot"] * PERCENT_PER_UNIT, MONEYNESS_EDGES_PCT), observed=True)[
             "iv_error_pts"].median()
         ax.plot([iv.mid for iv in med.index], med.to_numpy(), marker="o", label=f"DTE {db}")
     ax.axhline(0.0, color="grey", lw=0.8)

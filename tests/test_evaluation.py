@@ -32,6 +32,7 @@ from agents.statistics import (
     spa_test,
 )
 from envs import ACTION_NAMES, EnvConfig, SpyOptionsEnv, build_market_panel
+from forecasters.panel import ForecastPanel
 from options.surface import SurfaceConfig
 
 BARS_PER_YEAR = 252.0
@@ -48,9 +49,10 @@ def episodes() -> dict[str, EpisodeResult]:
     frame = data.load_market("embedded")
     iv = frame["iv_index"].ffill()
     # Narrower than the implied move, so that the forecast rule trades (condors).
-    forecasts = pd.DataFrame({f"h{h}_q{q:.3f}": FORECAST_WIDTH * norm.ppf(q) * iv
-                              * math.sqrt(h / 252)
-                              for h in HORIZONS for q in LEVELS}, index=frame.index).dropna()
+    iv = iv.dropna()
+    values = np.stack([np.outer(FORECAST_WIDTH * iv.to_numpy() * math.sqrt(h / 252),
+                                norm.ppf(LEVELS)) for h in HORIZONS], axis=1)
+    forecasts = ForecastPanel(pd.DatetimeIndex(iv.index), HORIZONS, LEVELS, values)
     panel = build_market_panel(frame, data.build_features(frame), forecasts, "2017-01-01",
                                "2017-12-31", SurfaceConfig(), price_scale=0.1)
     env = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=0.1), mode="eval")
