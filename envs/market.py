@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.errors import UserInputError
 from data.calendar import bar_minutes, bars_per_year
 from envs.observations import MARKET_FEATURES, MarketContext, market_entries
 from forecasters.panel import ForecastPanel
@@ -26,7 +27,12 @@ from options.calendar import listed_expiries, timestamp_close_ns
 from options.quotes import MarketBars
 from options.surface import SurfaceConfig, atm_iv_series
 
-__all__ = ["BAR_STAMPS", "MarketPanel", "bar_close_ns", "build_market_panel"]
+__all__ = ["BAR_STAMPS", "MarketPanel", "MarketPanelError", "bar_close_ns", "build_market_panel"]
+
+
+class MarketPanelError(UserInputError):
+    """A segment or date range that the data, features or forecasts cannot fill."""
+
 
 BAR_STAMPS = ("start", "end")
 
@@ -100,12 +106,16 @@ def build_market_panel(frame: pd.DataFrame, features: pd.DataFrame, forecasts: F
     """
     surface = surface or SurfaceConfig()
     for needed in (0.125, 0.5, 0.875):
-        forecasts.level_index(needed)  # KeyError naming the levels present
+        try:
+            forecasts.level_index(needed)
+        except KeyError as exc:
+            raise MarketPanelError(f"{exc.args[0]}; the environment needs the 0.125, 0.5 and "
+                                   "0.875 quantiles (forecast.quantile_levels)") from None
     annual = bars_per_year(frame.index)
     atm = atm_iv_series(frame, surface, bars_per_year=annual)
     window = frame.loc[str(start):str(end)]
     if len(window) == 0:
-        raise ValueError(f"segment {start}..{end} has no bars in the market frame "
+        raise MarketPanelError(f"segment {start}..{end} has no bars in the market frame "
                          f"({frame.index[0].date()}..{frame.index[-1].date()})")
     fc = forecasts.reindex(window.index)
     feats = features.reindex(window.index)
@@ -113,19 +123,19 @@ def build_market_panel(frame: pd.DataFrame, features: pd.DataFrame, forecasts: F
     ok = (fc.complete() & atm.reindex(window.index).notna().to_numpy()
           & feats[needed_cols].notna().all(axis=1).to_numpy())
     if not ok.any():
-        raise ValueError(
+        raise MarketPanelError(
             f"segment {start}..{end}: no bar has a forecast, an ATM volatility and all features "
             f"(forecasts cover {forecasts.dates.min()}..{forecasts.dates.max()})")
     first = int(np.flatnonzero(ok)[0])
     bad = ~ok[first:]
     if bad.any():
         where = window.index[first + int(np.flatnonzero(bad)[0])]
-        raise ValueError(f"segment {start}..{end}: bar {where.date()} has no forecast/ATM vol/"
+        raise MarketPanelError(f"segment {start}..{end}: bar {where.date()} has no forecast/ATM vol/"
                          f"features after the segment's first tradable bar; refusing to skip it")
     window = window.iloc[first:]
     idx = window.index
     if len(idx) < 2:
-        raise ValueError(f"segment {start}..{end}: fewer than 2 tradable bars")
+        raise MarketPanelError(f"segment {start}..{end}: fewer than 2 tradable bars")
     fc = fc.reindex(idx)
     feats = feats.loc[idx]
     atm_iv = atm.loc[idx].to_numpy(dtype="float64")
@@ -141,7 +151,7 @@ def build_market_panel(frame: pd.DataFrame, features: pd.DataFrame, forecasts: F
     market_obs = np.column_stack([e.value(context) / e.scale for e in entries]).astype(np.float32)
     if not np.isfinite(market_obs).all():
         bad_row = int(np.flatnonzero(~np.isfinite(market_obs).all(axis=1))[0])
-        raise ValueError(f"non-finite market observation on {idx[bad_row].date()}")
+        raise MarketPanelError(f"non-finite market observation on {idx[bad_row].date()}")
     return MarketPanel(
         dates=idx,
         close_ns=bar_close_ns(idx, frame.attrs.get("bar_stamp")),

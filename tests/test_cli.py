@@ -270,3 +270,32 @@ def test_several_seeds_are_summarised_by_median_and_range(workspace):
     assert 0.0 <= summary["seeds"]["deflated_sharpe"] <= 1.0
     assert "across seeds" in (run_dir / "eval" / "report.md").read_text()
     assert 0.0 <= summary["comparison"]["spa_pvalue"] <= 1.0
+
+
+def test_evaluate_on_real_quotes_writes_chain_and_model_side_by_side(trained, tmp_path):
+    """SPX quotes of two 2019 sessions (outside the embedded data): the bars come from the
+    chain, so policies that read forecasts are skipped with a reason; the others run on both."""
+    chain = ROOT / "tests" / "data" / "real_chains" / "spx_slice_2019-05-06_07.csv.gz"
+    out_dir = tmp_path / "eval_chain"
+    out = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--quotes", "chain", "--chain",
+              str(chain), "--out", str(out_dir))
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert set(metrics["skipped"]) == {"ppo", "forecast_rule"}
+    assert all("forecast" in why for why in metrics["skipped"].values())
+    ran = [name for name in metrics if name != "skipped"]
+    assert {"cash", "short_put_spread", "iron_condor", "buy_and_hold"} <= set(ran)
+    for name in ran:
+        assert set(metrics[name]) == {"chain", "model"}
+        for kind in ("chain", "model"):
+            assert set(REQUIRED_METRICS) <= set(metrics[name][kind])
+    details = json.loads((out_dir / "chain_run.json").read_text())
+    assert details["level_factor"] == 10.0 and details["sessions"] == 2
+    assert details["strike_spacing"] == 5.0  # SPX's own spacing near the money
+    assert (out_dir / "report.md").read_text().count("| short_put_spread |") == 1
+    assert (out_dir / "trades_short_put_spread_chain.csv").exists()
+
+
+def test_evaluate_quotes_chain_needs_a_chain_file(trained):
+    out = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--quotes", "chain")
+    assert out.returncode == 2 and "--chain" in out.stderr and "Traceback" not in out.stderr
