@@ -9,7 +9,7 @@ import pandas as pd
 import yaml
 
 from forecasters.config import ForecastConfig
-from forecasters.metrics import evaluate_panel, tercile_edges, vol_tercile, write_metrics
+from forecasters.metrics import PERCENT, evaluate_panel, tercile_edges, vol_tercile, write_metrics
 from forecasters.plots import (
     plot_coverage,
     plot_hit_rate,
@@ -94,14 +94,14 @@ def _calibration_markdown(frame: pd.DataFrame, edges, steps: list[dict]) -> str:
     if steps:
         lines += [
             "Tracking steps chosen on the selection window (validation segment):\n",
-            "| model | h | interval | method | step | coverage there | interval score there | n |",
+            "| model | h | interval | method | step | coverage there | interval score there (%) | n |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for s in steps:
             lines.append(
                 f"| {s['model']} | {s['horizon']} | {s['coverage_nominal']:.2f} | {s['method']} | "
                 f"{s['step']:g} | "
-                f"{s['coverage_selection']:.3f} | {s['interval_score_selection']:.5f} | "
+                f"{s['coverage_selection']:.3f} | {s['interval_score_selection'] * PERCENT:.3f} | "
                 f"{s['n_selection']} |"
             )
     return "\n".join(lines) + "\n"
