@@ -118,7 +118,11 @@ def _buckets(cmp: pd.DataFrame) -> list[dict]:
                      "median_width_ratio": float(g["width_ratio"].median())})
     order = {b: i for i, b in enumerate(pd.Series(pd.cut([0], MONEYNESS_EDGES_PCT)).cat
                                         .categories.astype(str))}
-    return sorted(rows, key=lambda r: (order.get(r["moneyness_bucket"], 99), r["dte_bucket"]))
+    def left_edge(label: str) -> float:
+        return float(label.strip("([").split(",")[0])
+
+    return sorted(rows, key=lambda r: (order.get(r["moneyness_bucket"], 99),
+                                       left_edge(r["dte_bucket"])))
 
 
 def _nearest_strike(table: pd.DataFrame, target: np.ndarray) -> np.ndarray:
