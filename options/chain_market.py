@@ -50,6 +50,8 @@ DEFAULT_UNDERLYING_TOLERANCE_PCT = 1.0
 INDEX_LEVEL_ROOTS = ("SPX", "SPXW", "SPX1", "SPXPM")
 """Roots of options on the S&P 500 index itself, which the model prices at 1/10 (SPY-like)."""
 SPY_LIKE_SCALE = 0.1
+INDEX_SYMBOLS = ("^GSPC", "SPX", "^SPX")
+"""Frame symbols at the S&P 500 index level (compared with a SPY chain at 1/10)."""
 
 
 class UnderlyingMismatchError(UserInputError):
@@ -128,6 +130,9 @@ def prepare_chain_market(chain: pd.DataFrame, *, frame: pd.DataFrame | None = No
     scale = model_price_scale(chain)
     if frame is not None:
         close = _frame_on(frame, "close", dates).dropna()
+        index_frame = str(frame.attrs.get("symbol", "")).upper() in INDEX_SYMBOLS
+        if index_frame and scale == 1.0:
+            close = close * SPY_LIKE_SCALE  # an S&P 500 frame standing in for SPY
         if len(close):
             check_underlying(close, chain, tolerance_pct)
     frame_rate = _frame_on(frame, "rate", dates)

@@ -11,7 +11,7 @@ import pytest
 
 from options.calendar import timestamp_close_ns
 from options.chain_io import read_chain
-from options.chain_market import UnderlyingMismatchError
+from options.chain_market import UnderlyingMismatchError, prepare_chain_market
 from options.pricing import bs_price
 from options.quotes_chain import (
     ChainQuoteSource,
@@ -161,3 +161,16 @@ def test_market_ivs_match_vendor_ivs_on_real_quotes():
     ok = ivs["iv_market"].notna() & ivs["iv_vendor"].notna()
     gap = (ivs.loc[ok, "iv_market"] - ivs.loc[ok, "iv_vendor"]).abs()
     assert ok.sum() > 30 and gap.median() < 0.01
+
+
+def test_index_frame_stands_in_for_spy_at_one_tenth_and_supplies_the_index():
+    chain = read_chain(SPY)
+    spot = chain.groupby("quote_date")["underlying_price"].first()
+    frame = pd.DataFrame({"close": spot * 10.03, "iv_index": 0.21, "rate": 0.001})
+    frame.attrs["symbol"] = "^GSPC"
+    cm = prepare_chain_market(chain, frame=frame, fit_all_smiles=False)
+    assert set(cm.index_source) == {"frame"} and cm.rate == 0.001
+    np.testing.assert_allclose(cm.index_by_date.to_numpy(), 0.21)
+    frame.attrs["symbol"] = "SPY"  # same numbers read as SPY prices: 10x off
+    with pytest.raises(UnderlyingMismatchError, match="2021-03-01"):
+        prepare_chain_market(chain, frame=frame, fit_all_smiles=False)
