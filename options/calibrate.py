@@ -33,7 +33,7 @@ from common.cli import run_cli
 from common.io import sha256_file, write_text_atomic
 from options.chain_io import CHAIN_FORMATS, read_chains
 from options.chain_market import ChainMarket, prepare_chain_market
-from options.pricing import DAYS_PER_YEAR
+from options.pricing import DAYS_PER_YEAR, VOL_POINT
 from options.surface import SurfaceConfig, iv_at
 
 __all__ = [
@@ -126,7 +126,7 @@ def fit_surface(quotes: pd.DataFrame, base: SurfaceConfig | None = None
                         f_scale=IV_LOSS_SCALE * float(np.mean(weight)), max_nfev=500)
     cfg = _cfg(sol.x, base)
     err = (iv_at(cfg.index_to_atm_ratio * index, quotes["underlying_price"].to_numpy(float),
-                 quotes["strike"].to_numpy(float), t, cfg) - iv_mkt) * 100.0
+                 quotes["strike"].to_numpy(float), t, cfg) - iv_mkt) / VOL_POINT
     stats = {
         "n_quotes": int(len(quotes)),
         "median_abs_iv_error_pts": float(np.median(np.abs(err))),

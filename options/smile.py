@@ -36,7 +36,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from common.errors import UserInputError
-from options.pricing import DAYS_PER_YEAR, implied_vol_vectorized
+from options.pricing import DAYS_PER_YEAR, VOL_POINT, implied_vol_vectorized
 
 __all__ = [
     "ChainDataError",
@@ -291,7 +291,7 @@ def fit_ssvi_day(day: pd.DataFrame, prior_shape: tuple[float, float] | None = No
         dividend_yield=float(day.attrs.get("dividend_yield", 0.0)),
         expiries=expiries, t_years=t_e, forwards=exp_tab["forward"].to_numpy(),
         theta=theta, rho=float(rho), eta=float(eta), n_quotes=len(q),
-        rmse_iv_pts=float(np.sqrt(np.mean(r * r)) * 100.0))
+        rmse_iv_pts=float(np.sqrt(np.mean(r * r)) / VOL_POINT))
 
 
 def fit_smiles(ivs: pd.DataFrame) -> dict[pd.Timestamp, SmileFit]:
