@@ -150,7 +150,7 @@ def prepare_chain_market(chain: pd.DataFrame, *, frame: pd.DataFrame | None = No
         used_rate, rate_source = box, "chain_box_spreads"
     forwards = implied_forwards(chain, used_rate)
     q = chain_dividend_yield(forwards) if len(forwards) else None
-    ivs = market_ivs(chain, used_rate, q, forwards)
+    ivs = market_ivs(chain, used_rate, None, forwards)
     fits: dict = {}
     vix = None
     if not fit_all_smiles:

@@ -135,18 +135,27 @@ def market_ivs(chain: pd.DataFrame, rate: float, dividend_yield: float | None = 
     ``otm`` and ``iv_market`` (NaN for in-the-money quotes, zero bids, expired contracts
     and mids with no implied vol).
 
-    ``dividend_yield`` is the carry used for expiries without a parity pair (default: the
-    chain's :func:`chain_dividend_yield`, else 0).
+    Carry of an expiry without a put-call pair: the median parity carry of that date's
+    expiries (those of :data:`MIN_RATE_DTE_DAYS`+ days where there are any); on a date with
+    no pair at all, the median of the earlier dates' carries, else ``dividend_yield`` (else
+    0). Every date's values use that date and earlier ones only.
     """
     fw = implied_forwards(chain, rate) if forwards is None else forwards
-    if dividend_yield is None:
-        dividend_yield = chain_dividend_yield(fw) if len(fw) else None
-    q_default = 0.0 if dividend_yield is None else dividend_yield
-    day_q = fw.groupby("quote_date")["carry_q"].median() if len(fw) else pd.Series(dtype=float)
+    q_default = 0.0 if dividend_yield is None else float(dividend_yield)
+    dates = pd.DatetimeIndex(sorted(chain["quote_date"].unique()))
+    if len(fw):
+        long = fw["t_years"] * DAYS_PER_YEAR >= MIN_RATE_DTE_DAYS
+        day_all = fw.groupby("quote_date")["carry_q"].median()
+        day_long = fw[long].groupby("quote_date")["carry_q"].median()
+        day_q = day_long.combine_first(day_all).reindex(dates)
+    else:
+        day_q = pd.Series(np.nan, index=dates)
+    earlier = day_q.expanding().median().shift(1)
+    day_q = day_q.fillna(earlier).fillna(q_default)
     out = chain.merge(fw[["quote_date", "expiry", "carry_q"]], on=["quote_date", "expiry"],
                       how="left")
-    fill = out["quote_date"].map(day_q)
-    out["carry_q"] = out["carry_q"].fillna(fill).fillna(q_default)
+    out["carry_q"] = pd.to_numeric(out["carry_q"], errors="coerce").astype(float).fillna(
+        out["quote_date"].map(day_q).astype(float))
     t = out["dte_days"].to_numpy() / DAYS_PER_YEAR
     s = out["underlying_price"].to_numpy()
     q = out["carry_q"].to_numpy()
@@ -164,7 +173,6 @@ def market_ivs(chain: pd.DataFrame, rate: float, dividend_yield: float | None = 
     out["iv_market"] = iv
     out.attrs.update(chain.attrs)
     out.attrs["rate"] = rate
-    out.attrs["dividend_yield"] = q_default
     return out
 
 
@@ -288,7 +296,7 @@ def fit_ssvi_day(day: pd.DataFrame, prior_shape: tuple[float, float] | None = No
     return SmileFit(
         quote_date=date, spot=float(day["underlying_price"].iloc[0]),
         rate=float(day.attrs.get("rate", 0.0)),
-        dividend_yield=float(day.attrs.get("dividend_yield", 0.0)),
+        dividend_yield=float(day.groupby("expiry")["carry_q"].first().median()),
         expiries=expiries, t_years=t_e, forwards=exp_tab["forward"].to_numpy(),
         theta=theta, rho=float(rho), eta=float(eta), n_quotes=len(q),
         rmse_iv_pts=float(np.sqrt(np.mean(r * r)) / VOL_POINT))

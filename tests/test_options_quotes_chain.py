@@ -174,3 +174,20 @@ def test_index_frame_stands_in_for_spy_at_one_tenth_and_supplies_the_index():
     frame.attrs["symbol"] = "SPY"  # same numbers read as SPY prices: 10x off
     with pytest.raises(UnderlyingMismatchError, match="2021-03-01"):
         prepare_chain_market(chain, frame=frame, fit_all_smiles=False)
+
+
+def test_smiles_index_and_quotes_before_t_do_not_change_when_the_chain_is_cut_at_t():
+    chain = read_chain(SPY)
+    cut = pd.Timestamp("2021-03-03")
+    short = chain[chain["quote_date"] <= cut]
+    full_frame = chain_market_frame(chain, 0.0005)
+    short_frame = chain_market_frame(short, 0.0005)
+    pd.testing.assert_frame_equal(full_frame.loc[:cut], short_frame)
+    full_src = ChainQuoteSource(bars_for(chain), chain)
+    short_src = ChainQuoteSource(bars_for(short), short)
+    expiry = pd.Timestamp("2021-04-16")
+    for bar in range(3):
+        a = full_src.quote(bar, "put", np.array([362.5, 370.0]), expiry)
+        b = short_src.quote(bar, "put", np.array([362.5, 370.0]), expiry)
+        np.testing.assert_array_equal(a.mid_per_share, b.mid_per_share)
+        np.testing.assert_array_equal(a.iv_annualized, b.iv_annualized)
