@@ -172,8 +172,11 @@ def surface_document(cfg: SurfaceConfig, cm: ChainMarket, stats: dict, files: li
             "chain_vix_mean": round(float(cm.vix["iv_index"].mean()), 6),
             "fit_residuals_vol_points": {k: round(v, 4) for k, v in stats.items()
                                          if k.endswith("_pts")},
-            "smile": {"model": "SSVI (Gatheral-Jacquier 2014), one per date",
-                      "median_rmse_iv_pts": round(float(np.median(smile_rmse)), 4)},
+            "smile": {"model": "SSVI (Gatheral-Jacquier 2014), one per date, fitted where the "
+                               "index needs it (chains too sparse for listed strikes)",
+                      "n_dates_fitted": len(smile_rmse),
+                      "median_rmse_iv_pts": (round(float(np.median(smile_rmse)), 4)
+                                             if smile_rmse else None)},
         },
     }
 
@@ -202,7 +205,8 @@ def load_frame(name: str) -> pd.DataFrame | None:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     chain = read_chains(args.chain, args.format, drop_crossed=args.drop_crossed)
-    cm = prepare_chain_market(chain, frame=load_frame(args.market), rate=args.rate)
+    cm = prepare_chain_market(chain, frame=load_frame(args.market), rate=args.rate,
+                              fit_all_smiles=False)
     cfg, stats = fit_surface(calibration_quotes(cm))
     doc = surface_document(cfg, cm, stats, args.chain)
     header = ("# Calibrated volatility surface: python -m options.calibrate "
