@@ -65,6 +65,11 @@ SMILE_MIN_DTE_DAYS = 2
 """Quotes closer to expiry than this are left out of the smile fit (noise in pennies)."""
 SMILE_MAX_ABS_LOG_MONEYNESS = 0.3
 """Quotes further from the forward than this are left out of the smile fit."""
+SMILE_TOLERANCE = 1e-6
+"""Relative tolerance of the smile fit (cost and parameters), far below a hundredth of a vol
+point."""
+SMILE_MAX_QUOTES_PER_EXPIRY = 40
+"""Quotes per expiry used by the smile fit (evenly thinned beyond this)."""
 MIN_QUOTES_FREE_SHAPE = 6
 """Usable quotes needed on a day to fit its own smile shape (rho, eta)."""
 _RHO_BOUND = 0.999
@@ -240,6 +245,17 @@ def _unpack(x: np.ndarray):
     return theta, rho, eta
 
 
+def _thin(q: pd.DataFrame) -> pd.DataFrame:
+    """At most :data:`SMILE_MAX_QUOTES_PER_EXPIRY` quotes per expiry, evenly spaced in
+    log-moneyness rank (dense index chains list 100+ strikes per expiry; the fit's cost grows
+    with their number and its result barely moves)."""
+    rank = q.groupby("expiry").cumcount().to_numpy()
+    size = q.groupby("expiry")["strike"].transform("size").to_numpy()
+    step = np.maximum(size / SMILE_MAX_QUOTES_PER_EXPIRY, 1.0)
+    keep = (np.floor(rank / step) != np.floor((rank - 1) / step)) | (rank == 0)
+    return q[keep]
+
+
 def fit_ssvi_day(day: pd.DataFrame, prior_shape: tuple[float, float] | None = None) -> SmileFit:
     """Fit SSVI to one quote date's rows of :func:`market_ivs` output.
 
@@ -249,7 +265,7 @@ def fit_ssvi_day(day: pd.DataFrame, prior_shape: tuple[float, float] | None = No
     date = pd.Timestamp(day["quote_date"].iloc[0])
     use = (day["iv_market"].notna() & (day["dte_days"] >= SMILE_MIN_DTE_DAYS)
            & (day["log_moneyness"].abs() <= SMILE_MAX_ABS_LOG_MONEYNESS))
-    q = day[use]
+    q = _thin(day[use].sort_values(["expiry", "log_moneyness"]))
     fixed = len(q) < MIN_QUOTES_FREE_SHAPE and prior_shape is not None
     if len(q) < MIN_QUOTES_FREE_SHAPE and not fixed or len(q) == 0:
         raise ChainDataError(
@@ -290,7 +306,8 @@ def fit_ssvi_day(day: pd.DataFrame, prior_shape: tuple[float, float] | None = No
         w = ssvi_total_variance(k, theta[e_idx], rho, eta)
         return np.sqrt(np.maximum(w, 1e-12) / t) - iv_mkt
 
-    sol = least_squares(resid, x0, method="trf", loss="soft_l1", f_scale=0.01, max_nfev=200)
+    sol = least_squares(resid, x0, method="trf", loss="soft_l1", f_scale=0.01, max_nfev=200,
+                        ftol=SMILE_TOLERANCE, xtol=SMILE_TOLERANCE)
     theta, rho, eta = _unpack(full(sol.x))
     r = resid(sol.x)
     return SmileFit(
