@@ -117,12 +117,11 @@ def _buckets(cmp: pd.DataFrame) -> list[dict]:
                      "median_abs_iv_error_pts": float(err.abs().median()),
                      "median_price_error_pct": float(g["price_error_pct"].median()),
                      "median_width_ratio": float(g["width_ratio"].median())})
-    order = {b: i for i, b in enumerate(pd.Series(pd.cut([0], MONEYNESS_EDGES_PCT)).cat
-                                        .categories.astype(str))}
+
     def left_edge(label: str) -> float:
         return float(label.strip("([").split(",")[0])
 
-    return sorted(rows, key=lambda r: (order.get(r["moneyness_bucket"], 99),
+    return sorted(rows, key=lambda r: (left_edge(r["moneyness_bucket"]),
                                        left_edge(r["dte_bucket"])))
 
 
