@@ -22,6 +22,8 @@ from options.chain import (
     select_strike_by_delta,
     select_strike_by_moneyness,
 )
+from options.chain_io import CHAIN_FORMATS, TIDY_COLUMNS, read_chain, read_chains
+from options.chain_market import ChainMarket, check_underlying, prepare_chain_market
 from options.costs import (
     CostConfig,
     bid_ask_per_share,
@@ -52,6 +54,8 @@ from options.pricing import (
     implied_vol_vectorized,
     implied_vol_vectorized_with_reason,
 )
+from options.quotes_chain import ChainQuoteSource, chain_market_frame
+from options.smile import SmileFit, fit_smiles, market_ivs
 from options.strategies import (
     StrategyConfig,
     build_position,
@@ -65,8 +69,10 @@ from options.surface import (
     iv_at,
     iv_at_params,
     iv_at_scalar,
+    load_surface_config,
     surface_params,
 )
+from options.vix import chain_vix_index
 
 __all__ = [
     "ALL_EXPIRY_KINDS",
@@ -116,4 +122,18 @@ __all__ = [
     "strike_for_delta",
     "surface_params",
     "t_years_to_expiry",
+    "CHAIN_FORMATS",
+    "TIDY_COLUMNS",
+    "read_chain",
+    "read_chains",
+    "ChainMarket",
+    "check_underlying",
+    "prepare_chain_market",
+    "ChainQuoteSource",
+    "chain_market_frame",
+    "SmileFit",
+    "fit_smiles",
+    "market_ivs",
+    "load_surface_config",
+    "chain_vix_index",
 ]

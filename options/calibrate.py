@@ -31,10 +31,9 @@ from scipy.optimize import least_squares
 import data
 from common.cli import run_cli
 from common.io import sha256_file, write_text_atomic
-from common.units import VOL_POINTS_PER_UNIT
 from options.chain_io import CHAIN_FORMATS, read_chains
 from options.chain_market import ChainMarket, prepare_chain_market
-from options.pricing import DAYS_PER_YEAR
+from options.pricing import DAYS_PER_YEAR, VOL_POINT
 from options.surface import SurfaceConfig, iv_at
 
 __all__ = [
@@ -127,7 +126,7 @@ def fit_surface(quotes: pd.DataFrame, base: SurfaceConfig | None = None
                         f_scale=IV_LOSS_SCALE * float(np.mean(weight)), max_nfev=500)
     cfg = _cfg(sol.x, base)
     err = (iv_at(cfg.index_to_atm_ratio * index, quotes["underlying_price"].to_numpy(float),
-                 quotes["strike"].to_numpy(float), t, cfg) - iv_mkt) * VOL_POINTS_PER_UNIT
+                 quotes["strike"].to_numpy(float), t, cfg) - iv_mkt) / VOL_POINT
     stats = {
         "n_quotes": int(len(quotes)),
         "median_abs_iv_error_pts": float(np.median(np.abs(err))),
@@ -173,8 +172,11 @@ def surface_document(cfg: SurfaceConfig, cm: ChainMarket, stats: dict, files: li
             "chain_vix_mean": round(float(cm.vix["iv_index"].mean()), 6),
             "fit_residuals_vol_points": {k: round(v, 4) for k, v in stats.items()
                                          if k.endswith("_pts")},
-            "smile": {"model": "SSVI (Gatheral-Jacquier 2014), one per date",
-                      "median_rmse_iv_pts": round(float(np.median(smile_rmse)), 4)},
+            "smile": {"model": "SSVI (Gatheral-Jacquier 2014), one per date, fitted where the "
+                               "index needs it (chains too sparse for listed strikes)",
+                      "n_dates_fitted": len(smile_rmse),
+                      "median_rmse_iv_pts": (round(float(np.median(smile_rmse)), 4)
+                                             if smile_rmse else None)},
         },
     }
 
@@ -203,7 +205,8 @@ def load_frame(name: str) -> pd.DataFrame | None:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     chain = read_chains(args.chain, args.format, drop_crossed=args.drop_crossed)
-    cm = prepare_chain_market(chain, frame=load_frame(args.market), rate=args.rate)
+    cm = prepare_chain_market(chain, frame=load_frame(args.market), rate=args.rate,
+                              fit_all_smiles=False)
     cfg, stats = fit_surface(calibration_quotes(cm))
     doc = surface_document(cfg, cm, stats, args.chain)
     header = ("# Calibrated volatility surface: python -m options.calibrate "

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from common.errors import UserInputError
-from common.units import PERCENT_PER_UNIT
 from options.chain_io import one_root_per_contract
 from options.smile import (
     ChainDataError,
@@ -51,6 +50,9 @@ DEFAULT_UNDERLYING_TOLERANCE_PCT = 1.0
 INDEX_LEVEL_ROOTS = ("SPX", "SPXW", "SPX1", "SPXPM")
 """Roots of options on the S&P 500 index itself, which the model prices at 1/10 (SPY-like)."""
 SPY_LIKE_SCALE = 0.1
+PERCENT = 100.0
+INDEX_SYMBOLS = ("^GSPC", "SPX", "^SPX")
+"""Frame symbols at the S&P 500 index level (compared with a SPY chain at 1/10)."""
 
 
 class UnderlyingMismatchError(UserInputError):
@@ -68,7 +70,7 @@ def check_underlying(spot_by_date: pd.Series, chain: pd.DataFrame,
     both = under.index.intersection(spot.index)
     if len(both) == 0:
         return 0
-    gap_pct = (under.loc[both] / spot.loc[both] - 1.0).abs() * PERCENT_PER_UNIT
+    gap_pct = (under.loc[both] / spot.loc[both] - 1.0).abs() * PERCENT
     bad = gap_pct > tolerance_pct
     if bad.any():
         first = gap_pct[bad].index[0]
@@ -129,6 +131,9 @@ def prepare_chain_market(chain: pd.DataFrame, *, frame: pd.DataFrame | None = No
     scale = model_price_scale(chain)
     if frame is not None:
         close = _frame_on(frame, "close", dates).dropna()
+        index_frame = str(frame.attrs.get("symbol", "")).upper() in INDEX_SYMBOLS
+        if index_frame and scale == 1.0:
+            close = close * SPY_LIKE_SCALE  # an S&P 500 frame standing in for SPY
         if len(close):
             check_underlying(close, chain, tolerance_pct)
     frame_rate = _frame_on(frame, "rate", dates)
@@ -145,7 +150,7 @@ def prepare_chain_market(chain: pd.DataFrame, *, frame: pd.DataFrame | None = No
         used_rate, rate_source = box, "chain_box_spreads"
     forwards = implied_forwards(chain, used_rate)
     q = chain_dividend_yield(forwards) if len(forwards) else None
-    ivs = market_ivs(chain, used_rate, q, forwards)
+    ivs = market_ivs(chain, used_rate, None, forwards)
     fits: dict = {}
     vix = None
     if not fit_all_smiles:

@@ -13,8 +13,8 @@
   Greeks are BSM at the quote's implied vol.
 - A bar with no chain raises :class:`NoChainForBarError` naming the date, never a zero.
 
-``MarketBars`` and ``LegQuotes`` here follow the interface of ``options/quotes.py`` (the
-``QuoteSource`` protocol); they are declared here so this module stands alone.
+``MarketBars`` and ``LegQuotes`` are those of :mod:`options.quotes` (the ``QuoteSource``
+protocol). An expiry's quotes run to its session's close (early closes included).
 
 :func:`chain_market_frame` makes a minimal market frame from a chain (close = the chain's
 underlying price, ``iv_index`` = the chain's CBOE-method index) for running the environment
@@ -31,7 +31,7 @@ from options.chain_io import one_root_per_contract
 from options.chain_market import DEFAULT_UNDERLYING_TOLERANCE_PCT, check_underlying
 from options.pricing import DAYS_PER_YEAR, bs_greeks, bs_price, implied_vol_vectorized
 from options.quotes import LegQuotes, MarketBars
-from options.smile import ChainDataError, SmileFit, fit_smiles, market_ivs
+from options.smile import ChainDataError, SmileFit, fit_smiles, fit_ssvi_day, market_ivs
 from options.vix import chain_vix_index
 
 __all__ = [
@@ -75,8 +75,7 @@ class ChainQuoteSource:
         self._dates = pd.DatetimeIndex(bars.dates).normalize()
         self._chain_dates = pd.DatetimeIndex(chain["quote_date"].unique())
         if smile_fits is None:
-            ivs = market_ivs(chain, float(np.mean(bars.rate)), bars.dividend_yield)
-            smile_fits = fit_smiles(ivs)
+            smile_fits = self._fit_smiles_per_bar(chain)
         self._fits = smile_fits
         self._chain = chain
         self._key = pd.MultiIndex.from_frame(
@@ -88,6 +87,23 @@ class ChainQuoteSource:
         rel = ((chain["ask_per_share"] - chain["bid_per_share"]) / chain["mid_per_share"])[ok]
         self._rel_width = rel.groupby(chain.loc[ok, "quote_date"]).median()
         self._by_date = {pd.Timestamp(d): g for d, g in chain.groupby("quote_date")}
+
+    def _fit_smiles_per_bar(self, chain: pd.DataFrame) -> dict[pd.Timestamp, SmileFit]:
+        """One SSVI fit per bar date with a chain, at that bar's rate (causal: each fit uses
+        its date's quotes and, for sparse days, the previous fit's shape)."""
+        fits: dict[pd.Timestamp, SmileFit] = {}
+        prior = None
+        rate_by_date = dict(zip(self._dates, np.asarray(self.bars.rate, float), strict=True))
+        for date, day in chain.groupby("quote_date", sort=True):
+            date = pd.Timestamp(date)
+            if date not in rate_by_date:
+                continue
+            ivs = market_ivs(day, rate_by_date[date], self.bars.dividend_yield)
+            ivs.attrs["rate"] = rate_by_date[date]
+            fit = fit_ssvi_day(ivs, prior)
+            fits[date] = fit
+            prior = (fit.rho, fit.eta)
+        return fits
 
     # ------------------------------------------------------------------ listing
     def _day(self, bar: int) -> tuple[pd.Timestamp, pd.DataFrame]:

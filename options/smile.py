@@ -36,8 +36,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from common.errors import UserInputError
-from common.units import VOL_POINTS_PER_UNIT
-from options.pricing import DAYS_PER_YEAR, implied_vol_vectorized
+from options.pricing import DAYS_PER_YEAR, VOL_POINT, implied_vol_vectorized
 
 __all__ = [
     "ChainDataError",
@@ -66,6 +65,11 @@ SMILE_MIN_DTE_DAYS = 2
 """Quotes closer to expiry than this are left out of the smile fit (noise in pennies)."""
 SMILE_MAX_ABS_LOG_MONEYNESS = 0.3
 """Quotes further from the forward than this are left out of the smile fit."""
+SMILE_TOLERANCE = 1e-6
+"""Relative tolerance of the smile fit (cost and parameters), far below a hundredth of a vol
+point."""
+SMILE_MAX_QUOTES_PER_EXPIRY = 40
+"""Quotes per expiry used by the smile fit (evenly thinned beyond this)."""
 MIN_QUOTES_FREE_SHAPE = 6
 """Usable quotes needed on a day to fit its own smile shape (rho, eta)."""
 _RHO_BOUND = 0.999
@@ -136,18 +140,27 @@ def market_ivs(chain: pd.DataFrame, rate: float, dividend_yield: float | None = 
     ``otm`` and ``iv_market`` (NaN for in-the-money quotes, zero bids, expired contracts
     and mids with no implied vol).
 
-    ``dividend_yield`` is the carry used for expiries without a parity pair (default: the
-    chain's :func:`chain_dividend_yield`, else 0).
+    Carry of an expiry without a put-call pair: the median parity carry of that date's
+    expiries (those of :data:`MIN_RATE_DTE_DAYS`+ days where there are any); on a date with
+    no pair at all, the median of the earlier dates' carries, else ``dividend_yield`` (else
+    0). Every date's values use that date and earlier ones only.
     """
     fw = implied_forwards(chain, rate) if forwards is None else forwards
-    if dividend_yield is None:
-        dividend_yield = chain_dividend_yield(fw) if len(fw) else None
-    q_default = 0.0 if dividend_yield is None else dividend_yield
-    day_q = fw.groupby("quote_date")["carry_q"].median() if len(fw) else pd.Series(dtype=float)
+    q_default = 0.0 if dividend_yield is None else float(dividend_yield)
+    dates = pd.DatetimeIndex(sorted(chain["quote_date"].unique()))
+    if len(fw):
+        long = fw["t_years"] * DAYS_PER_YEAR >= MIN_RATE_DTE_DAYS
+        day_all = fw.groupby("quote_date")["carry_q"].median()
+        day_long = fw[long].groupby("quote_date")["carry_q"].median()
+        day_q = day_long.combine_first(day_all).reindex(dates)
+    else:
+        day_q = pd.Series(np.nan, index=dates)
+    earlier = day_q.expanding().median().shift(1)
+    day_q = day_q.fillna(earlier).fillna(q_default)
     out = chain.merge(fw[["quote_date", "expiry", "carry_q"]], on=["quote_date", "expiry"],
                       how="left")
-    fill = out["quote_date"].map(day_q)
-    out["carry_q"] = out["carry_q"].fillna(fill).fillna(q_default)
+    out["carry_q"] = pd.to_numeric(out["carry_q"], errors="coerce").astype(float).fillna(
+        out["quote_date"].map(day_q).astype(float))
     t = out["dte_days"].to_numpy() / DAYS_PER_YEAR
     s = out["underlying_price"].to_numpy()
     q = out["carry_q"].to_numpy()
@@ -165,7 +178,6 @@ def market_ivs(chain: pd.DataFrame, rate: float, dividend_yield: float | None = 
     out["iv_market"] = iv
     out.attrs.update(chain.attrs)
     out.attrs["rate"] = rate
-    out.attrs["dividend_yield"] = q_default
     return out
 
 
@@ -233,6 +245,17 @@ def _unpack(x: np.ndarray):
     return theta, rho, eta
 
 
+def _thin(q: pd.DataFrame) -> pd.DataFrame:
+    """At most :data:`SMILE_MAX_QUOTES_PER_EXPIRY` quotes per expiry, evenly spaced in
+    log-moneyness rank (dense index chains list 100+ strikes per expiry; the fit's cost grows
+    with their number and its result barely moves)."""
+    rank = q.groupby("expiry").cumcount().to_numpy()
+    size = q.groupby("expiry")["strike"].transform("size").to_numpy()
+    step = np.maximum(size / SMILE_MAX_QUOTES_PER_EXPIRY, 1.0)
+    keep = (np.floor(rank / step) != np.floor((rank - 1) / step)) | (rank == 0)
+    return q[keep]
+
+
 def fit_ssvi_day(day: pd.DataFrame, prior_shape: tuple[float, float] | None = None) -> SmileFit:
     """Fit SSVI to one quote date's rows of :func:`market_ivs` output.
 
@@ -242,7 +265,7 @@ def fit_ssvi_day(day: pd.DataFrame, prior_shape: tuple[float, float] | None = No
     date = pd.Timestamp(day["quote_date"].iloc[0])
     use = (day["iv_market"].notna() & (day["dte_days"] >= SMILE_MIN_DTE_DAYS)
            & (day["log_moneyness"].abs() <= SMILE_MAX_ABS_LOG_MONEYNESS))
-    q = day[use]
+    q = _thin(day[use].sort_values(["expiry", "log_moneyness"]))
     fixed = len(q) < MIN_QUOTES_FREE_SHAPE and prior_shape is not None
     if len(q) < MIN_QUOTES_FREE_SHAPE and not fixed or len(q) == 0:
         raise ChainDataError(
@@ -283,16 +306,17 @@ def fit_ssvi_day(day: pd.DataFrame, prior_shape: tuple[float, float] | None = No
         w = ssvi_total_variance(k, theta[e_idx], rho, eta)
         return np.sqrt(np.maximum(w, 1e-12) / t) - iv_mkt
 
-    sol = least_squares(resid, x0, method="trf", loss="soft_l1", f_scale=0.01, max_nfev=200)
+    sol = least_squares(resid, x0, method="trf", loss="soft_l1", f_scale=0.01, max_nfev=200,
+                        ftol=SMILE_TOLERANCE, xtol=SMILE_TOLERANCE)
     theta, rho, eta = _unpack(full(sol.x))
     r = resid(sol.x)
     return SmileFit(
         quote_date=date, spot=float(day["underlying_price"].iloc[0]),
         rate=float(day.attrs.get("rate", 0.0)),
-        dividend_yield=float(day.attrs.get("dividend_yield", 0.0)),
+        dividend_yield=float(day.groupby("expiry")["carry_q"].first().median()),
         expiries=expiries, t_years=t_e, forwards=exp_tab["forward"].to_numpy(),
         theta=theta, rho=float(rho), eta=float(eta), n_quotes=len(q),
-        rmse_iv_pts=float(np.sqrt(np.mean(r * r)) * VOL_POINTS_PER_UNIT))
+        rmse_iv_pts=float(np.sqrt(np.mean(r * r)) / VOL_POINT))
 
 
 def fit_smiles(ivs: pd.DataFrame) -> dict[pd.Timestamp, SmileFit]:

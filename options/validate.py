@@ -39,12 +39,11 @@ import pandas as pd  # noqa: E402
 
 from common.cli import run_cli  # noqa: E402
 from common.io import write_json_atomic, write_text_atomic  # noqa: E402
-from common.units import PERCENT_PER_UNIT, VOL_POINTS_PER_UNIT
 from options.calibrate import load_frame  # noqa: E402
 from options.chain_io import CHAIN_FORMATS, read_chain  # noqa: E402
 from options.chain_market import ChainMarket, prepare_chain_market  # noqa: E402
 from options.costs import CostConfig, bid_ask_per_share  # noqa: E402
-from options.pricing import bs_greeks, bs_price  # noqa: E402
+from options.pricing import DAYS_PER_YEAR, VOL_POINT, bs_greeks, bs_price  # noqa: E402
 from options.surface import SurfaceConfig, iv_at, load_surface_config  # noqa: E402
 
 __all__ = [
@@ -58,6 +57,7 @@ __all__ = [
 ]
 
 MAX_ABS_LOG_MONEYNESS = 0.15
+PERCENT = 100.0
 DTE_RANGE = (7, 130)
 MONEYNESS_EDGES_PCT = (-15.0, -8.0, -4.0, -1.0, 1.0, 4.0, 8.0, 15.0)
 DTE_EDGES_DAYS = (7, 14, 30, 60, 130)
@@ -96,12 +96,12 @@ def compare_quotes(cm: ChainMarket, cfg: SurfaceConfig, cost: CostConfig) -> pd.
     m = model_quotes(cm, cfg, cost, q["quote_date"], q["strike"].to_numpy(float),
                      q["t_years"].to_numpy(float), q["option_type"].to_numpy())
     q["iv_model"] = m["iv"]
-    q["iv_error_pts"] = (m["iv"] - q["iv_market"].to_numpy()) * VOL_POINTS_PER_UNIT
-    q["price_error_pct"] = (m["mid"] / q["mid_per_share"].to_numpy() - 1.0) * PERCENT_PER_UNIT
+    q["iv_error_pts"] = (m["iv"] - q["iv_market"].to_numpy()) / VOL_POINT
+    q["price_error_pct"] = (m["mid"] / q["mid_per_share"].to_numpy() - 1.0) * PERCENT
     width_mkt = (q["ask_per_share"] - q["bid_per_share"]).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         q["width_ratio"] = np.where(width_mkt > 0, (m["ask"] - m["bid"]) / width_mkt, np.nan)
-    q["moneyness_bucket"] = pd.cut(q["log_m_spot"] * PERCENT_PER_UNIT, MONEYNESS_EDGES_PCT,
+    q["moneyness_bucket"] = pd.cut(q["log_m_spot"] * PERCENT, MONEYNESS_EDGES_PCT,
                                    include_lowest=True).astype(str)
     q["dte_bucket"] = pd.cut(q["dte_days"], DTE_EDGES_DAYS, include_lowest=True).astype(str)
     return q.reset_index(drop=True)
@@ -117,9 +117,12 @@ def _buckets(cmp: pd.DataFrame) -> list[dict]:
                      "median_abs_iv_error_pts": float(err.abs().median()),
                      "median_price_error_pct": float(g["price_error_pct"].median()),
                      "median_width_ratio": float(g["width_ratio"].median())})
-    order = {b: i for i, b in enumerate(pd.Series(pd.cut([0], MONEYNESS_EDGES_PCT)).cat
-                                        .categories.astype(str))}
-    return sorted(rows, key=lambda r: (order.get(r["moneyness_bucket"], 99), r["dte_bucket"]))
+
+    def left_edge(label: str) -> float:
+        return float(label.strip("([").split(",")[0])
+
+    return sorted(rows, key=lambda r: (left_edge(r["moneyness_bucket"]),
+                                       left_edge(r["dte_bucket"])))
 
 
 def _nearest_strike(table: pd.DataFrame, target: np.ndarray) -> np.ndarray:
@@ -157,7 +160,7 @@ def structure_errors(cm: ChainMarket, cfg: SurfaceConfig, cost: CostConfig) -> d
                 if not all(key in mids.index for key in keys):
                     continue
                 mkt = sum(-s * mids.loc[key] for key, (_, _, s) in zip(keys, legs, strict=True))
-                t_years = (expiry - d).days / 365.0
+                t_years = (expiry - d).days / DAYS_PER_YEAR
                 mod = model_quotes(cm, cfg, cost, [d] * len(legs), np.array([k for _, k, _ in legs]),
                                    np.full(len(legs), t_years), np.array([t for t, _, _ in legs]))
                 model = float(np.sum(-np.array([s for _, _, s in legs]) * mod["mid"]))
@@ -166,9 +169,9 @@ def structure_errors(cm: ChainMarket, cfg: SurfaceConfig, cost: CostConfig) -> d
                         credits.append(model / mkt - 1.0)
                 else:
                     marks.append(abs(model - mkt) / wing)
-        results[f"{name}_credit_error_pct"] = (float(np.median(credits) * PERCENT_PER_UNIT) if credits
+        results[f"{name}_credit_error_pct"] = (float(np.median(credits) * PERCENT) if credits
                                                else None)
-        results[f"{name}_mark_error_pct_of_width"] = (float(np.median(marks) * PERCENT_PER_UNIT) if marks
+        results[f"{name}_mark_error_pct_of_width"] = (float(np.median(marks) * PERCENT) if marks
                                                       else None)
         results[f"n_{name}_entries"] = len(credits)
     return results
@@ -261,7 +264,7 @@ def _report(doc: dict, surface_name: str) -> str:
 def _plot(cmp: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for db, g in cmp.groupby("dte_bucket", sort=True):
-        med = g.groupby(pd.cut(g["log_m_spot"] * PERCENT_PER_UNIT, MONEYNESS_EDGES_PCT), observed=True)[
+        med = g.groupby(pd.cut(g["log_m_spot"] * PERCENT, MONEYNESS_EDGES_PCT), observed=True)[
             "iv_error_pts"].median()
         ax.plot([iv.mid for iv in med.index], med.to_numpy(), marker="o", label=f"DTE {db}")
     ax.axhline(0.0, color="grey", lw=0.8)

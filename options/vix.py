@@ -36,6 +36,7 @@ __all__ = [
     "TARGET_DTE_DAYS",
     "cboe_strip",
     "chain_vix_index",
+    "smile_term_variance",
     "term_variance",
     "vix_from_terms",
 ]
@@ -144,7 +145,8 @@ def _listed_term(g: pd.DataFrame, rate: float):
     return term_variance(ks, qs, fwd, k0, rate, t)
 
 
-def _smile_term(fit: SmileFit, dte: float, rate: float) -> float:
+def smile_term_variance(fit: SmileFit, dte: float, rate: float) -> float:
+    """CBOE step 3 on a dense synthetic strip priced from a fitted smile (:data:`SMILE_GRID_SD`)."""
     t = dte / DAYS_PER_YEAR
     fwd = float(fit.forward_at(t)) if not np.any(np.isclose(fit.t_years, t)) else float(
         fit.forwards[np.argmin(np.abs(fit.t_years - t))])
@@ -190,7 +192,7 @@ def chain_vix_index(chain: pd.DataFrame, rate: float,
                 raise ChainDataError(
                     f"chain on {date.date()} has fewer than {MIN_STRIKES_PER_SIDE} strikes on "
                     f"a side of the money for the volatility index and no fitted smile")
-            variances = [_smile_term(fits[date], d, rate) for d in terms]
+            variances = [smile_term_variance(fits[date], d, rate) for d in terms]
             method = "smile"
         if len(terms) == 2:
             index = vix_from_terms(variances[0], terms[0], variances[1], terms[1])

@@ -11,7 +11,7 @@ import pytest
 
 from options.calendar import timestamp_close_ns
 from options.chain_io import read_chain
-from options.chain_market import UnderlyingMismatchError
+from options.chain_market import UnderlyingMismatchError, prepare_chain_market
 from options.pricing import bs_price
 from options.quotes_chain import (
     ChainQuoteSource,
@@ -161,3 +161,33 @@ def test_market_ivs_match_vendor_ivs_on_real_quotes():
     ok = ivs["iv_market"].notna() & ivs["iv_vendor"].notna()
     gap = (ivs.loc[ok, "iv_market"] - ivs.loc[ok, "iv_vendor"]).abs()
     assert ok.sum() > 30 and gap.median() < 0.01
+
+
+def test_index_frame_stands_in_for_spy_at_one_tenth_and_supplies_the_index():
+    chain = read_chain(SPY)
+    spot = chain.groupby("quote_date")["underlying_price"].first()
+    frame = pd.DataFrame({"close": spot * 10.03, "iv_index": 0.21, "rate": 0.001})
+    frame.attrs["symbol"] = "^GSPC"
+    cm = prepare_chain_market(chain, frame=frame, fit_all_smiles=False)
+    assert set(cm.index_source) == {"frame"} and cm.rate == 0.001
+    np.testing.assert_allclose(cm.index_by_date.to_numpy(), 0.21)
+    frame.attrs["symbol"] = "SPY"  # same numbers read as SPY prices: 10x off
+    with pytest.raises(UnderlyingMismatchError, match="2021-03-01"):
+        prepare_chain_market(chain, frame=frame, fit_all_smiles=False)
+
+
+def test_smiles_index_and_quotes_before_t_do_not_change_when_the_chain_is_cut_at_t():
+    chain = read_chain(SPY)
+    cut = pd.Timestamp("2021-03-03")
+    short = chain[chain["quote_date"] <= cut]
+    full_frame = chain_market_frame(chain, 0.0005)
+    short_frame = chain_market_frame(short, 0.0005)
+    pd.testing.assert_frame_equal(full_frame.loc[:cut], short_frame)
+    full_src = ChainQuoteSource(bars_for(chain), chain)
+    short_src = ChainQuoteSource(bars_for(short), short)
+    expiry = pd.Timestamp("2021-04-16")
+    for bar in range(3):
+        a = full_src.quote(bar, "put", np.array([362.5, 370.0]), expiry)
+        b = short_src.quote(bar, "put", np.array([362.5, 370.0]), expiry)
+        np.testing.assert_array_equal(a.mid_per_share, b.mid_per_share)
+        np.testing.assert_array_equal(a.iv_annualized, b.iv_annualized)

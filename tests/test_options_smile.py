@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from options.chain_io import read_chain
 from options.pricing import bs_price
@@ -85,3 +87,21 @@ def test_sparse_day_keeps_the_previous_shape_and_empty_day_fails():
         fit_ssvi_day(day)
     fit = fit_ssvi_day(day, prior_shape=(RHO, ETA))
     assert fit.rho == pytest.approx(RHO, abs=1e-6) and fit.eta == pytest.approx(ETA, abs=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rho=st.floats(-0.99, 0.99), eta_frac=st.floats(0.01, 1.0),
+       theta=st.floats(1e-4, 0.5))
+def test_ssvi_within_the_fit_bounds_has_no_butterfly_arbitrage(rho, eta_frac, theta):
+    # Durrleman's condition g(k) >= 0 (Gatheral & Jacquier 2014, eq. 2.1) on a grid
+    eta = eta_frac * 2.0 / (1.0 + abs(rho))
+    k = np.linspace(-1.5, 1.5, 601)
+    h = 1e-4
+    w = ssvi_total_variance(k, theta, rho, eta)
+    w1 = (ssvi_total_variance(k + h, theta, rho, eta)
+          - ssvi_total_variance(k - h, theta, rho, eta)) / (2 * h)
+    w2 = (ssvi_total_variance(k + h, theta, rho, eta) - 2 * w
+          + ssvi_total_variance(k - h, theta, rho, eta)) / h**2
+    g = (1 - k * w1 / (2 * w)) ** 2 - w1**2 / 4 * (1 / w + 0.25) + w2 / 2
+    assert np.all(w > 0)
+    assert g.min() > -1e-5

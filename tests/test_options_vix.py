@@ -11,8 +11,14 @@ import pytest
 
 from options.chain_io import read_chain
 from options.pricing import bs_price
-from options.smile import parity_rate
-from options.vix import cboe_strip, chain_vix_index, term_variance, vix_from_terms
+from options.smile import fit_smiles, market_ivs, parity_rate
+from options.vix import (
+    cboe_strip,
+    chain_vix_index,
+    smile_term_variance,
+    term_variance,
+    vix_from_terms,
+)
 
 SPX = Path(__file__).parent / "data" / "real_chains" / "spx_slice_2019-05-06_07.csv.gz"
 NAN = np.nan
@@ -99,3 +105,16 @@ def test_real_spx_quotes_track_the_published_vix_close():
         got = out.loc[pd.Timestamp(date), "iv_index"]
         # the slice keeps every fifth strike and stops at 80% of spot: a small bias
         assert got == pytest.approx(vix, abs=0.006), date
+
+
+def test_smile_method_agrees_with_listed_strikes_on_a_full_chain():
+    # the fallback for sparse chains, checked where both can be computed
+    chain = read_chain(SPX)
+    rate = parity_rate(chain)
+    listed = chain_vix_index(chain, rate)
+    fits = fit_smiles(market_ivs(chain, rate))
+    for date, row in listed.iterrows():
+        v1 = smile_term_variance(fits[date], row["near_dte_days"], rate)
+        v2 = smile_term_variance(fits[date], row["next_dte_days"], rate)
+        smile = vix_from_terms(v1, row["near_dte_days"], v2, row["next_dte_days"])
+        assert smile == pytest.approx(row["iv_index"], abs=0.006), date
