@@ -27,7 +27,7 @@ from envs.config import EnvConfig
 from forecasters.config import ForecastConfig
 from options.costs import CostConfig
 from options.positions import MarginConfig
-from options.surface import SurfaceConfig
+from options.surface import SurfaceConfig, load_surface_config
 
 __all__ = ["MAX_SEED", "ConfigError", "ExperimentConfig", "Segments", "load_config",
            "parse_override", "strict_yaml_load"]
@@ -75,11 +75,29 @@ class Segments(_Section):
 
 
 class OptionsConfig(_Section):
-    """Volatility surface, trading costs and the naked-short margin rule."""
+    """Volatility surface, trading costs and the naked-short margin rule.
 
+    ``surface_file`` names a calibrated surface YAML (``python -m options.calibrate`` writes
+    them, with their provenance); its parameters fill ``surface``, and keys given under
+    ``surface:`` override them (a run's resolved ``config.yaml`` lists every surface key, so
+    re-reading it never picks up a later edit of the file).
+    """
+
+    surface_file: str | None = None
     surface: SurfaceConfig = SurfaceConfig()
     costs: CostConfig = CostConfig()
     margin: MarginConfig = MarginConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _surface_from_file(cls, data):
+        if isinstance(data, dict) and data.get("surface_file"):
+            from_file = load_surface_config(data["surface_file"]).model_dump()
+            explicit = data.get("surface") or {}
+            if isinstance(explicit, SurfaceConfig):
+                explicit = explicit.model_dump(exclude_unset=True)
+            data = {**data, "surface": {**from_file, **explicit}}
+        return data
 
 
 class TrainConfig(_Section):
@@ -195,6 +213,7 @@ def _describe(err: ValidationError, origin: str) -> str:
 
 # Keys holding a path that, when relative in a config file, resolve from that file's folder.
 _PATH_KEYS = (("data", "path"), ("data", "cache_dir"), ("forecast", "cache_dir"),
+              ("options", "surface_file"),
               ("forecast", "tuned_params_path"), ("forecast", "tune", "best_params_path"))
 _SQLITE_PREFIX = "sqlite:///"
 

@@ -124,7 +124,10 @@ def prepare_chain_setup(cfg, run_frame: pd.DataFrame, run_forecasts: ForecastPan
     factor = 1.0 / cfg.env.underlying_price_scale
     env_cfg = chain_env_config(cfg.env, factor, _strike_spacing(market.chain))
     env_cfg = env_cfg.model_copy(update={"dividend_yield": market.dividend_yield})
-    panel = build_market_panel(frame, features, fc, dates[0], dates[-1], cfg.options.surface,
+    # Both sources price with the chain's own put-call-parity dividend yield on its sessions.
+    surface = cfg.options.surface.model_copy(
+        update={"dividend_yield_annualized": market.dividend_yield})
+    panel = build_market_panel(frame, features, fc, dates[0], dates[-1], surface,
                                price_scale=1.0)
     if len(panel) != len(dates):
         raise ValueError(f"{len(dates) - len(panel)} chain session(s) have no tradable bar")
@@ -132,9 +135,9 @@ def prepare_chain_setup(cfg, run_frame: pd.DataFrame, run_forecasts: ForecastPan
     source = ChainQuoteSource(bars, market.chain, market.fits or None,
                               exclude_zero_bid=exclude_zero_bid, min_volume=min_volume)
     source.check_underlying()
-    model_env = SpyOptionsEnv(panel, env_cfg, cfg.options.surface, cfg.options.costs,
+    model_env = SpyOptionsEnv(panel, env_cfg, surface, cfg.options.costs,
                               cfg.options.margin, mode="eval", info_level="full")
-    chain_env = SpyOptionsEnv(panel, env_cfg, cfg.options.surface, cfg.options.costs,
+    chain_env = SpyOptionsEnv(panel, env_cfg, surface, cfg.options.costs,
                               cfg.options.margin, mode="eval", quote_source=source,
                               info_level="full")
     return ChainSetup(market, frame, frame_source, missing, env_cfg, factor, model_env,

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from options.strategies import StrategyConfig
 
-__all__ = ["EnvConfig"]
+__all__ = ["EnvConfig", "pricing_dividend_yield"]
 
 
 class _Section(BaseModel):
@@ -50,3 +50,10 @@ class EnvConfig(_Section):
     episode_length_bars: int = Field(252, ge=2, description="training episodes (random start)")
     ruin_equity_fraction: float = Field(0.5, ge=0, lt=1, description="terminate below this")
     observation_clip: float = Field(10.0, gt=0)
+
+
+def pricing_dividend_yield(env_cfg: EnvConfig, surface_cfg) -> float:
+    """The dividend yield to price with: the calibrated surface's where it has one
+    (``SurfaceConfig.dividend_yield_annualized``), else ``EnvConfig.dividend_yield``."""
+    calibrated = getattr(surface_cfg, "dividend_yield_annualized", None)
+    return float(env_cfg.dividend_yield if calibrated is None else calibrated)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from envs.config import pricing_dividend_yield
 from envs.market import build_market_panel
 from envs.spy_options_env import SpyOptionsEnv
 from forecasters.panel import ForecastPanel
@@ -85,7 +86,8 @@ def make_env(config, segment: str = "train", mode: str | None = None,
                                cfg.env.underlying_price_scale)
     source = None
     if quote_source is not None:
-        source = quote_source(panel.market_bars(cfg.env.dividend_yield))
+        source = quote_source(panel.market_bars(pricing_dividend_yield(cfg.env,
+                                                                       cfg.options.surface)))
     return SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
                          cfg.options.margin, mode=mode, quote_source=source,
                          info_level=info_level)

@@ -10,7 +10,7 @@ import pandas as pd
 from gymnasium import spaces
 
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, FIRST_OPEN_ACTION, STRATEGIES, action_names
-from envs.config import EnvConfig
+from envs.config import EnvConfig, pricing_dividend_yield
 from envs.market import MarketPanel
 from envs.observations import PORTFOLIO_ENTRIES, PortfolioContext, portfolio_values
 from envs.portfolio import ExitRules, PortfolioSimulator, StepResult, UnitTables
@@ -140,7 +140,8 @@ class SpyOptionsEnv(gym.Env):
             self.quotes, self.tables = unit_tables.source, unit_tables
         else:
             self.quotes = quote_source or ModelQuoteSource(
-                panel.market_bars(cfg.dividend_yield), self.surface, self.costs,
+                panel.market_bars(pricing_dividend_yield(cfg, self.surface)), self.surface,
+                self.costs,
                 strike_spacing=cfg.strategies.strike_spacing,
                 expiry_kinds=cfg.strategies.expiry_kinds, max_dte_days=_MAX_DTE_DAYS)
             self.tables = UnitTables(self.quotes, cfg.strategies, self.costs, self.margin_cfg,

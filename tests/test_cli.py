@@ -175,7 +175,7 @@ def _copy_run(trained: Path, tmp_path: Path) -> Path:
             (r / "config.yaml").read_text().replace("algo: maskable_ppo", "algo: ppo")), (),
          "saved by maskable_ppo but config.yaml says agent.algo: ppo"),
         (lambda r: (r / "forecasts" / "panel.parquet").unlink(), (), "forecast panel missing"),
-        (lambda r: (r / "best_vecnormalize.pkl").unlink(), (), "best_vecnormalize.pkl"),
+        (lambda r: (r / "best_vecnormalize.npz").unlink(), (), "best_vecnormalize.npz"),
         (lambda r: None, ("--baselines", "cash,moon"), "--baselines: unknown baseline"),
         (lambda r: None, ("--start", "2014-06-01", "--end", "2014-12-31"),
          "must be after the train segment's end"),

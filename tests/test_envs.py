@@ -258,7 +258,11 @@ def check_step(env, lookup, prev, action, mask, obs, reward, info):
             env.cfg.stop_loss_multiple,
             env.cfg.close_at_dte_days,
         )
-        agent_kinds = ("open",) if any(x is not None for x in auto_exits) else ("open", "close")
+        # A calendar whose front leg settles sells its back leg on that bar (a "close" fill
+        # next to a "settle" fill): part of the expiry, not the agent's doing.
+        calendar_expiry = any(f.kind == "settle" for f in fills)
+        automatic = any(x is not None for x in auto_exits) or calendar_expiry
+        agent_kinds = ("open",) if automatic else ("open", "close")
         assert not [f for f in fills if f.kind in agent_kinds]
     # The observation's one-hot shows the open structures (a calendar whose front leg has
     # settled is still the calendar trade; its remaining legs are a "custom" Position).
