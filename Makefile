@@ -56,7 +56,9 @@ lint: setup
 bench: setup
 	$(PY) bench/pricing.py
 	$(PY) bench/env.py
+	$(PY) bench/train_throughput.py
 	$(PY) bench/forecasters.py
+	$(PY) bench/chains.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

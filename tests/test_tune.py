@@ -132,6 +132,13 @@ def objective(trial):
         log.write(f"{trial.number} {os.getpid()}\\n")
     return -x * x
 
+# Start together (imports take seconds on a loaded machine): wait for the other worker.
+ready = os.path.join(os.path.dirname(log_path), f"ready_{os.getpid()}")
+open(ready, "w").close()
+deadline = time.time() + 60
+while time.time() < deadline and len([f for f in os.listdir(os.path.dirname(log_path))
+                                      if f.startswith("ready_")]) < 2:
+    time.sleep(0.05)
 optimize(study, url, int(trials), objective, sampler_seed=int(seed))
 """
 
