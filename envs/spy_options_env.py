@@ -11,11 +11,11 @@ from gymnasium import spaces
 
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, FIRST_OPEN_ACTION, STRATEGIES, action_names
 from envs.config import EnvConfig, pricing_dividend_yield
+from envs.ledgers import trade_ledger
 from envs.market import MarketPanel
 from envs.observations import PORTFOLIO_ENTRIES, PortfolioContext, portfolio_values
 from envs.portfolio import ExitRules, PortfolioSimulator, StepResult, UnitTables
 from envs.rewards import make_reward
-from options.calendar import NS_PER_DAY
 from options.costs import CostConfig
 from options.positions import MarginConfig
 from options.quotes import ModelQuoteSource, QuoteSource
@@ -391,50 +391,9 @@ class SpyOptionsEnv(gym.Env):
             "open_positions", "delta_shares", "gamma_shares_per_usd", "theta_usd_per_day",
             "vega_usd_per_vol_point", "atm_iv", "costs_usd"]).set_index("date")
 
-    LEDGER_COLUMNS = ("trade_id", "strategy", "legs", "open_date", "close_date", "exit_reason",
-                      "contracts", "entry_cash_flow_usd", "exit_cash_flow_usd", "pnl_usd",
-                      "commission_usd", "spread_cost_usd", "max_loss_usd", "max_profit_usd",
-                      "risk_usd", "entry_spot", "exit_spot", "entry_iv", "entry_dte_days",
-                      "entry_delta_shares", "entry_gamma_shares_per_usd",
-                      "entry_theta_usd_per_day", "entry_vega_usd_per_vol_point")
-
-    def _ledger_row(self, pos, close_bar: int, reason: str, pnl: float) -> dict:
-        unit = pos.unit
-        path = unit.path
-        c = pos.contracts
-        legs = ";".join(f"{leg.quantity_contracts:+d} {leg.option_type} {leg.strike:g} "
-                        f"{leg.expiry.date()}" for leg in pos.legs())
-        entry_ns = self._close_ns[unit.entry_bar]
-        return {
-            "trade_id": pos.trade_id, "strategy": pos.strategy, "legs": legs,
-            "open_date": self._dates[unit.entry_bar],
-            "close_date": self._dates[close_bar] if reason != "open_at_end" else None,
-            "exit_reason": reason, "contracts": c,
-            "entry_cash_flow_usd": pos.entry_cash_flow_usd,
-            "exit_cash_flow_usd": pos.exit_cash_flow_usd, "pnl_usd": pnl,
-            "commission_usd": pos.entry_commission_usd + pos.exit_commission_usd,
-            "spread_cost_usd": pos.entry_spread_cost_usd + pos.exit_spread_cost_usd,
-            "max_loss_usd": None if unit.max_loss_usd is None else unit.max_loss_usd * c,
-            "max_profit_usd": None if unit.max_profit_usd is None else unit.max_profit_usd * c,
-            "risk_usd": pos.risk_usd,
-            "entry_spot": self._spot[unit.entry_bar], "exit_spot": self._spot[close_bar],
-            "entry_iv": self._atm_iv[unit.entry_bar],
-            "entry_dte_days": (unit.first_expiry_close_ns - entry_ns) / NS_PER_DAY,
-            "entry_delta_shares": path.delta[0] * c,
-            "entry_gamma_shares_per_usd": path.gamma[0] * c,
-            "entry_theta_usd_per_day": path.theta[0] * c,
-            "entry_vega_usd_per_vol_point": path.vega[0] * c,
-        }
-
     def trade_ledger(self) -> pd.DataFrame:
         """Every trade of the episode (closed, expired, and those still open at the end)."""
-        sim = self.sim
-        rows = [self._ledger_row(p, p.close_bar, p.exit_reason, p.pnl_usd) for p in sim.closed]
-        for pos in sim.positions:
-            k = sim.bar - pos.unit.entry_bar
-            rows.append(self._ledger_row(pos, sim.bar, "open_at_end", pos.pnl_usd
-                                         + pos.unit.path.mid_usd[k] * pos.contracts))
-        return pd.DataFrame(rows, columns=list(self.LEDGER_COLUMNS))
+        return trade_ledger(self.sim, self.panel)
 
     def position_summary(self) -> dict | None:
         """The first open position in words, for rule-based policies and logs."""
