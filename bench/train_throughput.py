@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("--config", default="configs/quick.yaml")
     parser.add_argument("--timesteps", type=int, default=16_384)
     parser.add_argument("--n-envs", type=int, nargs="+", default=[2, 16])
+    parser.add_argument("--rollout-steps", type=int, default=None,
+                        help="keep n_envs x n_steps at this (default: each run uses the "
+                             "config's n_steps per env)")
     args = parser.parse_args()
 
     import gymnasium as gym
@@ -66,9 +69,14 @@ def main() -> None:
     warm_s = warm_tables(template)
     print(f"{cfg.name}: train segment {len(template.panel)} bars; structure tables built in "
           f"{warm_s:.1f} s (once per process)")
-    agent = cfg.agent
     rows = []
     for n_envs in args.n_envs:
+        agent = cfg.agent
+        if args.rollout_steps:
+            n_steps = max(args.rollout_steps // n_envs, 8)
+            agent = agent.model_copy(update={"n_steps": n_steps,
+                                             "batch_size": min(agent.batch_size,
+                                                               n_steps * n_envs)})
         ours_env = DummyVecEnv([lambda: make_env(cfg, "train", share_with=template)] * n_envs)
         ours = build_model(agent, ours_env, seed=0, tensorboard_log=None)
         cart_env = DummyVecEnv([lambda: gym.make("CartPole-v1")] * n_envs)
@@ -80,7 +88,7 @@ def main() -> None:
         ours_sps = time_learn(ours, args.timesteps)
         cart_sps = time_learn(cart, args.timesteps)
         rows.append((n_envs, ours_sps, cart_sps))
-        print(f"n_envs={n_envs:>2}: SpyOptions {ours_sps:,.0f} steps/s ({agent.algo}), CartPole "
+        print(f"n_envs={n_envs:>2} (n_steps {agent.n_steps}): SpyOptions {ours_sps:,.0f} steps/s ({agent.algo}), CartPole "
               f"{cart_sps:,.0f} steps/s (ppo): ratio {ours_sps / cart_sps:.2f} "
               f"({'meets' if ours_sps >= TARGET_RATIO * cart_sps else 'misses'} "
               f"{TARGET_RATIO:.0%})")
