@@ -14,6 +14,7 @@ from common.errors import UserInputError
 from dashboard import ui
 
 APP = Path(__file__).with_name("app.py")
+REPO_ROOT = APP.parent.parent  # on the app's import path when the package is not installed
 DEFAULT_PORT = 8501
 MAX_PORT = 65535
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.journal is not None and not Path(args.journal).is_file():
         raise UserInputError(f"--journal {args.journal}: no such file")
     env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env[ui.ENV_RUNS] = str(Path(args.runs).resolve())
     if args.journal is not None:
         env[ui.ENV_JOURNAL] = str(Path(args.journal).resolve())

@@ -27,7 +27,7 @@ def line_chart(series: dict[str, pd.Series], value: str, title: str,
     base = alt.Chart(data).mark_line(strokeWidth=1.4).encode(
         x=alt.X(f"{x_field}:{x_type}", title=None if x_type == "T" else x_field),
         y=alt.Y(f"{value}:Q", title=value, scale=alt.Scale(zero=False)),
-        color=alt.Color("series:N", title=None),
+        color=alt.Color("series:N", title=None, scale=alt.Scale(scheme="tableau10")),
         tooltip=["series:N", alt.Tooltip(f"{x_field}:{x_type}"),
                  alt.Tooltip(f"{value}:Q", format=",.4g")],
     ).properties(title=title, height=height)
@@ -45,17 +45,17 @@ def equity_chart(equity: dict[str, pd.Series], drawdown: dict[str, pd.Series]) -
     top = alt.Chart(_long(equity, "equity_usd")).mark_line(strokeWidth=1.4).encode(
         x=alt.X("date:T", title=None),
         y=alt.Y("equity_usd:Q", title="equity, USD", scale=alt.Scale(zero=False)),
-        color=alt.Color("series:N", title="policy"),
+        color=alt.Color("series:N", title="policy", scale=alt.Scale(scheme="tableau10")),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
         tooltip=["series:N", "date:T", alt.Tooltip("equity_usd:Q", format=",.0f")],
     ).properties(height=HEIGHT_PX, title="Equity").add_params(zoom, pick)
     bottom = alt.Chart(_long(drawdown, "drawdown_pct")).mark_area(opacity=0.35).encode(
         x=alt.X("date:T", title=None, scale=alt.Scale(domain=zoom)),
         y=alt.Y("drawdown_pct:Q", title="drawdown, %", stack=None),
-        color=alt.Color("series:N", title="policy"),
+        color=alt.Color("series:N", title="policy", scale=alt.Scale(scheme="tableau10")),
         opacity=alt.condition(pick, alt.value(0.45), alt.value(0.03)),
         tooltip=["series:N", "date:T", alt.Tooltip("drawdown_pct:Q", format=".2f")],
-    ).properties(height=SMALL_HEIGHT_PX, title="Drawdown from the running peak").add_params(pick)
+    ).properties(height=SMALL_HEIGHT_PX, title="Drawdown from the running peak")
     return alt.vconcat(top, bottom).resolve_scale(color="shared")
 
 

@@ -39,6 +39,10 @@ def guarded(render: Callable[[], None]) -> None:
         render()
     except (UserInputError, OSError) as exc:
         st.error(str(exc))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        # A file that parsed but does not hold what its writer writes (a key or column
+        # missing, a value of the wrong type): one line on the page, not a traceback.
+        st.error(f"unexpected content in the input files: {type(exc).__name__}: {exc}")
 
 
 def show_problems(problems) -> None:

@@ -47,8 +47,9 @@ def render() -> None:
             st.markdown(f"**Seeds:** {len(seeds['per_seed'])}; best seed "
                         f"`{seeds.get('best_seed')}`, deflated Sharpe "
                         f"{seeds.get('deflated_sharpe')}")
-            st.dataframe(pd.DataFrame.from_dict(seeds["per_seed"], orient="index")
-                         [[c for c in METRIC_COLUMNS[:7]]].rename_axis("seed"))
+            per_seed = pd.DataFrame.from_dict(seeds["per_seed"], orient="index")
+            st.dataframe(per_seed[[c for c in METRIC_COLUMNS if c in per_seed.columns]]
+                         .rename_axis("seed"))
         for name, why in (document.get("skipped") or {}).items():
             st.caption(f"skipped `{name}`: {why}")
 

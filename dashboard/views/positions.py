@@ -23,8 +23,35 @@ def timeline(trades: pd.DataFrame, last_date: pd.Timestamp) -> alt.Chart:
         color=alt.Color("strategy:N"),
         opacity=alt.condition(alt.datum.status == "open", alt.value(1.0), alt.value(0.7)),
         tooltip=tooltip,
-    ).properties(title="Positions over time", height=max(120, 14 * len(frame))).interactive(
+    ).properties(title="Positions over time", height=max(120, 18 * len(frame))).interactive(
         bind_y=False)
+
+
+def strikes_chart(trades: pd.DataFrame, spot: pd.Series | None,
+                  last_date: pd.Timestamp) -> alt.LayerChart:
+    """Each leg's strike held from the trade's open to its close, over the underlying's spot."""
+    rows = []
+    for _, trade in trades.iterrows():
+        end = trade["close_date"] if pd.notna(trade.get("close_date")) else last_date
+        for _, leg in loaders.parse_legs(trade["legs"]).iterrows():
+            rows.append({"trade_id": trade["trade_id"], "open_date": trade["open_date"],
+                         "end": end, "strike": leg["strike"], "expiry": leg["expiry"],
+                         "leg": f"{'long' if leg['quantity_contracts'] > 0 else 'short'} "
+                                f"{leg['right']}",
+                         "quantity_contracts": leg["quantity_contracts"]})
+    legs = alt.Chart(pd.DataFrame(rows)).mark_rule(strokeWidth=3).encode(
+        x=alt.X("open_date:T", title=None), x2="end:T",
+        y=alt.Y("strike:Q", title="strike / spot", scale=alt.Scale(zero=False)),
+        color=alt.Color("leg:N", title="leg"),
+        tooltip=["trade_id", "leg", "quantity_contracts", "strike", "expiry:T", "open_date:T",
+                 "end:T"])
+    layers = [legs]
+    if spot is not None:
+        frame = pd.DataFrame({"date": spot.index, "spot": spot.to_numpy()})
+        layers.append(alt.Chart(frame).mark_line(color="black", strokeWidth=1).encode(
+            x="date:T", y="spot:Q", tooltip=["date:T", alt.Tooltip("spot:Q", format=",.2f")]))
+    return alt.layer(*layers).properties(title="Legs: strikes held, and the spot (black)",
+                                         height=charts.HEIGHT_PX).interactive(bind_y=False)
 
 
 def render() -> None:
@@ -47,6 +74,8 @@ def render() -> None:
         st.info(f"{policy}: no trades in this evaluation")
     else:
         st.altair_chart(timeline(trades, equity.index[-1]), width="stretch")
+        spot = equity["spot"] if "spot" in equity.columns else None
+        st.altair_chart(strikes_chart(trades, spot, equity.index[-1]), width="stretch")
 
     greeks = [c for c in analytics.GREEK_COLUMNS if c in equity.columns]
     if greeks:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, tensorboard, ui
+from dashboard import charts, tb_scalars, ui
 
 
 def render() -> None:
@@ -12,12 +12,12 @@ def render() -> None:
         return
     label, run = picked
     st.caption(f"run: {label}. Full curves: `tensorboard --logdir {run / 'tb'}`")
-    scalars = tensorboard.load_scalars(run)
+    scalars = tb_scalars.load_scalars(run)
     if not scalars:
         st.info(f"{run}: no TensorBoard event files under tb/ or seed_*/tb/")
         return
     tags = sorted({tag for per_run in scalars.values() for tag in per_run})
-    main = [t for t in tensorboard.MAIN_TAGS if t in tags]
+    main = [t for t in tb_scalars.MAIN_TAGS if t in tags]
     chosen = st.multiselect("Scalars", tags, default=main or tags[:4], key="tb_tags")
     for tag in chosen:
         series = {name: per_run[tag] for name, per_run in scalars.items() if tag in per_run}
