@@ -11,7 +11,7 @@ from pathlib import Path
 
 from common.cli import run_cli
 from common.errors import UserInputError
-from dashboard import ui
+from dashboard import settings
 
 APP = Path(__file__).with_name("app.py")
 REPO_ROOT = APP.parent.parent  # on the app's import path when the package is not installed
@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         raise UserInputError(f"--journal {args.journal}: no such file")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    env[ui.ENV_RUNS] = str(Path(args.runs).resolve())
+    env[settings.ENV_RUNS] = str(Path(args.runs).resolve())
     if args.journal is not None:
-        env[ui.ENV_JOURNAL] = str(Path(args.journal).resolve())
+        env[settings.ENV_JOURNAL] = str(Path(args.journal).resolve())
     else:
-        env.pop(ui.ENV_JOURNAL, None)
-    print(f"dashboard: runs {env[ui.ENV_RUNS]}, http://{args.address}:{args.port}", flush=True)
+        env.pop(settings.ENV_JOURNAL, None)
+    print(f"dashboard: runs {env[settings.ENV_RUNS]}, http://{args.address}:{args.port}", flush=True)
     try:
         return subprocess.call(build_command(args), env=env)
     except KeyboardInterrupt:

@@ -60,10 +60,10 @@ def serve(runs: Path, port: int, journal: Path | None = None) -> Iterator[str]:
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"dashboard exited: {process.stdout.read()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
+            with contextlib.suppress(OSError), \
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"dashboard did not answer on {url} in {START_TIMEOUT_S} s")
             time.sleep(POLL_S)

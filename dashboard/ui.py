@@ -13,13 +13,11 @@ import streamlit as st
 
 from common.errors import UserInputError
 from dashboard import loaders
+from dashboard.settings import DEFAULT_RUNS, ENV_JOURNAL, ENV_RUNS
 
 __all__ = ["ENV_JOURNAL", "ENV_RUNS", "eval_source_picker", "guarded", "journal_path",
            "runs_root", "selected_run", "show_problems"]
 
-ENV_RUNS = "SPYRL_DASHBOARD_RUNS"
-ENV_JOURNAL = "SPYRL_DASHBOARD_JOURNAL"
-DEFAULT_RUNS = "runs"
 RUN_KEY = "run"
 CACHE_TTL_S = 10  # files change while a run trains or evaluates; cached reads expire soon
 

@@ -146,7 +146,7 @@ def make_run(folder: Path, name: str = "synthetic", seeds: int = 1, seed: int = 
     (folder / "forecasts").mkdir(exist_ok=True)
     _panel(closes).to_parquet(folder / "forecasts" / "panel.parquet")
     ppo_labels = ["ppo"] if seeds == 1 else [f"ppo_seed_{k}" for k in range(seeds)]
-    for k, label in enumerate(ppo_labels):
+    for k in range(len(ppo_labels)):
         seed_dir = folder if seeds == 1 else folder / f"seed_{k}"
         seed_dir.mkdir(exist_ok=True)
         (seed_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
