@@ -65,7 +65,10 @@ def render() -> None:
         return
     curves = ui.equity_curves(str(run), source.key)
     names = list(curves)
-    default = next((i for i, n in enumerate(names) if n.startswith("ppo")), 0)
+    traded = [i for i, n in enumerate(names) if "open_positions" in curves[n].columns
+              and curves[n]["open_positions"].max() > 0]
+    default = next((i for i, n in enumerate(names) if n.startswith("ppo")),
+                   traded[0] if traded else 0)
     policy = st.selectbox("Policy", names, index=default, key="pos_policy")
     st.caption(f"run: {label}; {source.label}")
     equity = curves[policy]

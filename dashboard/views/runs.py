@@ -12,7 +12,10 @@ def summary_row(summary: loaders.RunSummary) -> dict:
     ppo = (summary.metrics or {}).get("ppo") or {}
     row = {"run": summary.name, "config": summary.config_name,
            **{f"{k} segment": v for k, v in summary.segments.items()},
-           "seeds": summary.seeds, "evaluated on": summary.eval_window}
+           "seeds": summary.seeds, "evaluated on": summary.eval_window,
+           "evaluations": ", ".join(s.folder + (f" ({s.key.split(':')[1]})" if ":" in s.key
+                                                else "")
+                                    for s in loaders.available_eval_sources(summary.path))}
     row.update({f"ppo {k}": ppo.get(k) for k in HEADLINE})
     if summary.comparison:
         row["best baseline"] = summary.comparison.get("best_baseline")
