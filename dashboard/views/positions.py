@@ -17,14 +17,16 @@ def timeline(trades: pd.DataFrame, last_date: pd.Timestamp) -> alt.Chart:
         frame.loc[frame["close_date"].isna(), "status"] = "open"
     tooltip = [c for c in ("trade_id", "strategy", "open_date", "close_date", "exit_reason",
                            "contracts", "pnl_usd", "legs") if c in frame.columns]
-    return alt.Chart(frame).mark_bar(height=10).encode(
+    lanes = frame["strategy"].nunique()
+    return alt.Chart(frame).mark_bar(height=14).encode(
         x=alt.X("open_date:T", title=None), x2="end:T",
-        y=alt.Y("trade_id:O", title="trade", sort="ascending"),
-        color=alt.Color("strategy:N"),
-        opacity=alt.condition(alt.datum.status == "open", alt.value(1.0), alt.value(0.7)),
+        y=alt.Y("strategy:N", title=None, axis=alt.Axis(labelOverlap=False)),
+        color=alt.Color("pnl_usd:Q", title="P&L, USD", scale=alt.Scale(
+            scheme="redyellowgreen", domainMid=0)),
+        stroke=alt.condition(alt.datum.status == "open", alt.value("black"), alt.value(None)),
         tooltip=tooltip,
-    ).properties(title="Positions over time", height=max(120, 18 * len(frame))).interactive(
-        bind_y=False)
+    ).properties(title="Positions over time (one bar per trade, open to close; outlined: still "
+                 "open)", height=max(80, 32 * lanes)).interactive(bind_y=False)
 
 
 def strikes_chart(trades: pd.DataFrame, spot: pd.Series | None,
