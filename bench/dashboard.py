@@ -59,7 +59,8 @@ def screenshots(runs: Path, run: str, out: Path, journal: Path | None) -> None:
         driver = browser.make_driver(Path(tmp), *SHOT_SIZE)
         try:
             for page, charts in PAGES.items():
-                browser.load_page(driver, f"{url}/{page}?run={run}", f"run: {run}"
+                path = "" if page == "runs" else page  # the default page is served at /
+                browser.load_page(driver, f"{url}/{path}?run={run}", f"run: {run}"
                                   if page not in ("runs", "live") else page.title(), charts)
                 time.sleep(SETTLE_S)
                 path = out / f"dashboard_{page}.png"
