@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/quick.yaml
 
-.PHONY: setup run test test-slow lint bench clean tb eval tune
+.PHONY: setup run test test-slow lint bench clean tb eval tune dashboard
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ run: setup
 RUNS ?= runs
 tb: setup
 	$(VENV)/bin/tensorboard --logdir $(RUNS)
+
+# The read-only dashboard over every run folder (and an executor journal): make dashboard
+# [RUNS=runs] [PORT=8501] [JOURNAL=path/to/journal.sqlite]; open http://127.0.0.1:$(PORT)
+PORT ?= 8501
+dashboard: setup
+	$(PY) -m dashboard --runs $(RUNS) --port $(PORT) $(if $(JOURNAL),--journal $(JOURNAL),)
 
 # Evaluate one run folder: make eval RUN=runs/quick [EVAL_ARGS="--set options.costs.commission_per_contract_usd=1"]
 eval: setup
