@@ -70,7 +70,12 @@ def model_confidence_set(losses: pd.DataFrame, size: float = MCS_SIZE) -> dict[s
     losses = losses.dropna()
     if losses.shape[1] < 2 or len(losses) < 10:
         return {str(c): float("nan") for c in losses.columns}
-    mcs = MCS(losses, size=size, reps=MCS_REPS, method="R", bootstrap="stationary", seed=MCS_SEED)
+    # A plain array: arch 8 indexes the frame's columns with a float array, which pandas 3's
+    # string columns refuse; the models are mapped back to their names by position.
+    mcs = MCS(losses.to_numpy(dtype=float), size=size, reps=MCS_REPS, method="R",
+              bootstrap="stationary", seed=MCS_SEED)
     mcs.compute()
-    pvalues = mcs.pvalues["Pvalue"]
-    return {str(model): float(pvalues[model]) for model in losses.columns}
+    # Model indices come back as ints or one-element arrays depending on the elimination path.
+    by_index = {int(np.asarray(k).ravel()[0]): float(p)
+                for k, p in mcs.pvalues["Pvalue"].items()}
+    return {str(model): by_index[k] for k, model in enumerate(losses.columns)}

@@ -309,3 +309,16 @@ def test_tune_writes_params_that_training_uses(market, tmp_path):
     resolved = config.model_copy(update={"tuned_params_path": str(path)}).resolved()
     assert resolved.xgb.n_estimators == best["n_estimators"]
     assert resolved.tuned_params_path is None
+
+
+@pytest.mark.parametrize("n_models", [2, 3])
+def test_model_confidence_set_names_every_model_with_string_columns(n_models):
+    """arch's MCS with pandas 3 string columns (two models broke it before)."""
+    from forecasters.coverage_tests import model_confidence_set
+
+    rng = np.random.default_rng(0)
+    losses = pd.DataFrame(rng.random((200, n_models)) + np.arange(n_models) * 0.5,
+                          columns=[f"m{k}" for k in range(n_models)])
+    pvalues = model_confidence_set(losses)
+    assert set(pvalues) == set(losses.columns)
+    assert pvalues["m0"] == 1.0 and pvalues[f"m{n_models - 1}"] < 0.1  # the best survives
