@@ -127,7 +127,7 @@ url, study, trials, log_path, seed = sys.argv[1:6]
 
 def objective(trial):
     x = trial.suggest_float("x", -1.0, 1.0)
-    time.sleep(0.05)
+    time.sleep(0.3)  # long enough that both workers overlap
     with open(log_path, "a") as log:
         log.write(f"{trial.number} {os.getpid()}\\n")
     return -x * x
@@ -166,7 +166,7 @@ def test_two_workers_share_one_postgresql_study(postgres_url, tmp_path):
 # ---------------------------------------------------------------------------- a real search
 def test_tiny_search_on_the_quick_config_feeds_train(tmp_path):
     fast = ["--set", "forecast.members=[vol_rw]", "--set", "forecast.references=[random_walk]",
-            "--set", f"forecast.cache_dir={tmp_path / 'cache'}"]
+            "--set", f"forecast.cache_dir={tmp_path / 'cache'}", "--set", "train.n_envs=2"]
     out = tmp_path / "tune"
     tune = subprocess.run(
         [sys.executable, "-m", "agents.tune", "--config", "configs/quick.yaml", "--trials", "2",
