@@ -20,6 +20,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import yaml
@@ -111,12 +112,22 @@ def check_live(cfg) -> None:
     import datetime as dt
     import tempfile
 
+    from data.errors import MarketDataError
     from data.yfinance_source import load_yfinance
 
     start = (dt.date.today() - dt.timedelta(days=LIVE_LOOKBACK_DAYS)).isoformat()
-    with tempfile.TemporaryDirectory() as cache:
-        load_yfinance(cfg.data.symbol, cfg.data.interval, start=start, cache_dir=cache,
-                      with_vix=False, refresh=True)
+    import yfinance  # noqa: F401  (imported first: its import adds a warnings filter)
+
+    logging.getLogger("yfinance").setLevel(logging.CRITICAL)  # its own lines would clutter
+    with tempfile.TemporaryDirectory() as cache, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            load_yfinance(cfg.data.symbol, cfg.data.interval, start=start, cache_dir=cache,
+                          with_vix=False, refresh=True)
+        except MarketDataError as exc:
+            reason = str(exc).split(" and nothing is cached")[0]
+            raise TradeInputError(f"--live: no live bars of {cfg.data.symbol} ({reason}); "
+                                  f"live mode needs network access to yfinance") from None
     raise TradeInputError("--live: market data reached, but the live loop (refitting the "
                           "forecasters on their schedule, waiting for each bar's close) is not "
                           "built yet; use --replay --broker paper")
