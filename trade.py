@@ -155,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(seed_dir / "config.yaml")
     limits = load_limits(args.limits)
     mode = "replay" if args.replay else "live"
+    if args.broker == "alpaca":  # keys from the environment, before anything else
+        from execution.brokers.alpaca import AlpacaBroker
+
+        AlpacaBroker.from_environment(live_trading=args.live_trading)
     if args.live:
         check_live(cfg)
     segment = args.segment or "test"

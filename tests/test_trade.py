@@ -267,3 +267,11 @@ def test_live_without_network_fails_with_one_line(trained):
     assert done.returncode == 2, done.stderr[-2000:]
     assert "yfinance" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_alpaca_without_keys_fails_with_one_line(trained):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
+    done = run(str(ROOT / "trade.py"), "--run", str(trained), "--broker", "alpaca", "--live",
+               env=env)
+    assert done.returncode == 2
+    assert "APCA_API_KEY_ID" in done.stderr and "Traceback" not in done.stderr
