@@ -275,3 +275,36 @@ def test_alpaca_without_keys_fails_with_one_line(trained):
                env=env)
     assert done.returncode == 2
     assert "APCA_API_KEY_ID" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_restart_adopts_an_order_the_broker_holds_but_the_journal_lost(trained, tmp_path):
+    """A crash after the broker took bar t's order but before the journal's commit: the
+    restart reports it, does not place it again, and the journal ends as if nothing happened."""
+    folder = tmp_path / "crash"
+    *_, journal, executor = _setup(trained, folder, RiskConfig())
+    executor.run()
+    complete = journal.dump()
+    t = journal.conn.execute("SELECT MAX(bar_index) FROM orders").fetchone()[0]
+    with journal.transaction():  # the state a crash before bar t's commit leaves
+        for table in ("decisions", "orders", "fills", "refusals"):
+            journal.conn.execute(f"DELETE FROM {table} WHERE bar_index >= ?", (t,))
+        for table in ("equity", "positions"):
+            journal.conn.execute(f"DELETE FROM {table} WHERE bar_index > ?", (t,))
+    journal.close()
+    *_, journal, executor = _setup(trained, folder, RiskConfig())
+    outcome = executor.run()
+    assert outcome.bars_replayed == t
+    assert len(outcome.differences) == 1
+    assert "missing from the journal" in outcome.differences[0]
+    assert journal.dump() == complete
+    book = sqlite3.connect(folder / "book.sqlite")
+    assert book.execute("SELECT COUNT(*) FROM book").fetchone()[0] == len(complete["orders"])
+    book.close()
+    journal.close()
+
+
+def test_dry_run_writes_nothing(trained, tmp_path):
+    done = trade(trained, POLICY, tmp_path / "dry", "--dry-run")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "first decision open_iron_condor" in done.stdout
+    assert not (tmp_path / "dry").exists()
