@@ -199,6 +199,15 @@ class ReplayExecutor:
             state = RiskState(len(broker.env.sim.positions), env.sim.equity, day_start)
             decision = self.decide(t, action, mask, state)
             final_name = env.action_names[decision.final_action]
+            statuses = {}
+            for order in decision.orders:
+                statuses[order.client_order_id] = broker.submit(order)
+            refused = [s for s in statuses.values() if s.status in ("rejected", "canceled")]
+            if refused:  # the broker refused it: nothing trades this bar
+                decision.final_action = ACTION_HOLD
+                decision.reason = f"broker {refused[0].status} the order ({refused[0].detail}): " \
+                    f"{decision.reason}"
+                final_name = env.action_names[ACTION_HOLD]
             if replaying:
                 held = journal.decision(t)
                 if held != (decision.policy_action, final_name):
@@ -206,9 +215,6 @@ class ReplayExecutor:
                         f"{journal.path}: bar {t} journalled {held}, the replay decides "
                         f"{(decision.policy_action, final_name)}; the run, its data or the "
                         f"code changed since (use a new --out)")
-            statuses = {}
-            for order in decision.orders:
-                statuses[order.client_order_id] = broker.submit(order)
             outcome = broker.end_bar(decision.final_action)
             obs, info = outcome.observation, outcome.info
             recorder.record(env, info)

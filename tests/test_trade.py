@@ -26,6 +26,7 @@ from envs import load_env_inputs, make_env
 from execution.brokers.paper import PaperBroker
 from execution.executor import ExecutorSettings, ReplayExecutor
 from execution.journal import Journal
+from execution.orders import MultiLegOrder, OrderLeg
 from execution.risk import KillSwitch, RiskConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,3 +309,26 @@ def test_dry_run_writes_nothing(trained, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "first decision open_iron_condor" in done.stdout
     assert not (tmp_path / "dry").exists()
+
+
+def test_paper_broker_rejects_what_the_simulator_would_not_fill(trained, tmp_path):
+    cfg, env, _, journal, executor = _setup(trained, tmp_path / "rej", RiskConfig())
+    journal.close()
+    broker = executor.broker
+    broker.reset(cfg.seed)
+    terms = broker.open_terms(POLICY)
+    when = pd.Timestamp(env.panel.dates[0])
+    bigger = tuple(OrderLeg(x.symbol, x.option_type, x.strike, x.expiry,
+                            2 * x.quantity_contracts) for x in terms.legs)
+    wrong_size = MultiLegOrder("id-size", "open", POLICY, bigger, terms.net_price_per_share, 0,
+                               when)
+    too_cheap = MultiLegOrder("id-limit", "open", POLICY, terms.legs,
+                              terms.net_price_per_share - 0.05, 0, when)
+    for order, words in ((wrong_size, "legs differ"), (too_cheap, "beyond the limit")):
+        first = broker.submit(order)
+        assert first.status == "rejected" and words in first.detail
+        assert broker.submit(order) == first  # idempotent: the book holds it once
+    assert len(broker.known_order_ids()) == 2 and broker.open_orders() == []
+    outcome = broker.end_bar(0)  # nothing pending: the bar passes with no fill
+    assert not [f for f in outcome.fills if f.client_order_id]
+    assert env.sim.positions == []

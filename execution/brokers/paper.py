@@ -206,6 +206,9 @@ class PaperBroker:
                                   f"executor's action is {env.action_names[hint]}")
             return action
         if not closes:
+            if hint != ACTION_HOLD:
+                raise BrokerError(f"paper broker: no order to fill for the executor's action "
+                                  f"{env.action_names[hint]}")
             return ACTION_HOLD
         positions = list(env.sim.positions)
         closing = {p.trade_id for p in positions for o in closes
