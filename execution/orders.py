@@ -89,6 +89,15 @@ class MultiLegOrder:
     bar_index: int
     bar_time: pd.Timestamp
 
+    def __post_init__(self) -> None:
+        if self.intent not in ("open", "close"):
+            raise ValueError(f"order intent must be 'open' or 'close', got {self.intent!r}")
+        if not self.legs:
+            raise ValueError(f"order {self.client_order_id}: no legs")
+        symbols = [leg.symbol for leg in self.legs]
+        if len(set(symbols)) != len(symbols):
+            raise ValueError(f"order {self.client_order_id}: a symbol appears twice {symbols}")
+
     def legs_json(self) -> str:
         return json.dumps([leg.as_dict() for leg in self.legs])
 

@@ -332,3 +332,26 @@ def test_paper_broker_rejects_what_the_simulator_would_not_fill(trained, tmp_pat
     outcome = broker.end_bar(0)  # nothing pending: the bar passes with no fill
     assert not [f for f in outcome.fills if f.client_order_id]
     assert env.sim.positions == []
+
+
+def test_sigterm_stops_at_the_next_bar_and_a_restart_continues(trained, tmp_path):
+    out = tmp_path / "term"
+    env = {**os.environ, "SPYRL_TRADE_BAR_DELAY_S": "0.05", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "trade.py"), "--run", str(trained), "--broker", "paper",
+         "--replay", "--policy", POLICY, "--out", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:
+        if " bar 3:" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert "kill switch (SIGTERM received)" in rest
+    journal = Journal(out / "journal.sqlite")
+    stopped_at = journal.next_bar()
+    assert journal.conn.execute("SELECT rule, bar_index FROM refusals").fetchall() == [
+        ("kill_switch", stopped_at)]
+    journal.close()
+    done = trade(trained, POLICY, out)
+    assert done.returncode == 0 and f"{stopped_at} replayed from the journal" in done.stdout
