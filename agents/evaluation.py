@@ -25,8 +25,8 @@ from agents.statistics import (
 )
 from options.positions import MarketState
 
-__all__ = ["GREEK_COLUMNS", "EpisodeResult", "deflated_sharpe_ratio", "performance_metrics",
-           "run_episode", "sharpe_ratio"]
+__all__ = ["GREEK_COLUMNS", "EpisodeRecorder", "EpisodeResult", "deflated_sharpe_ratio",
+           "performance_metrics", "run_episode", "sharpe_ratio"]
 
 GREEK_COLUMNS = ("delta_shares", "gamma_shares_per_usd", "theta_usd_per_day",
                  "vega_usd_per_vol_point")
@@ -83,37 +83,54 @@ def _bar_index(env, info: dict) -> int:
     return int(env.panel.dates.get_loc(info["date"]))
 
 
+class EpisodeRecorder:
+    """Collects what :func:`run_episode` records, bar by bar, for any loop that steps an
+    eval-mode env (the paper executor uses it, so its ledgers equal ``run_episode``'s)."""
+
+    def __init__(self, env, info: dict) -> None:
+        self.index = _bar_index(env, info)
+        self.rows = [(info["date"], 0.0, 0.0, 0.0, 0.0,
+                      float(info.get("atm_iv", env.panel.atm_iv[self.index])), 0.0)]
+
+    def record(self, env, info: dict) -> None:
+        """After each ``env.step``: the greeks held over the bar, its ATM IV and costs."""
+        greeks = _held_greeks(env, info, self.index)
+        self.index = _bar_index(env, info)
+        atm_iv = float(info.get("atm_iv", env.panel.atm_iv[self.index]))
+        self.rows.append((info["date"], *greeks, atm_iv, _step_costs(info)))
+
+    def result(self, env, policy, info: dict) -> EpisodeResult:
+        """The episode's equity curve and ledger (``info``: the last step's)."""
+        greeks = pd.DataFrame(self.rows, columns=["date", *GREEK_COLUMNS, "atm_iv", "costs_usd"]
+                              ).set_index("date")
+        equity = env.equity_curve()
+        reference = getattr(policy, "reference_curve", None) == "underlying"
+        if reference:
+            equity = equity.copy()
+            equity["equity_usd"] = env.start_equity * equity["spot"] / equity["spot"].iloc[0]
+            equity["cash_usd"] = 0.0
+            equity["action"] = "hold"
+            costs = 0.0
+            greeks = None
+        else:
+            costs = info["costs"]["total_commission_usd"] + info["costs"]["total_spread_usd"]
+        trades = augment_ledger(env.trade_ledger(), equity, greeks)
+        return EpisodeResult(policy.name, equity, trades, env.start_equity, costs, greeks,
+                             reference)
+
+
 def run_episode(env, policy, seed: int = 0) -> EpisodeResult:
     """Run ``policy`` over one whole episode of ``env`` (use an ``eval``-mode env)."""
     obs, info = env.reset(seed=seed)
     policy.reset(seed)
-    index = _bar_index(env, info)
-    rows = [(info["date"], 0.0, 0.0, 0.0, 0.0, float(info.get("atm_iv", env.panel.atm_iv[index])),
-             0.0)]
+    recorder = EpisodeRecorder(env, info)
     done = False
     while not done:
         action = policy.act(obs, info, env.action_masks())
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
-        greeks = _held_greeks(env, info, index)
-        index = _bar_index(env, info)
-        atm_iv = float(info.get("atm_iv", env.panel.atm_iv[index]))
-        rows.append((info["date"], *greeks, atm_iv, _step_costs(info)))
-    greeks = pd.DataFrame(rows, columns=["date", *GREEK_COLUMNS, "atm_iv", "costs_usd"]
-                          ).set_index("date")
-    equity = env.equity_curve()
-    reference = getattr(policy, "reference_curve", None) == "underlying"
-    if reference:
-        equity = equity.copy()
-        equity["equity_usd"] = env.start_equity * equity["spot"] / equity["spot"].iloc[0]
-        equity["cash_usd"] = 0.0
-        equity["action"] = "hold"
-        costs = 0.0
-        greeks = None
-    else:
-        costs = info["costs"]["total_commission_usd"] + info["costs"]["total_spread_usd"]
-    trades = augment_ledger(env.trade_ledger(), equity, greeks)
-    return EpisodeResult(policy.name, equity, trades, env.start_equity, costs, greeks, reference)
+        recorder.record(env, info)
+    return recorder.result(env, policy, info)
 
 
 def augment_ledger(trades: pd.DataFrame, equity: pd.DataFrame,

@@ -1,0 +1,264 @@
+"""The bar-by-bar executor of a replay: policy, risk manager, paper broker, journal.
+
+Each bar, at its close: the policy acts on the observation; the risk manager may replace the
+action by an exit or refuse its order; the orders (deterministic client order ids) go to the
+broker; the bar ends (the paper broker fills at the bar's quotes and the market moves); the
+journal records the bar in one transaction.
+
+Restart: the journal says which bar comes next. The executor replays the segment from its first
+bar -- the policy, the risk manager and the paper broker are deterministic, so every journalled
+decision is recomputed and must agree (else :class:`JournalMismatchError`), and the broker's
+positions are rebuilt; its durable order book answers the orders it already holds, so none is
+placed twice. At the first new bar the journal is reconciled with the broker (positions, open
+orders, orders the broker holds that the journal lacks: a crash between "submit" and "journal")
+and every difference is reported before trading continues.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from agents.evaluation import EpisodeRecorder, EpisodeResult
+from envs.actions import ACTION_CLOSE, ACTION_HOLD, FIRST_OPEN_ACTION, STRATEGIES
+from execution.brokers.paper import PaperBroker
+from execution.journal import Journal, JournalMismatchError
+from execution.orders import MultiLegOrder, client_order_id
+from execution.risk import KillSwitch, Refusal, RiskConfig, RiskState, check_order, exit_reason
+
+__all__ = ["Decision", "ExecutorSettings", "ReplayExecutor", "ReplayOutcome"]
+
+log = logging.getLogger("trade")
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    run: str  # the run's name (part of every client order id)
+    policy: str
+    seed: int  # the episode's seed (evaluate.py's: 0 for PPO, the config's for baselines)
+    bar_delay_s: float = 0.0  # a pause between the broker and the journal (crash tests)
+
+
+@dataclass
+class Decision:
+    policy_action: str
+    final_action: int
+    reason: str
+    orders: list[MultiLegOrder] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    result: EpisodeResult
+    bars_journalled: int  # bars written by this process
+    bars_replayed: int  # bars recomputed from the journal
+    differences: tuple[str, ...]  # what the reconciliation reported
+    stopped: str | None  # why the executor stopped early (kill switch), or None
+
+
+class ReplayExecutor:
+    """Runs ``policy`` over the env's segment through a :class:`PaperBroker`."""
+
+    def __init__(self, broker: PaperBroker, policy, journal: Journal, risk: RiskConfig,
+                 kill: KillSwitch, settings: ExecutorSettings,
+                 progress: Callable[[str], None] = print) -> None:
+        self.broker = broker
+        self.env = broker.env
+        self.policy = policy
+        self.journal = journal
+        self.risk = risk
+        self.kill = kill
+        self.settings = settings
+        self.progress = progress
+
+    # ----------------------------------------------------------------- decisions
+    def _order(self, t: int, intent: str, strategy: str, legs, price: float) -> MultiLegOrder:
+        bar_time = pd.Timestamp(self.env.panel.dates[t])
+        coid = client_order_id(self.settings.run, self.settings.policy, bar_time, intent, legs)
+        return MultiLegOrder(coid, intent, strategy, legs, price, t, bar_time)
+
+    def _close_orders(self, t: int, positions) -> list[MultiLegOrder]:
+        out = []
+        for pos in positions:
+            legs, price = self.broker.close_terms(pos.trade_id)
+            out.append(self._order(t, "close", pos.strategy, legs, price))
+        return out
+
+    def decide(self, t: int, action: int, mask, state: RiskState) -> Decision:
+        """What to do at bar ``t`` when the policy asks ``action``."""
+        env = self.env
+        name = env.action_names[action]
+        positions = self.broker.positions()
+        first_slot = FIRST_OPEN_ACTION + len(STRATEGIES)
+        exits = [(k, p, why) for k, p in enumerate(positions)
+                 if (why := exit_reason(p, self.risk)) is not None]
+        if exits:
+            if len(exits) == len(positions):
+                final = ACTION_CLOSE
+            elif len(env.action_names) > first_slot:
+                final = first_slot + exits[0][0]
+                exits = exits[:1]
+            else:
+                final, exits = ACTION_CLOSE, exits
+            decision = Decision(name, final, "; ".join(why for _, _, why in exits),
+                                self._close_orders(t, [p for _, p, _ in exits]))
+        elif not mask[action]:
+            return Decision(name, ACTION_HOLD, f"{name} is not allowed now (action mask)")
+        elif action == ACTION_HOLD:
+            return Decision(name, ACTION_HOLD, "policy holds")
+        elif action == ACTION_CLOSE:
+            decision = Decision(name, action, "policy closes every position",
+                                self._close_orders(t, positions))
+        elif action >= first_slot:
+            decision = Decision(name, action, f"policy closes slot {action - first_slot}",
+                                self._close_orders(t, [positions[action - first_slot]]))
+        else:
+            strategy = STRATEGIES[action - FIRST_OPEN_ACTION]
+            terms = self.broker.open_terms(strategy)
+            if terms is None:  # the mask allowed it, so the simulator can build it
+                raise RuntimeError(f"bar {t}: {name} allowed by the mask but not quotable")
+            decision = Decision(name, action,
+                                f"policy opens {terms.contracts} x {strategy} at "
+                                f"{terms.net_price_per_share:+.2f}/share",
+                                [self._order(t, "open", strategy, terms.legs,
+                                             terms.net_price_per_share)])
+        for order in decision.orders:
+            refusal = check_order(order, state, self.risk)
+            if refusal is not None:
+                decision.refusals.append(refusal)
+        if decision.refusals:
+            decision.orders = []
+            decision.final_action = ACTION_HOLD
+            decision.reason = f"refused ({decision.refusals[0].rule}): {decision.reason}"
+        return decision
+
+    # ----------------------------------------------------------------- restart
+    def reconcile(self, t: int) -> list[str]:
+        """Differences between the journal and the broker before trading bar ``t``."""
+        out = []
+        journal_pos = {(p["trade_id"], p["contracts"],
+                        tuple((leg["symbol"], leg["quantity_contracts"]) for leg in p["legs"]))
+                       for p in self.journal.last_positions()}
+        broker_pos = {(p.trade_id, p.contracts,
+                       tuple((leg.symbol, leg.quantity_contracts) for leg in p.legs))
+                      for p in self.broker.positions()}
+        for p in sorted(journal_pos - broker_pos):
+            out.append(f"position {p} in the journal, not at the broker")
+        for p in sorted(broker_pos - journal_pos):
+            out.append(f"position {p} at the broker, not in the journal")
+        journal_open = set(self.journal.open_orders())
+        broker_open = {o.client_order_id for o in self.broker.open_orders()}
+        for coid in sorted(journal_open - broker_open):
+            out.append(f"order {coid} open in the journal, not at the broker")
+        unknown = self.broker.known_order_ids() - self.journal.order_ids()
+        for coid in sorted(unknown):
+            out.append(f"order {coid} held by the broker, missing from the journal (crash "
+                       f"between submit and journal): adopted at bar {t}, not resubmitted")
+        return out
+
+    # ----------------------------------------------------------------- the loop
+    def run(self) -> ReplayOutcome:
+        env, broker, journal = self.env, self.broker, self.journal
+        obs, info = broker.reset(self.settings.seed)
+        self.policy.reset(self.settings.seed)
+        recorder = EpisodeRecorder(env, info)
+        next_bar = journal.next_bar()
+        if next_bar == 0:
+            with journal.transaction():
+                journal.write_equity(0, _iso(env.panel.dates[0]), broker.account())
+        written = replayed = 0
+        differences: list[str] = []
+        stopped = None
+        day_start = previous_equity = env.start_equity
+        done = False
+        while not done:
+            t = broker.bar
+            bar_time = _iso(env.panel.dates[t])
+            replaying = t < next_bar
+            if t > 0 and env.panel.dates[t].date() != env.panel.dates[t - 1].date():
+                day_start = previous_equity  # the previous session's last mark
+            previous_equity = env.sim.equity
+            if t == next_bar and t > 0:
+                differences = self.reconcile(t)
+                for line in differences:
+                    log.warning("reconcile: %s", line)
+                self.progress(f"restart at bar {t} ({bar_time}): {replayed} bar(s) replayed "
+                              f"from the journal, {len(differences)} difference(s) with the "
+                              f"broker")
+            kill = None if replaying else self.kill.reason()
+            if kill is not None:
+                stopped = self._stop(t, bar_time, kill)
+                break
+            mask = env.action_masks()
+            action = int(self.policy.act(obs, info, mask))
+            state = RiskState(len(broker.env.sim.positions), env.sim.equity, day_start)
+            decision = self.decide(t, action, mask, state)
+            final_name = env.action_names[decision.final_action]
+            statuses = {}
+            for order in decision.orders:
+                statuses[order.client_order_id] = broker.submit(order)
+            refused = [s for s in statuses.values() if s.status in ("rejected", "canceled")]
+            if refused:  # the broker refused it: nothing trades this bar
+                decision.final_action = ACTION_HOLD
+                decision.reason = f"broker {refused[0].status} the order ({refused[0].detail}): " \
+                    f"{decision.reason}"
+                final_name = env.action_names[ACTION_HOLD]
+            if replaying:
+                held = journal.decision(t)
+                if held != (decision.policy_action, final_name):
+                    raise JournalMismatchError(
+                        f"{journal.path}: bar {t} journalled {held}, the replay decides "
+                        f"{(decision.policy_action, final_name)}; the run, its data or the "
+                        f"code changed since (use a new --out)")
+            outcome = broker.end_bar(decision.final_action)
+            obs, info = outcome.observation, outcome.info
+            recorder.record(env, info)
+            done = outcome.terminated or outcome.truncated
+            if replaying:
+                replayed += 1
+                continue
+            if self.settings.bar_delay_s:
+                time.sleep(self.settings.bar_delay_s)
+            self._journal_bar(t, bar_time, decision, final_name, statuses, outcome)
+            written += 1
+            self.progress(f"{bar_time[:10]} bar {t}: {decision.policy_action} -> {final_name} "
+                          f"({decision.reason}); equity {env.sim.equity:,.2f} USD")
+        result = recorder.result(env, self.policy, info)
+        return ReplayOutcome(result, written, replayed, tuple(differences), stopped)
+
+    def _journal_bar(self, t, bar_time, decision, final_name, statuses, outcome) -> None:
+        journal, broker = self.journal, self.broker
+        after = _iso(self.env.panel.dates[broker.bar])
+        with journal.transaction():
+            journal.write_decision(t, bar_time, decision.policy_action, final_name,
+                                   decision.reason)
+            for refusal in decision.refusals:
+                journal.write_refusal(t, bar_time, refusal.rule, refusal.detail)
+            for order in decision.orders:
+                now = broker.get_order(order.client_order_id)
+                journal.write_order(order, now.status, now.broker_order_id,
+                                    now.detail or statuses[order.client_order_id].detail)
+            for fill in outcome.fills:
+                journal.write_fill(fill)
+            journal.write_positions(broker.bar, after, broker.positions())
+            journal.write_equity(broker.bar, after, broker.account())
+
+    def _stop(self, t: int, bar_time: str, why: str) -> str:
+        """The kill switch: cancel open orders, journal the refusal, stop."""
+        for order in self.broker.open_orders():
+            self.broker.cancel(order.client_order_id)
+        with self.journal.transaction():
+            self.journal.write_refusal(t, bar_time, "kill_switch",
+                                       f"no new order from bar {t}: {why}")
+        self.progress(f"{bar_time[:10]} bar {t}: kill switch ({why}); open orders cancelled, "
+                      f"stopping")
+        return why
+
+
+def _iso(value) -> str:
+    return pd.Timestamp(value).isoformat()

@@ -1,0 +1,178 @@
+"""The executor's journal: SQLite in WAL mode, one transaction per bar.
+
+Tables and columns are fixed by ``execution/journal_schema.sql`` (a read-only dashboard reads
+them). Everything the executor does at bar t -- the decision, its orders, the fills, the risk
+manager's refusals, then the position snapshot and the equity mark after the market moved -- is
+written in one transaction, so a crash leaves either the whole bar or none of it. The next start
+reads :meth:`Journal.next_bar` and continues from there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+
+from common.errors import UserInputError
+
+__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "TABLES", "Journal", "JournalMismatchError",
+           "now_iso"]
+
+SCHEMA_PATH = Path(__file__).with_name("journal_schema.sql")
+SCHEMA_VERSION = "1"
+TABLES = ("meta", "decisions", "orders", "fills", "equity", "positions", "refusals")
+BUSY_TIMEOUT_S = 30.0
+# meta keys that must agree between a journal and the command that reopens it
+IDENTITY_KEYS = ("run", "policy", "mode", "broker", "segment")
+OPEN_ORDER_STATUSES = ("submitted", "partially_filled")
+
+
+class JournalMismatchError(UserInputError):
+    """A journal written by another run, policy, mode or broker than the command's."""
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+class Journal:
+    """Append-only record of one executor (one run, policy, mode and broker)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(SCHEMA_PATH.read_text())
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ----------------------------------------------------------------- meta
+    def meta(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM meta"))
+
+    def open_for(self, identity: dict[str, str], limits: dict) -> None:
+        """Record who writes the journal, or check that a reopened journal is the same one."""
+        held = self.meta()
+        for key in IDENTITY_KEYS:
+            if key in held and held[key] != identity[key]:
+                raise JournalMismatchError(
+                    f"{self.path}: journal of {key}={held[key]!r}, this command has "
+                    f"{key}={identity[key]!r}; use another --journal or --out")
+        rows = {**identity, "limits": json.dumps(limits, sort_keys=True),
+                "schema_version": SCHEMA_VERSION, "started_at": now_iso()}
+        with self.transaction():
+            for key, value in rows.items():
+                self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                                  (key, str(value)))
+
+    # ----------------------------------------------------------------- reading
+    def next_bar(self) -> int:
+        """The first bar with no decision journalled (0 for a new journal)."""
+        row = self.conn.execute("SELECT MAX(bar_index) FROM decisions").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def decision(self, bar_index: int) -> tuple[str, str] | None:
+        row = self.conn.execute("SELECT policy_action, final_action FROM decisions "
+                                "WHERE bar_index = ?", (bar_index,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def order_ids(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT client_order_id FROM orders")}
+
+    def open_orders(self) -> list[str]:
+        marks = ",".join("?" * len(OPEN_ORDER_STATUSES))
+        return [r[0] for r in self.conn.execute(
+            f"SELECT client_order_id FROM orders WHERE status IN ({marks})", OPEN_ORDER_STATUSES)]
+
+    def last_positions(self) -> list[dict]:
+        """The latest position snapshot (legs as journalled)."""
+        row = self.conn.execute("SELECT MAX(bar_index) FROM equity").fetchone()
+        if row[0] is None:
+            return []
+        return [{"trade_id": r[0], "strategy": r[1], "contracts": r[2],
+                 "legs": json.loads(r[3])}
+                for r in self.conn.execute(
+                    "SELECT trade_id, strategy, contracts, legs FROM positions "
+                    "WHERE bar_index = ? ORDER BY trade_id", (row[0],))]
+
+    def dump(self, ignore: tuple[str, ...] = ("logged_at",),
+             ignore_meta: tuple[str, ...] = ("started_at",)) -> dict[str, list[tuple]]:
+        """Every table's rows, sorted, without the ``ignore`` columns (for comparisons)."""
+        out = {}
+        for table in TABLES:
+            columns = [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")
+                       if r[1] not in ignore]
+            rows = self.conn.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+            if table == "meta":
+                rows = [r for r in rows if r[0] not in ignore_meta]
+            out[table] = sorted(rows, key=repr)
+        return out
+
+    # ----------------------------------------------------------------- writing
+    def transaction(self):
+        return _Transaction(self.conn)
+
+    def write_decision(self, bar_index: int, bar_time: str, policy_action: str,
+                       final_action: str, reason: str) -> None:
+        self.conn.execute("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)",
+                          (bar_index, bar_time, now_iso(), policy_action, final_action, reason))
+
+    def write_order(self, order, status: str, broker_order_id: str | None,
+                    detail: str | None) -> None:
+        self.conn.execute(
+            "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (order.client_order_id, order.bar_index, order.bar_time.isoformat(), now_iso(),
+             order.intent, order.strategy, order.legs_json(), order.net_limit_price_per_share,
+             status, broker_order_id, detail))
+
+    def set_order_status(self, client_order_id: str, status: str, detail: str | None) -> None:
+        self.conn.execute("UPDATE orders SET status = ?, detail = ?, logged_at = ? "
+                          "WHERE client_order_id = ?", (status, detail, now_iso(),
+                                                        client_order_id))
+
+    def write_fill(self, fill) -> None:
+        """``fill``: an :class:`execution.brokers.base.BrokerFill`."""
+        self.conn.execute(
+            "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (fill.fill_id, fill.client_order_id, fill.bar_index, fill.bar_time.isoformat(),
+             now_iso(), fill.symbol, fill.quantity_contracts, fill.price_per_share,
+             fill.mid_per_share, fill.commission_usd, fill.kind))
+
+    def write_refusal(self, bar_index: int, bar_time: str, rule: str, detail: str) -> None:
+        self.conn.execute("INSERT INTO refusals (bar_index, bar_time, logged_at, rule, detail) "
+                          "VALUES (?, ?, ?, ?, ?)", (bar_index, bar_time, now_iso(), rule, detail))
+
+    def write_equity(self, bar_index: int, bar_time: str, mark) -> None:
+        """``mark``: an :class:`execution.brokers.base.AccountMark`."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (bar_index, bar_time, now_iso(), mark.equity_usd, mark.cash_usd,
+             mark.margin_used_usd, mark.delta_shares, mark.gamma_shares_per_usd,
+             mark.theta_usd_per_day, mark.vega_usd_per_vol_point, mark.open_positions,
+             mark.spot))
+
+    def write_positions(self, bar_index: int, bar_time: str, positions) -> None:
+        """``positions``: :class:`execution.brokers.base.BrokerPosition` objects."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(bar_index, bar_time, p.trade_id, p.strategy, p.contracts,
+              json.dumps([leg.as_dict() for leg in p.legs]), p.dte_days, p.unrealized_pnl_usd)
+             for p in positions])
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on an exception)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, kind, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if kind is not None else "COMMIT")

@@ -1,0 +1,357 @@
+"""trade.py and the replay executor on a tiny trained run: replay parity with evaluate.py,
+restart and crash safety, risk exits on the bar a hand computation says, the kill switch."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_cli import tiny_config
+
+from agents import make_baseline
+from agents.eval_run import read_panel
+from config import load_config
+from envs import load_env_inputs, make_env
+from execution.brokers.paper import PaperBroker
+from execution.executor import ExecutorSettings, ReplayExecutor
+from execution.journal import Journal
+from execution.orders import MultiLegOrder, OrderLeg
+from execution.risk import KillSwitch, RiskConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = "iron_condor"  # a credit structure, so stop-loss and take-profit both apply
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("trade")
+    (base / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(base / "cache")))
+    run_dir = base / "runs" / "tiny"
+    out = run(str(ROOT / "train.py"), "--config", str(base / "tiny.yaml"), "--run-dir",
+              str(run_dir), "--no-progress")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained) -> Path:
+    out = trained.parent / "eval"
+    done = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--baselines",
+               f"{POLICY},random", "--no-plots", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def trade(run_dir: Path, policy: str, out: Path, *extra: str,
+          env: dict | None = None) -> subprocess.CompletedProcess:
+    return run(str(ROOT / "trade.py"), "--run", str(run_dir), "--broker", "paper", "--replay",
+               "--segment", "test", "--policy", policy, "--out", str(out), *extra, env=env)
+
+
+def journal_rows(path: Path) -> dict:
+    journal = Journal(path)
+    try:
+        return journal.dump()
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("policy", ["ppo", POLICY, "random"])
+def test_replay_writes_the_same_ledgers_as_evaluate(trained, evaluated, policy):
+    out = trained / "trade" / f"{policy}_replay"
+    done = trade(trained, policy, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("trades", "equity"):
+        ours = (out / f"{name}.csv").read_text()
+        theirs = (evaluated / f"{name}_{policy}.csv").read_text()
+        assert ours == theirs, f"{name}.csv differs from evaluate.py's {name}_{policy}.csv"
+    trades = pd.read_csv(out / "trades.csv")
+    rows = journal_rows(out / "journal.sqlite")
+    assert len(rows["decisions"]) == len(pd.read_csv(out / "equity.csv")) - 1
+    opened = {r[0] for r in rows["orders"] if r[3] == "open"}
+    assert len(opened) == len(trades)  # one opening order per trade of the ledger
+    assert all(r[7] == "filled" for r in rows["orders"])
+    assert len(done.stdout.splitlines()) >= len(rows["decisions"])  # a progress line per bar
+
+
+def test_a_second_start_replays_the_journal_and_adds_nothing(trained):
+    out = trained / "trade" / "again"
+    assert trade(trained, POLICY, out).returncode == 0
+    before = journal_rows(out / "journal.sqlite")
+    again = trade(trained, POLICY, out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "0 bar(s) journalled" in again.stdout
+    assert journal_rows(out / "journal.sqlite") == before
+
+
+def _crash_and_restart(trained, tmp_path, kills: int, seed: int) -> dict:
+    """SIGKILL a replay after a random number of bars, ``kills`` times, then let it finish."""
+    reference = tmp_path / "reference"
+    assert trade(trained, POLICY, reference).returncode == 0
+    out = tmp_path / "crashed"
+    env = {**os.environ, "SPYRL_TRADE_BAR_DELAY_S": "0.02", "PYTHONUNBUFFERED": "1"}
+    rng = random.Random(seed)
+    adopted = 0
+    killed = 0
+    for _ in range(kills):
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "trade.py"), "--run", str(trained), "--broker", "paper",
+             "--replay", "--policy", POLICY, "--out", str(out)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        wanted = rng.randint(1, 6)
+        seen = 0
+        for line in proc.stdout:
+            if " bar " in line and "->" in line:
+                seen += 1
+            found = re.search(r"restart at bar .* (\d+) difference", line)
+            adopted += bool(found and int(found.group(1)) > 0)
+            if seen >= wanted:
+                break
+        time.sleep(rng.uniform(0.0, 0.04))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    final = trade(trained, POLICY, out)
+    assert final.returncode == 0, final.stderr[-3000:]
+    ours, theirs = journal_rows(out / "journal.sqlite"), journal_rows(
+        reference / "journal.sqlite")
+    assert ours == theirs  # identical journal (logged_at and meta.started_at aside)
+    book = sqlite3.connect(out / "paper_broker.sqlite")
+    ids = [r[0] for r in book.execute("SELECT client_order_id FROM book")]
+    book.close()
+    assert len(ids) == len(theirs["orders"])  # the broker holds each order once
+    assert (out / "trades.csv").read_text() == (reference / "trades.csv").read_text()
+    return {"killed": killed, "restarts_with_adopted_orders": adopted}
+
+
+def test_killed_and_restarted_replay_ends_with_the_uninterrupted_journal(trained, tmp_path):
+    counts = _crash_and_restart(trained, tmp_path, kills=3, seed=1)
+    assert counts["killed"] >= 1
+
+
+@pytest.mark.slow
+def test_twenty_sigkills_end_with_the_uninterrupted_journal(trained, tmp_path):
+    counts = _crash_and_restart(trained, tmp_path, kills=24, seed=7)
+    print(json.dumps(counts))
+    assert counts["killed"] >= 20
+
+
+# ------------------------------------------------------------------ in-process risk checks
+def _setup(trained: Path, folder: Path, limits: RiskConfig):
+    cfg = load_config(trained / "config.yaml")
+    inputs = load_env_inputs(cfg, panel_long=read_panel(trained))
+    env = make_env(cfg, "test", mode="eval", inputs=inputs)
+    policy = make_baseline(POLICY, env.observation_names, cfg.baselines, seed=cfg.seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    journal = Journal(folder / "journal.sqlite")
+    broker = PaperBroker(env, folder / "book.sqlite", "SPY")
+    executor = ReplayExecutor(broker, policy, journal, limits, KillSwitch(folder / "KILL"),
+                              ExecutorSettings("tiny", POLICY, cfg.seed), progress=lambda s: None)
+    return cfg, env, policy, journal, executor
+
+
+def _first_trade_path(trained: Path, tmp_path: Path):
+    """Without limits: per bar of the first trade, the simulator's own P&L if closed, its
+    credit (entry premium before commission), max profit and days to expiry, by hand from the sim's views."""
+    cfg, env, policy, journal, _ = _setup(trained, tmp_path / "free", RiskConfig())
+    journal.close()
+    obs, info = env.reset(seed=cfg.seed)
+    policy.reset(cfg.seed)
+    rows, trade_id = [], None
+    while True:
+        sim = env.sim
+        if sim.positions and (trade_id is None or sim.positions[0].trade_id == trade_id):
+            pos = sim.positions[0]
+            trade_id = pos.trade_id
+            view = sim.position_view(pos)
+            rows.append((sim.bar, view.pnl_if_closed_usd,
+                         pos.entry_cash_flow_usd + pos.entry_commission_usd,
+                         view.max_profit_usd, view.dte_days))
+        elif trade_id is not None:
+            return rows
+        obs, _, term, trunc, info = env.step(policy.act(obs, info, env.action_masks()))
+        if term or trunc:
+            return rows
+
+
+def _decisions(journal: Journal) -> dict[int, tuple[str, str]]:
+    """bar -> (final action, reason)"""
+    return dict((r[0], (r[1], r[2])) for r in journal.conn.execute(
+        "SELECT bar_index, final_action, reason FROM decisions"))
+
+
+def test_stop_loss_take_profit_and_dte_exits_fire_on_the_hand_computed_bar(trained, tmp_path):
+    path = _first_trade_path(trained, tmp_path)
+    assert len(path) > 2
+    held_from = path[0][0]  # the first bar the position is held at a close: exits checked from it
+    # Thresholds at the trade's worst loss / best gain: each exit must fire on that very bar.
+    worst = max(-pnl / credit for _, pnl, credit, _, _ in path)
+    best = max(pnl / max_profit for _, pnl, _, max_profit, _ in path)
+    cases = []
+    if worst > 0:
+        multiple = worst * (1 - 1e-9)
+        bar = next(b for b, pnl, credit, _, _ in path if -pnl >= multiple * credit)
+        cases.append((RiskConfig(stop_loss_credit_multiple=multiple), bar, "stop_loss"))
+    if best > 0:
+        fraction = best * (1 - 1e-9)
+        bar = next(b for b, pnl, _, mp, _ in path if pnl >= fraction * mp)
+        cases.append((RiskConfig(take_profit_max_profit_fraction=fraction), bar, "take_profit"))
+    nearest = min(dte for *_, dte in path)
+    bar = next(b for b, *_, dte in path if dte <= nearest)
+    cases.append((RiskConfig(exit_at_dte_days=nearest), bar, "dte_exit"))
+    assert cases, "the first trade neither lost nor gained: no exit to check"
+    for k, (limits, bar, rule) in enumerate(cases):
+        *_, journal, executor = _setup(trained, tmp_path / f"case{k}", limits)
+        executor.run()
+        decisions = _decisions(journal)
+        first_exit = min(b for b, (final, reason) in decisions.items()
+                         if b >= held_from and final == "close" and reason.startswith(rule))
+        assert first_exit == bar, (rule, first_exit, bar)
+        journal.close()
+
+
+def test_limits_refuse_orders_and_journal_why(trained, tmp_path):
+    _, _, _, journal, executor = _setup(trained, tmp_path / "lim",
+                                        RiskConfig(max_contracts=1))
+    executor.run()
+    rules = {r[0] for r in journal.conn.execute("SELECT rule FROM refusals")}
+    assert rules == {"max_contracts"}
+    assert journal.conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 0
+    journal.close()
+
+
+def test_kill_switch_file_cancels_and_stops(trained, tmp_path):
+    out = tmp_path / "killed"
+    out.mkdir()
+    (out / "KILL").write_text("stop\n")
+    done = trade(trained, POLICY, out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "kill switch" in done.stdout
+    journal = Journal(out / "journal.sqlite")
+    assert journal.conn.execute("SELECT rule FROM refusals").fetchall() == [("kill_switch",)]
+    assert journal.next_bar() == 0
+    journal.close()
+
+
+def test_bad_input_is_one_line_and_exit_2(trained, tmp_path):
+    bad = tmp_path / "limits.yaml"
+    bad.write_text("stop_loss_credit_multiple: 2\nmax_contrcts: 3\n")
+    done = trade(trained, POLICY, tmp_path / "x", "--limits", str(bad))
+    assert done.returncode == 2
+    assert "max_contrcts" in done.stderr and "Traceback" not in done.stderr
+    done = trade(trained, "no_such_policy", tmp_path / "y")
+    assert done.returncode == 2 and "no_such_policy" in done.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_live_without_network_fails_with_one_line(trained):
+    done = run(str(ROOT / "trade.py"), "--run", str(trained), "--broker", "paper", "--live")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "yfinance" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_alpaca_without_keys_fails_with_one_line(trained):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
+    done = run(str(ROOT / "trade.py"), "--run", str(trained), "--broker", "alpaca", "--live",
+               env=env)
+    assert done.returncode == 2
+    assert "APCA_API_KEY_ID" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_restart_adopts_an_order_the_broker_holds_but_the_journal_lost(trained, tmp_path):
+    """A crash after the broker took bar t's order but before the journal's commit: the
+    restart reports it, does not place it again, and the journal ends as if nothing happened."""
+    folder = tmp_path / "crash"
+    *_, journal, executor = _setup(trained, folder, RiskConfig())
+    executor.run()
+    complete = journal.dump()
+    t = journal.conn.execute("SELECT MAX(bar_index) FROM orders").fetchone()[0]
+    with journal.transaction():  # the state a crash before bar t's commit leaves
+        for table in ("decisions", "orders", "fills", "refusals"):
+            journal.conn.execute(f"DELETE FROM {table} WHERE bar_index >= ?", (t,))
+        for table in ("equity", "positions"):
+            journal.conn.execute(f"DELETE FROM {table} WHERE bar_index > ?", (t,))
+    journal.close()
+    *_, journal, executor = _setup(trained, folder, RiskConfig())
+    outcome = executor.run()
+    assert outcome.bars_replayed == t
+    assert len(outcome.differences) == 1
+    assert "missing from the journal" in outcome.differences[0]
+    assert journal.dump() == complete
+    book = sqlite3.connect(folder / "book.sqlite")
+    assert book.execute("SELECT COUNT(*) FROM book").fetchone()[0] == len(complete["orders"])
+    book.close()
+    journal.close()
+
+
+def test_dry_run_writes_nothing(trained, tmp_path):
+    done = trade(trained, POLICY, tmp_path / "dry", "--dry-run")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "first decision open_iron_condor" in done.stdout
+    assert not (tmp_path / "dry").exists()
+
+
+def test_paper_broker_rejects_what_the_simulator_would_not_fill(trained, tmp_path):
+    cfg, env, _, journal, executor = _setup(trained, tmp_path / "rej", RiskConfig())
+    journal.close()
+    broker = executor.broker
+    broker.reset(cfg.seed)
+    terms = broker.open_terms(POLICY)
+    when = pd.Timestamp(env.panel.dates[0])
+    bigger = tuple(OrderLeg(x.symbol, x.option_type, x.strike, x.expiry,
+                            2 * x.quantity_contracts) for x in terms.legs)
+    wrong_size = MultiLegOrder("id-size", "open", POLICY, bigger, terms.net_price_per_share, 0,
+                               when)
+    too_cheap = MultiLegOrder("id-limit", "open", POLICY, terms.legs,
+                              terms.net_price_per_share - 0.05, 0, when)
+    for order, words in ((wrong_size, "legs differ"), (too_cheap, "beyond the limit")):
+        first = broker.submit(order)
+        assert first.status == "rejected" and words in first.detail
+        assert broker.submit(order) == first  # idempotent: the book holds it once
+    assert len(broker.known_order_ids()) == 2 and broker.open_orders() == []
+    outcome = broker.end_bar(0)  # nothing pending: the bar passes with no fill
+    assert not [f for f in outcome.fills if f.client_order_id]
+    assert env.sim.positions == []
+
+
+def test_sigterm_stops_at_the_next_bar_and_a_restart_continues(trained, tmp_path):
+    out = tmp_path / "term"
+    env = {**os.environ, "SPYRL_TRADE_BAR_DELAY_S": "0.05", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "trade.py"), "--run", str(trained), "--broker", "paper",
+         "--replay", "--policy", POLICY, "--out", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:
+        if " bar 3:" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert "kill switch (SIGTERM received)" in rest
+    journal = Journal(out / "journal.sqlite")
+    stopped_at = journal.next_bar()
+    assert journal.conn.execute("SELECT rule, bar_index FROM refusals").fetchall() == [
+        ("kill_switch", stopped_at)]
+    journal.close()
+    done = trade(trained, POLICY, out)
+    assert done.returncode == 0 and f"{stopped_at} replayed from the journal" in done.stdout
