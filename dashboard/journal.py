@@ -1,4 +1,4 @@
-"""Read-only access to a paper/live executor's SQLite journal (schema: ``journal_schema.sql``).
+"""Read-only access to a paper/live executor's SQLite journal (schema: ``execution/journal_schema.sql``, written by ``trade.py``).
 
 The journal is opened with ``mode=ro`` through a URI, so the dashboard can never write to it;
 in WAL mode a reader does not block the executor that writes. Every query reads one snapshot
@@ -76,7 +76,7 @@ def load_journal(path: str | Path) -> JournalSnapshot:
         missing = [t for t in JOURNAL_TABLES if t not in present]
         if missing:
             raise DashboardInputError(f"--journal {path}: table(s) {', '.join(missing)} missing "
-                                      "(expected an executor journal, see journal_schema.sql)")
+                                      "(expected an executor journal, see execution/journal_schema.sql)")
         frames = {t: pd.read_sql_query(f"SELECT * FROM {t}", connection)  # noqa: S608
                   for t in JOURNAL_TABLES}
         connection.execute("COMMIT")

@@ -19,7 +19,7 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from data.market import load_market
 
-SCHEMA = Path(__file__).resolve().parent.parent / "dashboard" / "journal_schema.sql"
+SCHEMA = Path(__file__).resolve().parent.parent / "execution" / "journal_schema.sql"
 EVAL_START, EVAL_END = "2016-01-04", "2016-06-30"
 PANEL_START = "2015-07-01"
 HORIZONS = (1, 2, 3, 4, 5)
