@@ -19,11 +19,15 @@ the embedded S&P 500 trades (``env.underlying_price_scale = 0.1``). On the chain
 trades at the chain's level; the starting equity, the strike spacing and the wing width are
 multiplied by the same factor, so position sizes relative to the account are those of the run.
 The model's strike grid uses the chain's own strike spacing near the money.
+
+Rate and dividend yield: where the frame has no rate, the box-spread rate of the chain's first
+session; the dividend yield, from put-call parity on the first session. Both are held constant
+over the sessions, so no price uses a quote from a later session.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -33,8 +37,10 @@ from envs.market import build_market_panel
 from envs.observations import MARKET_FEATURES
 from envs.spy_options_env import SpyOptionsEnv
 from forecasters.panel import ForecastPanel
+from options.chain_io import one_root_per_contract
 from options.chain_market import ChainMarket, prepare_chain_market
 from options.quotes_chain import ChainQuoteSource, chain_market_frame
+from options.smile import chain_dividend_yield, implied_forwards, parity_rate
 
 __all__ = ["OBSERVATION_POLICIES", "ChainSetup", "chain_env_config", "chain_report",
            "prepare_chain_setup"]
@@ -107,7 +113,13 @@ def prepare_chain_setup(cfg, run_frame: pd.DataFrame, run_forecasts: ForecastPan
     """Bars, inputs and the two environments for ``chain``'s sessions."""
     dates = pd.DatetimeIndex(sorted(chain["quote_date"].unique()))
     covered = dates.isin(run_frame.index).all()
-    market = prepare_chain_market(chain, frame=run_frame if covered else None)
+    # Rate (where the frame has none) and dividend yield from the first session's quotes only,
+    # then held constant: a whole-period estimate would price day one with later quotes.
+    first_day = one_root_per_contract(chain[chain["quote_date"] == dates[0]])
+    market = prepare_chain_market(chain, frame=run_frame if covered else None,
+                                  rate=parity_rate(first_day))
+    first_q = chain_dividend_yield(implied_forwards(first_day, market.rate))
+    market = replace(market, dividend_yield=0.0 if first_q is None else first_q)
     if covered:
         frame, frame_source = run_frame, "run"
         features, fc, missing = _inputs_on(dates, frame, run_forecasts)
@@ -163,7 +175,7 @@ def chain_report(name: str, metrics: dict, details: dict) -> str:
              f"{', '.join(details['chain_files'])}. Prices at {details['level_factor']:g} x the "
              f"run's underlying: starting equity {details['starting_equity_usd']:,.0f} USD, "
              f"strike spacing {details['strike_spacing']:g}, wings {details['wing_width']:g}; "
-             f"dividend yield {details['dividend_yield']:.4f} (put-call parity), rate "
+             f"dividend yield {details['dividend_yield']:.4f} (put-call parity on the first session), rate "
              f"{details['rate']:.4f}.", "",
              "| policy | " + " | ".join(f"{label} chain | {label} model"
                                       for _, label, _ in _REPORT_METRICS) + " | smile marks |",

@@ -38,27 +38,18 @@ from common.runfolder import (
 )
 from data.__main__ import main as data_main
 from forecasters.__main__ import main as forecasters_main
+from tests.test_cli import tiny_config as cli_tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def tiny_config(cache_dir: Path) -> dict:
-    return {
-        "name": "tiny",
-        "data": {"source": "embedded", "start": "2010-01-01"},
-        "segments": {"train": {"start": "2014-01-01", "end": "2015-06-30"},
-                     "valid": {"start": "2015-07-01", "end": "2015-12-31"},
-                     "test": {"start": "2016-01-01", "end": "2016-06-30"}},
-        "forecast": {"first_forecast_date": "2013-10-01", "members": ["vol_rw"],
-                     "references": ["random_walk"], "refit_every_bars": 252,
-                     "cache_dir": str(cache_dir)},
-        "env": {"underlying_price_scale": 0.1, "episode_length_bars": 40},
-        "agent": {"n_steps": 64, "batch_size": 32, "n_epochs": 2, "net_arch": [16],
-                  "vec_normalize": True},
-        "train": {"total_timesteps": 256, "checkpoint_every_steps": 64,
-                  "eval_every_steps": 128, "n_envs": 2, "progress_bar": False},
-        "baselines": {"names": ["cash", "short_put_spread"]},
-    }
+    """test_cli's tiny config with two envs, checkpoints every rollout and two baselines."""
+    config = cli_tiny_config(cache_dir)
+    config["train"].update(checkpoint_every_steps=64, n_envs=2)
+    config.pop("eval", None)
+    config["baselines"] = {"names": ["cash", "short_put_spread"]}
+    return config
 
 
 def invoke(main, argv: list[str], capsys) -> tuple[int, str]:
