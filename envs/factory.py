@@ -62,7 +62,8 @@ def load_env_inputs(config, progress: bool = True, forecast_model: str = "ensemb
 
 def make_env(config, segment: str = "train", mode: str | None = None,
              inputs: EnvInputs | None = None, quote_source=None, info_level: str | None = None,
-             start=None, end=None, share_with: SpyOptionsEnv | None = None) -> SpyOptionsEnv:
+             start=None, end=None, share_with: SpyOptionsEnv | None = None,
+             last_bar_tradable: bool = False) -> SpyOptionsEnv:
     """``SpyOptionsEnv`` on one date segment of ``config`` (a YAML path, dict or config).
 
     ``mode`` defaults to ``"train"`` (random starts, fixed length) on the train segment and to
@@ -71,7 +72,8 @@ def make_env(config, segment: str = "train", mode: str | None = None,
     model quotes of the config's surface and costs). ``share_with`` (an env made by this function
     with the same arguments) shares its panel and per-bar structure tables, so that vectorised
     envs build each bar's structures once. This is also the entry point of
-    ``gym.make("SpyOptions-v1", config=..., segment=...)``.
+    ``gym.make("SpyOptions-v1", config=..., segment=...)``. ``last_bar_tradable`` (live
+    trading) lets the segment be one bar and allows opening on its last bar.
     """
     cfg = _resolve(config)
     mode = mode or ("train" if segment == "train" else "eval")
@@ -83,14 +85,15 @@ def make_env(config, segment: str = "train", mode: str | None = None,
     seg = cfg.segments.get(segment)
     panel = build_market_panel(inputs.frame, inputs.features, inputs.forecasts,
                                start or seg.start, end or seg.end, cfg.options.surface,
-                               cfg.env.underlying_price_scale)
+                               cfg.env.underlying_price_scale,
+                               min_bars=1 if last_bar_tradable else 2)
     source = None
     if quote_source is not None:
         source = quote_source(panel.market_bars(pricing_dividend_yield(cfg.env,
                                                                        cfg.options.surface)))
     return SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
                          cfg.options.margin, mode=mode, quote_source=source,
-                         info_level=info_level)
+                         info_level=info_level, last_bar_tradable=last_bar_tradable)
 
 
 def make_registered(config=None, segment: str = "train", *, panel=None, **kwargs):

@@ -96,7 +96,7 @@ def _monthly_expiry_days(dates: pd.DatetimeIndex) -> np.ndarray:
 
 def build_market_panel(frame: pd.DataFrame, features: pd.DataFrame, forecasts: ForecastPanel,
                        start, end, surface: SurfaceConfig | None = None,
-                       price_scale: float = 1.0) -> MarketPanel:
+                       price_scale: float = 1.0, min_bars: int = 2) -> MarketPanel:
     """Assemble the tradable rows of ``[start, end]``.
 
     A row is tradable when it has a forecast, an ATM volatility and every market feature. The
@@ -134,8 +134,8 @@ def build_market_panel(frame: pd.DataFrame, features: pd.DataFrame, forecasts: F
                          f"features after the segment's first tradable bar; refusing to skip it")
     window = window.iloc[first:]
     idx = window.index
-    if len(idx) < 2:
-        raise MarketPanelError(f"segment {start}..{end}: fewer than 2 tradable bars")
+    if len(idx) < min_bars:
+        raise MarketPanelError(f"segment {start}..{end}: fewer than {min_bars} tradable bars")
     fc = fc.reindex(idx)
     feats = feats.loc[idx]
     atm_iv = atm.loc[idx].to_numpy(dtype="float64")

@@ -95,7 +95,11 @@ class SpyOptionsEnv(gym.Env):
 
     ## Arguments
     ``SpyOptionsEnv(panel, env_config, surface_config, cost_config, margin_config, mode,
-    quote_source=None, info_level=None, unit_tables=None)``; ``unit_tables`` shares the
+    quote_source=None, info_level=None, unit_tables=None, last_bar_tradable=False)``;
+    ``last_bar_tradable`` (live trading, evaluation mode only) allows structures to be opened on
+    the segment's last bar, the newest one, whose successor is not known yet: the episode may
+    then be that one bar, and the executor reads its observation and mask without stepping;
+    ``unit_tables`` shares the
     per-bar structure tables of another env on the same panel (vectorised envs). ``info_level`` is ``"slim"`` (plain floats: the
     default in training) or ``"full"`` (adds fills, Position objects, a ``PortfolioView``, the
     cost totals: the default in evaluation). Most users call ``envs.make_env(config, segment)``
@@ -116,14 +120,18 @@ class SpyOptionsEnv(gym.Env):
                  cost_config: CostConfig | None = None,
                  margin_config: MarginConfig | None = None, mode: str = "train",
                  quote_source: QuoteSource | None = None, info_level: str | None = None,
-                 unit_tables: UnitTables | None = None) -> None:
+                 unit_tables: UnitTables | None = None,
+                 last_bar_tradable: bool = False) -> None:
         super().__init__()
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
         info_level = info_level or ("slim" if mode == "train" else "full")
         if info_level not in INFO_LEVELS:
             raise ValueError(f"info_level must be one of {INFO_LEVELS}, got {info_level!r}")
-        if len(panel) < 2:
+        if last_bar_tradable and mode != "eval":
+            raise ValueError("last_bar_tradable is for evaluation (live) environments only")
+        self.last_bar_tradable = bool(last_bar_tradable)
+        if len(panel) < (1 if last_bar_tradable else 2):
             raise ValueError("the environment needs at least 2 tradable bars")
         self.panel = panel
         self.cfg = cfg = env_config or EnvConfig()
@@ -225,7 +233,8 @@ class SpyOptionsEnv(gym.Env):
             start = _as_int(options["start_index"], "reset option start_index")
             end = min(n - 1, start + _as_int(options.get("length_bars", n),
                                              "reset option length_bars"))
-        if not 0 <= start < end <= n - 1:
+        if not (0 <= start < end <= n - 1
+                or self.last_bar_tradable and 0 <= start == end == n - 1):
             raise ValueError(f"episode window {start}..{end} outside 0..{n - 1}")
         self._reset_state(start, end)
         self._ready = True
@@ -283,7 +292,8 @@ class SpyOptionsEnv(gym.Env):
         mask[ACTION_HOLD] = True
         mask[ACTION_CLOSE] = n_open > 0
         mask[self._first_slot_action:self._first_slot_action + n_open] = True
-        if n_open < self.cfg.max_open_positions and sim.bar < self._end:
+        if n_open < self.cfg.max_open_positions and (sim.bar < self._end
+                                                      or self.last_bar_tradable):
             bar = sim.bar
             for k, strategy in enumerate(STRATEGIES):
                 unit = self.tables.unit(bar, strategy)

@@ -162,20 +162,68 @@ class ReplayExecutor:
         return out
 
     # ----------------------------------------------------------------- the loop
-    def run(self) -> ReplayOutcome:
+    def _bar_decision(self, t: int, obs, info, day_start: float, missed: str | None) -> Decision:
+        env = self.env
+        mask = env.action_masks()
+        action = int(self.policy.act(obs, info, mask))
+        if missed is not None:  # the policy still sees the bar (its state stays consistent)
+            return Decision(env.action_names[action], ACTION_HOLD, missed)
+        state = RiskState(len(env.sim.positions), env.sim.equity, day_start)
+        return self.decide(t, action, mask, state)
+
+    def _submit(self, decision: Decision) -> dict:
+        statuses = {order.client_order_id: self.broker.submit(order)
+                    for order in decision.orders}
+        refused = [s for s in statuses.values() if s.status in ("rejected", "canceled")]
+        if refused:  # the broker refused it: nothing trades this bar
+            decision.final_action = ACTION_HOLD
+            decision.reason = f"broker {refused[0].status} the order ({refused[0].detail}): " \
+                f"{decision.reason}"
+        return statuses
+
+    def _check_journalled(self, t: int, decision: Decision) -> None:
+        held = self.journal.decision(t)
+        final_name = self.env.action_names[decision.final_action]
+        if held != (decision.policy_action, final_name):
+            raise JournalMismatchError(
+                f"{self.journal.path}: bar {t} journalled {held}, the replay decides "
+                f"{(decision.policy_action, final_name)}; the run, its data or the "
+                f"code changed since (use a new --out)")
+
+    def _restart_report(self, t: int, bar_time: str, replayed: int) -> list[str]:
+        differences = self.reconcile(t)
+        for line in differences:
+            log.warning("reconcile: %s", line)
+        self.progress(f"restart at bar {t} ({bar_time}): {replayed} bar(s) replayed from the "
+                      f"journal, {len(differences)} difference(s) with the broker")
+        return differences
+
+    def run(self, missed: dict[int, str] | None = None) -> ReplayOutcome:
+        """Replay the journalled bars, then trade the new ones.
+
+        A bar whose decision is journalled is recomputed and must agree; when its fills and
+        marks are not journalled yet (live trading: the decision was taken on the newest bar,
+        and its fills and the next mark only exist now) they are written. ``missed`` (bar ->
+        reason) names new bars that are journalled as holds without asking the risk manager or
+        the broker: bars that closed while the executor was not running. On an env with
+        ``last_bar_tradable`` the newest bar is decided and its orders sent; it is completed
+        by the next run, on the env extended by the next bar.
+        """
         env, broker, journal = self.env, self.broker, self.journal
+        missed = {**journal.missed_bars(), **(missed or {})}
         obs, info = broker.reset(self.settings.seed)
         self.policy.reset(self.settings.seed)
         recorder = EpisodeRecorder(env, info)
         next_bar = journal.next_bar()
-        if next_bar == 0:
+        marked = journal.equity_bars()
+        if 0 not in marked:
             with journal.transaction():
                 journal.write_equity(0, _iso(env.panel.dates[0]), broker.account())
         written = replayed = 0
         differences: list[str] = []
         stopped = None
         day_start = previous_equity = env.start_equity
-        done = False
+        done = terminated = False
         while not done:
             t = broker.bar
             bar_time = _iso(env.panel.dates[t])
@@ -184,65 +232,83 @@ class ReplayExecutor:
                 day_start = previous_equity  # the previous session's last mark
             previous_equity = env.sim.equity
             if t == next_bar and t > 0:
-                differences = self.reconcile(t)
-                for line in differences:
-                    log.warning("reconcile: %s", line)
-                self.progress(f"restart at bar {t} ({bar_time}): {replayed} bar(s) replayed "
-                              f"from the journal, {len(differences)} difference(s) with the "
-                              f"broker")
+                differences = self._restart_report(t, bar_time, replayed)
             kill = None if replaying else self.kill.reason()
             if kill is not None:
                 stopped = self._stop(t, bar_time, kill)
                 break
-            mask = env.action_masks()
-            action = int(self.policy.act(obs, info, mask))
-            state = RiskState(len(broker.env.sim.positions), env.sim.equity, day_start)
-            decision = self.decide(t, action, mask, state)
-            final_name = env.action_names[decision.final_action]
-            statuses = {}
-            for order in decision.orders:
-                statuses[order.client_order_id] = broker.submit(order)
-            refused = [s for s in statuses.values() if s.status in ("rejected", "canceled")]
-            if refused:  # the broker refused it: nothing trades this bar
-                decision.final_action = ACTION_HOLD
-                decision.reason = f"broker {refused[0].status} the order ({refused[0].detail}): " \
-                    f"{decision.reason}"
-                final_name = env.action_names[ACTION_HOLD]
+            decision = self._bar_decision(t, obs, info, day_start, missed.get(t))
+            statuses = self._submit(decision)
             if replaying:
-                held = journal.decision(t)
-                if held != (decision.policy_action, final_name):
-                    raise JournalMismatchError(
-                        f"{journal.path}: bar {t} journalled {held}, the replay decides "
-                        f"{(decision.policy_action, final_name)}; the run, its data or the "
-                        f"code changed since (use a new --out)")
+                self._check_journalled(t, decision)
             outcome = broker.end_bar(decision.final_action)
             obs, info = outcome.observation, outcome.info
             recorder.record(env, info)
+            terminated = outcome.terminated
             done = outcome.terminated or outcome.truncated
-            if replaying:
+            if replaying and t + 1 in marked:
                 replayed += 1
                 continue
             if self.settings.bar_delay_s:
                 time.sleep(self.settings.bar_delay_s)
-            self._journal_bar(t, bar_time, decision, final_name, statuses, outcome)
+            self._journal_bar(t, bar_time, decision, statuses, outcome, decided=replaying)
             written += 1
-            self.progress(f"{bar_time[:10]} bar {t}: {decision.policy_action} -> {final_name} "
-                          f"({decision.reason}); equity {env.sim.equity:,.2f} USD")
+            final_name = env.action_names[decision.final_action]
+            verb = "filled" if replaying else f"{decision.policy_action} -> {final_name}"
+            self.progress(f"{bar_time[:10]} bar {t}: {verb} ({decision.reason}); equity "
+                          f"{env.sim.equity:,.2f} USD")
+        if env.last_bar_tradable and not terminated and stopped is None:
+            t = broker.bar
+            if t >= next_bar:  # the newest bar: decide and send; it fills when it ends
+                bar_time = _iso(env.panel.dates[t])
+                if t == next_bar and t > 0:
+                    differences = self._restart_report(t, bar_time, replayed)
+                if t > 0 and env.panel.dates[t].date() != env.panel.dates[t - 1].date():
+                    day_start = previous_equity
+                kill = self.kill.reason()
+                if kill is not None:
+                    stopped = self._stop(t, bar_time, kill)
+                else:
+                    self._decide_newest(t, bar_time, obs, info, day_start, missed.get(t))
+                    written += 1
         result = recorder.result(env, self.policy, info)
         return ReplayOutcome(result, written, replayed, tuple(differences), stopped)
 
-    def _journal_bar(self, t, bar_time, decision, final_name, statuses, outcome) -> None:
+    def _decide_newest(self, t, bar_time, obs, info, day_start, missed) -> None:
+        decision = self._bar_decision(t, obs, info, day_start, missed)
+        statuses = self._submit(decision)
+        if self.settings.bar_delay_s:
+            time.sleep(self.settings.bar_delay_s)
+        with self.journal.transaction():
+            self._journal_decision(t, bar_time, decision, statuses)
+        final_name = self.env.action_names[decision.final_action]
+        sent = f"; {len(decision.orders)} order(s) sent" if decision.orders else ""
+        self.progress(f"{bar_time[:10]} bar {t}: {decision.policy_action} -> {final_name} "
+                      f"({decision.reason}){sent}; equity {self.env.sim.equity:,.2f} USD")
+
+    def _journal_decision(self, t, bar_time, decision, statuses) -> None:
+        journal = self.journal
+        journal.write_decision(t, bar_time, decision.policy_action,
+                               self.env.action_names[decision.final_action], decision.reason)
+        for refusal in decision.refusals:
+            journal.write_refusal(t, bar_time, refusal.rule, refusal.detail)
+        for order in decision.orders:
+            now = self.broker.get_order(order.client_order_id)
+            journal.write_order(order, now.status, now.broker_order_id,
+                                now.detail or statuses[order.client_order_id].detail)
+
+    def _journal_bar(self, t, bar_time, decision, statuses, outcome, decided: bool) -> None:
+        """Bar ``t`` in one transaction: its decision and orders (unless ``decided``: already
+        journalled), the fills, the positions and the equity after the market moved."""
         journal, broker = self.journal, self.broker
         after = _iso(self.env.panel.dates[broker.bar])
         with journal.transaction():
-            journal.write_decision(t, bar_time, decision.policy_action, final_name,
-                                   decision.reason)
-            for refusal in decision.refusals:
-                journal.write_refusal(t, bar_time, refusal.rule, refusal.detail)
-            for order in decision.orders:
-                now = broker.get_order(order.client_order_id)
-                journal.write_order(order, now.status, now.broker_order_id,
-                                    now.detail or statuses[order.client_order_id].detail)
+            if decided:
+                for order in decision.orders:
+                    now = broker.get_order(order.client_order_id)
+                    journal.set_order_status(order.client_order_id, now.status, now.detail)
+            else:
+                self._journal_decision(t, bar_time, decision, statuses)
             for fill in outcome.fills:
                 journal.write_fill(fill)
             journal.write_positions(broker.bar, after, broker.positions())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common.errors import UserInputError
 
-__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "TABLES", "Journal", "JournalMismatchError",
+__all__ = ["MISSED_PREFIX", "SCHEMA_PATH", "SCHEMA_VERSION", "TABLES", "Journal", "JournalMismatchError",
            "now_iso"]
 
 SCHEMA_PATH = Path(__file__).with_name("journal_schema.sql")
@@ -26,6 +26,7 @@ BUSY_TIMEOUT_S = 30.0
 # meta keys that must agree between a journal and the command that reopens it
 IDENTITY_KEYS = ("run", "policy", "mode", "broker", "segment")
 OPEN_ORDER_STATUSES = ("submitted", "partially_filled")
+MISSED_PREFIX = "missed:"  # the reason of a bar that closed while the executor was down
 
 
 class JournalMismatchError(UserInputError):
@@ -74,6 +75,15 @@ class Journal:
         """The first bar with no decision journalled (0 for a new journal)."""
         row = self.conn.execute("SELECT MAX(bar_index) FROM decisions").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
+
+    def equity_bars(self) -> set[int]:
+        """Bars with an equity mark (bar t+1's mark completes bar t)."""
+        return {int(r[0]) for r in self.conn.execute("SELECT bar_index FROM equity")}
+
+    def missed_bars(self) -> dict[int, str]:
+        """Bars journalled as missed (closed while the executor was not running): bar -> reason."""
+        return {int(r[0]): r[1] for r in self.conn.execute(
+            "SELECT bar_index, reason FROM decisions WHERE reason LIKE ?", (MISSED_PREFIX + "%",))}
 
     def decision(self, bar_index: int) -> tuple[str, str] | None:
         row = self.conn.execute("SELECT policy_action, final_action FROM decisions "
