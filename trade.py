@@ -20,7 +20,6 @@ import argparse
 import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import yaml
@@ -31,7 +30,6 @@ from common.runfolder import RunLock
 
 log = logging.getLogger("trade")
 BAR_DELAY_ENV = "SPYRL_TRADE_BAR_DELAY_S"  # tests: pause between broker and journal per bar
-LIVE_LOOKBACK_DAYS = 10
 
 
 class TradeInputError(UserInputError):
@@ -60,11 +58,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="check the inputs and show the first decision; write nothing")
     parser.add_argument("--live-trading", action="store_true",
                         help="alpaca: trade the live (real money) endpoint, not paper")
+    parser.add_argument("--once", action="store_true",
+                        help="--live: trade the bars closed by now, then exit (for cron)")
+    parser.add_argument("--poll-seconds", type=float, default=60.0,
+                        help="--live: how often to look for the next bar once it is due")
+    parser.add_argument("--publication-delay-minutes", type=float, default=20.0,
+                        help="--live: wait this long after a bar's close before using it "
+                             "(^VIX closes 15 minutes after SPY)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.segment and not args.replay:
         parser.error("--segment is read only with --replay")
     if args.live_trading and args.broker != "alpaca":
         parser.error("--live-trading is an alpaca flag")
+    if (args.once or args.poll_seconds != 60.0) and not args.live:
+        parser.error("--once and --poll-seconds are --live flags")
+    if args.poll_seconds <= 0 or args.publication_delay_minutes < 0:
+        parser.error("--poll-seconds must be > 0 and --publication-delay-minutes >= 0")
     if args.replay and args.broker != "paper":
         parser.error("--replay runs through --broker paper (a real broker cannot fill past bars)")
     return args
@@ -107,30 +117,57 @@ def build_policy(name: str, seed_dir: Path, cfg, env, model: str, allow_modified
     return make_baseline(name, env.observation_names, cfg.baselines, seed=cfg.seed), cfg.seed
 
 
-def check_live(cfg) -> None:
-    """Live mode needs today's bars; here that means yfinance over the network."""
-    import datetime as dt
-    import tempfile
+def live_loader(cfg):
+    """A function that reloads the run's data source for live bars (no end date)."""
+    import data
 
-    from data.errors import MarketDataError
-    from data.yfinance_source import load_yfinance
+    if cfg.data.source == "embedded":
+        raise TradeInputError("--live: the run's data.source is 'embedded' (history that ends "
+                              "in 2018); live trading needs a run trained on data.source "
+                              "yfinance or csv (a file your recorder appends bars to)")
+    options = {**cfg.data.load_options(), "end": None}
+    if cfg.data.source == "yfinance":
+        options["refresh"] = True
 
-    start = (dt.date.today() - dt.timedelta(days=LIVE_LOOKBACK_DAYS)).isoformat()
-    import yfinance  # noqa: F401  (imported first: its import adds a warnings filter)
-
-    logging.getLogger("yfinance").setLevel(logging.CRITICAL)  # its own lines would clutter
-    with tempfile.TemporaryDirectory() as cache, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    def load():
+        if cfg.data.source == "yfinance":
+            logging.getLogger("yfinance").setLevel(logging.CRITICAL)
         try:
-            load_yfinance(cfg.data.symbol, cfg.data.interval, start=start, cache_dir=cache,
-                          with_vix=False, refresh=True)
-        except MarketDataError as exc:
+            return data.load_market(cfg.data.source, **options)
+        except data.MarketDataError as exc:
             reason = str(exc).split(" and nothing is cached")[0]
-            raise TradeInputError(f"--live: no live bars of {cfg.data.symbol} ({reason}); "
-                                  f"live mode needs network access to yfinance") from None
-    raise TradeInputError("--live: market data reached, but the live loop (refitting the "
-                          "forecasters on their schedule, waiting for each bar's close) is not "
-                          "built yet; use --replay --broker paper")
+            raise TradeInputError(f"--live: no live bars of {cfg.data.symbol} from "
+                                  f"data.source {cfg.data.source} ({reason})") from None
+
+    return load
+
+
+def live_executor(cfg, args, seed_dir: Path, out: Path, journal, limits, kill, settings_for):
+    """``run_executor(tape, forecasts, live_start, missed)`` for :class:`LiveSession`."""
+    import data
+    from common.io import write_text_atomic
+    from envs import make_env
+    from envs.factory import EnvInputs
+    from execution.brokers.paper import PaperBroker
+    from execution.executor import ReplayExecutor
+    from forecasters.panel import ForecastPanel
+
+    def run_executor(tape, forecasts, live_start, missed):
+        inputs = EnvInputs(tape, data.build_features(tape),
+                           ForecastPanel.from_long(forecasts, "ensemble"), forecasts)
+        env = make_env(cfg, "test", mode="eval", inputs=inputs, info_level="full",
+                       start=live_start, end=tape.index[-1], last_bar_tradable=True)
+        policy, seed = build_policy(args.policy, seed_dir, cfg, env, args.model,
+                                    args.allow_modified)
+        broker = PaperBroker(env, out / "paper_broker.sqlite", args.occ_root)
+        outcome = ReplayExecutor(broker, policy, journal, limits, kill,
+                                 settings_for(seed)).run(missed)
+        result = outcome.result
+        write_text_atomic(result.equity.to_csv(), out / "equity.csv")
+        write_text_atomic(result.trades.to_csv(index=False), out / "trades.csv")
+        return outcome
+
+    return run_executor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,19 +196,19 @@ def main(argv: list[str] | None = None) -> int:
         from execution.brokers.alpaca import AlpacaBroker
 
         AlpacaBroker.from_environment(live_trading=args.live_trading)
-    if args.live:
-        check_live(cfg)
     segment = args.segment or "test"
     delay = os.environ.get(BAR_DELAY_ENV)
     try:
         bar_delay_s = float(delay) if delay else 0.0
     except ValueError:
         raise TradeInputError(f"${BAR_DELAY_ENV}={delay!r}: expected seconds") from None
+    out = Path(args.out) if args.out else run / "trade" / f"{args.policy}_{mode}"
+    journal_path = Path(args.journal) if args.journal else out / "journal.sqlite"
+    if args.live:
+        return main_live(args, argv, cfg, run, seed_dir, out, journal_path, limits, bar_delay_s)
     inputs = load_env_inputs(cfg, panel_long=steps.read_panel(seed_dir))
     env = make_env(cfg, segment, mode="eval", inputs=inputs)
     policy, seed = build_policy(args.policy, seed_dir, cfg, env, args.model, args.allow_modified)
-    out = Path(args.out) if args.out else run / "trade" / f"{args.policy}_{mode}"
-    journal_path = Path(args.journal) if args.journal else out / "journal.sqlite"
     if args.dry_run:
         obs, info = env.reset(seed=seed)
         policy.reset(seed)
@@ -204,6 +241,63 @@ def main(argv: list[str] | None = None) -> int:
           f"{result.equity['equity_usd'].iloc[-1]:,.2f} USD; wrote {out}")
     if outcome.stopped:
         print(f"stopped early: {outcome.stopped}")
+    return 0
+
+
+def main_live(args, argv, cfg, run: Path, seed_dir: Path, out: Path, journal_path: Path, limits,
+              bar_delay_s: float) -> int:
+    """``--live``: cycles of fetch, forecast and trade until the kill switch (or ``--once``)."""
+    from execution.executor import ExecutorSettings
+    from execution.journal import Journal
+    from execution.live import LiveSession, closed_bars, now_ns
+    from execution.risk import KillSwitch
+    from forecasters.live import LiveForecaster
+
+    if args.broker != "paper":
+        raise TradeInputError("--live --broker alpaca: not built yet (the executor's positions "
+                              "come from the paper simulator); use --live --broker paper")
+    load = live_loader(cfg)
+    delay_s = args.publication_delay_minutes * 60.0
+    if args.dry_run:
+        closed = closed_bars(load(), now_ns(), delay_s)
+        newest = closed.index[-1] if len(closed) else None
+        print(f"dry run: {len(closed)} closed bar(s) of {cfg.data.symbol} from "
+              f"{cfg.data.source}, newest {newest}; would trade {args.policy} live through the "
+              f"paper broker and write {out} (journal {journal_path}); limits "
+              f"{limits.model_dump(exclude_none=True)}")
+        return 0
+    with RunLock(out, ["trade.py", *(argv if argv is not None else sys.argv[1:])]):
+        journal = Journal(journal_path)
+        try:
+            journal.open_for({"run": run.resolve().name, "policy": args.policy, "mode": "live",
+                              "broker": args.broker, "segment": "live"}, limits.model_dump())
+            kill = KillSwitch(out / limits.kill_switch_file)
+            kill.install()
+            name = run.resolve().name
+
+            def settings_for(seed: int) -> ExecutorSettings:
+                return ExecutorSettings(name, args.policy, seed, bar_delay_s)
+
+            forecaster = LiveForecaster(cfg.forecast, out / "live" / "forecaster",
+                                        progress=not args.no_progress)
+            session = LiveSession(out / "live", load, forecaster,
+                                  live_executor(cfg, args, seed_dir, out, journal, limits, kill,
+                                                settings_for),
+                                  journal, delay_s)
+            outcome = session.run(args.once, args.poll_seconds, kill.reason)
+        finally:
+            journal.close()
+    result = outcome.result
+    if result is None:
+        print(f"{args.policy} live: nothing new to trade (newest closed bar {outcome.newest}); "
+              f"journal {journal_path}")
+        return 0
+    print(f"{args.policy} live: newest bar {outcome.newest}; {result.bars_journalled} bar(s) "
+          f"journalled, {result.bars_replayed} replayed from the journal, "
+          f"{len(result.differences)} reconciliation difference(s); equity "
+          f"{result.result.equity['equity_usd'].iloc[-1]:,.2f} USD; wrote {out}")
+    if result.stopped:
+        print(f"stopped: {result.stopped}")
     return 0
 
 

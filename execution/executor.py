@@ -50,6 +50,7 @@ class Decision:
     reason: str
     orders: list[MultiLegOrder] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
+    canceled: bool = False  # an order of the decision is cancelled at the broker
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ class ReplayExecutor:
         statuses = {order.client_order_id: self.broker.submit(order)
                     for order in decision.orders}
         refused = [s for s in statuses.values() if s.status in ("rejected", "canceled")]
+        decision.canceled = any(s.status == "canceled" for s in refused)
         if refused:  # the broker refused it: nothing trades this bar
             decision.final_action = ACTION_HOLD
             decision.reason = f"broker {refused[0].status} the order ({refused[0].detail}): " \
@@ -184,6 +186,8 @@ class ReplayExecutor:
     def _check_journalled(self, t: int, decision: Decision) -> None:
         held = self.journal.decision(t)
         final_name = self.env.action_names[decision.final_action]
+        if decision.canceled and held is not None and held[0] == decision.policy_action:
+            return  # its orders were cancelled after the decision (kill switch): held, unfilled
         if held != (decision.policy_action, final_name):
             raise JournalMismatchError(
                 f"{self.journal.path}: bar {t} journalled {held}, the replay decides "
@@ -223,7 +227,8 @@ class ReplayExecutor:
         differences: list[str] = []
         stopped = None
         day_start = previous_equity = env.start_equity
-        done = terminated = False
+        done = len(env.panel) == 1  # a live environment's first bar: nothing to replay
+        terminated = False
         while not done:
             t = broker.bar
             bar_time = _iso(env.panel.dates[t])
@@ -258,19 +263,18 @@ class ReplayExecutor:
             self.progress(f"{bar_time[:10]} bar {t}: {verb} ({decision.reason}); equity "
                           f"{env.sim.equity:,.2f} USD")
         if env.last_bar_tradable and not terminated and stopped is None:
-            t = broker.bar
-            if t >= next_bar:  # the newest bar: decide and send; it fills when it ends
-                bar_time = _iso(env.panel.dates[t])
-                if t == next_bar and t > 0:
-                    differences = self._restart_report(t, bar_time, replayed)
-                if t > 0 and env.panel.dates[t].date() != env.panel.dates[t - 1].date():
-                    day_start = previous_equity
-                kill = self.kill.reason()
-                if kill is not None:
-                    stopped = self._stop(t, bar_time, kill)
-                else:
-                    self._decide_newest(t, bar_time, obs, info, day_start, missed.get(t))
-                    written += 1
+            t = broker.bar  # the newest bar: decide and send; it fills when it ends
+            bar_time = _iso(env.panel.dates[t])
+            if t == next_bar and t > 0:
+                differences = self._restart_report(t, bar_time, replayed)
+            if t > 0 and env.panel.dates[t].date() != env.panel.dates[t - 1].date():
+                day_start = previous_equity
+            kill = self.kill.reason()
+            if kill is not None:  # also cancels the newest bar's orders if they were sent
+                stopped = self._stop(t, bar_time, kill)
+            elif t >= next_bar:
+                self._decide_newest(t, bar_time, obs, info, day_start, missed.get(t))
+                written += 1
         result = recorder.result(env, self.policy, info)
         return ReplayOutcome(result, written, replayed, tuple(differences), stopped)
 
@@ -316,9 +320,12 @@ class ReplayExecutor:
 
     def _stop(self, t: int, bar_time: str, why: str) -> str:
         """The kill switch: cancel open orders, journal the refusal, stop."""
-        for order in self.broker.open_orders():
-            self.broker.cancel(order.client_order_id)
+        canceled = [self.broker.cancel(order.client_order_id)
+                    for order in self.broker.open_orders()]
         with self.journal.transaction():
+            for order in canceled:
+                self.journal.set_order_status(order.client_order_id, order.status,
+                                              "cancelled by the kill switch")
             self.journal.write_refusal(t, bar_time, "kill_switch",
                                        f"no new order from bar {t}: {why}")
         self.progress(f"{bar_time[:10]} bar {t}: kill switch ({why}); open orders cancelled, "

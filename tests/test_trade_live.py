@@ -1,0 +1,203 @@
+"""trade.py --live on a run whose data source is a CSV file that grows bar by bar (as a recorder
+would append to it): the live loop's decisions, fills, trade ledger and equity equal a replay of
+the same bars with the walk-forward's forecasts; missed bars are holds; a SIGKILL mid-cycle and a
+restart change nothing; bad live inputs fail in one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_cli import tiny_config
+
+import data
+from agents import make_baseline, run_episode
+from agents.eval_run import read_panel
+from config import load_config
+from envs import load_env_inputs, make_env
+from execution.journal import MISSED_PREFIX, Journal
+from execution.live import MarketTape, closed_bars, next_bar_due_ns
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = "iron_condor"
+FIRST_LIVE = "2016-03-29"  # the CSV is cut after this bar before live trading starts
+LIVE_BARS = 8  # bars appended one at a time after it
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """The embedded bars as a vendor CSV (iv in VIX points, rate as a fraction)."""
+    table = frame[["open", "high", "low", "close", "volume"]].copy()
+    table["iv"] = frame["iv_index"] * 100.0
+    table["rate"] = frame["rate"]
+    table.index.name = "date"
+    table.to_csv(path, date_format="%Y-%m-%d")
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    return data.load_market("embedded", start="2010-01-01", end="2016-06-30")
+
+
+@pytest.fixture(scope="module")
+def live_run(tmp_path_factory, history) -> Path:
+    """A tiny run trained on a CSV source (the full file: train, valid and test segments)."""
+    base = tmp_path_factory.mktemp("live")
+    csv = base / "spx.csv"
+    write_csv(history, csv)
+    config = tiny_config(base / "cache")
+    config["data"] = {"source": "csv", "path": str(csv)}
+    (base / "tiny.yaml").write_text(yaml.safe_dump(config))
+    run_dir = base / "runs" / "tiny"
+    done = run(str(ROOT / "train.py"), "--config", str(base / "tiny.yaml"), "--run-dir",
+               str(run_dir), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run_dir
+
+
+def cut_csv(run_dir: Path, history: pd.DataFrame, last: pd.Timestamp) -> None:
+    cfg = load_config(run_dir / "config.yaml")
+    write_csv(history.loc[:last], Path(cfg.data.path))
+
+
+def trade_live(run_dir: Path, out: Path, *extra: str, policy: str = POLICY,
+               env: dict | None = None) -> subprocess.CompletedProcess:
+    return run(str(ROOT / "trade.py"), "--run", str(run_dir), "--broker", "paper", "--live",
+               "--once", "--publication-delay-minutes", "0", "--no-progress", "--policy", policy,
+               "--out", str(out), *extra, env=env)
+
+
+def live_dates(history: pd.DataFrame) -> pd.DatetimeIndex:
+    first = history.index.get_loc(pd.Timestamp(FIRST_LIVE))
+    return history.index[first:first + LIVE_BARS + 1]
+
+
+def journal_rows(path: Path) -> dict:
+    journal = Journal(path)
+    try:
+        return journal.dump()
+    finally:
+        journal.close()
+
+
+def replayed_ledgers(run_dir: Path, start, end) -> tuple[str, str]:
+    """evaluate.py's ledgers for the policy on [start, end] with the run's walk-forward panel."""
+    cfg = load_config(run_dir / "config.yaml")
+    inputs = load_env_inputs(cfg, panel_long=read_panel(run_dir))
+    env = make_env(cfg, "test", mode="eval", inputs=inputs, start=start, end=end)
+    policy = make_baseline(POLICY, env.observation_names, cfg.baselines, seed=cfg.seed)
+    result = run_episode(env, policy, seed=cfg.seed)
+    return result.equity.to_csv(), result.trades.to_csv(index=False)
+
+
+def test_live_bar_by_bar_equals_the_replay_of_the_same_bars(live_run, history):
+    dates = live_dates(history)
+    out = live_run / "trade" / "live_iron_condor"
+    lines = []
+    for k, bar in enumerate(dates):
+        cut_csv(live_run, history, bar)
+        done = trade_live(live_run, out)
+        assert done.returncode == 0, done.stderr[-3000:]
+        lines.append(done.stdout)
+        rows = journal_rows(out / "journal.sqlite")
+        assert len(rows["decisions"]) == k + 1  # the newest bar is decided at once
+        assert max(r[0] for r in rows["equity"]) == k  # its mark waits for the next bar
+    assert "live trading starts" in lines[0]
+    again = trade_live(live_run, out)  # nothing new: nothing written
+    assert again.returncode == 0 and "nothing new" in again.stdout
+    equity, trades = replayed_ledgers(live_run, dates[0], dates[-1])
+    assert (out / "equity.csv").read_text() == equity
+    assert (out / "trades.csv").read_text() == trades
+    ledger = pd.read_csv(out / "trades.csv")
+    assert len(ledger) >= 1, "the test needs at least one trade to compare fills"
+    rows = journal_rows(out / "journal.sqlite")
+    filled = [r for r in rows["orders"] if r[8] == "filled"]
+    assert filled and {r[2] for r in rows["fills"] if r[1] is not None} <= {r[0] for r in filled}
+    tape = pd.read_parquet(out / "live" / "bars.parquet")
+    assert tape.index[-1] == dates[-1]
+
+
+def test_bars_that_closed_while_down_are_holds_and_a_kill_mid_cycle_changes_nothing(
+        live_run, history, tmp_path):
+    dates = live_dates(history)
+    out = tmp_path / "live"
+    cut_csv(live_run, history, dates[0])
+    assert trade_live(live_run, out).returncode == 0
+    cut_csv(live_run, history, dates[3])  # three bars closed while it was not running
+    done = trade_live(live_run, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = journal_rows(out / "journal.sqlite")
+    reasons = {r[0]: (r[4], r[5]) for r in rows["decisions"]}
+    assert [k for k, (_, why) in reasons.items() if why.startswith(MISSED_PREFIX)] == [1, 2]
+    assert all(reasons[k][0] == "hold" for k in (1, 2))
+    # a SIGKILL while the next bar is in flight (between the broker and the journal), then a
+    # restart: the journal equals one written without the kill
+    cut_csv(live_run, history, dates[4])
+    slow = {**os.environ, "SPYRL_TRADE_BAR_DELAY_S": "30"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "trade.py"), "--run", str(live_run),
+                             "--broker", "paper", "--live", "--once",
+                             "--publication-delay-minutes", "0", "--no-progress", "--policy",
+                             POLICY, "--out", str(out)], cwd=ROOT, env=slow,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(12)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert trade_live(live_run, out).returncode == 0
+    clean = tmp_path / "clean"
+    cut_csv(live_run, history, dates[0])
+    trade_live(live_run, clean)
+    cut_csv(live_run, history, dates[3])
+    trade_live(live_run, clean)
+    cut_csv(live_run, history, dates[4])
+    trade_live(live_run, clean)
+    assert journal_rows(out / "journal.sqlite") == journal_rows(clean / "journal.sqlite")
+
+
+def test_live_refuses_embedded_runs_and_unreachable_sources(live_run, tmp_path):
+    from trade import TradeInputError, live_loader
+
+    cfg = load_config(live_run / "config.yaml")
+    with pytest.raises(TradeInputError, match="embedded"):
+        live_loader(cfg.model_copy(update={"data": cfg.data.model_copy(
+            update={"source": "embedded"})}))
+    offline = cfg.data.model_copy(update={"source": "yfinance", "cache_dir": str(tmp_path)})
+    with pytest.raises(TradeInputError, match="yfinance"):
+        live_loader(cfg.model_copy(update={"data": offline}))()
+
+
+def test_closed_bars_drop_the_session_in_progress_and_wait_for_publication(history):
+    frame = history.loc["2016-03-28":"2016-03-31"]
+    close_31 = pd.Timestamp("2016-03-31 16:00").value
+    assert closed_bars(frame, close_31 - 1, 0).index[-1] == pd.Timestamp("2016-03-30")
+    assert closed_bars(frame, close_31, 0).index[-1] == pd.Timestamp("2016-03-31")
+    assert closed_bars(frame, close_31 + 10**9, 20 * 60).index[-1] == pd.Timestamp("2016-03-30")
+    due = next_bar_due_ns(pd.Timestamp("2016-03-24"), frame.index, None, 0)
+    assert pd.Timestamp(due) == pd.Timestamp("2016-03-28 16:00")  # Good Friday is a holiday
+    early = next_bar_due_ns(pd.Timestamp("2016-11-23"), frame.index, None, 60)
+    assert pd.Timestamp(early) == pd.Timestamp("2016-11-25 13:01")  # the early close
+
+
+def test_the_tape_keeps_what_was_traded_on(history, tmp_path):
+    tape = MarketTape(tmp_path / "bars.parquet")
+    first = history.loc[:"2016-03-29"]
+    new, revised = tape.extend(first)
+    assert len(new) == len(first) and revised == 0
+    changed = history.loc[:"2016-03-31"].copy()
+    changed.loc["2016-03-29", "close"] += 1.0  # the source revises a bar already traded on
+    new, revised = tape.extend(changed)
+    assert list(new) == [pd.Timestamp("2016-03-30"), pd.Timestamp("2016-03-31")]
+    assert revised == 1
+    reread = MarketTape(tmp_path / "bars.parquet").frame()
+    assert reread.loc["2016-03-29", "close"] == first.loc["2016-03-29", "close"]
+    assert len(reread) == len(first) + 2
