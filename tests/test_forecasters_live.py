@@ -24,10 +24,17 @@ TINY = dict(
     lstm={"epochs": 1, "hidden_size": 4, "window_bars": 5, "max_train_rows": 200},
     vol_rw={"lookback_bars": 200},
     ensemble={"min_forecasts": 20, "lookback_forecasts": 60},
-    conformal={"min_forecasts": 10, "window_forecasts": 30},
+    # The step-selection window ends inside the grown span: the chosen step changes with the bar.
+    conformal={
+        "min_forecasts": 10,
+        "window_forecasts": 30,
+        "select_start": "2015-01-14",
+        "select_end": "2015-04-13",
+    },
 )
 T0 = 300  # bars of the first call
 T1 = 345  # last bar of the grown frame: refits at rows 310, 330 fall inside
+SELECT_END_ROW = 320  # row of conformal.select_end
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +53,7 @@ def _rows_at(panel: pd.DataFrame, dates) -> pd.DataFrame:
 
 def _assert_same(live: pd.DataFrame, expected: pd.DataFrame) -> None:
     assert len(live) > 0
-    pd.testing.assert_frame_equal(live.reset_index(drop=True), expected, rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(live.reset_index(drop=True), expected, rtol=0, atol=0)
 
 
 def test_live_equals_walk_forward_bar_by_bar(market, reference, tmp_path):
@@ -56,29 +63,34 @@ def test_live_equals_walk_forward_bar_by_bar(market, reference, tmp_path):
     # The first call returns the bar being traded only: the frame's last date.
     assert list(first["date"].unique()) == [market.index[T0 - 1]]
     assert set(first["model"]) == {*TINY["members"], *TINY["references"], "ensemble"}
-    _assert_same(first, _rows_at(reference, [market.index[T0 - 1]]))
     rows = [live.update(market.iloc[: t + 1]) for t in range(T0, T1 - 4)]
     rows.append(live.update(market))  # several new bars in one call
     grown = pd.concat(rows, ignore_index=True)
     assert list(grown["date"].unique()) == list(market.index[T0:])
-    _assert_same(grown, _rows_at(reference, market.index[T0:]))
-    # The reference is causal: the same rows come from the walk-forward cut at an inner bar.
-    cut = T0 + 15
-    truncated = walk_forward(market.iloc[: cut + 1], config, progress=False)
-    _assert_same(_rows_at(grown, [market.index[cut]]), _rows_at(truncated, [market.index[cut]]))
+    # Before the step selection's last date the walk-forward on all bars chose its step with
+    # later outcomes: there the contract is the walk-forward cut at each bar.
+    for cut in (T0 - 1, T0 + 7):
+        truncated = walk_forward(market.iloc[: cut + 1], config, progress=False)
+        assert not truncated.equals(_rows_at(reference, truncated["date"].unique()))
+        _assert_same(_rows_at(pd.concat([first, grown]), [market.index[cut]]),
+                     _rows_at(truncated, [market.index[cut]]))  # fmt: skip
+    # From that date on (every step resolved) the walk-forward on all bars agrees at each bar.
+    settled = market.index[SELECT_END_ROW:]
+    _assert_same(_rows_at(grown, settled), _rows_at(reference, settled))
     assert live.update(market).empty  # no new bar, no rows
 
 
 def test_live_restart_continues_identically(market, reference, tmp_path):
     config = ForecastConfig(**TINY)
     LiveForecaster(config, tmp_path, progress=False).update(market.iloc[:T0])
-    LiveForecaster(config, tmp_path, progress=False).update(market.iloc[: T0 + 9])
-    restarted = LiveForecaster(config, tmp_path, progress=False)  # inside the block of row 290
-    assert restarted.last_date == market.index[T0 + 8]
+    LiveForecaster(config, tmp_path, progress=False).update(market.iloc[: SELECT_END_ROW + 5])
+    restarted = LiveForecaster(config, tmp_path, progress=False)  # inside the block of row 310
+    assert restarted.last_date == market.index[SELECT_END_ROW + 4]
     grown = pd.concat(
-        [restarted.update(market.iloc[: t + 1]) for t in range(T0 + 9, T0 + 32)], ignore_index=True
+        [restarted.update(market.iloc[: t + 1]) for t in range(SELECT_END_ROW + 5, T1 + 1)],
+        ignore_index=True,
     )
-    _assert_same(grown, _rows_at(reference, market.index[T0 + 9 : T0 + 32]))
+    _assert_same(grown, _rows_at(reference, market.index[SELECT_END_ROW + 5 :]))
 
 
 def test_live_refuses_another_config_a_changed_history_and_a_short_frame(market, tmp_path):
