@@ -15,7 +15,8 @@ off between two files leaves a consistent state):
 * ``raw_forecasts.parquet``: raw member and reference forecasts (what ``member_forecasts``
   produces) in the long panel format (date, model, horizon, quantile columns);
 * ``frame_rows.parquet``: date and a 64-bit hash of each bar seen (the next frame must extend it);
-* ``ensemble_weights.json``: the stacked ensemble's weights at each refit row.
+* ``ensemble_weights.json``: the stacked ensemble's weights at each refit, keyed by the refit's
+  row counted from the first forecast row.
 
 Fitted members are kept in memory only: after a restart the members of the current refit are
 fitted again (fits are deterministic given ``_seed(config, refit, name)``).
@@ -166,21 +167,29 @@ class LiveForecaster:
             )
 
     def _panel_at(self, raw, t: int, frame, scale, refits, config) -> pd.DataFrame:
-        """Rows of date t of the walk-forward on bars 0..t."""
-        index = frame.index[: t + 1]
+        """Rows of date t of the walk-forward on bars 0..t.
+
+        ``combine_forecasts`` runs on the rows from the first forecast on: the raw forecasts
+        are NaN before it, and leaving those rows out changes no result (every step of the
+        ensemble and the calibration skips rows without forecasts) while the calibration's
+        loop over rows is the cost of an update. Row positions (the ensemble cache's keys too)
+        are counted from the first forecast.
+        """
+        first = refits[0]
+        index = frame.index[first : t + 1]
         targets = forward_log_returns(frame["close"].iloc[: t + 1], config.horizons)
         steps: dict = {}
         forecasts = combine_forecasts(
-            {name: values[: t + 1] for name, values in raw.items()},
-            targets,
-            scale[: t + 1],
-            [r for r in refits if r <= t],
+            {name: values[first : t + 1] for name, values in raw.items()},
+            targets[first:],
+            scale[first : t + 1],
+            [r - first for r in refits if r <= t],
             config,
             index,
             steps,
             self._ensembles,
         )
-        panel = _long_panel(index, forecasts, t, config)
+        panel = _long_panel(index, forecasts, t - first, config)
         panel.attrs[STEPS_ATTR] = [
             {"model": name, **vars(choice)} for name, chosen in steps.items() for choice in chosen
         ]
@@ -263,8 +272,9 @@ class LiveForecaster:
             self._raw[name][positions[mine], columns] = values[mine]
         weights = json.loads((self._dir / ENSEMBLE_FILE).read_text(encoding="utf-8"))
         config = self._config
-        for refit, matrix in weights.items():
-            if int(refit) >= n_bars:
+        first = int(state["first_forecast_row"])
+        for refit, matrix in weights.items():  # rows counted from the first forecast
+            if first + int(refit) >= n_bars:
                 continue
             ensemble = StackedEnsemble(
                 self._horizons, config.quantile_levels, config.ensemble.min_forecasts
