@@ -93,6 +93,28 @@ def test_live_restart_continues_identically(market, reference, tmp_path):
     _assert_same(grown, _rows_at(reference, market.index[SELECT_END_ROW + 5 :]))
 
 
+def test_live_rolling_window_embargo_hours_and_first_date(market, tmp_path):
+    """Rolling windows, an embargo, horizons in hours and a first forecast date, bar by bar."""
+    config = ForecastConfig(
+        **{
+            **TINY,
+            "members": ["gb", "vol_rw"],
+            "horizons_hours": [24.0, 72.0],
+            "window": "rolling",
+            "window_bars": 150,
+            "embargo_bars": 2,
+            "first_forecast_date": str(market.index[270].date()),
+            "conformal": {"min_forecasts": 10, "window_forecasts": 30},
+        }
+    )
+    reference = walk_forward(market, config, progress=False)
+    assert reference["date"].min() == market.index[270]
+    assert sorted(reference["horizon"].unique()) == [1, 3]
+    live = LiveForecaster(config, tmp_path, progress=False)
+    rows = [live.update(market.iloc[: t + 1]) for t in range(T0 - 1, T1 + 1)]
+    _assert_same(pd.concat(rows), _rows_at(reference, market.index[T0 - 1 :]))
+
+
 def test_live_refuses_another_config_a_changed_history_and_a_short_frame(market, tmp_path):
     config = ForecastConfig(**TINY)
     live = LiveForecaster(config, tmp_path, progress=False)
