@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.errors import UserInputError
 from common.io import write_json_atomic, write_parquet_atomic
 from forecasters.base import VOL_COLUMN, QuantileForecaster, horizon_scale, quantile_column
 from forecasters.config import ForecastConfig
@@ -58,6 +59,10 @@ STATE_FILE = "live_state.json"
 RAW_FILE = "raw_forecasts.parquet"
 ROWS_FILE = "frame_rows.parquet"
 ENSEMBLE_FILE = "ensemble_weights.json"
+
+
+class LiveStateError(UserInputError):
+    """A frame that cannot be forecast live, or a state folder that does not fit the config."""
 
 
 def row_hashes(frame: pd.DataFrame) -> np.ndarray:
@@ -105,7 +110,9 @@ class LiveForecaster:
         """Long-format panel rows of the dates of ``frame`` not forecast yet (see the class doc).
 
         ``frame`` must extend the frame of the previous call: same dates and values on the bars
-        seen before, else ValueError naming the first differing date.
+        seen before, else ``LiveStateError`` (a ValueError) naming the first differing date.
+        ``features``, when given, must be those of this ``frame`` (they are not checked against
+        the previous call's).
         """
         config = for_frame(self._config, frame.index)
         inputs = model_inputs(frame, config, features)  # checks the frame
@@ -114,13 +121,12 @@ class LiveForecaster:
         targets = forward_log_returns(frame["close"], config.horizons)
         if self._hashes is None:
             if not refits:
-                raise ValueError(
+                raise LiveStateError(
                     f"no forecast dates: frame has {len(frame)} bars, "
                     f"min_train_bars={config.min_train_bars}, "
                     f"first_forecast_date={config.first_forecast_date}"
                 )
             raw = member_forecasts(inputs, targets, config, self._progress)
-            self._horizons = list(config.horizons)
             self._fit_models(refits[-1], inputs, targets, config)
             new_rows = [len(frame) - 1]
         else:
@@ -139,6 +145,7 @@ class LiveForecaster:
         scale = horizon_scale(inputs[VOL_COLUMN].to_numpy(float), config.horizons)
         parts = [self._panel_at(raw, t, frame, scale, refits, config) for t in new_rows]
         self._raw, self._hashes, self._dates = raw, hashes, frame.index
+        self._horizons = list(config.horizons)
         self._save(refits[0], config)
         panel = pd.concat(parts, ignore_index=True)
         panel.attrs.update(parts[-1].attrs)
@@ -197,20 +204,20 @@ class LiveForecaster:
 
     def _check_extends(self, frame: pd.DataFrame, hashes: np.ndarray, config) -> None:
         if list(config.horizons) != self._horizons:
-            raise ValueError(
+            raise LiveStateError(
                 f"{self._dir}: horizons {list(config.horizons)} on this frame differ from the "
                 f"state's {self._horizons}"
             )
         n_seen = len(self._hashes)
         if len(frame) < n_seen:
-            raise ValueError(
+            raise LiveStateError(
                 f"frame has {len(frame)} bars, fewer than the {n_seen} already forecast "
                 f"(last {self._dates[-1]}); pass the whole history"
             )
         same = (frame.index[:n_seen] == self._dates) & (hashes[:n_seen] == self._hashes)
         if not same.all():
             first = int(np.argmin(same))
-            raise ValueError(
+            raise LiveStateError(
                 f"frame does not extend the one already forecast: bar {first} differs "
                 f"(date {frame.index[first]}, was {self._dates[first]})"
             )
@@ -246,7 +253,7 @@ class LiveForecaster:
             return
         state = json.loads(path.read_text(encoding="utf-8"))
         if state.get("version") != STATE_VERSION or state.get("config_key") != self._key:
-            raise ValueError(
+            raise LiveStateError(
                 f"{self._dir}: live state was written under another forecast config or state "
                 f"version (key {state.get('config_key')}, version {state.get('version')}; this "
                 f"config is {self._key}, version {STATE_VERSION}); use a new state_dir"
@@ -283,4 +290,12 @@ class LiveForecaster:
             self._ensembles[int(refit)] = ensemble
 
 
-__all__ = ["ENSEMBLE_FILE", "RAW_FILE", "ROWS_FILE", "STATE_FILE", "LiveForecaster", "row_hashes"]
+__all__ = [
+    "ENSEMBLE_FILE",
+    "RAW_FILE",
+    "ROWS_FILE",
+    "STATE_FILE",
+    "LiveForecaster",
+    "LiveStateError",
+    "row_hashes",
+]
