@@ -8,7 +8,15 @@ import pytest
 
 import data
 from forecasters import ForecastConfig, LiveForecaster, walk_forward
-from forecasters.live import STATE_FILE
+from forecasters.live import STATE_FILE, LiveStateError
+from forecasters.walkforward import (
+    fit_member,
+    for_frame,
+    forward_log_returns,
+    model_inputs,
+    predict_block,
+    training_window,
+)
 
 # Tiny but complete: learned members (trees and the LSTM), a reference, the stacked ensemble and
 # the conformal calibration, with refits every 20 bars so that the grown span crosses several.
@@ -118,7 +126,7 @@ def test_live_rolling_window_embargo_hours_and_first_date(market, tmp_path):
 def test_live_refuses_another_config_a_changed_history_and_a_short_frame(market, tmp_path):
     config = ForecastConfig(**TINY)
     live = LiveForecaster(config, tmp_path, progress=False)
-    with pytest.raises(ValueError, match="no forecast dates"):
+    with pytest.raises(LiveStateError, match="no forecast dates"):
         live.update(market.iloc[:200])
     assert not (tmp_path / STATE_FILE).exists()
     live.update(market.iloc[:T0])
@@ -135,15 +143,6 @@ def test_live_refuses_another_config_a_changed_history_and_a_short_frame(market,
 
 def test_member_fits_are_deterministic(market):
     """A restart refits the current members; that is exact only if the fits are deterministic."""
-    from forecasters.walkforward import (
-        fit_member,
-        for_frame,
-        forward_log_returns,
-        model_inputs,
-        predict_block,
-        training_window,
-    )
-
     config = for_frame(ForecastConfig(**TINY), market.index)
     inputs = model_inputs(market, config)
     targets = forward_log_returns(market["close"], config.horizons)
