@@ -11,6 +11,7 @@ from forecasters.base import (
 )
 from forecasters.config import ForecastConfig
 from forecasters.ensemble import StackedEnsemble
+from forecasters.live import LiveForecaster
 from forecasters.metrics import METRIC_KEYS, evaluate_panel, metrics_table, write_metrics
 from forecasters.models import FORECASTERS, make_forecaster
 from forecasters.report import run_report
@@ -30,6 +31,7 @@ __all__ = [
     "VOL_COLUMN",
     "ForecastConfig",
     "Forecaster",
+    "LiveForecaster",
     "QuantileForecaster",
     "StackedEnsemble",
     "evaluate_panel",

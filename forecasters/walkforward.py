@@ -126,28 +126,55 @@ def _seed(config: ForecastConfig, refit: int, name: str) -> int:
     return (config.seed * 1_000_003 + refit * 7_919 + zlib.crc32(name.encode())) % (2**31 - 1)
 
 
-def _fit_predict(name, config, seed, x_fit, y_fit, x_pred, n_block):
+def fit_member(
+    name: str, config: ForecastConfig, seed: int, x_fit: pd.DataFrame, y_fit: np.ndarray
+):
+    """Member ``name`` fitted on one training window, single-threaded (as in the walk-forward)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        model = make_forecaster(name, config, seed).fit(x_fit, y_fit)
+        return make_forecaster(name, config, seed).fit(x_fit, y_fit)
+
+
+def predict_block(model, x_pred: pd.DataFrame, n_block: int) -> np.ndarray:
+    """The last ``n_block`` rows of ``model.predict(x_pred)`` (the rows before are context)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
         return model.predict(x_pred)[-n_block:]
+
+
+def _fit_predict(name, config, seed, x_fit, y_fit, x_pred, n_block):
+    return predict_block(fit_member(name, config, seed, x_fit, y_fit), x_pred, n_block)
+
+
+def training_window(
+    inputs: pd.DataFrame, targets: np.ndarray, config: ForecastConfig, refit: int
+) -> tuple[int, pd.DataFrame, np.ndarray]:
+    """(first row, X, y) the members are fitted on at ``refit``: labels unresolved by
+    ``refit - embargo_bars`` are NaN (purged)."""
+    horizons = np.asarray(config.horizons)
+    window_start = 0 if config.window == "expanding" else max(0, refit - config.window_bars + 1)
+    rows = np.arange(window_start, refit + 1)
+    y_fit = targets[window_start : refit + 1].copy()
+    unresolved = rows[:, None] + horizons[None, :] > refit - config.embargo_bars
+    y_fit[unresolved] = np.nan
+    return window_start, inputs.iloc[window_start : refit + 1], y_fit
+
+
+def prediction_start(name: str, config: ForecastConfig, window_start: int, refit: int) -> int:
+    """First row passed to ``predict`` for the block of ``refit``: the member's context rows."""
+    context = make_forecaster(name, config, 0).context_bars
+    return window_start if context is None else max(window_start, refit - context)
 
 
 def _tasks(inputs: pd.DataFrame, targets: np.ndarray, config: ForecastConfig, names: list[str]):
     refits = refit_positions(inputs.index, config)
-    horizons = np.asarray(config.horizons)
     for i, refit in enumerate(refits):
-        window_start = 0 if config.window == "expanding" else max(0, refit - config.window_bars + 1)
         block_end = refits[i + 1] if i + 1 < len(refits) else len(inputs)
-        rows = np.arange(window_start, refit + 1)
-        y_fit = targets[window_start : refit + 1].copy()
-        unresolved = rows[:, None] + horizons[None, :] > refit - config.embargo_bars
-        y_fit[unresolved] = np.nan
-        x_fit = inputs.iloc[window_start : refit + 1]
+        window_start, x_fit, y_fit = training_window(inputs, targets, config, refit)
         for name in names:
-            context = make_forecaster(name, config, 0).context_bars
-            pred_start = window_start if context is None else max(window_start, refit - context)
+            pred_start = prediction_start(name, config, window_start, refit)
             x_pred = inputs.iloc[pred_start:block_end]
             yield name, refit, block_end, _seed(config, refit, name), x_fit, y_fit, x_pred
 
@@ -221,19 +248,24 @@ def combine_forecasts(
     config: ForecastConfig,
     index: pd.DatetimeIndex | None = None,
     steps: dict[str, list[StepChoice]] | None = None,
+    ensembles: dict[int, StackedEnsemble] | None = None,
 ) -> dict[str, np.ndarray]:
     """Repair crossing, add the stacked ensemble, then calibrate the intervals (all causal).
 
     ``index`` (the frame's) places the step-selection window; without it, or without
     ``config.conformal.select_start``, the default step is used. The chosen steps are recorded
-    into ``steps`` by model when it is given.
+    into ``steps`` by model when it is given. ``ensembles`` (refit row -> fitted ensemble) is a
+    cache: an ensemble found there is reused, one fitted is added (its weights use only forecasts
+    resolved by its refit, so it is the same whatever rows follow).
     """
     forecasts = {name: repair_crossing(pred) for name, pred in raw.items()}
     stack_names = list(config.members) + (
         list(config.references) if config.ensemble.include_references else []
     )
     if config.ensemble.enabled and len(stack_names) >= 2:
-        forecasts[ENSEMBLE] = _stack(forecasts, stack_names, targets, scale, refits, config)
+        forecasts[ENSEMBLE] = _stack(
+            forecasts, stack_names, targets, scale, refits, config, ensembles
+        )
     if config.conformal.enabled:
         calibrate = [
             m
@@ -271,22 +303,23 @@ def _selection_span(index: pd.DatetimeIndex | None, config: ForecastConfig):
     return (first, last) if last >= first else None
 
 
-def _stack(forecasts, stack_names, targets, scale, refits, config) -> np.ndarray:
+def _stack(forecasts, stack_names, targets, scale, refits, config, ensembles=None) -> np.ndarray:
     """Ensemble forecasts; weights at each refit come from forecasts resolved by then."""
+    ensembles = {} if ensembles is None else ensembles
     members = np.stack([forecasts[name] for name in stack_names], axis=1)  # (n, M, H, Q)
     horizons = np.asarray(config.horizons)
     out = np.full(members.shape[:1] + members.shape[2:], np.nan)
     for i, refit in enumerate(refits):
         block_end = refits[i + 1] if i + 1 < len(refits) else len(members)
-        start = max(refits[0], refit - config.ensemble.lookback_forecasts - int(horizons.max()))
-        rows = np.arange(start, refit)
-        y = targets[start:refit].copy()
-        y[rows[:, None] + horizons[None, :] > refit] = np.nan
-        ensemble = StackedEnsemble(
-            config.horizons, config.quantile_levels, config.ensemble.min_forecasts
-        )
-        ensemble.fit(members[start:refit], y, scale[start:refit])
-        out[refit:block_end] = ensemble.predict(members[refit:block_end])
+        if refit not in ensembles:
+            start = max(refits[0], refit - config.ensemble.lookback_forecasts - int(horizons.max()))
+            rows = np.arange(start, refit)
+            y = targets[start:refit].copy()
+            y[rows[:, None] + horizons[None, :] > refit] = np.nan
+            ensembles[refit] = StackedEnsemble(
+                config.horizons, config.quantile_levels, config.ensemble.min_forecasts
+            ).fit(members[start:refit], y, scale[start:refit])
+        out[refit:block_end] = ensembles[refit].predict(members[refit:block_end])
     return out
 
 
@@ -329,14 +362,25 @@ def panel_key(
     """Hash of the panel version, the config (less settings that do not change results) and data."""
     from data import frame_hash
 
-    settings = config.model_dump(mode="json", exclude={"cache_dir", "n_jobs", "tune"})
-    digest = hashlib.sha256()
-    digest.update(PANEL_VERSION.encode())
-    digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest = _config_digest(config)
     for part in (frame, features):
         if part is not None:
             digest.update(frame_hash(part).encode())
     return digest.hexdigest()[:20]
+
+
+def _config_digest(config: ForecastConfig):
+    """SHA-256 of the panel version and the config less settings that do not change results."""
+    settings = config.model_dump(mode="json", exclude={"cache_dir", "n_jobs", "tune"})
+    digest = hashlib.sha256()
+    digest.update(PANEL_VERSION.encode())
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest
+
+
+def config_key(config: ForecastConfig) -> str:
+    """Hash of the panel version and the config alone (``panel_key`` without the data)."""
+    return _config_digest(config).hexdigest()[:20]
 
 
 def load_or_make_panel(
