@@ -249,7 +249,7 @@ def main_live(args, argv, cfg, run: Path, seed_dir: Path, out: Path, journal_pat
     """``--live``: cycles of fetch, forecast and trade until the kill switch (or ``--once``)."""
     from execution.executor import ExecutorSettings
     from execution.journal import Journal
-    from execution.live import LiveSession, closed_bars, now_ns
+    from execution.live import ForecastTape, LiveSession, closed_bars, now_ns
     from execution.risk import KillSwitch
     from forecasters.live import LiveForecaster
 
@@ -278,8 +278,9 @@ def main_live(args, argv, cfg, run: Path, seed_dir: Path, out: Path, journal_pat
             def settings_for(seed: int) -> ExecutorSettings:
                 return ExecutorSettings(name, args.policy, seed, bar_delay_s)
 
-            forecaster = LiveForecaster(cfg.forecast, out / "live" / "forecaster",
-                                        progress=not args.no_progress)
+            forecaster = ForecastTape(out / "live" / "forecasts.parquet",
+                                      LiveForecaster(cfg.forecast, out / "live" / "forecaster",
+                                                     progress=not args.no_progress))
             session = LiveSession(out / "live", load, forecaster,
                                   live_executor(cfg, args, seed_dir, out, journal, limits, kill,
                                                 settings_for),

@@ -39,7 +39,7 @@ from common.io import write_parquet_atomic
 from data.calendar import bar_minutes
 from envs.market import bar_close_ns
 
-__all__ = ["CycleOutcome", "LiveInputError", "LiveSession", "MarketTape", "closed_bars",
+__all__ = ["CycleOutcome", "ForecastTape", "LiveInputError", "LiveSession", "MarketTape", "closed_bars",
            "next_bar_due_ns", "now_ns"]
 
 log = logging.getLogger("trade")
@@ -128,6 +128,38 @@ class MarketTape:
         self._frame = tape
         self._frame.attrs.update(closed.attrs)
         return pd.DatetimeIndex(new), revised
+
+
+class ForecastTape:
+    """The forecasts the executor traded on (``forecasts.parquet``, append-only), made by a
+    :class:`forecasters.live.LiveForecaster` as each bar arrives."""
+
+    def __init__(self, path: str | Path, forecaster) -> None:
+        self.path = Path(path)
+        self.forecaster = forecaster
+        self._frame = pd.read_parquet(self.path) if self.path.exists() else None
+
+    def panel(self, tape: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
+        """Forecasts (long format) of every bar of ``tape`` from ``start`` on."""
+        new = self.forecaster.update(tape)
+        held = self._frame
+        parts = [held] if held is not None else []
+        known = set() if held is None else set(held["date"])
+        parts.append(new[~new["date"].isin(known)])
+        panel = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        needed = tape.index[tape.index >= start]
+        missing = needed.difference(pd.DatetimeIndex(panel["date"].unique()))
+        if len(missing):  # lost between the forecaster's state and this file (a crash)
+            log.warning("recomputing %d forecast(s) lost in a crash: %s", len(missing),
+                        [str(d.date()) for d in missing])
+            panel = pd.concat([panel, self.forecaster.recompute(tape, missing)],
+                              ignore_index=True)
+        if held is None or len(panel) != len(held):
+            panel = panel.sort_values(["date", "model", "horizon"], kind="stable")
+            panel = panel.reset_index(drop=True)
+            write_parquet_atomic(panel, self.path)
+            self._frame = panel
+        return panel[panel["date"] >= start].reset_index(drop=True)
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,24 @@ class LiveForecaster:
         panel.attrs.update(parts[-1].attrs)
         return panel
 
+    def recompute(self, frame: pd.DataFrame, dates) -> pd.DataFrame:
+        """Rows of ``dates`` (already forecast) from the stored raw forecasts, for a caller that
+        lost what ``update`` returned (a crash between the two writes). Exact for tree and
+        volatility members; a sequence member's raw rows are re-predicted in the batch of the
+        latest bar, which can move their last bits."""
+        if self._hashes is None:
+            raise LiveStateError(f"{self._dir}: nothing forecast yet")
+        config = for_frame(self._config, frame.index)
+        self._check_extends(frame, row_hashes(frame), config)
+        inputs = model_inputs(frame, config)
+        scale = horizon_scale(inputs[VOL_COLUMN].to_numpy(float), config.horizons)
+        refits = refit_positions(frame.index, config)
+        rows = [int(frame.index.get_loc(pd.Timestamp(d))) for d in dates]
+        if any(t >= len(self._hashes) for t in rows):
+            raise LiveStateError(f"{self._dir}: a date of {list(dates)} is not forecast yet")
+        return pd.concat([self._panel_at(self._raw, t, frame, scale, refits, config)
+                          for t in rows], ignore_index=True)
+
     # -- one bar ---------------------------------------------------------------------------
 
     def _fit_models(self, refit: int, inputs, targets, config: ForecastConfig) -> None:
