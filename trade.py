@@ -142,12 +142,15 @@ def live_loader(cfg):
     return load
 
 
-def live_executor(cfg, args, seed_dir: Path, out: Path, journal, limits, kill, settings_for):
-    """``run_executor(tape, forecasts, live_start, missed)`` for :class:`LiveSession`."""
+def live_executor(cfg, args, seed_dir: Path, out: Path, journal, limits, kill, settings_for,
+                  real=None):
+    """``run_executor(tape, forecasts, live_start, missed)`` for :class:`LiveSession`; orders go
+    to the paper simulator, and to ``real`` (a broker mirrored by the simulator) when given."""
     import data
     from common.io import write_text_atomic
     from envs import make_env
     from envs.factory import EnvInputs
+    from execution.brokers.mirrored import MirroredBroker
     from execution.brokers.paper import PaperBroker
     from execution.executor import ReplayExecutor
     from forecasters.panel import ForecastPanel
@@ -160,6 +163,8 @@ def live_executor(cfg, args, seed_dir: Path, out: Path, journal, limits, kill, s
         policy, seed = build_policy(args.policy, seed_dir, cfg, env, args.model,
                                     args.allow_modified)
         broker = PaperBroker(env, out / "paper_broker.sqlite", args.occ_root)
+        if real is not None:
+            broker = MirroredBroker(broker, real)
         outcome = ReplayExecutor(broker, policy, journal, limits, kill,
                                  settings_for(seed)).run(missed)
         result = outcome.result
@@ -253,9 +258,11 @@ def main_live(args, argv, cfg, run: Path, seed_dir: Path, out: Path, journal_pat
     from execution.risk import KillSwitch
     from forecasters.live import LiveForecaster
 
-    if args.broker != "paper":
-        raise TradeInputError("--live --broker alpaca: not built yet (the executor's positions "
-                              "come from the paper simulator); use --live --broker paper")
+    real = None
+    if args.broker == "alpaca":
+        from execution.brokers.alpaca import AlpacaBroker
+
+        real = AlpacaBroker.from_environment(live_trading=args.live_trading)
     load = live_loader(cfg)
     delay_s = args.publication_delay_minutes * 60.0
     if args.dry_run:
@@ -283,7 +290,7 @@ def main_live(args, argv, cfg, run: Path, seed_dir: Path, out: Path, journal_pat
                                                      progress=not args.no_progress))
             session = LiveSession(out / "live", load, forecaster,
                                   live_executor(cfg, args, seed_dir, out, journal, limits, kill,
-                                                settings_for),
+                                                settings_for, real),
                                   journal, delay_s)
             outcome = session.run(args.once, args.poll_seconds, kill.reason)
         finally:

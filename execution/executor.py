@@ -156,6 +156,7 @@ class ReplayExecutor:
         broker_open = {o.client_order_id for o in self.broker.open_orders()}
         for coid in sorted(journal_open - broker_open):
             out.append(f"order {coid} open in the journal, not at the broker")
+        out += self.broker.line_differences()
         unknown = self.broker.known_order_ids() - self.journal.order_ids()
         for coid in sorted(unknown):
             out.append(f"order {coid} held by the broker, missing from the journal (crash "

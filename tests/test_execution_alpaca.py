@@ -58,6 +58,7 @@ class FakeAlpaca:
         # after the client's time-out); "none"
         self.faults: list[str] = []
         self.reject_next = False
+        self.any_contract = False  # accept legs outside self.contracts (live tests' strikes)
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
@@ -174,7 +175,7 @@ def make_handler(state: FakeAlpaca):
                 state.reject_next = False
                 return self._error(403, 40310000, "insufficient options buying power")
             known = {c["symbol"] for c in state.contracts}
-            if body.get("order_class") != "mleg" or any(
+            if body.get("order_class") != "mleg" or not state.any_contract and any(
                     leg["symbol"] not in known for leg in body["legs"]):
                 return self._error(422, 40010001, "invalid mleg order")
             order = fixture("order_mleg")

@@ -28,7 +28,7 @@ from execution.live import MarketTape, closed_bars, next_bar_due_ns
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = "iron_condor"
 FIRST_LIVE = "2016-03-29"  # the CSV is cut after this bar before live trading starts
-LIVE_BARS = 8  # bars appended one at a time after it
+LIVE_BARS = 9  # bars appended one at a time after it (a condor opened on the first is closed)
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -71,9 +71,9 @@ def cut_csv(run_dir: Path, history: pd.DataFrame, last: pd.Timestamp) -> None:
     write_csv(history.loc[:last], Path(cfg.data.path))
 
 
-def trade_live(run_dir: Path, out: Path, *extra: str, policy: str = POLICY,
+def trade_live(run_dir: Path, out: Path, *extra: str, policy: str = POLICY, broker: str = "paper",
                env: dict | None = None) -> subprocess.CompletedProcess:
-    return run(str(ROOT / "trade.py"), "--run", str(run_dir), "--broker", "paper", "--live",
+    return run(str(ROOT / "trade.py"), "--run", str(run_dir), "--broker", broker, "--live",
                "--once", "--publication-delay-minutes", "0", "--no-progress", "--policy", policy,
                "--out", str(out), *extra, env=env)
 
@@ -201,3 +201,87 @@ def test_the_tape_keeps_what_was_traded_on(history, tmp_path):
     reread = MarketTape(tmp_path / "bars.parquet").frame()
     assert reread.loc["2016-03-29", "close"] == first.loc["2016-03-29", "close"]
     assert len(reread) == len(first) + 2
+
+
+@pytest.fixture
+def alpaca_server():
+    pytest.importorskip("alpaca", reason="the optional extra 'alpaca' is not installed")
+    from http.server import ThreadingHTTPServer
+    from threading import Thread
+
+    from test_execution_alpaca import FakeAlpaca, make_handler
+
+    state = FakeAlpaca()
+    state.any_contract = True
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
+    Thread(target=httpd.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def alpaca_env(server) -> dict:
+    from execution.brokers.alpaca import BASE_URL_ENV, KEY_ID_ENV, SECRET_KEY_ENV
+    from test_execution_alpaca import KEY_ID, SECRET
+
+    return {**os.environ, KEY_ID_ENV: KEY_ID, SECRET_KEY_ENV: SECRET, BASE_URL_ENV: server.url}
+
+
+def open_orders_at(server) -> list[dict]:
+    return [o for o in server.orders.values() if o["status"] == "accepted"]
+
+
+def test_live_through_alpaca_fills_as_the_simulator_and_reconciles(live_run, history,
+                                                                  alpaca_server, tmp_path):
+    dates = live_dates(history)[:3]
+    out = tmp_path / "alpaca"
+    outputs = []
+    for bar in dates:
+        cut_csv(live_run, history, bar)
+        done = trade_live(live_run, out, broker="alpaca", env=alpaca_env(alpaca_server))
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs.append(done.stdout)
+        for order in open_orders_at(alpaca_server):  # the exchange fills what was sent
+            alpaca_server.fill(order["id"], int(order["qty"]), price_per_share=0.85)
+    assert all("0 reconciliation difference(s)" in line for line in outputs[1:])
+    equity, trades = replayed_ledgers(live_run, dates[0], dates[-1])
+    assert (out / "trades.csv").read_text() == trades  # the simulator traded what Alpaca filled
+    assert (out / "equity.csv").read_text() == equity
+    rows = journal_rows(out / "journal.sqlite")
+    opened = [r for r in rows["orders"] if r[3] == "open"]
+    assert len(opened) == 1 and opened[0][7] == "filled"
+    fills = [r for r in rows["fills"] if r[1] == opened[0][0]]
+    assert len(fills) == 4 and all(r[6] == 0.85 for r in fills)  # Alpaca's fills, legs of 4
+    assert {r[2] for r in rows["equity"]} == {100000.0}  # the account's equity, not the model's
+    sent = [p for m, p in alpaca_server.requests if m == "POST"]
+    assert len(sent) == 1  # replays ask for the order by its id, never send it again
+
+
+def test_live_through_alpaca_rejections_and_unfilled_orders_are_holds(live_run, history,
+                                                                     alpaca_server, tmp_path):
+    dates = live_dates(history)[:4]
+    out = tmp_path / "alpaca"
+    env = alpaca_env(alpaca_server)
+    alpaca_server.reject_next = True  # bar 0: the broker rejects the condor
+    outputs = []
+    for k, bar in enumerate(dates):
+        cut_csv(live_run, history, bar)
+        done = trade_live(live_run, out, broker="alpaca", env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs.append(done.stdout)
+        working = open_orders_at(alpaca_server)
+        if k == 1:  # bar 1's condor: one unit of it fills, the rest never does
+            alpaca_server.fill(working[0]["id"], 1)
+        elif k == 2:  # bar 2's condor fills
+            alpaca_server.fill(working[0]["id"], int(working[0]["qty"]))
+    rows = journal_rows(out / "journal.sqlite")
+    decisions = {r[0]: r[3] for r in rows["decisions"]}
+    statuses = {r[1]: r[7] for r in rows["orders"]}
+    assert decisions[0] == "hold" and statuses[0] == "rejected"
+    assert statuses[1] == "canceled" and statuses[2] == "filled"
+    assert "3 reconciliation difference(s)" not in outputs[2]
+    # the unit filled at bar 1 is Alpaca's, not the simulator's: reported on every later bar
+    assert "4 reconciliation difference(s)" in outputs[2] and "4 reconciliation" in outputs[3]
+    trades = pd.read_csv(out / "trades.csv")
+    assert list(trades["open_date"]) == [str(dates[2].date())]

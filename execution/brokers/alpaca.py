@@ -43,13 +43,15 @@ from common.errors import UserInputError
 from execution.brokers.base import AccountMark, BrokerError, BrokerFill, BrokerOrder, BrokerPosition
 from execution.orders import MultiLegOrder, OrderLeg, parse_occ_symbol
 
-__all__ = ["KEY_ID_ENV", "PAPER_URL", "SECRET_KEY_ENV", "AlpacaBroker", "MissingKeysError",
+__all__ = ["BASE_URL_ENV", "KEY_ID_ENV", "LIVE_URL", "PAPER_URL", "SECRET_KEY_ENV", "AlpacaBroker", "MissingKeysError",
            "compact_symbol"]
 
 log = logging.getLogger(__name__)
 KEY_ID_ENV = "APCA_API_KEY_ID"
 SECRET_KEY_ENV = "APCA_API_SECRET_KEY"
 PAPER_URL = "https://paper-api.alpaca.markets"
+LIVE_URL = "https://api.alpaca.markets"
+BASE_URL_ENV = "APCA_API_BASE_URL"  # alpaca's documented variable; the paper endpoint if unset
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRIES = 4
 DEFAULT_BACKOFF_S = 0.5
@@ -121,6 +123,10 @@ class AlpacaBroker:
         if missing:
             raise MissingKeysError(f"--broker alpaca: set {' and '.join(missing)} in the "
                                    f"environment (keys are read from nowhere else)")
+        base_url = base_url or environ.get(BASE_URL_ENV) or None
+        if base_url and base_url.rstrip("/") == LIVE_URL and not live_trading:
+            raise MissingKeysError(f"${BASE_URL_ENV}={base_url} is the live (real money) "
+                                   f"endpoint; pass --live-trading to trade it")
         client = TradingClient(environ[KEY_ID_ENV], environ[SECRET_KEY_ENV],
                                paper=not live_trading, raw_data=True, url_override=base_url)
         # TradingClient takes no retry or time-out settings: its own retry (a fixed 3 s wait on

@@ -186,6 +186,16 @@ class PaperBroker:
             self._pending = [o for o in self._pending if o.client_order_id != client_order_id]
         return self.get_order(client_order_id)
 
+    def refuse(self, client_order_id: str, status: str, detail: str) -> None:
+        """Record that another broker refused (or did not fill) an order this book accepted:
+        it will not fill here (a mirrored live broker, ``execution.brokers.mirrored``)."""
+        self.book.execute("UPDATE book SET status = ?, detail = ? WHERE client_order_id = ?",
+                          (status, detail, client_order_id))
+        self._pending = [o for o in self._pending if o.client_order_id != client_order_id]
+
+    def line_differences(self) -> list[str]:
+        return []  # the simulator is the broker
+
     def open_orders(self) -> list[BrokerOrder]:
         return [BrokerOrder(r[0], r[1], r[2]) for r in self.book.execute(
             "SELECT client_order_id, broker_order_id, status FROM book "
