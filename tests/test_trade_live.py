@@ -222,8 +222,9 @@ def alpaca_server():
 
 
 def alpaca_env(server) -> dict:
-    from execution.brokers.alpaca import BASE_URL_ENV, KEY_ID_ENV, SECRET_KEY_ENV
     from test_execution_alpaca import KEY_ID, SECRET
+
+    from execution.brokers.alpaca import BASE_URL_ENV, KEY_ID_ENV, SECRET_KEY_ENV
 
     return {**os.environ, KEY_ID_ENV: KEY_ID, SECRET_KEY_ENV: SECRET, BASE_URL_ENV: server.url}
 
@@ -285,3 +286,44 @@ def test_live_through_alpaca_rejections_and_unfilled_orders_are_holds(live_run, 
     assert "4 reconciliation difference(s)" in outputs[2] and "4 reconciliation" in outputs[3]
     trades = pd.read_csv(out / "trades.csv")
     assert list(trades["open_date"]) == [str(dates[2].date())]
+
+
+@pytest.mark.slow
+def test_twenty_sigkills_of_the_live_loop_end_with_the_uninterrupted_journal(live_run, history,
+                                                                            tmp_path):
+    """Each bar is appended, then the live executor is killed at random moments of its cycle
+    (tape, forecasts, replay, between the broker and the journal) before it may finish."""
+    import json
+    import random
+
+    dates = live_dates(history)
+    reference, out = tmp_path / "reference", tmp_path / "crashed"
+    slow = {**os.environ, "SPYRL_TRADE_BAR_DELAY_S": "0.5"}
+    rng = random.Random(11)
+    killed = adopted = 0
+    for bar in dates:
+        cut_csv(live_run, history, bar)
+        began = time.monotonic()
+        assert trade_live(live_run, reference).returncode == 0
+        cycle_s = time.monotonic() - began
+        for _ in range(3):  # killed at a random moment of the cycle's second half, up to 3 times
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "trade.py"), "--run", str(live_run), "--broker",
+                 "paper", "--live", "--once", "--publication-delay-minutes", "0",
+                 "--no-progress", "--policy", POLICY, "--out", str(out)],
+                cwd=ROOT, env=slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                proc.wait(timeout=rng.uniform(0.5, 1.0) * cycle_s)
+                break
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                killed += 1
+        done = trade_live(live_run, out)
+        assert done.returncode == 0, done.stderr[-3000:]
+        adopted += "missing from the journal" in done.stdout + done.stderr
+    print(json.dumps({"killed": killed, "restarts_adopting_an_order": adopted}))
+    assert killed >= 20
+    assert journal_rows(out / "journal.sqlite") == journal_rows(reference / "journal.sqlite")
+    assert (out / "trades.csv").read_text() == (reference / "trades.csv").read_text()
+    assert (out / "equity.csv").read_text() == (reference / "equity.csv").read_text()
