@@ -3,6 +3,7 @@
     python trade.py --run runs/NAME [--policy ppo|BASELINE] --broker paper|alpaca
                     [--replay --segment test | --live] [--journal PATH] [--dry-run]
                     [--out DIR] [--limits FILE.yaml] [--model best|final] [--live-trading]
+                    [--once] [--poll-seconds S] [--publication-delay-minutes M]
 
 ``--replay`` runs the segment's bars in order with the run's data, its stored out-of-sample
 forecast panel (``forecasts/panel.parquet``, the walk-forward's output) and its config; the paper
@@ -12,6 +13,12 @@ broker fills through the environment's simulator, so with no risk limit binding 
 ``trades.csv`` and ``equity.csv``. A second start on the same folder continues from the
 journal's next bar. The kill switch is the file ``KILL`` in that folder (``--limits`` can rename
 it) or SIGTERM. ``--dry-run`` checks every input and prints the first decision, writing nothing.
+
+``--live`` trades each new bar of a run trained on a live source (yfinance or a growing CSV) at
+its close: the source is reloaded, closed bars go on a tape, the run's forecasters forecast them
+(refitted on the walk-forward's schedule), the policy decides on the newest bar and its orders go
+to the paper simulator and, with ``--broker alpaca``, to Alpaca (``execution.live``,
+``execution.brokers.mirrored``). ``--once`` trades what has closed and exits.
 """
 
 from __future__ import annotations

@@ -206,8 +206,10 @@ class LiveSession:
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
                          (LIVE_START_KEY, when.isoformat()))
 
-    def cycle(self) -> CycleOutcome:
-        """Fetch, forecast and trade whatever closed since the last cycle."""
+    def cycle(self, replay_decided: bool = False) -> CycleOutcome:
+        """Fetch, forecast and trade whatever closed since the last cycle. ``replay_decided``
+        runs the executor even when the newest bar is decided (the kill switch: it cancels the
+        orders still working and journals why)."""
         frame = self.load_frame()
         closed = closed_bars(frame, self.clock(), self.publication_delay_s)
         if closed.empty and self.tape._frame is None:
@@ -228,7 +230,7 @@ class LiveSession:
         forecasts = self.forecaster.panel(tape, start)
         live_dates = tape.index[tape.index >= start]
         decided = self.journal.next_bar()
-        if decided >= len(live_dates):  # the newest bar is decided already
+        if decided >= len(live_dates) and not replay_decided:  # the newest bar is decided
             return CycleOutcome(newest, len(new), revised, False, None, due)
         missed = {k: (f"missed: the bar of {live_dates[k]} closed while the executor was not "
                       f"running; no order after the fact")
@@ -254,7 +256,7 @@ class LiveSession:
                 reason = stop()
                 if reason is not None:
                     self.progress(f"stopping: {reason}")
-                    return outcome
+                    return self.cycle(replay_decided=True)
                 step = min(poll_s, wait_s - slept, 1.0)
                 sleep(step)
                 slept += step

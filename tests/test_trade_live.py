@@ -327,3 +327,43 @@ def test_twenty_sigkills_of_the_live_loop_end_with_the_uninterrupted_journal(liv
     assert journal_rows(out / "journal.sqlite") == journal_rows(reference / "journal.sqlite")
     assert (out / "trades.csv").read_text() == (reference / "trades.csv").read_text()
     assert (out / "equity.csv").read_text() == (reference / "equity.csv").read_text()
+
+
+def test_the_shipped_live_config_is_valid_and_live():
+    cfg = load_config(ROOT / "configs" / "spy_live.yaml")
+    assert cfg.data.source == "yfinance" and cfg.env.underlying_price_scale == 1.0
+    assert cfg.forecast.conformal.select_end < cfg.segments.test.start
+
+
+def test_the_kill_switch_stops_the_waiting_loop_and_cancels_working_orders(live_run, history,
+                                                                          tmp_path):
+    dates = live_dates(history)
+    out = tmp_path / "loop"
+    cut_csv(live_run, history, dates[0])  # the condor opened on this bar is working
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "trade.py"), "--run", str(live_run), "--broker", "paper",
+         "--live", "--poll-seconds", "1", "--publication-delay-minutes", "0", "--no-progress",
+         "--policy", POLICY, "--out", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if (out / "journal.sqlite").exists() and journal_rows(out / "journal.sqlite")[
+                    "orders"]:
+                break
+            time.sleep(0.5)
+        (out / "KILL").touch()
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stdout[-3000:]
+    assert "stopping: kill switch file" in stdout and "waiting" in stdout
+    rows = journal_rows(out / "journal.sqlite")
+    assert [r[7] for r in rows["orders"]] == ["canceled"]
+    assert [r[3] for r in rows["refusals"]] == ["kill_switch"]
+    (out / "KILL").unlink()  # a restart on the next bar: the cancelled condor was never filled
+    cut_csv(live_run, history, dates[1])
+    done = trade_live(live_run, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = journal_rows(out / "journal.sqlite")
+    assert not [r for r in rows["fills"] if r[1] == rows["orders"][0][0]]
