@@ -76,7 +76,7 @@ def next_bar_due_ns(newest: pd.Timestamp, index: pd.DatetimeIndex, bar_stamp: st
     import exchange_calendars as xcals
 
     cal = xcals.get_calendar(CALENDAR_NAME)
-    end_ns = int(bar_close_ns(pd.DatetimeIndex([newest]), bar_stamp)[0])
+    end_ns = int(bar_close_ns(index, bar_stamp)[index.get_loc(newest)])  # the index's interval
     end = pd.Timestamp(end_ns).tz_localize(NEW_YORK)
     minutes = bar_minutes(index) if len(index) > 1 else None
     if minutes is None:  # daily bars: the next session's close

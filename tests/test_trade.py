@@ -263,10 +263,11 @@ def test_bad_input_is_one_line_and_exit_2(trained, tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
-def test_live_without_network_fails_with_one_line(trained):
+def test_live_on_a_run_of_embedded_history_fails_with_one_line(trained):
     done = run(str(ROOT / "trade.py"), "--run", str(trained), "--broker", "paper", "--live")
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "yfinance" in done.stderr and "Traceback" not in done.stderr
+    assert "embedded" in done.stderr and "yfinance or csv" in done.stderr
+    assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 

@@ -178,10 +178,30 @@ def test_closed_bars_drop_the_session_in_progress_and_wait_for_publication(histo
     assert closed_bars(frame, close_31 - 1, 0).index[-1] == pd.Timestamp("2016-03-30")
     assert closed_bars(frame, close_31, 0).index[-1] == pd.Timestamp("2016-03-31")
     assert closed_bars(frame, close_31 + 10**9, 20 * 60).index[-1] == pd.Timestamp("2016-03-30")
-    due = next_bar_due_ns(pd.Timestamp("2016-03-24"), frame.index, None, 0)
+    before_easter = history.loc["2016-03-21":"2016-03-24"].index
+    due = next_bar_due_ns(pd.Timestamp("2016-03-24"), before_easter, None, 0)
     assert pd.Timestamp(due) == pd.Timestamp("2016-03-28 16:00")  # Good Friday is a holiday
-    early = next_bar_due_ns(pd.Timestamp("2016-11-23"), frame.index, None, 60)
+    thanksgiving = pd.DatetimeIndex(["2016-11-22", "2016-11-23"])
+    early = next_bar_due_ns(pd.Timestamp("2016-11-23"), thanksgiving, None, 60)
     assert pd.Timestamp(early) == pd.Timestamp("2016-11-25 13:01")  # the early close
+
+
+def test_intraday_bars_are_due_one_interval_later_or_after_the_next_open():
+    index = pd.date_range("2016-03-31 09:30", "2016-03-31 15:45", freq="15min")
+    due = next_bar_due_ns(pd.Timestamp("2016-03-31 10:00"), index, "start", 0)
+    assert pd.Timestamp(due) == pd.Timestamp("2016-03-31 10:30")  # the 10:15 bar ends then
+    due = next_bar_due_ns(pd.Timestamp("2016-03-31 15:45"), index, "start", 30)
+    assert pd.Timestamp(due) == pd.Timestamp("2016-04-01 09:45:30")
+
+
+def test_live_dry_run_and_flags(live_run, history, in_process, tmp_path):
+    cut_csv(live_run, history, live_dates(history)[0])
+    shown = in_process(live_run, tmp_path / "dry", "--dry-run")
+    assert "dry run:" in shown and "newest 2016-03-29" in shown
+    assert not (tmp_path / "dry").exists()
+    done = run(str(ROOT / "trade.py"), "--run", str(live_run), "--broker", "paper", "--replay",
+               "--once")
+    assert done.returncode == 2 and "--once" in done.stderr
 
 
 def test_the_tape_keeps_what_was_traded_on(history, tmp_path):
