@@ -243,6 +243,8 @@ class ReplayExecutor:
             if kill is not None:
                 stopped = self._stop(t, bar_time, kill)
                 break
+            if not replaying and t in missed:
+                self._cancel_stale(t)
             decision = self._bar_decision(t, obs, info, day_start, missed.get(t))
             statuses = self._submit(decision)
             if replaying:
@@ -278,6 +280,14 @@ class ReplayExecutor:
                 written += 1
         result = recorder.result(env, self.policy, info)
         return ReplayOutcome(result, written, replayed, tuple(differences), stopped)
+
+    def _cancel_stale(self, t: int) -> None:
+        """A missed bar: an order still working (sent before a crash, never journalled) is
+        stale, since orders live until their bar ends; it is cancelled."""
+        for order in self.broker.open_orders():
+            log.warning("bar %d was missed: cancelling the stale order %s", t,
+                        order.client_order_id)
+            self.broker.cancel(order.client_order_id)
 
     def _decide_newest(self, t, bar_time, obs, info, day_start, missed) -> None:
         decision = self._bar_decision(t, obs, info, day_start, missed)

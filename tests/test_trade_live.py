@@ -383,3 +383,31 @@ def test_the_kill_switch_stops_the_waiting_loop_and_cancels_working_orders(live_
     assert done.returncode == 0, done.stderr[-3000:]
     rows = journal_rows(out / "journal.sqlite")
     assert not [r for r in rows["fills"] if r[1] == rows["orders"][0][0]]
+
+
+def test_an_order_sent_before_a_crash_on_a_bar_then_missed_is_cancelled(
+        live_run, history, in_process, monkeypatch, tmp_path):
+    import sqlite3
+
+    from execution.executor import ReplayExecutor
+
+    dates = live_dates(history)
+    out = tmp_path / "crash"
+    cut_csv(live_run, history, dates[0])
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed between the broker and the journal")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ReplayExecutor, "_journal_decision", crash)
+        with pytest.raises(RuntimeError, match="killed"):
+            in_process(live_run, out)
+    book = sqlite3.connect(out / "paper_broker.sqlite")
+    assert [r[0] for r in book.execute("SELECT status FROM book")] == ["submitted"]
+    cut_csv(live_run, history, dates[2])  # the executor comes back two bars later
+    in_process(live_run, out)
+    assert [r[0] for r in book.execute("SELECT status FROM book")][0] == "canceled"
+    book.close()
+    rows = journal_rows(out / "journal.sqlite")
+    assert [r[3] for r in rows["decisions"]][:2] == ["hold", "hold"]
+    assert not rows["fills"]
