@@ -24,6 +24,7 @@ to the paper simulator and, with ``--broker alpaca``, to Alpaca (``execution.liv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -124,6 +125,22 @@ def build_policy(name: str, seed_dir: Path, cfg, env, model: str, allow_modified
     return make_baseline(name, env.observation_names, cfg.baselines, seed=cfg.seed), cfg.seed
 
 
+@contextlib.contextmanager
+def open_journal(args, argv, run: Path, out: Path, journal_path: Path, limits, mode: str,
+                 segment: str):
+    """The output folder locked and its journal opened for this run, policy, mode and broker."""
+    from execution.journal import Journal
+
+    with RunLock(out, ["trade.py", *(argv if argv is not None else sys.argv[1:])]):
+        journal = Journal(journal_path)
+        try:
+            journal.open_for({"run": run.resolve().name, "policy": args.policy, "mode": mode,
+                              "broker": args.broker, "segment": segment}, limits.model_dump())
+            yield journal
+        finally:
+            journal.close()
+
+
 def live_loader(cfg):
     """A function that reloads the run's data source for live bars (no end date)."""
     import data
@@ -192,7 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     from envs import load_env_inputs, make_env
     from execution.brokers.paper import PaperBroker
     from execution.executor import ExecutorSettings, ReplayExecutor
-    from execution.journal import Journal
     from execution.risk import KillSwitch
 
     run = Path(args.run)
@@ -231,19 +247,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{limits.model_dump(exclude_none=True)}")
         return 0
 
-    with RunLock(out, ["trade.py", *(argv if argv is not None else sys.argv[1:])]):
-        journal = Journal(journal_path)
-        try:
-            journal.open_for({"run": run.resolve().name, "policy": args.policy, "mode": mode,
-                              "broker": args.broker, "segment": segment},
-                             limits.model_dump())
-            broker = PaperBroker(env, out / "paper_broker.sqlite", args.occ_root)
-            kill = KillSwitch(out / limits.kill_switch_file)
-            kill.install()
-            settings = ExecutorSettings(run.resolve().name, args.policy, seed, bar_delay_s)
-            outcome = ReplayExecutor(broker, policy, journal, limits, kill, settings).run()
-        finally:
-            journal.close()
+    with open_journal(args, argv, run, out, journal_path, limits, mode, segment) as journal:
+        broker = PaperBroker(env, out / "paper_broker.sqlite", args.occ_root)
+        kill = KillSwitch(out / limits.kill_switch_file)
+        kill.install()
+        settings = ExecutorSettings(run.resolve().name, args.policy, seed, bar_delay_s)
+        outcome = ReplayExecutor(broker, policy, journal, limits, kill, settings).run()
         result = outcome.result
         write_text_atomic(result.equity.to_csv(), out / "equity.csv")
         write_text_atomic(result.trades.to_csv(index=False), out / "trades.csv")
@@ -260,7 +269,6 @@ def main_live(args, argv, cfg, run: Path, seed_dir: Path, out: Path, journal_pat
               bar_delay_s: float) -> int:
     """``--live``: cycles of fetch, forecast and trade until the kill switch (or ``--once``)."""
     from execution.executor import ExecutorSettings
-    from execution.journal import Journal
     from execution.live import ForecastTape, LiveSession, closed_bars, now_ns
     from execution.risk import KillSwitch
     from forecasters.live import LiveForecaster
@@ -276,32 +284,26 @@ def main_live(args, argv, cfg, run: Path, seed_dir: Path, out: Path, journal_pat
         closed = closed_bars(load(), now_ns(), delay_s)
         newest = closed.index[-1] if len(closed) else None
         print(f"dry run: {len(closed)} closed bar(s) of {cfg.data.symbol} from "
-              f"{cfg.data.source}, newest {newest}; would trade {args.policy} live through the "
-              f"paper broker and write {out} (journal {journal_path}); limits "
+              f"{cfg.data.source}, newest {newest}; would trade {args.policy} live through "
+              f"{args.broker} and write {out} (journal {journal_path}); limits "
               f"{limits.model_dump(exclude_none=True)}")
         return 0
-    with RunLock(out, ["trade.py", *(argv if argv is not None else sys.argv[1:])]):
-        journal = Journal(journal_path)
-        try:
-            journal.open_for({"run": run.resolve().name, "policy": args.policy, "mode": "live",
-                              "broker": args.broker, "segment": "live"}, limits.model_dump())
-            kill = KillSwitch(out / limits.kill_switch_file)
-            kill.install()
-            name = run.resolve().name
+    with open_journal(args, argv, run, out, journal_path, limits, "live", "live") as journal:
+        kill = KillSwitch(out / limits.kill_switch_file)
+        kill.install()
+        name = run.resolve().name
 
-            def settings_for(seed: int) -> ExecutorSettings:
-                return ExecutorSettings(name, args.policy, seed, bar_delay_s)
+        def settings_for(seed: int) -> ExecutorSettings:
+            return ExecutorSettings(name, args.policy, seed, bar_delay_s)
 
-            forecaster = ForecastTape(out / "live" / "forecasts.parquet",
-                                      LiveForecaster(cfg.forecast, out / "live" / "forecaster",
-                                                     progress=not args.no_progress))
-            session = LiveSession(out / "live", load, forecaster,
-                                  live_executor(cfg, args, seed_dir, out, journal, limits, kill,
-                                                settings_for, real),
-                                  journal, delay_s)
-            outcome = session.run(args.once, args.poll_seconds, kill.reason)
-        finally:
-            journal.close()
+        forecaster = ForecastTape(out / "live" / "forecasts.parquet",
+                                  LiveForecaster(cfg.forecast, out / "live" / "forecaster",
+                                                 progress=not args.no_progress))
+        session = LiveSession(out / "live", load, forecaster,
+                              live_executor(cfg, args, seed_dir, out, journal, limits, kill,
+                                            settings_for, real),
+                              journal, delay_s)
+        outcome = session.run(args.once, args.poll_seconds, kill.reason)
     result = outcome.result
     if result is None:
         print(f"{args.policy} live: nothing new to trade (newest closed bar {outcome.newest}); "

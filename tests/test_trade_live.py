@@ -17,13 +17,14 @@ import pandas as pd
 import pytest
 import yaml
 from test_cli import tiny_config
+from test_trade import journal_rows
 
 import data
 from agents import make_baseline, run_episode
 from agents.eval_run import read_panel
 from config import load_config
 from envs import load_env_inputs, make_env
-from execution.journal import MISSED_PREFIX, Journal
+from execution.journal import MISSED_PREFIX
 from execution.live import MarketTape, closed_bars, next_bar_due_ns
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,14 +100,6 @@ def in_process(capsys, monkeypatch):
 def live_dates(history: pd.DataFrame) -> pd.DatetimeIndex:
     first = history.index.get_loc(pd.Timestamp(FIRST_LIVE))
     return history.index[first:first + LIVE_BARS + 1]
-
-
-def journal_rows(path: Path) -> dict:
-    journal = Journal(path)
-    try:
-        return journal.dump()
-    finally:
-        journal.close()
 
 
 def replayed_ledgers(run_dir: Path, start, end) -> tuple[str, str]:
