@@ -144,6 +144,7 @@ def open_journal(args, argv, run: Path, out: Path, journal_path: Path, limits, m
 def live_loader(cfg):
     """A function that reloads the run's data source for live bars (no end date)."""
     import data
+    from execution.live import LiveDataError
 
     if cfg.data.source == "embedded":
         raise TradeInputError("--live: the run's data.source is 'embedded' (history that ends "
@@ -158,10 +159,10 @@ def live_loader(cfg):
             logging.getLogger("yfinance").setLevel(logging.CRITICAL)
         try:
             return data.load_market(cfg.data.source, **options)
-        except data.MarketDataError as exc:
+        except (data.MarketDataError, OSError) as exc:
             reason = str(exc).split(" and nothing is cached")[0]
-            raise TradeInputError(f"--live: no live bars of {cfg.data.symbol} from "
-                                  f"data.source {cfg.data.source} ({reason})") from None
+            raise LiveDataError(f"--live: no live bars of {cfg.data.symbol} from "
+                                f"data.source {cfg.data.source} ({reason})") from None
 
     return load
 
@@ -268,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 def main_live(args, argv, cfg, run: Path, seed_dir: Path, out: Path, journal_path: Path, limits,
               bar_delay_s: float) -> int:
     """``--live``: cycles of fetch, forecast and trade until the kill switch (or ``--once``)."""
+    from execution.brokers.base import BrokerError
     from execution.executor import ExecutorSettings
     from execution.live import ForecastTape, LiveSession, closed_bars, now_ns
     from execution.risk import KillSwitch
@@ -303,7 +305,12 @@ def main_live(args, argv, cfg, run: Path, seed_dir: Path, out: Path, journal_pat
                               live_executor(cfg, args, seed_dir, out, journal, limits, kill,
                                             settings_for, real),
                               journal, delay_s)
-        outcome = session.run(args.once, args.poll_seconds, kill.reason)
+        try:
+            outcome = session.run(args.once, args.poll_seconds, kill.reason)
+        except BrokerError as exc:
+            print(f"trade.py: broker error: {exc}; nothing of this cycle was journalled, run "
+                  f"the command again", file=sys.stderr)
+            return 1
     result = outcome.result
     if result is None:
         print(f"{args.policy} live: nothing new to trade (newest closed bar {outcome.newest}); "

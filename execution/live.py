@@ -39,7 +39,7 @@ from common.io import write_parquet_atomic
 from data.calendar import bar_minutes
 from envs.market import bar_close_ns
 
-__all__ = ["CycleOutcome", "ForecastTape", "LiveInputError", "LiveSession", "MarketTape", "closed_bars",
+__all__ = ["CycleOutcome", "ForecastTape", "LiveDataError", "LiveInputError", "LiveSession", "MarketTape", "closed_bars",
            "next_bar_due_ns", "now_ns"]
 
 log = logging.getLogger("trade")
@@ -51,6 +51,10 @@ NS_PER_S = 10**9
 
 class LiveInputError(UserInputError):
     """A live data source or state that cannot be traded on."""
+
+
+class LiveDataError(LiveInputError):
+    """The live data source could not be reached or read (the loop tries again later)."""
 
 
 def now_ns() -> int:
@@ -240,17 +244,29 @@ class LiveSession:
 
     def run(self, once: bool, poll_s: float, stop: Callable[[], str | None],
             sleep: Callable[[float], None] = time.sleep) -> CycleOutcome:
-        """Cycles until ``stop()`` gives a reason (kill switch) or, with ``once``, one cycle."""
+        """Cycles until ``stop()`` gives a reason (kill switch) or, with ``once``, one cycle.
+
+        Once a cycle has succeeded, an unreachable data source or broker (after the broker's
+        own retries) is reported and tried again ``poll_s`` later: nothing of a failed cycle is
+        journalled, so the next one starts from a consistent journal."""
+        from execution.brokers.base import BrokerError
+
+        outcome = None
         while True:
-            outcome = self.cycle()
-            if once or (outcome.result is not None and outcome.result.stopped):
-                return outcome
-            wait_s = poll_s
-            if outcome.next_due_ns is not None:
-                wait_s = max(poll_s, (outcome.next_due_ns - self.clock()) / NS_PER_S)
+            try:
+                outcome = self.cycle()
+            except (LiveDataError, BrokerError) as exc:
+                if once or outcome is None:
+                    raise
+                self.progress(f"cycle failed ({exc}); trying again in {poll_s:g} s")
+                due = None
+            else:
+                if once or (outcome.result is not None and outcome.result.stopped):
+                    return outcome
+                due = outcome.next_due_ns
+            wait_s = poll_s if due is None else max(poll_s, (due - self.clock()) / NS_PER_S)
             self.progress(f"waiting {wait_s:,.0f} s for the next bar "
-                          f"(due {pd.Timestamp(outcome.next_due_ns) if outcome.next_due_ns else '?'}"
-                          f" New York time)")
+                          f"(due {pd.Timestamp(due) if due else '?'} New York time)")
             slept = 0.0
             while slept < wait_s:
                 reason = stop()

@@ -154,6 +154,7 @@ def test_bars_that_closed_while_down_are_holds(live_run, history, tmp_path):
 
 
 def test_live_refuses_embedded_runs_and_unreachable_sources(live_run, tmp_path):
+    from execution.live import LiveDataError
     from trade import TradeInputError, live_loader
 
     cfg = load_config(live_run / "config.yaml")
@@ -161,7 +162,7 @@ def test_live_refuses_embedded_runs_and_unreachable_sources(live_run, tmp_path):
         live_loader(cfg.model_copy(update={"data": cfg.data.model_copy(
             update={"source": "embedded"})}))
     offline = cfg.data.model_copy(update={"source": "yfinance", "cache_dir": str(tmp_path)})
-    with pytest.raises(TradeInputError, match="yfinance"):
+    with pytest.raises(LiveDataError, match="yfinance"):
         live_loader(cfg.model_copy(update={"data": offline}))()
 
 
@@ -404,3 +405,47 @@ def test_an_order_sent_before_a_crash_on_a_bar_then_missed_is_cancelled(
     rows = journal_rows(out / "journal.sqlite")
     assert [r[3] for r in rows["decisions"]][:2] == ["hold", "hold"]
     assert not rows["fills"]
+
+
+def test_the_loop_reports_an_unreachable_source_and_tries_again(history, tmp_path):
+    from execution.brokers.base import BrokerError
+    from execution.journal import Journal
+    from execution.live import LiveDataError, LiveSession
+
+    faults = iter([None, LiveDataError("source down"), BrokerError("broker down"), None])
+    lines, ran = [], []
+
+    def load():
+        fault = next(faults, None)
+        if fault is not None:
+            raise fault
+        return history.loc[:"2016-03-29"]
+
+    class Forecasts:
+        def panel(self, tape, start):
+            return pd.DataFrame()
+
+    class Outcome:
+        stopped = None
+
+    def run_executor(tape, forecasts, start, missed):
+        ran.append(tape.index[-1])
+        return Outcome()
+
+    journal = Journal(tmp_path / "journal.sqlite")
+    stops = iter([None] * 4 + ["kill switch file exists"])
+    session = LiveSession(tmp_path / "live", load, Forecasts(), run_executor, journal, 0.0,
+                          progress=lines.append)
+    session.run(False, 1.0, lambda: next(stops, "kill switch file exists"), sleep=lambda s: None)
+    journal.close()
+    assert any("cycle failed (source down)" in line for line in lines)
+    assert any("cycle failed (broker down)" in line for line in lines)
+    # every cycle that reached the bars ran the executor (this stub journals nothing), the last
+    # one for the kill switch
+    assert len(ran) == 4 and set(ran) == {pd.Timestamp("2016-03-29")}
+    faults = iter([LiveDataError("source down")])
+    other = Journal(tmp_path / "j2.sqlite")
+    with pytest.raises(LiveDataError):  # --once: the failure is the command's (exit 2)
+        LiveSession(tmp_path / "other", load, Forecasts(), run_executor, other,
+                    0.0).run(True, 1.0, lambda: None)
+    other.close()
