@@ -178,6 +178,7 @@ def live_executor(cfg, args, seed_dir: Path, out: Path, journal, limits, kill, s
     from execution.brokers.mirrored import MirroredBroker
     from execution.brokers.paper import PaperBroker
     from execution.executor import ReplayExecutor
+    from execution.live import LiveInputError
     from forecasters.panel import ForecastPanel
 
     def run_executor(tape, forecasts, live_start, missed):
@@ -185,6 +186,10 @@ def live_executor(cfg, args, seed_dir: Path, out: Path, journal, limits, kill, s
                            ForecastPanel.from_long(forecasts, "ensemble"), forecasts)
         env = make_env(cfg, "test", mode="eval", inputs=inputs, info_level="full",
                        start=live_start, end=tape.index[-1], last_bar_tradable=True)
+        if env.panel.dates[0] != live_start:  # the journal's bar numbers start there
+            raise LiveInputError(f"the first live bar {live_start} has no forecast, ATM "
+                                 f"volatility or feature; the environment starts at "
+                                 f"{env.panel.dates[0]} (use a new --out)")
         policy, seed = build_policy(args.policy, seed_dir, cfg, env, args.model,
                                     args.allow_modified)
         broker = PaperBroker(env, out / "paper_broker.sqlite", args.occ_root)
@@ -278,6 +283,15 @@ def main_live(args, argv, cfg, run: Path, seed_dir: Path, out: Path, journal_pat
     real = None
     if args.broker == "alpaca":
         from execution.brokers.alpaca import AlpacaBroker
+
+        automatic = [name for name in ("profit_target_fraction", "stop_loss_multiple",
+                                       "close_at_dte_days") if getattr(cfg.env, name) is not None]
+        if automatic:
+            raise TradeInputError(
+                f"--broker alpaca --live: the run's env.{automatic[0]} closes positions inside "
+                f"the simulator, with no order to the broker; set the risk manager's limits "
+                f"instead (--limits: take_profit_max_profit_fraction, stop_loss_credit_multiple, "
+                f"exit_at_dte_days), which send closing orders")
 
         real = AlpacaBroker.from_environment(live_trading=args.live_trading)
     load = live_loader(cfg)

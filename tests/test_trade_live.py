@@ -161,6 +161,15 @@ def test_live_refuses_embedded_runs_and_unreachable_sources(live_run, tmp_path):
     with pytest.raises(TradeInputError, match="embedded"):
         live_loader(cfg.model_copy(update={"data": cfg.data.model_copy(
             update={"source": "embedded"})}))
+    auto_exit = cfg.env.model_copy(update={"close_at_dte_days": 5})
+    (tmp_path / "run").mkdir()
+    for name in ("model.zip", "provenance.json"):
+        (tmp_path / "run" / name).write_bytes((live_run / name).read_bytes())
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(
+        cfg.model_copy(update={"env": auto_exit}).model_dump(mode="json")))
+    done = run(str(ROOT / "trade.py"), "--run", str(tmp_path / "run"), "--broker", "alpaca",
+               "--live", env={**os.environ, "APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"})
+    assert done.returncode == 2 and "env.close_at_dte_days" in done.stderr
     offline = cfg.data.model_copy(update={"source": "yfinance", "cache_dir": str(tmp_path)})
     with pytest.raises(LiveDataError, match="yfinance"):
         live_loader(cfg.model_copy(update={"data": offline}))()

@@ -120,6 +120,12 @@ class MirroredBroker:
         """The simulator moves on; the fills journalled are the real broker's."""
         t = self.bar
         outcome = self.paper.end_bar(hint)
+        automatic = sorted({f.symbol for f in outcome.fills
+                            if f.client_order_id is None and f.kind == "close"})
+        if automatic:  # a calendar's back leg sold at its front leg's expiry
+            log.warning("the simulator closed %s at bar %d without an order to %s; close them "
+                        "there (the reconciliation lists them until then)", ", ".join(automatic),
+                        t + 1, self.name)
         fills = []
         for order in self._filled_now:
             fills += self.real.fills(order.client_order_id, bar_index=t, kind=order.intent)
