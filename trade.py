@@ -192,11 +192,13 @@ def live_executor(cfg, args, seed_dir: Path, out: Path, journal, limits, kill, s
                                  f"{env.panel.dates[0]} (use a new --out)")
         policy, seed = build_policy(args.policy, seed_dir, cfg, env, args.model,
                                     args.allow_modified)
-        broker = PaperBroker(env, out / "paper_broker.sqlite", args.occ_root)
-        if real is not None:
-            broker = MirroredBroker(broker, real)
-        outcome = ReplayExecutor(broker, policy, journal, limits, kill,
-                                 settings_for(seed)).run(missed)
+        paper = PaperBroker(env, out / "paper_broker.sqlite", args.occ_root)
+        broker = paper if real is None else MirroredBroker(paper, real)
+        try:
+            outcome = ReplayExecutor(broker, policy, journal, limits, kill,
+                                     settings_for(seed)).run(missed)
+        finally:
+            paper.close()
         result = outcome.result
         write_text_atomic(result.equity.to_csv(), out / "equity.csv")
         write_text_atomic(result.trades.to_csv(index=False), out / "trades.csv")

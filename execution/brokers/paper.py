@@ -77,6 +77,10 @@ class PaperBroker:
         self._pending: list[MultiLegOrder] = []
         self._fills: list[BrokerFill] = []
 
+    def close(self) -> None:
+        """Close the order book's connection (a live loop makes one broker per cycle)."""
+        self.book.close()
+
     # ----------------------------------------------------------------- market clock
     @property
     def bar(self) -> int:
