@@ -38,6 +38,7 @@ from common.runfolder import RunLock
 
 log = logging.getLogger("trade")
 BAR_DELAY_ENV = "SPYRL_TRADE_BAR_DELAY_S"  # tests: pause between broker and journal per bar
+DEFAULT_POLL_S = 60.0
 
 
 class TradeInputError(UserInputError):
@@ -52,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--broker", choices=("paper", "alpaca"), required=True)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--replay", action="store_true", help="replay a segment of the run")
-    mode.add_argument("--live", action="store_true", help="trade live bars (yfinance data)")
+    mode.add_argument("--live", action="store_true",
+                      help="trade each new bar of the run's data source (yfinance or CSV)")
     parser.add_argument("--segment", choices=("train", "valid", "test"),
                         help="segment to replay (default test)")
     parser.add_argument("--journal", help="journal file (default OUT/journal.sqlite)")
@@ -68,8 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="alpaca: trade the live (real money) endpoint, not paper")
     parser.add_argument("--once", action="store_true",
                         help="--live: trade the bars closed by now, then exit (for cron)")
-    parser.add_argument("--poll-seconds", type=float, default=60.0,
-                        help="--live: how often to look for the next bar once it is due")
+    parser.add_argument("--poll-seconds", type=float,
+                        help="--live: how often to look for the next bar once it is due "
+                             f"(default {DEFAULT_POLL_S:g})")
     parser.add_argument("--publication-delay-minutes", type=float, default=20.0,
                         help="--live: wait this long after a bar's close before using it "
                              "(^VIX closes 15 minutes after SPY)")
@@ -79,8 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--segment is read only with --replay")
     if args.live_trading and args.broker != "alpaca":
         parser.error("--live-trading is an alpaca flag")
-    if (args.once or args.poll_seconds != 60.0) and not args.live:
+    if (args.once or args.poll_seconds is not None) and not args.live:
         parser.error("--once and --poll-seconds are --live flags")
+    args.poll_seconds = DEFAULT_POLL_S if args.poll_seconds is None else args.poll_seconds
     if args.poll_seconds <= 0 or args.publication_delay_minutes < 0:
         parser.error("--poll-seconds must be > 0 and --publication-delay-minutes >= 0")
     if args.replay and args.broker != "paper":
@@ -169,9 +173,9 @@ def live_loader(cfg):
 
 def live_executor(cfg, args, seed_dir: Path, out: Path, journal, limits, kill, settings_for,
                   real=None):
-    """``run_executor(tape, forecasts, live_start, missed)`` for :class:`LiveSession`; orders go
+    """``run_executor(tape, features, forecasts, live_start, missed)`` for :class:`LiveSession`;
+    orders go
     to the paper simulator, and to ``real`` (a broker mirrored by the simulator) when given."""
-    import data
     from common.io import write_text_atomic
     from envs import make_env
     from envs.factory import EnvInputs
@@ -181,9 +185,9 @@ def live_executor(cfg, args, seed_dir: Path, out: Path, journal, limits, kill, s
     from execution.live import LiveInputError
     from forecasters.panel import ForecastPanel
 
-    def run_executor(tape, forecasts, live_start, missed):
-        inputs = EnvInputs(tape, data.build_features(tape),
-                           ForecastPanel.from_long(forecasts, "ensemble"), forecasts)
+    def run_executor(tape, features, forecasts, live_start, missed):
+        inputs = EnvInputs(tape, features, ForecastPanel.from_long(forecasts, "ensemble"),
+                           forecasts)
         env = make_env(cfg, "test", mode="eval", inputs=inputs, info_level="full",
                        start=live_start, end=tape.index[-1], last_bar_tradable=True)
         if env.panel.dates[0] != live_start:  # the journal's bar numbers start there
@@ -228,10 +232,6 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(seed_dir / "config.yaml")
     limits = load_limits(args.limits)
     mode = "replay" if args.replay else "live"
-    if args.broker == "alpaca":  # keys from the environment, before anything else
-        from execution.brokers.alpaca import AlpacaBroker
-
-        AlpacaBroker.from_environment(live_trading=args.live_trading)
     segment = args.segment or "test"
     delay = os.environ.get(BAR_DELAY_ENV)
     try:

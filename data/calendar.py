@@ -15,6 +15,7 @@ __all__ = [
     "GapReport",
     "bars_per_session",
     "bars_per_year",
+    "exchange_calendar",
     "gap_report",
     "horizon_bars",
 ]
@@ -25,7 +26,8 @@ HOURS_PER_SESSION_DAY = 24.0
 
 
 @lru_cache(maxsize=4)
-def _calendar(name: str):
+def exchange_calendar(name: str = "XNYS"):
+    """The ``exchange_calendars`` calendar ``name`` from 1990 (built once per process)."""
     import exchange_calendars as xcals
 
     return xcals.get_calendar(name, start="1990-01-02")
@@ -102,7 +104,7 @@ class GapReport:
 
 def gap_report(frame: pd.DataFrame, calendar: str = "XNYS") -> GapReport:
     """Compare the frame's bar days with the exchange's sessions over the frame's span."""
-    cal = _calendar(calendar)
+    cal = exchange_calendar(calendar)
     days = pd.DatetimeIndex(frame.index.normalize().unique())
     first, last = days[0], days[-1]
     sessions = cal.sessions_in_range(max(first, cal.first_session), min(last, cal.last_session))

@@ -230,7 +230,10 @@ class ReplayExecutor:
         day_start = previous_equity = env.start_equity
         done = len(env.panel) == 1  # a live environment's first bar: nothing to replay
         terminated = False
-        while not done:
+        while True:
+            newest = done  # only a live env (last_bar_tradable) acts on the bar it ended at
+            if newest and (terminated or not env.last_bar_tradable):
+                break
             t = broker.bar
             bar_time = _iso(env.panel.dates[t])
             replaying = t < next_bar
@@ -239,9 +242,15 @@ class ReplayExecutor:
             previous_equity = env.sim.equity
             if t == next_bar and t > 0:
                 differences = self._restart_report(t, bar_time, replayed)
-            kill = None if replaying else self.kill.reason()
+            # the newest bar's kill switch also cancels its orders if they were sent
+            kill = self.kill.reason() if newest or not replaying else None
             if kill is not None:
                 stopped = self._stop(t, bar_time, kill)
+                break
+            if newest:  # decide and send; it fills when it ends, in the next run
+                if not replaying:
+                    self._decide_newest(t, bar_time, obs, info, day_start, missed.get(t))
+                    written += 1
                 break
             if not replaying and t in missed:
                 self._cancel_stale(t)
@@ -265,19 +274,6 @@ class ReplayExecutor:
             verb = "filled" if replaying else f"{decision.policy_action} -> {final_name}"
             self.progress(f"{bar_time[:10]} bar {t}: {verb} ({decision.reason}); equity "
                           f"{env.sim.equity:,.2f} USD")
-        if env.last_bar_tradable and not terminated and stopped is None:
-            t = broker.bar  # the newest bar: decide and send; it fills when it ends
-            bar_time = _iso(env.panel.dates[t])
-            if t == next_bar and t > 0:
-                differences = self._restart_report(t, bar_time, replayed)
-            if t > 0 and env.panel.dates[t].date() != env.panel.dates[t - 1].date():
-                day_start = previous_equity
-            kill = self.kill.reason()
-            if kill is not None:  # also cancels the newest bar's orders if they were sent
-                stopped = self._stop(t, bar_time, kill)
-            elif t >= next_bar:
-                self._decide_newest(t, bar_time, obs, info, day_start, missed.get(t))
-                written += 1
         result = recorder.result(env, self.policy, info)
         return ReplayOutcome(result, written, replayed, tuple(differences), stopped)
 

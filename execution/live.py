@@ -36,8 +36,10 @@ import pandas as pd
 
 from common.errors import UserInputError
 from common.io import write_parquet_atomic
-from data.calendar import bar_minutes
+from data.calendar import bar_minutes, exchange_calendar
+from data.features import build_features
 from envs.market import bar_close_ns
+from execution.brokers.base import BrokerError
 
 __all__ = ["CycleOutcome", "ForecastTape", "LiveDataError", "LiveInputError", "LiveSession", "MarketTape", "closed_bars",
            "next_bar_due_ns", "now_ns"]
@@ -77,9 +79,7 @@ def next_bar_due_ns(newest: pd.Timestamp, index: pd.DatetimeIndex, bar_stamp: st
                     publication_delay_s: float) -> int:
     """When the bar after ``newest`` (a bar of ``index``) should be published: its expected
     close on the exchange calendar plus the delay."""
-    import exchange_calendars as xcals
-
-    cal = xcals.get_calendar(CALENDAR_NAME)
+    cal = exchange_calendar(CALENDAR_NAME)
     end_ns = int(bar_close_ns(index, bar_stamp)[index.get_loc(newest)])  # the index's interval
     end = pd.Timestamp(end_ns).tz_localize(NEW_YORK)
     minutes = bar_minutes(index) if len(index) > 1 else None
@@ -99,6 +99,10 @@ class MarketTape:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._frame = pd.read_parquet(self.path) if self.path.exists() else None
+
+    @property
+    def empty(self) -> bool:
+        return self._frame is None
 
     def frame(self) -> pd.DataFrame:
         if self._frame is None:
@@ -121,16 +125,15 @@ class MarketTape:
             common = seen.index.intersection(tape.index)
             before = tape.loc[common].to_numpy(float)
             after = seen.loc[common].to_numpy(float)
-            same = np.isclose(before, after, rtol=0, atol=0, equal_nan=True).all(axis=1)
-            revised = int((~same).sum())
+            same = (before == after) | (np.isnan(before) & np.isnan(after))
+            revised = int((~same.all(axis=1)).sum())
             new = closed.index[closed.index > last]
             if len(new):
                 tape = pd.concat([tape, closed.loc[new]])
+        tape.attrs.update(closed.attrs)
         if len(new):
-            tape.attrs.update(closed.attrs)
             write_parquet_atomic(tape, self.path)
         self._frame = tape
-        self._frame.attrs.update(closed.attrs)
         return pd.DatetimeIndex(new), revised
 
 
@@ -143,9 +146,11 @@ class ForecastTape:
         self.forecaster = forecaster
         self._frame = pd.read_parquet(self.path) if self.path.exists() else None
 
-    def panel(self, tape: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
-        """Forecasts (long format) of every bar of ``tape`` from ``start`` on."""
-        new = self.forecaster.update(tape)
+    def panel(self, tape: pd.DataFrame, start: pd.Timestamp,
+              features: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecasts (long format) of every bar of ``tape`` from ``start`` on (``features``:
+        ``data.build_features(tape)``, computed here when not given)."""
+        new = self.forecaster.update(tape, features)
         held = self._frame
         parts = [held] if held is not None else []
         known = set() if held is None else set(held["date"])
@@ -182,8 +187,8 @@ class LiveSession:
     """The live loop of one executor folder.
 
     ``load_frame()`` reloads the market data; ``forecaster`` is a
-    :class:`forecasters.live.LiveForecaster`; ``run_executor(frame, forecasts, live_start,
-    missed)`` builds the environment, broker and executor and runs one pass (see
+    :class:`ForecastTape`; ``run_executor(frame, features, forecasts, live_start, missed)``
+    builds the environment, broker and executor and runs one pass (see
     ``trade.py``); ``journal`` is the executor's :class:`execution.journal.Journal`.
     """
 
@@ -216,7 +221,7 @@ class LiveSession:
         orders still working and journals why)."""
         frame = self.load_frame()
         closed = closed_bars(frame, self.clock(), self.publication_delay_s)
-        if closed.empty and self.tape._frame is None:
+        if closed.empty and self.tape.empty:
             return CycleOutcome(None, 0, 0, False, None, None)
         new, revised = self.tape.extend(closed)
         if revised:
@@ -231,7 +236,8 @@ class LiveSession:
             start = newest
             self._set_live_start(start)
             self.progress(f"live trading starts at the bar of {newest} (the newest closed bar)")
-        forecasts = self.forecaster.panel(tape, start)
+        features = build_features(tape)  # causal; shared by the forecaster and the env
+        forecasts = self.forecaster.panel(tape, start, features)
         live_dates = tape.index[tape.index >= start]
         decided = self.journal.next_bar()
         if decided >= len(live_dates) and not replay_decided:  # the newest bar is decided
@@ -239,7 +245,7 @@ class LiveSession:
         missed = {k: (f"missed: the bar of {live_dates[k]} closed while the executor was not "
                       f"running; no order after the fact")
                   for k in range(decided, len(live_dates) - 1)}
-        result = self.run_executor(tape, forecasts, start, missed)
+        result = self.run_executor(tape, features, forecasts, start, missed)
         return CycleOutcome(newest, len(new), revised, True, result, due)
 
     def run(self, once: bool, poll_s: float, stop: Callable[[], str | None],
@@ -249,8 +255,6 @@ class LiveSession:
         Once a cycle has succeeded, an unreachable data source or broker (after the broker's
         own retries) is reported and tried again ``poll_s`` later: nothing of a failed cycle is
         journalled, so the next one starts from a consistent journal."""
-        from execution.brokers.base import BrokerError
-
         outcome = None
         while True:
             try:

@@ -59,24 +59,10 @@ def plot_price_bands(panel, frame, path, model="ensemble", start=None, end=None)
     for ax, h in zip(axes[:, 0], horizons, strict=True):
         g = rows[rows["horizon"] == h]
         x = pd.DatetimeIndex(g["target_date"])
-        ax.fill_between(
-            x,
-            g[f"price_{WIDE_BAND_LEVELS[0]}"],
-            g[f"price_{WIDE_BAND_LEVELS[1]}"],
-            color="tab:blue",
-            alpha=0.15,
-            lw=0,
-            label="90% band",
-        )
-        ax.fill_between(
-            x,
-            g[f"price_{BAND_LEVELS[0]}"],
-            g[f"price_{BAND_LEVELS[1]}"],
-            color="tab:blue",
-            alpha=0.3,
-            lw=0,
-            label="75% band",
-        )
+        for (lo, hi), alpha, label in ((WIDE_BAND_LEVELS, 0.15, "90% band"),
+                                       (BAND_LEVELS, 0.3, "75% band")):
+            ax.fill_between(x, g[f"price_{lo}"], g[f"price_{hi}"], color="tab:blue",
+                            alpha=alpha, lw=0, label=label)
         ax.plot(x, g["close_target"], color="black", lw=0.8, label="actual")
         ax.plot(x, g["price_0.5"], color="tab:blue", lw=0.8, label="median forecast")
         ax.set_ylabel(f"h={h} price")

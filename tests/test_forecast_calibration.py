@@ -161,7 +161,7 @@ def test_evaluation_reports_per_year_and_per_tercile_figures():
     assert list(vol_tercile(np.array([0.0, edges[0], 1.0]), edges)) == ["low", "mid", "high"]
 
 
-def _intraday_frame(days: int = 45, minutes: int = 15, seed: int = 4) -> pd.DataFrame:
+def intraday_frame(days: int = 45, minutes: int = 15, seed: int = 4) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     sessions = pd.bdate_range("2024-03-04", periods=days)
     per_session = bars_per_session(
@@ -192,10 +192,10 @@ def _intraday_frame(days: int = 45, minutes: int = 15, seed: int = 4) -> pd.Data
 def test_hour_horizons_map_to_bars_through_the_session():
     daily = pd.bdate_range("2024-01-01", periods=10)
     assert [horizon_bars(h, daily) for h in (12, 24, 48, 72, 96)] == [1, 1, 2, 3, 4]
-    fifteen = _intraday_frame(days=3).index
+    fifteen = intraday_frame(days=3).index
     assert bars_per_session(fifteen) == 26
     assert [horizon_bars(h, fifteen) for h in (12, 24, 48, 72, 96)] == [13, 26, 52, 78, 104]
-    hourly = _intraday_frame(days=3, minutes=60).index
+    hourly = intraday_frame(days=3, minutes=60).index
     assert bars_per_session(hourly) == 7  # 9:30 .. 15:30, the last bar half an hour
     assert [horizon_bars(h, hourly) for h in (12, 24, 48)] == [4, 7, 14]
     with pytest.raises(ValueError, match="positive"):
@@ -203,7 +203,7 @@ def test_hour_horizons_map_to_bars_through_the_session():
 
 
 def test_hour_horizons_end_to_end_on_intraday_bars():
-    frame = _intraday_frame()
+    frame = intraday_frame()
     config = ForecastConfig(
         horizons_hours=[12, 24],
         members=["xgb", "vol_rw"],

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from test_forecast_calibration import intraday_frame
 
 import data
 from forecasters import (
@@ -155,27 +156,7 @@ def test_walk_forward_has_no_look_ahead(market):
 
 
 def test_walk_forward_runs_on_intraday_bars():
-    rng = np.random.default_rng(4)
-    days = pd.bdate_range("2024-03-04", periods=40)
-    stamps = [
-        day + pd.Timedelta(hours=9, minutes=30) + pd.Timedelta(minutes=15 * k)
-        for day in days
-        for k in range(26)
-    ]
-    index = pd.DatetimeIndex(stamps)
-    close = 500 * np.exp(np.cumsum(rng.normal(0, 0.002, len(index))))
-    open_ = np.r_[close[0], close[:-1]]
-    frame = pd.DataFrame(
-        {
-            "open": open_,
-            "high": np.maximum(open_, close) * 1.001,
-            "low": np.minimum(open_, close) * 0.999,
-            "close": close,
-            "volume": rng.integers(1_000, 5_000, len(index)).astype(float),
-        },
-        index=index,
-    )
-    frame.attrs = {"source": "synthetic", "symbol": "TEST", "interval": "15m"}
+    frame = intraday_frame(days=40, minutes=15, seed=4)
     config = ForecastConfig(
         **{
             **TINY,
@@ -186,11 +167,11 @@ def test_walk_forward_runs_on_intraday_bars():
         }
     )
     panel = walk_forward(frame, config, progress=False)
-    assert panel["date"].min() == index[400]
+    assert panel["date"].min() == frame.index[400]
     assert (panel["date"].dt.minute % 15 == 0).all() and panel["date"].dt.hour.nunique() > 1
     wide = wide_panel(panel)
     assert list(wide.columns)[:2] == ["h1_q0.050", "h1_q0.125"] and wide.shape[1] == 10
-    assert len(wide) == len(index) - 400
+    assert len(wide) == len(frame) - 400
     assert np.isfinite(wide.to_numpy()).all()
 
 

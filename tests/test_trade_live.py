@@ -431,13 +431,13 @@ def test_the_loop_reports_an_unreachable_source_and_tries_again(history, tmp_pat
         return history.loc[:"2016-03-29"]
 
     class Forecasts:
-        def panel(self, tape, start):
+        def panel(self, tape, start, features):
             return pd.DataFrame()
 
     class Outcome:
         stopped = None
 
-    def run_executor(tape, forecasts, start, missed):
+    def run_executor(tape, features, forecasts, start, missed):
         ran.append(tape.index[-1])
         return Outcome()
 
