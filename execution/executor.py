@@ -258,7 +258,8 @@ class ReplayExecutor:
             statuses = self._submit(decision)
             if replaying:
                 self._check_journalled(t, decision)
-            outcome = broker.end_bar(decision.final_action)
+            outcome = broker.end_bar(decision.final_action,
+                                     record=not (replaying and t + 1 in marked))
             obs, info = outcome.observation, outcome.info
             recorder.record(env, info)
             terminated = outcome.terminated

@@ -76,10 +76,13 @@ class MirroredBroker:
         held = self.paper.get_order(order.client_order_id)
         if held is not None and held.status in _FINAL_REFUSALS:
             return held  # refused before: never sent again
+        newest = order.bar_index == len(self.env.panel) - 1
         mine = self.paper.submit(order)
         if mine.status == "rejected":
             return mine  # the simulator cannot trade it: never sent
-        newest = order.bar_index == len(self.env.panel) - 1
+        if mine.status == "filled":  # the book marks an order filled only once the broker had
+            self._filled_now.append(order)  # filled it: final, no need to ask again
+            return mine
         real = self.real.submit(order)
         if not newest and real.is_open:  # its bar has ended: the rest is cancelled
             real = self.real.cancel(order.client_order_id)
@@ -116,8 +119,9 @@ class MirroredBroker:
         return [o for o in self.real.open_orders() if o.client_order_id in ours]
 
     # the bar's end
-    def end_bar(self, hint: int) -> BarOutcome:
-        """The simulator moves on; the fills journalled are the real broker's."""
+    def end_bar(self, hint: int, record: bool = True) -> BarOutcome:
+        """The simulator moves on; the fills journalled are the real broker's, asked for only
+        when the executor will journal them (``record``)."""
         t = self.bar
         outcome = self.paper.end_bar(hint)
         automatic = sorted({f.symbol for f in outcome.fills
@@ -127,7 +131,7 @@ class MirroredBroker:
                         "there (the reconciliation lists them until then)", ", ".join(automatic),
                         t + 1, self.name)
         fills = []
-        for order in self._filled_now:
+        for order in self._filled_now if record else ():
             fills += self.real.fills(order.client_order_id, bar_index=t, kind=order.intent)
         self._filled_now = []
         return BarOutcome(outcome.observation, outcome.terminated, outcome.truncated,

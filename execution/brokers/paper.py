@@ -236,8 +236,9 @@ class PaperBroker:
         raise BrokerError(f"paper broker: close orders for trades {sorted(closing)} do not "
                           f"match the executor's action {env.action_names[hint]}")
 
-    def end_bar(self, hint: int) -> BarOutcome:
-        """Fill the pending orders at this bar's quotes and move the market to the next bar."""
+    def end_bar(self, hint: int, record: bool = True) -> BarOutcome:
+        """Fill the pending orders at this bar's quotes and move the market to the next bar.
+        (``record``: whether the fills will be journalled; the simulator's cost nothing.)"""
         env = self.env
         t = self.bar
         action = self._env_action(hint)
