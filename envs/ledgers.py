@@ -1,6 +1,17 @@
-"""The trade ledger of an episode: one row per round trip, from the portfolio simulator."""
+"""The trade ledger of an episode: one row per round trip, from the portfolio simulator.
+
+Besides the cash flows and entry greeks, each row carries what an audit needs
+(:mod:`agents.audit`): ``quote_source`` (``fallback`` when any of its fills had no valid quote,
+else the quote source's name, ``model`` or ``chain``), the counts ``fallback_fills`` and
+``invalid_quote_fills`` (fills at a zero, crossed or one-sided quote), the largest
+``|log(strike / spot)|`` of its legs at entry (``entry_max_abs_log_moneyness``) and the
+``|delta|`` of its first leg at entry (``entry_leg_delta_abs``: the leg chosen by delta or at the
+money).
+"""
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -15,7 +26,8 @@ LEDGER_COLUMNS = ("trade_id", "strategy", "legs", "open_date", "close_date", "ex
                   "commission_usd", "spread_cost_usd", "max_loss_usd", "max_profit_usd",
                   "risk_usd", "entry_spot", "exit_spot", "entry_iv", "entry_dte_days",
                   "entry_delta_shares", "entry_gamma_shares_per_usd", "entry_theta_usd_per_day",
-                  "entry_vega_usd_per_vol_point")
+                  "entry_vega_usd_per_vol_point", "quote_source", "fallback_fills",
+                  "invalid_quote_fills", "entry_max_abs_log_moneyness", "entry_leg_delta_abs")
 
 
 def _row(pos: OpenPosition, panel: MarketPanel, close_bar: int, reason: str, pnl: float) -> dict:
@@ -25,6 +37,7 @@ def _row(pos: OpenPosition, panel: MarketPanel, close_bar: int, reason: str, pnl
     legs = ";".join(f"{leg.quantity_contracts:+d} {leg.option_type} {leg.strike:g} "
                     f"{leg.expiry.date()}" for leg in pos.legs())
     entry = unit.entry_bar
+    spot = float(panel.spot[entry])
     return {
         "trade_id": pos.trade_id, "strategy": pos.strategy, "legs": legs,
         "open_date": panel.dates[entry],
@@ -44,6 +57,11 @@ def _row(pos: OpenPosition, panel: MarketPanel, close_bar: int, reason: str, pnl
         "entry_gamma_shares_per_usd": path.gamma[0] * c,
         "entry_theta_usd_per_day": path.theta[0] * c,
         "entry_vega_usd_per_vol_point": path.vega[0] * c,
+        "quote_source": "fallback" if pos.fallback_fills else unit.quote_source,
+        "fallback_fills": pos.fallback_fills,
+        "invalid_quote_fills": pos.invalid_quote_fills,
+        "entry_max_abs_log_moneyness": max(abs(math.log(leg.strike / spot)) for leg in unit.legs),
+        "entry_leg_delta_abs": None if unit.leg_delta is None else abs(float(unit.leg_delta[0])),
     }
 
 

@@ -20,6 +20,24 @@ Risk of a structure (what sizing and the mask compare to the budget):
   moved ``stress_move_fraction`` (default 10%) against it, a documented stress measure in the
   spirit of exchange risk-based margin (Cboe/OCC TIMS scan ranges are of this size for broad
   indices). The broker's Reg-T margin must also fit in the free margin.
+
+No structure that cannot pay is built (its unit is None and :meth:`UnitTables.why_missing` says
+why, which the environment's mask and ``info`` report):
+
+* a leg beyond the moneyness band ``|log(K/S)| > StrategyConfig.max_abs_log_moneyness`` (strikes
+  chosen by delta are searched inside the band, among the strikes listed that day whose quotes
+  are valid, so only wings offset from them can fall outside);
+* a leg without a valid price: :func:`quote_is_valid` (a listed two-sided quote, not a smile
+  price: ``from_smile`` False, bid and ask finite, ``0 <= bid <= ask``, ``ask > 0``);
+* a maximum profit at expiry, after the entry commission, at or below zero: for a credit
+  structure a maximum profit <= 0, for a debit structure a debit >= its maximum payoff (the two
+  are one condition, ``max payoff - debit = max profit``). Calendars (no closed-form maximum)
+  and unbounded-profit structures are not subject to it.
+
+Closing a leg whose quote at that bar is not valid fills at the quote source's fallback price
+(the chain source's smile price around the day's fit) and the fill is marked
+``quote_source = "fallback"`` (otherwise the source's name, ``model`` or ``chain``); the ledger
+counts such fills per trade.
 """
 
 from __future__ import annotations
@@ -35,6 +53,7 @@ from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
 from options.positions import Fill, Leg, MarginConfig, Position
 from options.quotes import LegQuotes, QuoteSource, settleable_expiries
+from options.strategies import within_band
 from options.structures import STRUCTURES, build_structure_legs
 
 __all__ = [
@@ -45,7 +64,20 @@ __all__ = [
     "StepResult",
     "UnitStructure",
     "UnitTables",
+    "quote_is_valid",
 ]
+
+
+def quote_is_valid(bid_per_share, ask_per_share, from_smile=False) -> np.ndarray:
+    """Where a quote is a valid fill price: a listed two-sided quote (``from_smile`` False),
+    bid and ask finite, ``0 <= bid <= ask`` and ``ask > 0``. Zero, crossed and one-sided
+    quotes, and prices a fitted smile made up, are not."""
+    bid = np.asarray(bid_per_share, dtype=float)
+    ask = np.asarray(ask_per_share, dtype=float)
+    with np.errstate(invalid="ignore"):
+        two_sided = np.isfinite(bid) & np.isfinite(ask) & (ask > 0) & (bid >= 0) & (bid <= ask)
+    return two_sided & ~np.asarray(from_smile, dtype=bool)
+
 
 
 # --------------------------------------------------------------------------- unit structures
@@ -70,6 +102,8 @@ class UnitStructure:
     expiry_close_ns: tuple[int, ...]  # per leg
     close_at_first_expiry: bool = False  # calendars: sell the back leg when the front settles
     path: _UnitPath | None = field(default=None, repr=False)
+    leg_delta: np.ndarray | None = None  # per leg at entry, per share
+    quote_source: str = "model"  # name of the quote source that priced it
 
     @property
     def first_expiry_close_ns(self) -> int:
@@ -96,6 +130,8 @@ class _UnitPath:
     leg_mid: np.ndarray
     leg_alive: np.ndarray  # bool [legs, bars]: alive after the bar's settlements
     leg_settle_bar: np.ndarray  # per leg: path index where it settles (-1: after the path)
+    leg_fallback: np.ndarray  # bool [legs, bars]: alive and without a valid quote
+    leg_invalid_price: np.ndarray  # bool [legs, bars]: alive and bid/ask zero, crossed, one-sided
 
 
 class UnitTables:
@@ -156,16 +192,25 @@ class UnitTables:
                                                      chosen[rule])
             return quote_cache[key]
 
+        spot = self._spot[bar]
+        band = cfg.max_abs_log_moneyness
+
         def selector(rule: str):
             def by_delta(option_type: str, target: float) -> float:
+                """Among listed strikes inside the band with valid quotes."""
                 strikes = listed_strikes(rule, option_type)
                 if len(strikes) == 0:
                     return math.nan
-                delta = np.abs(grid_quotes(rule, option_type).delta)
-                return float(strikes[int(np.argmin(np.abs(delta - target)))])
+                q = grid_quotes(rule, option_type)
+                delta = np.abs(q.delta)
+                ok = (within_band(strikes, spot, band) & np.isfinite(delta)
+                      & quote_is_valid(q.bid_per_share, q.ask_per_share, q.from_smile))
+                if not ok.any():
+                    return math.nan
+                gap = np.where(ok, np.abs(delta - target), np.inf)
+                return float(strikes[int(np.argmin(gap))])
             return by_delta
 
-        spot = self._spot[bar]
         atm = None
         if "front" in chosen:
             grid = np.union1d(listed_strikes("front", "call"), listed_strikes("front", "put"))
@@ -184,7 +229,8 @@ class UnitTables:
             i = int(np.searchsorted(strikes, strike - 1e-9))
             q = grid_quotes(rule, option_type)
             return (float(q.bid_per_share[i]), float(q.ask_per_share[i]),
-                    float(q.mid_per_share[i]), float(q.iv_annualized[i]))
+                    float(q.mid_per_share[i]), float(q.iv_annualized[i]), float(q.delta[i]),
+                    float(bool(q.from_smile[i])))
 
         sel = {"expiries": chosen, "atm": atm, "by_delta": {r: selector(r) for r in chosen},
                "listed": listed, "leg_quote": leg_quote}
@@ -222,10 +268,27 @@ class UnitTables:
             raise ValueError("its strikes are not listed or do not form a valid structure here")
         legs = tuple(Leg(c.option_type, c.strike, c.expiry, c.quantity_contracts)
                      for c in choices)
+        spot = self._spot[bar]
+        band = self.cfg.max_abs_log_moneyness
+        for leg in legs:
+            if not within_band(leg.strike, spot, band):
+                raise ValueError(
+                    f"the {leg.option_type} {leg.strike:g} lies beyond the moneyness band: "
+                    f"|log(K/S)| = {abs(math.log(leg.strike / spot)):.3f} > {band:g} at spot "
+                    f"{spot:g} (max_abs_log_moneyness)")
         rules = [leg_spec.expiry for leg_spec in spec.legs]
         quotes = np.array([sel["leg_quote"](rule, leg.option_type, leg.strike)
                            for rule, leg in zip(rules, legs, strict=True)])
-        bid, ask, mid, iv = quotes.T
+        bid, ask, mid, iv, leg_delta, smile = quotes.T
+        valid = quote_is_valid(bid, ask, smile > 0)
+        if not valid.all():
+            j = int(np.flatnonzero(~valid)[0])
+            leg = legs[j]
+            what = "a fitted smile's price, no listed quote" if smile[j] > 0 else \
+                f"bid {bid[j]:g}, ask {ask[j]:g}"
+            raise ValueError(f"the {leg.option_type} {leg.strike:g} expiring "
+                             f"{pd.Timestamp(leg.expiry).date()} has no valid two-sided quote "
+                             f"({what})")
         qty = np.array([leg.quantity_contracts for leg in legs], dtype=float)
         price = np.where(qty > 0, ask, bid)
         entry_cash = float(-(price * qty).sum() * CONTRACT_MULTIPLIER)
@@ -241,7 +304,9 @@ class UnitTables:
         max_loss, max_profit = probe.max_loss_usd, probe.max_profit_usd
         if spec.is_calendar:
             max_loss, max_profit = max(-entry_cash, 0.0), None  # debit paid (see docstring)
-        spot = self._spot[bar]
+        if max_profit is not None:
+            _refuse_if_cannot_pay(max_profit, entry_cash, self.costs.commission_per_contract_usd
+                                  * sum(abs(leg.quantity_contracts) for leg in legs))
         if max_loss is not None:
             risk = margin = max_loss
         else:
@@ -255,7 +320,8 @@ class UnitTables:
             strategy, bar, legs, bid, ask, mid, iv,
             int(sum(abs(leg.quantity_contracts) for leg in legs)), entry_cash, spread,
             max_loss, max_profit, float(risk), float(margin),
-            tuple(expiry_close_ns(leg.expiry) for leg in legs), spec.is_calendar)
+            tuple(expiry_close_ns(leg.expiry) for leg in legs), spec.is_calendar,
+            leg_delta=leg_delta, quote_source=str(getattr(self.source, "name", "model")))
 
     def path(self, unit: UnitStructure) -> _UnitPath:
         """Quotes of the unit's legs on every bar from entry to its last expiry (built once)."""
@@ -275,6 +341,7 @@ class UnitTables:
         leg_ask = np.zeros((n_legs, n))
         leg_mid = np.zeros((n_legs, n))
         alive = np.zeros((n_legs, n), dtype=bool)
+        fallback = np.zeros((n_legs, n), dtype=bool)
         greeks = np.zeros((4, n))
         settle_usd = np.zeros(n)
         leg_settle = np.full(n_legs, -1)
@@ -291,6 +358,7 @@ class UnitTables:
             q: LegQuotes = self.source.quote(idx[:end], leg.option_type, leg.strike, leg.expiry)
             leg_bid[j, :end], leg_ask[j, :end], leg_mid[j, :end] = (
                 q.bid_per_share, q.ask_per_share, q.mid_per_share)
+            fallback[j, :end] = ~quote_is_valid(q.bid_per_share, q.ask_per_share, q.from_smile)
             alive[j, :end] = True
             greeks[:, :end] += units * np.vstack([q.delta, q.gamma, q.theta_per_day,
                                                   q.vega_per_vol_point])
@@ -311,8 +379,26 @@ class UnitTables:
             mid_usd.tolist(), liq_usd.tolist(), settle_usd.tolist(),
             (leg_settle[:, None] == np.arange(n)[None, :]).any(axis=0).tolist(),
             alive_contracts.tolist(), *(g.tolist() for g in greeks), margin.tolist(),
-            first_expiry.tolist(), leg_bid, leg_ask, leg_mid, alive, leg_settle)
+            first_expiry.tolist(), leg_bid, leg_ask, leg_mid, alive, leg_settle, fallback,
+            alive & ~quote_is_valid(leg_bid, leg_ask))
         return unit.path
+
+
+def _refuse_if_cannot_pay(max_profit_usd: float, entry_cash_usd: float,
+                          commission_usd: float) -> None:
+    """Raise ValueError when one unit's maximum profit at expiry, after its entry commission, is
+    at or below zero (see the module docstring)."""
+    net = max_profit_usd - commission_usd
+    if net > 0:
+        return
+    if entry_cash_usd > 0:
+        raise ValueError(f"a credit structure that cannot pay: maximum profit {net:.2f} USD <= 0 "
+                         f"per unit (credit {entry_cash_usd:.2f}, commission "
+                         f"{commission_usd:.2f})")
+    debit = -entry_cash_usd
+    raise ValueError(f"a debit structure that cannot pay: debit {debit:.2f} USD plus commission "
+                     f"{commission_usd:.2f} >= its maximum payoff {max_profit_usd + debit:.2f} "
+                     f"USD per unit")
 
 
 def _naked_margin(legs, leg_mid: np.ndarray, spot: np.ndarray, cfg: MarginConfig) -> np.ndarray:
@@ -359,6 +445,8 @@ class OpenPosition:
     exit_spread_cost_usd: float = 0.0
     close_bar: int | None = None
     exit_reason: str = ""
+    fallback_fills: int = 0  # leg fills at the fallback price (no valid quote)
+    invalid_quote_fills: int = 0  # leg fills at a zero, crossed or one-sided quote
 
     @property
     def strategy(self) -> str:
@@ -520,6 +608,8 @@ class PortfolioSimulator:
         commission = self._commission * path.alive_contracts[k] * pos.contracts
         cash = path.liq_usd[k] * pos.contracts - commission
         spread = (path.mid_usd[k] - path.liq_usd[k]) * pos.contracts
+        pos.fallback_fills += int(path.leg_fallback[:, k].sum())
+        pos.invalid_quote_fills += int(path.leg_invalid_price[:, k].sum())
         if self.record_fills:
             result.fills += self._fills(pos, k, "close")
         self._book_exit(pos, cash, commission, spread, result)
@@ -567,7 +657,10 @@ class PortfolioSimulator:
                 qty = -leg.quantity_contracts
                 price = mid = path.leg_mid[j, k]
                 commission = 0.0
-            out.append(Fill(leg, date, int(qty), float(price), float(mid), commission, kind))
+            source = "fallback" if kind == "close" and path.leg_fallback[j, k] \
+                else pos.unit.quote_source
+            out.append(Fill(leg, date, int(qty), float(price), float(mid), commission, kind,
+                            source))
         return out
 
     # ----------------------------------------------------------------- time

@@ -14,11 +14,14 @@ from envs.config import EnvConfig, pricing_dividend_yield
 from envs.ledgers import trade_ledger
 from envs.market import MarketPanel
 from envs.observations import PORTFOLIO_ENTRIES, PortfolioContext, portfolio_values
-from envs.portfolio import ExitRules, PortfolioSimulator, StepResult, UnitTables
+from envs.portfolio import ExitRules, PortfolioSimulator, StepResult, UnitTables, quote_is_valid
 from envs.rewards import make_reward
+from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
 from options.positions import MarginConfig
+from options.pricing import DAYS_PER_YEAR
 from options.quotes import ModelQuoteSource, QuoteSource
+from options.strategies import within_band
 from options.surface import SurfaceConfig
 
 __all__ = ["INFO_LEVELS", "PORTFOLIO_OBS_NAMES", "SpyOptionsEnv"]
@@ -50,10 +53,17 @@ class SpyOptionsEnv(gym.Env):
     long_strangle, short_strangle, call_butterfly, put_butterfly, calendar_spread (strikes by
     target delta among listed strikes, expiry by target days among listed expiries with a bar at
     their close; size from the risk budget), then ``close_slot_<k>``. ``action_masks()`` marks
-    the valid ones (computed once per step): close needs an open position; an open needs a free
-    slot, at least one contract within the risk budget (max loss, or the stress loss of an
-    undefined-risk structure) and its margin within the free margin. An invalid action is a
-    no-op whose reason is ``info["invalid_action"]``. Actions must be integers in range.
+    the valid ones (computed once per step; calling it before ``reset()`` raises, as ``step()``
+    does): close needs an open position; an open needs a structure that can pay (every leg
+    inside the moneyness band ``strategies.max_abs_log_moneyness`` with a valid two-sided
+    quote, and a positive maximum profit after the entry commission: see
+    ``envs.portfolio``), a free slot, at least one contract within the risk budget (max loss, or
+    the stress loss of an undefined-risk structure) and its margin within the free margin. An
+    invalid action is a no-op whose reason is ``info["invalid_action"]``; the full ``info``
+    gives the reason of every masked opening action in ``info["refused_opens"]``. A close
+    ordered by a rule of the policy (not by the agent's own choice) is labelled with that
+    rule in the ledger's ``exit_reason`` through :meth:`label_close`. Actions must be integers
+    in range.
 
     ## Observation Space
     ``Box(-clip, clip, (n,), float32)``; names in ``observation_names``; each value is
@@ -176,6 +186,7 @@ class SpyOptionsEnv(gym.Env):
         self._atm_iv = panel.atm_iv.tolist()
         self._close_ns = panel.close_ns.tolist()
         self._ready = False
+        self._close_label: str | None = None
         self._reset_state(0, len(panel) - 1)
 
     # ------------------------------------------------------------------ state
@@ -253,13 +264,14 @@ class SpyOptionsEnv(gym.Env):
         result = StepResult()
         equity_before = sim.equity
         invalid = None
+        close_reason, self._close_label = self._close_label or "agent", None
         if not mask[action]:
             invalid = self._why_invalid(action)
         elif action == ACTION_CLOSE:
             for pos in list(sim.positions):
-                sim.close(pos, "agent", result)
+                sim.close(pos, close_reason, result)
         elif action >= self._first_slot_action:
-            sim.close(sim.positions[action - self._first_slot_action], "agent", result)
+            sim.close(sim.positions[action - self._first_slot_action], close_reason, result)
         elif action >= FIRST_OPEN_ACTION:
             unit = self.tables.unit(sim.bar, STRATEGIES[action - FIRST_OPEN_ACTION])
             sim.open(unit, self._contracts(unit), result)
@@ -281,9 +293,19 @@ class SpyOptionsEnv(gym.Env):
         return self.sim.contracts_for(unit, cfg.sizing, cfg.risk_per_trade_fraction,
                                       cfg.fixed_contracts, cfg.max_contracts)
 
+    def label_close(self, reason: str | None) -> None:
+        """The ``exit_reason`` for positions the next ``step`` closes by action (a rule-based
+        policy's rule, e.g. ``dte_exit``); ``None`` or no call: ``agent``. It holds for the next
+        step only."""
+        if reason is not None and not (isinstance(reason, str) and reason):
+            raise ValueError(f"close label must be a non-empty string or None, got {reason!r}")
+        self._close_label = reason
+
     def action_masks(self) -> np.ndarray:
         """Valid actions now (bool array, as sb3_contrib's MaskablePPO expects); computed once
-        per step."""
+        per step. Raises before ``reset()``, as ``step()`` does."""
+        if not self._ready:
+            raise RuntimeError("call reset() before action_masks()")
         if self._mask is not None:
             return self._mask
         sim = self.sim
@@ -359,7 +381,11 @@ class SpyOptionsEnv(gym.Env):
             "atm_iv": self._atm_iv[i],
         }
         if self.info_level == "full":
+            mask = self.action_masks()
             info.update(
+                refused_opens={self.action_names[a]: self._why_invalid(a)
+                               for a in range(FIRST_OPEN_ACTION, self._first_slot_action)
+                               if not mask[a]},
                 date=self._dates[i],
                 position=sim.position_objects(),
                 fills=tuple(result.fills),
@@ -404,6 +430,40 @@ class SpyOptionsEnv(gym.Env):
     def trade_ledger(self) -> pd.DataFrame:
         """Every trade of the episode (closed, expired, and those still open at the end)."""
         return trade_ledger(self.sim, self.panel)
+
+    def quote_grid(self, bar: int, expiries) -> pd.DataFrame:
+        """Quotes at ``bar`` of every listed strike inside the moneyness band, both rights, for
+        ``expiries`` (those listed at the bar; others are skipped): one row per contract with
+        ``expiry, t_years, option_type, strike, bid_per_share, ask_per_share, mid_per_share,
+        valid`` (:func:`envs.portfolio.quote_is_valid`). ``attrs`` hold the bar's ``spot``,
+        ``rate`` and ``dividend_yield``. For audits of the prices an order could reach."""
+        bars = self.quotes.bars
+        spot = float(bars.spot[bar])
+        listed = set(self.quotes.expiries(bar))
+        rows = []
+        for expiry in sorted(pd.Timestamp(e) for e in expiries):
+            if expiry not in listed:
+                continue
+            t_years = max(expiry_close_ns(expiry) - int(bars.close_ns[bar]), 0) / (
+                DAYS_PER_YEAR * NS_PER_DAY)
+            for option_type in ("call", "put"):
+                strikes = self.quotes.strikes(bar, expiry, option_type)
+                strikes = strikes[within_band(strikes, spot,
+                                              self.cfg.strategies.max_abs_log_moneyness)]
+                if not len(strikes):
+                    continue
+                q = self.quotes.quote(bar, option_type, strikes, expiry)
+                rows.append(pd.DataFrame({
+                    "expiry": expiry, "t_years": t_years, "option_type": option_type,
+                    "strike": strikes, "bid_per_share": q.bid_per_share,
+                    "ask_per_share": q.ask_per_share, "mid_per_share": q.mid_per_share,
+                    "valid": quote_is_valid(q.bid_per_share, q.ask_per_share, q.from_smile)}))
+        grid = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=[
+            "expiry", "t_years", "option_type", "strike", "bid_per_share", "ask_per_share",
+            "mid_per_share", "valid"])
+        grid.attrs = {"spot": spot, "rate": float(bars.rate[bar]),
+                      "dividend_yield": float(bars.dividend_yield)}
+        return grid
 
     def position_summary(self) -> dict | None:
         """The first open position in words, for rule-based policies and logs."""

@@ -197,6 +197,9 @@ class Fill:
         mid_per_share: model mid at the time (intrinsic at settlement).
         commission_usd: commission paid for this fill (0 at settlement).
         kind: "open", "close" or "settle".
+        quote_source: where the price came from: ``"model"`` or ``"chain"`` (a valid quote of
+            that source), ``"fallback"`` (no valid quote: the source's fallback price), or
+            ``""`` where not recorded.
     """
 
     leg: Leg
@@ -206,6 +209,7 @@ class Fill:
     mid_per_share: float
     commission_usd: float
     kind: FillKind
+    quote_source: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.leg, Leg):

@@ -46,6 +46,7 @@ __all__ = [
     "strategy_legs",
     "strike_for_delta",
     "strike_for_delta_grid",
+    "within_band",
 ]
 
 
@@ -74,6 +75,10 @@ class StrategyConfig(BaseModel):
     debit_long_delta_abs: float = Field(0.50, gt=0.0, lt=1.0)
     condor_short_delta_abs: float = Field(0.16, gt=0.0, lt=0.5)
     strangle_delta_abs: float = Field(0.20, gt=0.0, lt=0.5)
+    max_abs_log_moneyness: float = Field(0.25, gt=0.0)
+    """Moneyness band: a leg is chosen, and a structure opened, only with
+    ``|log(strike / spot)| <= max_abs_log_moneyness`` (0.25: strikes within about -22%..+28% of
+    spot), so that no order reaches the surface's unquoted far wings."""
 
     @field_validator("expiry_kinds")
     @classmethod
@@ -108,25 +113,46 @@ def atm_strike(spot: float, strike_spacing: float) -> float:
     return max(_on_grid(spot, strike_spacing), strike_spacing)
 
 
+def within_band(strikes, spot, max_abs_log_moneyness: float | None):
+    """Whether each strike lies in the moneyness band ``|log(strike / spot)| <= band`` (a tiny
+    tolerance keeps a strike exactly on the edge inside); every strike when ``band`` is None."""
+    k = np.asarray(strikes, dtype=float)
+    if max_abs_log_moneyness is None:
+        return np.ones(k.shape, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moneyness = np.abs(np.log(k / np.asarray(spot, dtype=float)))
+    return moneyness <= max_abs_log_moneyness + 1e-12
+
+
 def _strike_grid_bounds(spot: float, atm_iv: float, t_years: float, surface_cfg: SurfaceConfig,
-                        strike_spacing: float) -> tuple[int, int]:
+                        strike_spacing: float,
+                        max_abs_log_moneyness: float | None = None) -> tuple[int, int]:
     """Grid indices (strike = index * spacing) searched: six standard deviations of spot, at
-    least 20 strikes each side."""
+    least 20 strikes each side, cut to the moneyness band when one is given."""
     sd = max(atm_iv, surface_cfg.iv_floor_annualized) * math.sqrt(max(t_years, 1.0 / 365.0))
     lo = min(spot * math.exp(-6.0 * sd), spot - 20 * strike_spacing)
     hi = max(spot * math.exp(6.0 * sd), spot + 20 * strike_spacing)
-    return int(max(math.ceil(lo / strike_spacing), 1.0)), int(math.floor(hi / strike_spacing))
+    if max_abs_log_moneyness is not None:
+        lo = max(lo, spot * math.exp(-max_abs_log_moneyness) * (1 - 1e-12))
+        hi = min(hi, spot * math.exp(max_abs_log_moneyness) * (1 + 1e-12))
+    first = int(max(math.ceil(lo / strike_spacing), 1.0))
+    last = int(math.floor(hi / strike_spacing))
+    if last < first:
+        raise ValueError(f"no strike of spacing {strike_spacing:g} within the moneyness band "
+                         f"|log(K/S)| <= {max_abs_log_moneyness:g} at spot {spot:g}")
+    return first, last
 
 
 def strike_for_delta_grid(option_type: str, target_delta_abs: float, market: MarketState,
                           t_years: float, surface_cfg: SurfaceConfig,
-                          strike_spacing: float) -> float:
+                          strike_spacing: float,
+                          max_abs_log_moneyness: float | None = None) -> float:
     """Reference implementation of :func:`strike_for_delta`: |delta| of every grid strike,
     then the first strike nearest the target (slow, obvious; the tests compare the two)."""
     if not 0.0 < target_delta_abs < 1.0:
         raise ValueError(f"target_delta_abs must be in (0, 1), got {target_delta_abs}")
     first, last = _strike_grid_bounds(market.spot, market.atm_iv_annualized, t_years,
-                                      surface_cfg, strike_spacing)
+                                      surface_cfg, strike_spacing, max_abs_log_moneyness)
     strikes = np.round(np.arange(first, last + 1, dtype=float) * strike_spacing, 10)
     iv = iv_at(market.atm_iv_annualized, market.spot, strikes, t_years, surface_cfg)
     delta = bs_greeks(option_type, market.spot, strikes, t_years, market.rate, iv,
@@ -135,11 +161,13 @@ def strike_for_delta_grid(option_type: str, target_delta_abs: float, market: Mar
 
 
 def strike_for_delta(option_type: str, target_delta_abs: float, market: MarketState,
-                     t_years: float, surface_cfg: SurfaceConfig, strike_spacing: float) -> float:
+                     t_years: float, surface_cfg: SurfaceConfig, strike_spacing: float,
+                     max_abs_log_moneyness: float | None = None) -> float:
     """The listed strike whose ``|delta|`` (on the skewed surface) is nearest the target.
 
     Searches the strike grid within six standard deviations of spot (at least 20 strikes
-    each side); ties go to the lower strike. |delta| is monotone in the strike on this surface
+    each side), inside the moneyness band ``|log(K/S)| <= max_abs_log_moneyness`` when one is
+    given (the band's edge strike when the target lies beyond it); ties go to the lower strike. |delta| is monotone in the strike on this surface
     (non-increasing for calls, non-decreasing for puts), so a bisection for the crossing finds
     the same strike as scanning the grid (:func:`strike_for_delta_grid`) in about ten scalar
     evaluations instead of hundreds.
@@ -152,7 +180,8 @@ def strike_for_delta(option_type: str, target_delta_abs: float, market: MarketSt
     spot, atm, rate, q = (market.spot, market.atm_iv_annualized, market.rate,
                           market.dividend_yield)
     params = surface_cfg.params
-    first, last = _strike_grid_bounds(spot, atm, t_years, surface_cfg, strike_spacing)
+    first, last = _strike_grid_bounds(spot, atm, t_years, surface_cfg, strike_spacing,
+                                      max_abs_log_moneyness)
 
     def strike(n: int) -> float:
         return round(n * strike_spacing, 10)
@@ -277,7 +306,8 @@ def strategy_legs(
     def selector(rule: str):
         t = t_years_to_expiry(market.as_of, expiries[rule])
         return lambda option_type, target: strike_for_delta(
-            option_type, target, market, t, surface_cfg, cfg.strike_spacing)
+            option_type, target, market, t, surface_cfg, cfg.strike_spacing,
+            cfg.max_abs_log_moneyness)
 
     choices = build_structure_legs(
         spec, expiries=expiries, atm_strike=atm_strike(market.spot, cfg.strike_spacing),
@@ -285,6 +315,11 @@ def strategy_legs(
         contracts=contracts)
     if choices is None:
         raise ValueError(f"{strategy}: no valid strikes at spot {market.spot:g} for {expiry}")
+    outside = [c.strike for c in choices
+               if not within_band(c.strike, market.spot, cfg.max_abs_log_moneyness)]
+    if outside:
+        raise ValueError(f"{strategy}: strike {outside[0]:g} lies beyond the moneyness band "
+                         f"|log(K/S)| <= {cfg.max_abs_log_moneyness:g} at spot {market.spot:g}")
     return tuple(Leg(c.option_type, c.strike, c.expiry, c.quantity_contracts) for c in choices)
 
 
