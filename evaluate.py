@@ -5,7 +5,8 @@
                        [--out DIR] [--no-plots]
 
 runs/NAME/ -> deterministic episodes of PPO and the baselines through the same environment ->
-runs/NAME/eval/ (or --out): metrics.json, equity and trade ledgers (CSV), plots (PNG), report.md.
+runs/NAME/eval/ (or --out): metrics.json, audit.json (agents.audit), equity and trade ledgers
+(CSV), plots (PNG), report.md.
 A run made with --seeds (runs/NAME/seed_*/) is evaluated seed by seed and summarised by the
 median and range over seeds. ``--set`` overrides the run's config (costs, baselines'
 parameters); ``--start/--end`` score a window after the train segment instead of a segment.
@@ -93,6 +94,7 @@ def _evaluate_on_chain(args, run: Path, cfg, inputs, seed_dirs, baseline_names) 
     """Every policy on the chain's sessions, real quotes and model quotes (``--quotes chain``)."""
     from agents import eval_run as steps
     from agents import make_baseline, performance_metrics, run_episode
+    from agents.audit import audit_markdown, audit_policy, entry_quote_grids
     from agents.chain_eval import OBSERVATION_POLICIES, chain_report, prepare_chain_setup
     from common.io import write_json_atomic, write_text_atomic
     from options.chain_io import read_chains
@@ -117,14 +119,17 @@ def _evaluate_on_chain(args, run: Path, cfg, inputs, seed_dirs, baseline_names) 
         else:
             makers[name] = lambda env, n=name: make_baseline(n, env.observation_names,
                                                              cfg.baselines, seed=cfg.seed)
-    metrics, results, smile_marks = {}, {}, {}
+    metrics, results, smile_marks, audits = {}, {}, {}, {}
+    band = setup.env_cfg.strategies.max_abs_log_moneyness
     for name, make in makers.items():
-        metrics[name] = {}
+        metrics[name], audits[name] = {}, {}
         for kind, env in envs.items():
             before = setup.chain_source.smile_marks
             results[name, kind] = run_episode(env, make(env), seed=cfg.seed)
             metrics[name][kind] = performance_metrics(results[name, kind],
                                                       panel.bars_per_year)
+            trades = results[name, kind].trades
+            audits[name][kind] = audit_policy(trades, band, entry_quote_grids(env, trades))
             if kind == "chain":
                 smile_marks[name] = setup.chain_source.smile_marks - before
         log.info("%s: chain %.2f%% vs model %.2f%%", name,
@@ -147,7 +152,12 @@ def _evaluate_on_chain(args, run: Path, cfg, inputs, seed_dirs, baseline_names) 
             result.trades.to_csv(staging / f"trades_{name}_{kind}.csv", index=False)
         write_json_atomic(document, staging / "metrics.json")
         write_json_atomic(details, staging / "chain_run.json")
-        write_text_atomic(chain_report(cfg.name, document, details), staging / "report.md")
+        write_json_atomic(steps.json_ready({"max_abs_log_moneyness": band, "policies": audits}),
+                          staging / "audit.json")
+        audit_section = audit_markdown({f"{name} ({kind})": a for name, by_kind in audits.items()
+                                        for kind, a in by_kind.items()})
+        write_text_atomic(chain_report(cfg.name, document, details) + "\n"
+                          + "\n".join(audit_section), staging / "report.md")
     log.info("wrote %s (metrics.json, chain_run.json, report.md, ledgers)", out)
     return 0
 
@@ -226,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "policies": metrics, "comparison": comparison, "comparison_detail": detail,
         "seeds": seeds,
     })
+    audit = steps.json_ready(steps.audit_results(env, results))
     title = f"{cfg.name}: {segment_name} {start}..{end}"
     notes = [
         f"Model: `{args.model}` ({'best validation Sharpe checkpoint' if args.model == 'best' else 'final weights'}); "
@@ -248,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             for label, result in results.items():
                 plot_tearsheet(result, bars_per_year, staging / f"tearsheet_{label}.png")
         write_text_atomic(json.dumps(document, indent=2) + "\n", staging / "metrics.json")
+        write_text_atomic(json.dumps(audit, indent=2) + "\n", staging / "audit.json")
         write_report(staging / "report.md", title, document["policies"], document, results,
-                     bars_per_year, plots, notes)
+                     bars_per_year, plots, notes, audit)
 
     print(markdown_table(document["policies"]))
     if comparison:

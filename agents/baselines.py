@@ -21,6 +21,9 @@ __all__ = [
 
 class _Rule:
     name = "rule"
+    close_reason: str | None = None
+    """The rule behind the close the last ``act`` ordered (the ledger's ``exit_reason``), or
+    None; evaluation hands it to the environment (``env.label_close``)."""
 
     def __init__(self, observation_names, cfg: BaselinesConfig | None = None) -> None:
         self.cfg = cfg or BaselinesConfig()
@@ -82,15 +85,17 @@ class IronCondorPolicy(_Rule):
     name = "iron_condor"
 
     def act(self, observation, info, action_mask) -> int:
+        self.close_reason = None
         positions = _open_positions(info)
         if not positions:
             return self._open_if_valid("iron_condor", action_mask)
         pos = positions[0]
         take = self.cfg.condor_profit_take_fraction * (pos.max_profit_usd or np.inf)
-        if (pos.pnl_if_closed_usd >= take
-                or round(pos.dte_days) <= self.cfg.condor_close_dte_days):
-            return ACTION_CLOSE
-        return ACTION_HOLD
+        if pos.pnl_if_closed_usd >= take:
+            self.close_reason = "profit_target"
+        elif round(pos.dte_days) <= self.cfg.condor_close_dte_days:
+            self.close_reason = "dte_exit"
+        return ACTION_HOLD if self.close_reason is None else ACTION_CLOSE
 
 
 class ForecastRulePolicy(_Rule):

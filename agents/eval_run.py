@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kurtosis, skew
 
+from agents.audit import audit_policy, entry_quote_grids
 from agents.baselines import BASELINES
 from agents.evaluation import EpisodeResult, bar_returns
 from agents.statistics import (
@@ -36,6 +37,7 @@ from common.io import sha256_file
 __all__ = [
     "CUSTOM_SEGMENT",
     "EvaluationInputError",
+    "audit_results",
     "check_model_file",
     "compare_with_baselines",
     "input_hashes",
@@ -214,6 +216,16 @@ def compare_with_baselines(results: dict[str, EpisodeResult], ppo_labels: list[s
               "bootstrap": "stationary", "reps": reps, "seed": seed,
               "loss": "negative per-bar return", "spa_pvalue_kind": "consistent"}
     return comparison, detail
+
+
+def audit_results(env, results: dict[str, EpisodeResult]) -> dict:
+    """``audit.json``: the audit (:mod:`agents.audit`) of every policy that ran through
+    ``env`` (reference curves have no trades of their own and are left out)."""
+    band = env.cfg.strategies.max_abs_log_moneyness
+    policies = {label: audit_policy(result.trades, band, entry_quote_grids(env, result.trades))
+                for label, result in results.items() if not result.reference_curve}
+    return {"quotes": getattr(env.quotes, "name", "model"), "max_abs_log_moneyness": band,
+            "policies": policies}
 
 
 def seeds_summary(results: dict[str, EpisodeResult], per_seed: dict[str, dict]) -> dict:

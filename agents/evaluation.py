@@ -26,7 +26,7 @@ from agents.statistics import (
 from options.positions import MarketState
 
 __all__ = ["GREEK_COLUMNS", "EpisodeRecorder", "EpisodeResult", "deflated_sharpe_ratio",
-           "performance_metrics", "run_episode", "sharpe_ratio"]
+           "performance_metrics", "policy_action", "run_episode", "sharpe_ratio"]
 
 GREEK_COLUMNS = ("delta_shares", "gamma_shares_per_usd", "theta_usd_per_day",
                  "vega_usd_per_vol_point")
@@ -119,6 +119,15 @@ class EpisodeRecorder:
                              reference)
 
 
+def policy_action(policy, env, obs, info, action_mask) -> int:
+    """``policy.act``, and the rule behind a close it orders (a rule-based policy's
+    ``close_reason``, e.g. ``dte_exit``) handed to ``env`` for the ledger's ``exit_reason``;
+    policies without rules (PPO) close as ``agent``."""
+    action = policy.act(obs, info, action_mask)
+    env.label_close(getattr(policy, "close_reason", None))
+    return action
+
+
 def run_episode(env, policy, seed: int = 0) -> EpisodeResult:
     """Run ``policy`` over one whole episode of ``env`` (use an ``eval``-mode env)."""
     obs, info = env.reset(seed=seed)
@@ -126,7 +135,7 @@ def run_episode(env, policy, seed: int = 0) -> EpisodeResult:
     recorder = EpisodeRecorder(env, info)
     done = False
     while not done:
-        action = policy.act(obs, info, env.action_masks())
+        action = policy_action(policy, env, obs, info, env.action_masks())
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
         recorder.record(env, info)

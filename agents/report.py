@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agents.audit import audit_markdown
 from agents.evaluation import EpisodeResult, bar_returns
 from common.io import write_text_atomic
 from envs.actions import ACTION_NAMES
@@ -330,8 +331,9 @@ def _comparison_markdown(comparison: dict, detail: dict) -> list[str]:
 
 def write_report(path: Path, title: str, metrics: dict[str, dict], document: dict,
                  results: dict[str, EpisodeResult], bars_per_year: float,
-                 plots: list[Path], notes: list[str]) -> Path:
-    """``report.md``: the table, the statistics, the input hashes and a tear sheet per policy."""
+                 plots: list[Path], notes: list[str], audit: dict | None = None) -> Path:
+    """``report.md``: the table, the statistics, the audit (``audit.json``'s content, when
+    given), the input hashes and a tear sheet per policy."""
     lines = [f"# {title}", "", *notes, "", "## Inputs", ""]
     for key, value in document["inputs"].items():
         lines.append(f"- {key}: `{value}`")
@@ -352,6 +354,8 @@ def write_report(path: Path, title: str, metrics: dict[str, dict], document: dic
                       f"trials): {_cell(dsr, '{:.3f}')}", ""]
     if document.get("comparison"):
         lines += _comparison_markdown(document["comparison"], document["comparison_detail"])
+    if audit is not None:
+        lines += audit_markdown(audit["policies"])
     if plots:
         lines += ["## Plots", ""] + [f"![{plot.stem}]({plot.name})" for plot in plots] + [""]
     for name, result in results.items():

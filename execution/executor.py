@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from agents.evaluation import EpisodeRecorder, EpisodeResult
+from agents.evaluation import EpisodeRecorder, EpisodeResult, policy_action
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, FIRST_OPEN_ACTION, STRATEGIES
 from execution.brokers.paper import PaperBroker
 from execution.journal import Journal, JournalMismatchError
@@ -167,7 +167,7 @@ class ReplayExecutor:
     def _bar_decision(self, t: int, obs, info, day_start: float, missed: str | None) -> Decision:
         env = self.env
         mask = env.action_masks()
-        action = int(self.policy.act(obs, info, mask))
+        action = int(policy_action(self.policy, env, obs, info, mask))
         if missed is not None:  # the policy still sees the bar (its state stays consistent)
             return Decision(env.action_names[action], ACTION_HOLD, missed)
         state = RiskState(len(env.sim.positions), env.sim.equity, day_start)
