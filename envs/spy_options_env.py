@@ -186,7 +186,7 @@ class SpyOptionsEnv(gym.Env):
         self._atm_iv = panel.atm_iv.tolist()
         self._close_ns = panel.close_ns.tolist()
         self._ready = False
-        self._close_label: str | None = None
+        self._close_label: str | None = None  # exit_reason of the next step's closes
         self._reset_state(0, len(panel) - 1)
 
     # ------------------------------------------------------------------ state
@@ -195,6 +195,7 @@ class SpyOptionsEnv(gym.Env):
         self.sim.reset(start)
         self.reward_fn.reset(self.start_equity)
         self._mask: np.ndarray | None = None
+        self._close_label = None
         self._equity_rows: list[tuple] = []
         self._record_equity(ACTION_HOLD)
 
