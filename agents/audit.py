@@ -15,7 +15,8 @@ key                              meaning
 ``arbitrage_violations_at_entry``  static-arbitrage violations among the mids of the valid
                                  quotes on the entry bars' strikes (inside the band) and
                                  expiries (the trade's and the next listed one)
-                                 (:func:`static_arbitrage_violations`)
+                                 (:func:`static_arbitrage_violations`); by kind in
+                                 ``arbitrage_by_check``, the largest in ``arbitrage_worst``
 ``top_trade_pnl_share``          the largest trade's P&L over the policy's total P&L (in the
                                  total's direction: the largest gain when the total is a gain,
                                  the largest loss when it is a loss; None when the total is 0)
@@ -169,6 +170,8 @@ def audit_policy(trades: pd.DataFrame, max_abs_log_moneyness: float,
         "fallback_fills": int(np.nansum(_column(trades, "fallback_fills"))),
         "arbitrage_violations_at_entry": len(violations),
         "arbitrage_checked_entries": checked,
+        "arbitrage_by_check": {c: sum(v["check"] == c for v in violations)
+                               for c in sorted({v["check"] for v in violations})},
         "arbitrage_worst": worst,
         "total_pnl_usd": float(pnl.sum()),
         "top_trade_pnl_share": top,
