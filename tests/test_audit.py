@@ -181,7 +181,7 @@ def test_a_tiny_evaluation_writes_its_audit(tmp_path):
         "agent": {"n_steps": 64, "batch_size": 32, "n_epochs": 2, "net_arch": [16]},
         "train": {"total_timesteps": 128, "checkpoint_every_steps": 128,
                   "eval_every_steps": 128, "n_envs": 1, "progress_bar": False},
-        "eval": {"bootstrap_samples": 50},
+        "eval": {"bootstrap_samples": 100},
     }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     run_dir = tmp_path / "run"
