@@ -79,7 +79,6 @@ def quote_is_valid(bid_per_share, ask_per_share, from_smile=False) -> np.ndarray
     return two_sided & ~np.asarray(from_smile, dtype=bool)
 
 
-
 # --------------------------------------------------------------------------- unit structures
 @dataclass
 class UnitStructure:
