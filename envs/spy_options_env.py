@@ -116,6 +116,8 @@ class SpyOptionsEnv(gym.Env):
     or ``gym.make("SpyOptions-v1", config=..., segment=...)``.
 
     ## Version History
+    * v1 (since issue 20): the mask also refuses structures that cannot pay (moneyness band,
+      invalid quotes, maximum profit <= 0); observations and rewards unchanged.
     * v1: portfolio simulator, observation table and rewards apart; 13 structure specs (iron
       butterfly, call and put butterflies, calendar spread added); undefined-risk structures
       sized by a stress loss; settlement at the expiry session's close (early closes); slim
