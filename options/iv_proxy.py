@@ -44,7 +44,8 @@ import numpy as np
 import pandas as pd
 
 from common.errors import UserInputError
-from common.units import TRADING_DAYS_PER_YEAR, VOL_POINTS_PER_UNIT
+from common.units import PERCENT_PER_UNIT, TRADING_DAYS_PER_YEAR, VOL_POINTS_PER_UNIT
+from options.pricing import DAYS_PER_YEAR
 
 if TYPE_CHECKING:  # annotation only: options.surface imports this module
     from options.surface import SurfaceConfig
@@ -73,8 +74,7 @@ DEFAULT_IV_PROXY: IvProxyName = "garch_vrp"
 IV_PROXY_KEY = "options.surface.iv_proxy"
 """The config key that chooses the proxy (a field of :class:`options.surface.SurfaceConfig`)."""
 
-CALENDAR_DAYS_PER_YEAR = 365.0
-_PERCENT = 100.0  # arch fits returns in percent
+_PERCENT = PERCENT_PER_UNIT  # arch fits returns in percent
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class GarchSpec:
 
     def bars(self, bars_per_year: float) -> tuple[int, int, int]:
         """(horizon, minimum history, refit interval) in bars of a frame."""
-        horizon = max(1, round(self.horizon_calendar_days / CALENDAR_DAYS_PER_YEAR * bars_per_year))
+        horizon = max(1, round(self.horizon_calendar_days / DAYS_PER_YEAR * bars_per_year))
         return (horizon, max(100, round(self.min_history_years * bars_per_year)),
                 max(1, round(self.refit_every_years * bars_per_year)))
 
@@ -317,7 +317,8 @@ def describe_iv_proxy(frame: pd.DataFrame, cfg: SurfaceConfig, segments: dict, *
             first = hole.index[hole.to_numpy()][0]
             why = ("has no iv_index there" if name == "none"
                    else f"gives no value there (too little history before it: {name} needs "
-                        f"{GARCH_SPEC.min_history_years:g} years of bars)" if name == "garch_vrp"
+                        f"{GARCH_SPEC.min_history_years:g} years of bars; start the data earlier "
+                        f"or set {IV_PROXY_KEY} to realized_ratio)" if name == "garch_vrp"
                    else "gives no value there (its realised-vol window is not full yet)")
             raise UserInputError(
                 f"segment '{seg}' ({start}..{end}): {int(hole.sum())} bar(s) of "
