@@ -2,7 +2,8 @@
 
 The at-the-money level at date t comes from the market frame's ``iv_index`` (a 30-day
 implied volatility such as VIX/100) where present, and from the named proxy of
-:mod:`options.iv_proxy` elsewhere (:func:`atm_iv_series`). A strike's volatility is then (:func:`iv_at`)::
+:mod:`options.iv_proxy` elsewhere (:func:`atm_iv_series`). A strike's volatility is then
+(:func:`iv_at`)::
 
     atm(T)^2 = theta + (atm_ref^2 - theta) * f(T) / f(T_ref),  f(T) = (1 - e^{-kT}) / (kT)
     k        = log(strike / spot)                               (log-moneyness)
@@ -36,7 +37,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from common.errors import UserInputError
 from common.units import TRADING_DAYS_PER_YEAR
-from options.iv_proxy import DEFAULT_IV_PROXY, IvProxyName, implied_vol_level, realized_vol_series
+from options.iv_proxy import (
+    DEFAULT_IV_PROXY,
+    IvProxyName,
+    implied_vol_level,
+    realized_vol_series,
+)
 from options.pricing import DAYS_PER_YEAR
 
 __all__ = [
