@@ -11,7 +11,8 @@ stands in for it; every run states the proxy it used (run log, ``provenance.json
     causally on the frame's own log returns (expanding window from the frame's first bar, refitted
     every quarter of a year of bars, the variance filtered bar by bar in between, so the value at t
     uses closes at or before t only), times :data:`GARCH_VRP_RATIO`: the geometric mean of VIX
-    over that forecast on the embedded S&P 500 2014-2018, where both exist. Implied vol sits
+    over that forecast on the embedded S&P 500 2014-2015, where both exist (ending before any
+    shipped config's validation segment). Implied vol sits
     above expected realised vol (the variance risk premium; Carr & Wu 2009, Bollerslev, Tauchen &
     Zhou 2009); the GARCH forecast mean-reverts to the long-run level, so a quiet month is not
     read as a 10% implied vol. Needs two years of bars before the first bar it prices.
@@ -99,22 +100,24 @@ class GarchSpec:
 
 GARCH_SPEC = GarchSpec()
 
-GARCH_VRP_RATIO = 1.0695
+GARCH_VRP_RATIO = 1.0784
 """Implied over GJR-GARCH 30-day vol: geometric mean of VIX/100 over :func:`garch_vol_forecast`
-on the embedded S&P 500, 2014-01-03..2018-12-31 (see :data:`GARCH_VRP_FIT`)."""
+on the embedded S&P 500, 2014-01-03..2015-12-31 (see :data:`GARCH_VRP_FIT`): the training years
+of ``configs/default.yaml``, so no shipped config's validation or test bar informs it."""
 
 GARCH_VRP_FIT = {
     "command": "python -m options.iv_proxy_fit",
     "data": "embedded: S&P 500 closes 1999-2018 and CBOE VIX close (arch.data sp500, vix)",
-    "fitted_on": "2014-01-03..2018-12-31 (every bar with both VIX and a GARCH forecast)",
-    "bars": 1257,
+    "fitted_on": "2014-01-03..2015-12-31 (every bar with both VIX and a GARCH forecast; ends "
+                 "before any shipped config's validation segment)",
+    "bars": 503,
     "statistic": "exp(mean(log(VIX/100 / GJR-GARCH 30-day vol forecast)))",
 }
 """Provenance of :data:`GARCH_VRP_RATIO` (``python -m options.iv_proxy_fit`` prints it)."""
 
 IV_PROXY_DESCRIPTIONS: dict[str, str] = {
     "garch_vrp": "GJR-GARCH(1,1) 30-day vol forecast, fitted causally with quarterly refits, "
-                 "x {ratio:.4f} = VIX/GARCH geometric mean on the embedded S&P 500 2014-2018",
+                 "x {ratio:.4f} = VIX/GARCH geometric mean on the embedded S&P 500 2014-2015",
     "realized_ratio": "trailing {window}-bar realised vol x the geometric mean of iv_index / "
                       "realised vol over earlier bars with both (>= {overlap}), else x {fallback}",
     "none": "no proxy: bars without iv_index are refused",
@@ -345,11 +348,13 @@ def _median_abs_error_points(proxy: pd.Series, truth: pd.Series) -> float:
 
 
 def fit_report(frame: pd.DataFrame, *, fit_start: str = "2014-01-01",
-               split: str = "2017-01-01", realized_window_bars: int = 21,
+               fit_end: str = "2015-12-31", split: str = "2017-01-01", realized_window_bars: int = 21,
                fallback_ratio: float = 1.2, min_overlap_bars: int = 60) -> dict:
     """The shipped ratio's fit and the proxies' out-of-sample errors against the real VIX.
 
-    ``ratio_all`` is fitted on every bar from ``fit_start`` with both (the shipped constant);
+    ``ratio_all`` is fitted on every bar from ``fit_start`` to ``fit_end`` with both (the
+    shipped constant; ``fit_end`` is the last training bar of ``configs/default.yaml``, so no
+    shipped config's validation or test bar informs it);
     the out-of-sample rows fit the ratio on ``fit_start``..``split`` and score the bars from
     ``split`` on, against the real ``iv_index`` (median absolute error, mean error, in vol
     points). ``realized_ratio`` is the earlier proxy with the VIX hidden from ``split`` (its
@@ -359,7 +364,7 @@ def fit_report(frame: pd.DataFrame, *, fit_start: str = "2014-01-01",
     bpy = TRADING_DAYS_PER_YEAR
     iv = frame["iv_index"].astype(float)
     garch = garch_vol_forecast(frame["close"], bpy)
-    ratio_all, n_all = fit_vrp_ratio(iv.loc[fit_start:], garch.loc[fit_start:])
+    ratio_all, n_all = fit_vrp_ratio(iv.loc[fit_start:fit_end], garch.loc[fit_start:fit_end])
     before = slice(fit_start, pd.Timestamp(split) - pd.Timedelta(days=1))
     ratio_in, n_in = fit_vrp_ratio(iv.loc[before], garch.loc[before])
     hidden = iv.where(iv.index < pd.Timestamp(split))
@@ -377,7 +382,7 @@ def fit_report(frame: pd.DataFrame, *, fit_start: str = "2014-01-01",
                "mean_error_vol_points": float((p.loc[split:] - truth).mean())
                * VOL_POINTS_PER_UNIT}
         for name, p in proxies.items()}
-    span = iv.loc[fit_start:].dropna().index
+    span = iv.loc[fit_start:fit_end].dropna().index
     return {"ratio_all": round(ratio_all, 4), "bars_all": n_all,
             "fitted_on": f"{span[0].date()}..{span[-1].date()}",
             "ratio_fit_before_split": round(ratio_in, 4), "bars_before_split": n_in,

@@ -2,7 +2,7 @@
 
     python -m options.iv_proxy_fit [--json OUT]
 
-Prints the VIX/GARCH ratio fitted on 2014-2018 (:data:`options.iv_proxy.GARCH_VRP_RATIO`, the
+Prints the VIX/GARCH ratio fitted on 2014-2015 (:data:`options.iv_proxy.GARCH_VRP_RATIO`, the
 shipped constant, beside it) and the out-of-sample errors against the real VIX of ``garch_vrp``
 (ratio fitted on 2014-2016, scored on 2017-2018) and of the earlier realised-vol proxies on the
 same bars (:func:`options.iv_proxy.fit_report`). A separate module from :mod:`options.iv_proxy`,

@@ -101,7 +101,7 @@ class SurfaceConfig(BaseModel):
       needed before the calibrated ratio replaces the fallback.
     - ``iv_proxy = "garch_vrp"``: what prices bars without ``iv_index``
       (:mod:`options.iv_proxy`): ``garch_vrp`` (a causal GJR-GARCH 30-day forecast times the
-      VIX/GARCH ratio of 2014-2018), ``realized_ratio`` (realised vol times the ratio above and
+      VIX/GARCH ratio of 2014-2015), ``realized_ratio`` (realised vol times the ratio above and
       its fallback; the three previous keys) or ``none`` (refuse). Not a surface-file key.
     """
 
