@@ -178,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     from common.io import write_text_atomic
     from config import load_config
+    from data import bars_per_year as frame_bars_per_year
     from envs import load_env_inputs, make_env
+    from options.iv_proxy import describe_iv_proxy
 
     # Every check on the user's input, before anything is written.
     run = Path(args.run)
@@ -191,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = steps.with_window(cfg, inputs.frame, args.start, args.end)
     custom = args.start is not None
     segment = "test" if custom else (args.segment or cfg.eval.segment)
+    seg = cfg.segments.get(segment)
+    iv_proxy = describe_iv_proxy(inputs.frame, cfg.options.surface,
+                                 {segment: (seg.start, seg.end)},
+                                 bars_per_year=frame_bars_per_year(inputs.frame.index))
+    log.info("implied vol: %s", iv_proxy["summary"])
     env = make_env(cfg, segment, mode="eval", inputs=inputs)
     bars_per_year = env.panel.bars_per_year
     for seed_dir in seed_dirs:
@@ -234,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model, "overrides": args.overrides,
         "inputs": steps.input_hashes(seed_dirs[0], cfg, inputs.frame),
         "policies": metrics, "comparison": comparison, "comparison_detail": detail,
-        "seeds": seeds,
+        "seeds": seeds, "iv_proxy": iv_proxy,
     })
     audit = steps.json_ready(steps.audit_results(env, results))
     title = f"{cfg.name}: {segment_name} {start}..{end}"
@@ -242,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Model: `{args.model}` ({'best validation Sharpe checkpoint' if args.model == 'best' else 'final weights'}); "
         f"deterministic actions; every policy runs through the same environment and costs.",
         "`buy_and_hold` is the underlying's price curve (no dividends, no costs) for reference.",
+        f"Implied vol: {iv_proxy['summary']}.",
     ] + steps.window_notes(cfg, custom, args.model) + ([f"Config overrides: {', '.join(f'`{o}`' for o in args.overrides)}."]
          if args.overrides else [])
 

@@ -94,7 +94,8 @@ def provenance(inputs) -> dict:
     }
 
 
-def write_run_metadata(cfg, run_dir: Path, inputs, command: list[str]) -> None:
+def write_run_metadata(cfg, run_dir: Path, inputs, command: list[str],
+                       iv_proxy: dict | None = None) -> None:
     """Resolved config, command line(s), provenance and the forecast panel, next to the results.
 
     The model hashes already in ``provenance.json`` are kept; a resumed run appends its command
@@ -106,6 +107,8 @@ def write_run_metadata(cfg, run_dir: Path, inputs, command: list[str]) -> None:
     previous = (run_dir / "command.txt").read_text() if (run_dir / "command.txt").exists() else ""
     write_text_atomic(previous + " ".join(command) + "\n", run_dir / "command.txt")
     document = provenance(inputs)
+    if iv_proxy is not None:  # what priced implied vol (options.iv_proxy.describe_iv_proxy)
+        document["iv_proxy"] = iv_proxy
     old = run_dir / PROVENANCE_NAME
     if old.exists():
         document[MODEL_SHA256_KEY] = json.loads(old.read_text()).get(MODEL_SHA256_KEY, {})
@@ -214,8 +217,9 @@ def train(cfg, run_dir: Path, resume: bool = False, progress: bool = True,
     """
     import torch
 
-    from data import check_segments_covered, load_market
+    from data import bars_per_year, check_segments_covered, load_market
     from envs import load_env_inputs, make_env
+    from options.iv_proxy import describe_iv_proxy
 
     run_dir = Path(run_dir)
     torch.set_num_threads(cfg.agent.torch_threads)
@@ -245,6 +249,9 @@ def train(cfg, run_dir: Path, resume: bool = False, progress: bool = True,
     frame = load_market(cfg.data.source, **cfg.data.load_options())
     check_segments_covered(frame.index, _segments(cfg), clip=cfg.data.clip_segments,
                            source=f"{cfg.data.source} data")
+    iv_proxy = describe_iv_proxy(frame, cfg.options.surface, _segments(cfg),
+                                 bars_per_year=bars_per_year(frame.index))
+    log.info("implied vol: %s", iv_proxy["summary"])
     inputs = load_env_inputs(cfg, progress=progress)
     probe = make_env(cfg, "train", inputs=inputs)
     valid_probe = make_env(cfg, "valid", inputs=inputs)
@@ -253,14 +260,14 @@ def train(cfg, run_dir: Path, resume: bool = False, progress: bool = True,
 
     command = command or ["train.py"]
     with RunLock(run_dir, command):
-        return _train_locked(cfg, run_dir, ckpt, inputs, probe, command, progress)
+        return _train_locked(cfg, run_dir, ckpt, inputs, probe, command, progress, iv_proxy)
 
 
 def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
-                  progress: bool) -> dict:
+                  progress: bool, iv_proxy: dict) -> dict:
     from envs import make_env
 
-    write_run_metadata(cfg, run_dir, inputs, command)
+    write_run_metadata(cfg, run_dir, inputs, command, iv_proxy)
     vec_env = _vec_env(cfg, inputs, cfg.seed)
     vec_norm = None
     if cfg.agent.vec_normalize:
@@ -319,6 +326,7 @@ def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
         "validation_history": validation.history,
         "best_validation_sharpe": validation.best_sharpe,
         "baseline_validation_sharpe": validation.baseline_sharpe,
+        "iv_proxy": iv_proxy,
     }
     write_json_atomic(summary, run_dir / "train_summary.json")
     log.info("model saved to %s (best validation Sharpe %.2f in best_model.zip)",

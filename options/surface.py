@@ -1,8 +1,9 @@
 """Implied-volatility surface from an at-the-money level, a term structure and a skew.
 
 The at-the-money level at date t comes from the market frame's ``iv_index`` (a 30-day
-implied volatility such as VIX/100) where present, and from a realised-volatility proxy
-elsewhere (:func:`atm_iv_series`). A strike's volatility is then (:func:`iv_at`)::
+implied volatility such as VIX/100) where present, and from the named proxy of
+:mod:`options.iv_proxy` elsewhere (:func:`atm_iv_series`). A strike's volatility is then
+(:func:`iv_at`)::
 
     atm(T)^2 = theta + (atm_ref^2 - theta) * f(T) / f(T_ref),  f(T) = (1 - e^{-kT}) / (kT)
     k        = log(strike / spot)                               (log-moneyness)
@@ -36,6 +37,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from common.errors import UserInputError
 from common.units import TRADING_DAYS_PER_YEAR
+from options.iv_proxy import (
+    DEFAULT_IV_PROXY,
+    IvProxyName,
+    implied_vol_level,
+    realized_vol_series,
+)
 from options.pricing import DAYS_PER_YEAR
 
 __all__ = [
@@ -92,6 +99,10 @@ class SurfaceConfig(BaseModel):
       realised vol.
     - ``min_calibration_overlap_bars = 60``: dates with both ``iv_index`` and realised vol
       needed before the calibrated ratio replaces the fallback.
+    - ``iv_proxy = "garch_vrp"``: what prices bars without ``iv_index``
+      (:mod:`options.iv_proxy`): ``garch_vrp`` (a causal GJR-GARCH 30-day forecast times the
+      VIX/GARCH ratio of 2014-2015), ``realized_ratio`` (realised vol times the ratio above and
+      its fallback; the three previous keys) or ``none`` (refuse). Not a surface-file key.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -111,6 +122,7 @@ class SurfaceConfig(BaseModel):
     realized_window_bars: int = Field(21, ge=2)
     fallback_iv_to_realized_ratio: float = Field(1.2, gt=0.0)
     min_calibration_overlap_bars: int = Field(60, ge=1)
+    iv_proxy: IvProxyName = DEFAULT_IV_PROXY
 
     @cached_property
     def params(self) -> SurfaceParams:
@@ -259,28 +271,18 @@ def iv_at_scalar(
     return iv_at_params(cfg.params, atm_iv, spot, strike, t_years)
 
 
-def realized_vol_series(close: pd.Series, window_bars: int, bars_per_year: float) -> pd.Series:
-    """Trailing close-to-close realised vol, annualised; at t it uses closes up to t only."""
-    log_ret = np.log(close.astype(float)).diff()
-    return log_ret.rolling(window_bars, min_periods=window_bars).std(ddof=1) * math.sqrt(
-        bars_per_year
-    )
-
-
 def atm_iv_series(frame: pd.DataFrame, cfg: SurfaceConfig | None = None, *,
                   bars_per_year: float = TRADING_DAYS_PER_YEAR) -> pd.Series:
     """Reference-horizon at-the-money implied vol for every row of a market frame.
 
-    ``iv_index`` where present; elsewhere ``realised_vol[t] * ratio[t]``, where ``ratio[t]``
-    is the geometric mean of ``iv_index / realised_vol`` over the rows strictly before t that
-    have both, once at least ``cfg.min_calibration_overlap_bars`` of them exist, and
-    ``cfg.fallback_iv_to_realized_ratio`` (a fixed literature value, see
-    :class:`SurfaceConfig`) before that. The value at t therefore depends on rows up to t
-    only: truncating the frame after t does not change it. The result is multiplied by
-    ``cfg.index_to_atm_ratio``. Rows before the first full realised-vol window with no
-    ``iv_index`` are NaN.
+    ``iv_index`` where present; elsewhere the proxy named by ``cfg.iv_proxy``
+    (:mod:`options.iv_proxy`: ``garch_vrp`` by default, ``realized_ratio``, or ``none``, which
+    leaves such rows NaN and refuses a frame with no implied vol at all). Every proxy at t
+    depends on rows up to t only: truncating the frame after t does not change it. The result is
+    multiplied by ``cfg.index_to_atm_ratio``. Rows the proxy cannot price yet (too little
+    history) are NaN.
 
-    ``bars_per_year`` annualises the realised vol: it must be the frame's own
+    ``bars_per_year`` annualises the proxies: it must be the frame's own
     (``data.bars_per_year(frame.index)``, the one source of truth; 252 for daily bars, about
     19,656 for 5-minute bars), which the environment passes.
 
@@ -290,33 +292,13 @@ def atm_iv_series(frame: pd.DataFrame, cfg: SurfaceConfig | None = None, *,
     cfg = cfg or SurfaceConfig()
     if "close" not in frame.columns:
         raise ValueError(
-            f"market frame needs a 'close' column for the realised-vol proxy; "
+            f"market frame needs a 'close' column for the implied-vol proxy; "
             f"columns are {list(frame.columns)}"
         )
     if not bars_per_year > 0:
         raise ValueError(f"bars_per_year must be > 0, got {bars_per_year}")
-    rv = realized_vol_series(frame["close"], cfg.realized_window_bars, bars_per_year)
-    if "iv_index" in frame.columns:
-        iv = frame["iv_index"].astype(float)
-    else:
-        iv = pd.Series(np.nan, index=frame.index)
-    both = iv.notna() & rv.notna() & (iv > 0) & (rv > 0)
-    log_ratio = pd.Series(
-        np.where(both, np.log(iv.where(both) / rv.where(both)), 0.0), index=frame.index
-    )
-    prior_sum = log_ratio.cumsum().shift(1, fill_value=0.0)
-    prior_n = both.astype(float).cumsum().shift(1, fill_value=0.0)
-    calibrated = prior_n >= cfg.min_calibration_overlap_bars
-    ratio = pd.Series(
-        np.where(
-            calibrated,
-            np.exp(prior_sum / prior_n.where(calibrated, 1.0)),
-            cfg.fallback_iv_to_realized_ratio,
-        ),
-        index=frame.index,
-    )
-    out = iv.where(iv.notna(), rv * ratio) * cfg.index_to_atm_ratio
-    return out.rename("atm_iv_annualized")
+    level = implied_vol_level(frame, cfg, bars_per_year=bars_per_year)
+    return (level * cfg.index_to_atm_ratio).rename("atm_iv_annualized")
 
 
 SURFACE_YAML_KEYS = ("surface", "provenance")

@@ -1,11 +1,11 @@
-"""Volatility surface: shape, scalar twin, no vertical arbitrage, and causal ATM series."""
+"""Volatility surface: shape, scalar twin, no vertical arbitrage (the ATM series and its
+implied-vol proxies: tests/test_options_iv_proxy.py)."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,26 +14,13 @@ from pydantic import ValidationError
 from options.pricing import bs_price
 from options.surface import (
     SurfaceConfig,
-    atm_iv_series,
     atm_term_iv,
     iv_at,
     iv_at_scalar,
-    realized_vol_series,
 )
 
 CFG = SurfaceConfig()
 T_REF = CFG.term_reference_dte_days / 365.0
-
-
-@pytest.fixture(scope="module")
-def real_frame() -> pd.DataFrame:
-    """S&P 500 closes 1999-2018 with VIX/100 as iv_index where it exists (2014-2018)."""
-    from arch.data import sp500, vix
-
-    sp = sp500.load()
-    frame = pd.DataFrame({"close": sp["Adj Close"].astype(float)})
-    frame["iv_index"] = (vix.load()["vix"] / 100.0).reindex(frame.index)
-    return frame
 
 
 def test_config_rejects_unknown_keys_and_bad_bounds():
@@ -114,69 +101,3 @@ def test_iv_at_rejects_bad_input():
         iv_at(0.2, -1.0, 100.0, 0.1, CFG)
     with pytest.raises(ValueError, match="t_years"):
         iv_at(0.2, 100.0, 100.0, -0.1, CFG)
-
-
-# --------------------------------------------------------------------------- ATM series
-def test_iv_index_used_where_present_and_fallback_ratio_before_overlap():
-    idx = pd.bdate_range("2010-01-01", periods=120)
-    rng = np.random.default_rng(1)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(idx))))
-    iv_index = np.full(len(idx), np.nan)
-    iv_index[80:] = 0.25
-    frame = pd.DataFrame({"close": close, "iv_index": iv_index}, index=idx)
-    out = atm_iv_series(frame)
-    rv = realized_vol_series(frame["close"], 21, 252)
-    assert out.iloc[:21].isna().all()  # no index, no full realised window yet
-    np.testing.assert_allclose(out.iloc[21:80], rv.iloc[21:80] * 1.2, rtol=1e-12)
-    np.testing.assert_array_equal(out.iloc[80:], 0.25)
-
-
-def test_calibrated_ratio_is_geometric_mean_of_prior_overlap():
-    idx = pd.bdate_range("2010-01-01", periods=200)
-    rng = np.random.default_rng(2)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(idx))))
-    rv = realized_vol_series(pd.Series(close, index=idx), 21, 252)
-    iv_index = pd.Series(np.nan, index=idx)
-    iv_index.iloc[30:120] = 1.5 * rv.iloc[30:120] * np.exp(rng.normal(0, 0.1, 90))
-    frame = pd.DataFrame({"close": close, "iv_index": iv_index}, index=idx)
-    cfg = SurfaceConfig(min_calibration_overlap_bars=60)
-    out = atm_iv_series(frame, cfg)
-    ratio = math.exp(np.mean(np.log(iv_index.iloc[30:120] / rv.iloc[30:120])))
-    np.testing.assert_allclose(out.iloc[120:], rv.iloc[120:] * ratio, rtol=1e-10)
-
-
-def test_atm_series_is_causal_by_truncation(real_frame):
-    # Hide VIX in 2017-2018 so those dates use the calibrated proxy; then cutting the frame
-    # at any date must not change any value up to that date.
-    frame = real_frame.copy()
-    frame.loc["2017-01-01":, "iv_index"] = np.nan
-    full = atm_iv_series(frame)
-    for cut in ("2003-06-30", "2014-02-14", "2014-06-02", "2016-12-30", "2017-03-15", "2018-06-29"):
-        part = atm_iv_series(frame.loc[:cut])
-        pd.testing.assert_series_equal(part, full.loc[:cut])
-    # and changing the future (VIX and prices after a date) leaves the past alone
-    shocked = frame.copy()
-    shocked.loc["2016-06-01":, "iv_index"] *= 3.0
-    shocked.loc["2016-06-01":, "close"] *= 0.5
-    pd.testing.assert_series_equal(
-        atm_iv_series(shocked).loc[:"2016-05-31"], full.loc[:"2016-05-31"]
-    )
-
-
-def test_proxy_tracks_vix_out_of_sample(real_frame):
-    frame = real_frame.copy()
-    truth = frame.loc["2017-01-01":, "iv_index"].copy()
-    frame.loc["2017-01-01":, "iv_index"] = np.nan
-    proxy = atm_iv_series(frame).loc["2017-01-01":]
-    ok = truth.notna()
-    assert np.corrcoef(proxy[ok], truth[ok])[0, 1] > 0.7
-    assert (proxy[ok] - truth[ok]).abs().mean() < 0.06
-
-
-def test_frame_without_iv_index_uses_the_proxy_everywhere():
-    idx = pd.bdate_range("2001-01-01", periods=60)
-    close = np.linspace(100, 110, 60) * (1 + 0.01 * np.sin(np.arange(60)))
-    out = atm_iv_series(pd.DataFrame({"close": close}, index=idx))
-    assert out.iloc[21:].notna().all() and out.name == "atm_iv_annualized"
-    with pytest.raises(ValueError, match="close"):
-        atm_iv_series(pd.DataFrame({"open": close}, index=idx))
