@@ -70,7 +70,7 @@ def test_coverage_recovers_after_an_abrupt_vol_shift_with_h_bar_label_delays():
     assert all(c.method != "fixed" or c.step > 0 for c in chosen)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(cut=st.integers(min_value=1300, max_value=1580), horizon=st.sampled_from([1, 3, 5]))
 def test_thresholds_at_t_ignore_labels_after_t_minus_h(cut, horizon):
     """Labels of forecasts made after ``cut - h`` (unknown at ``cut``) never move the interval
@@ -85,7 +85,7 @@ def test_thresholds_at_t_ignore_labels_after_t_minus_h(cut, horizon):
     changed = known.copy()
     changed[cut - horizon + 1 :] = 7.0 * np.sign(np.random.default_rng(cut).standard_normal())
     again, steps_again = calibrate_intervals(raw1, changed, scale1, *args)
-    assert steps_again == steps
+    assert repr(steps_again) == repr(steps)  # repr: the aggregated step is NaN
     np.testing.assert_array_equal(again[: cut + 1], full[: cut + 1])
 
 
@@ -137,17 +137,32 @@ def test_har_member_tracks_the_vol_level_and_uses_resolved_labels_only():
     train[rows[:, None] + np.array([1, 5])[None, :] > fit_end] = np.nan
     model = make_forecaster("har", config, 0).fit(X.iloc[: fit_end + 1], train)
     pred = model.predict(X.iloc[fit_end - 10 :])
-    width = pred[:, 0, 3] - pred[:, 0, 1]  # 75% interval, h=1
+    turbulent = model.predict(X.iloc[500 : fit_end + 1])
+    width = turbulent[:, 0, 3] - turbulent[:, 0, 1]  # 75% interval, h=1, in the 30% regime
     expected = 2 * 1.15 * 0.3 / np.sqrt(BARS_PER_YEAR)
-    assert np.all(np.abs(width / expected - 1) < 0.35)
+    assert abs(np.median(width) / expected - 1) < 0.25
+    calm = model.predict(X.iloc[300:400])
+    assert np.median(width) / np.median(calm[:, 0, 3] - calm[:, 0, 1]) > 2  # 30% vs 10% vol
     assert np.all(np.diff(pred, axis=-1) >= 0)
-    # labels after the refit are never read: changing them changes nothing
-    spoiled = train.copy()
-    spoiled[np.isnan(train)] = 1.0
-    model2 = make_forecaster("har", config, 0).fit(
-        X.iloc[: fit_end + 1], np.where(np.isnan(train), np.nan, spoiled)
-    )
-    np.testing.assert_array_equal(model2.predict(X.iloc[fit_end - 10 :]), pred)
+
+
+def test_har_walk_forward_has_no_look_ahead():
+    """The HAR member's panel on data truncated at T equals the full panel at dates <= T."""
+    import data
+    from forecasters import walk_forward
+
+    market = data.load_market("embedded", start="2013-01-01", end="2016-06-30")
+    config = ForecastConfig(
+        horizons=[1, 3], members=["har"], references=["random_walk"], min_train_bars=300,
+        refit_every_bars=60, n_jobs=1, ensemble={"min_forecasts": 30, "lookback_forecasts": 200},
+        conformal={"min_forecasts": 20, "window_forecasts": 100, "select_end": "2015-06-30"},
+    )  # fmt: skip
+    full = walk_forward(market, config, progress=False)
+    cut = market.index[len(market) - 95]
+    truncated = walk_forward(market.loc[:cut], config, progress=False)
+    expected = full[full["date"] <= cut].reset_index(drop=True)
+    assert set(expected["model"]) == {"har", "random_walk", "ensemble"}
+    pd.testing.assert_frame_equal(truncated.reset_index(drop=True), expected, rtol=1e-9, atol=1e-12)
 
 
 def _toy_panel(n: int = 300, hit_scale: float = 0.005, seed: int = 0):
@@ -170,10 +185,14 @@ def test_gate_passes_a_calibrated_panel_and_fails_a_strict_one():
     result = evaluate_gate(panel, frame, gate)
     assert result.passed, result.lines()
     assert len(result.checks) == 4
-    strict = GateConfig(enabled=True, horizons=[1, 2], coverage_min=0.74, coverage_max=0.745)
-    failed = evaluate_gate(panel, frame, strict)
+    narrow = panel.copy()
+    columns = [quantile_column(q) for q in LEVELS]
+    narrow[columns] = narrow[columns] * 0.5  # a 75% interval that covers about 44%
+    failed = evaluate_gate(narrow, frame, gate)
     assert not failed.passed
-    assert all(c.measure == "coverage_75" for c in failed.failures)
+    assert {c.measure for c in failed.failures} == {"coverage_75"}
+    strict = GateConfig(enabled=True, horizons=[1, 2], min_hit_share=1.0)
+    assert {c.measure for c in evaluate_gate(panel, frame, strict).failures} == {"hit_2pct"}
     # the window ends at ``end``: no forecast whose outcome is after it is read
     end = frame.index[150]
     windowed = evaluate_gate(panel, frame, gate, end=end)
@@ -185,6 +204,7 @@ def test_gate_passes_a_calibrated_panel_and_fails_a_strict_one():
 def test_verdict_says_no_point_skill_and_tables_have_titles():
     frame, panel = _toy_panel(n=400)
     rw = panel.assign(model="random_walk")
+    rw[quantile_column(0.5)] = 0.0003  # a slightly different median, so losses differ
     metrics = evaluate_panel(pd.concat([panel, rw], ignore_index=True), frame)
     lines = verdict_lines(metrics)
     assert lines[0].startswith("ensemble: no point skill over the random walk at any horizon")
