@@ -251,6 +251,7 @@ def _tiny(cache_dir: Path, gate: dict) -> dict:
 
 
 def _train(tmp_path: Path, gate: dict, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / "tiny_gate.yaml"
     config.write_text(yaml.safe_dump(_tiny(tmp_path / "cache", gate)))
     run_dir = tmp_path / "runs" / "tiny_gate"
