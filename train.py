@@ -91,8 +91,9 @@ def record_forecast_gate(run_dir: Path, gate: dict) -> None:
     import json
 
     from common.io import write_json_atomic, write_text_atomic
+    from common.runfolder import PROVENANCE_NAME
 
-    path = run_dir / "provenance.json"
+    path = run_dir / PROVENANCE_NAME
     document = json.loads(path.read_text()) if path.exists() else {}
     document["forecast_gate"] = gate
     write_json_atomic(document, path)

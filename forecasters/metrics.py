@@ -364,7 +364,7 @@ def verdict_lines(metrics: dict, model: str = "ensemble") -> list[str]:
                 word = "no point skill over the random walk"
             point = (
                 f"{word} (MAE {m['mae_pct']:.3f}% vs {rw_mae:.3f}%, ratio {ratio:.3f}, "
-                f"Diebold-Mariano p = {pvalue:.2f})"
+                f"Diebold-Mariano p = {pvalue:.3f})"
             )
         intervals = []
         for nominal in NOMINALS:
@@ -377,7 +377,7 @@ def verdict_lines(metrics: dict, model: str = "ensemble") -> list[str]:
             else:
                 word = "below nominal" if cov < nominal / PERCENT else "above nominal"
             intervals.append(
-                f"{nominal}% interval covers {cov * PERCENT:.1f}% ({word}, Kupiec p = {kupiec:.2f})"
+                f"{nominal}% interval covers {cov * PERCENT:.1f}% ({word}, Kupiec p = {kupiec:.3f})"
             )
         lines.append(f"h={horizon}: {point}; " + "; ".join(intervals) + ".")
     if by_h and model != REFERENCE and not skilled:
