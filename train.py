@@ -2,12 +2,17 @@
 
     python train.py --config configs/quick.yaml [--set key=value ...] [--run-dir runs/NAME]
                     [--seed N | --seeds 0 1 2] [--total-timesteps N] [--resume]
-                    [--allow-modified] [--debug]
+                    [--allow-modified] [--ignore-gate] [--debug]
 
 With neither --seed nor --seeds, the config's ``train.seeds`` are trained (one process each, in
 RUN_DIR/seed_<n>, when there are several). --resume continues an interrupted run exactly from its
 latest checkpoint, or reuses a finished one. Ctrl-C stops at the next rollout boundary with a
 checkpoint. Bad input is one line on stderr and exit status 2 (--debug shows the traceback).
+
+The forecast gate (``forecast.gate``, when enabled) is checked on the forecasts dated in the
+train and valid segments before anything is trained: a panel that fails it is refused (exit 2)
+unless --ignore-gate is given. Its result goes into the run's provenance.json
+(``forecast_gate``) and forecast_gate.md.
 
 config -> data -> out-of-sample forecasts -> vectorised environments -> agent.learn -> runs/NAME/
 """
@@ -46,8 +51,64 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="continue from the latest checkpoint in RUN_DIR/checkpoints")
     parser.add_argument("--allow-modified", action="store_true",
                         help="load a model file whose SHA-256 differs from provenance.json")
+    parser.add_argument("--ignore-gate", action="store_true",
+                        help="train even if the forecast panel fails forecast.gate")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
+
+
+def check_forecast_gate(cfg, ignore: bool, progress: bool) -> dict:
+    """The gate's record for this config (``{"enabled": False}`` when off); raises UserInputError
+    when the panel fails it and ``ignore`` is false. Checked on forecasts dated from the train
+    segment's start to the valid segment's end whose outcomes are known by then."""
+    gate_config = cfg.forecast.gate
+    if not gate_config.enabled:
+        log.info("forecast gate: off (forecast.gate.enabled is false)")
+        return {"enabled": False}
+    from data import load_market
+    from forecasters import load_or_make_panel
+    from forecasters.gate import evaluate_gate
+
+    frame = load_market(cfg.data.source, **cfg.data.load_options())
+    panel = load_or_make_panel(frame, cfg.forecast, progress=progress)
+    try:
+        result = evaluate_gate(panel, frame, gate_config, cfg.segments.train.start,
+                               cfg.segments.valid.end)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+    for line in result.lines():
+        log.info("%s", line)
+    if not result.passed and not ignore:
+        failed = "; ".join(check.describe() for check in result.failures)
+        raise UserInputError(f"forecast.gate: the {result.model} forecasts of "
+                             f"{result.start}..{result.end} fail the gate ({failed}); "
+                             "pass --ignore-gate to train anyway")
+    return {"enabled": True, "ignored": bool(ignore and not result.passed), **result.to_dict()}
+
+
+def record_forecast_gate(run_dir: Path, gate: dict) -> None:
+    """Add the gate's record to RUN_DIR/provenance.json and write RUN_DIR/forecast_gate.md."""
+    import json
+
+    from common.io import write_json_atomic, write_text_atomic
+    from common.runfolder import PROVENANCE_NAME
+
+    path = run_dir / PROVENANCE_NAME
+    document = json.loads(path.read_text()) if path.exists() else {}
+    document["forecast_gate"] = gate
+    write_json_atomic(document, path)
+    if not gate.get("enabled"):
+        text = "Off (forecast.gate.enabled is false).\n"
+    else:
+        status = "PASS" if gate["passed"] else ("FAIL, ignored (--ignore-gate)" if gate["ignored"]
+                                                else "FAIL")
+        text = (f"{status}: {gate['model']} forecasts dated {gate['start']}..{gate['end']}\n\n"
+                "| h | measure | value | allowed | n | result |\n|---|---|---|---|---|---|\n")
+        for c in gate["checks"]:
+            allowed = f">= {c['low']:.3f}" if c["high"] >= 1 else f"{c['low']:.3f}..{c['high']:.3f}"
+            text += (f"| {c['horizon']} | {c['measure']} | {c['value']:.3f} | {allowed} | {c['n']} "
+                     f"| {'pass' if c['passed'] else 'FAIL'} |\n")
+    write_text_atomic("# Forecast gate\n\n" + text, run_dir / "forecast_gate.md")
 
 
 def _check_seeds(seeds: list[int], flag: str) -> None:
@@ -98,6 +159,8 @@ def run_seeds(args: argparse.Namespace, cfg, seeds: list[int], run_dir: Path) ->
                 cmd.append("--resume")  # a seed that never started starts afresh
             if args.allow_modified:
                 cmd.append("--allow-modified")
+            if args.ignore_gate:
+                cmd.append("--ignore-gate")
             log.info("seed %d: %s", seed, " ".join(cmd))
             running.append((seed, subprocess.Popen(cmd)))
         time.sleep(POLL_SECONDS)
@@ -132,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"train.total_timesteps={args.total_timesteps}")
     cfg = load_config(args.config, overrides)
     run_dir = Path(args.run_dir or f"runs/{cfg.name}")
+    gate = check_forecast_gate(cfg, args.ignore_gate, progress=not args.no_progress)
     seeds = seeds_to_train(cfg, args.seed, args.seeds)
     if len(seeds) > 1:
         return run_seeds(args, cfg, seeds, run_dir)
@@ -144,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress,
                     command=[sys.executable, *sys.argv] if argv is None else ["train.py", *argv],
                     allow_modified=args.allow_modified)
+    record_forecast_gate(run_dir, gate)
     if summary.get("reused"):
         print(f"already trained: {run_dir / 'model.zip'} holds {summary['timesteps']} timesteps "
               f"(train.total_timesteps {cfg.train.total_timesteps}); reused, nothing trained")

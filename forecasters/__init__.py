@@ -11,6 +11,7 @@ from forecasters.base import (
 )
 from forecasters.config import ForecastConfig
 from forecasters.ensemble import StackedEnsemble
+from forecasters.gate import GateResult, evaluate_gate
 from forecasters.live import LiveForecaster
 from forecasters.metrics import METRIC_KEYS, evaluate_panel, metrics_table, write_metrics
 from forecasters.models import FORECASTERS, make_forecaster
@@ -30,10 +31,12 @@ __all__ = [
     "RETURN_COLUMN",
     "VOL_COLUMN",
     "ForecastConfig",
+    "GateResult",
     "Forecaster",
     "LiveForecaster",
     "QuantileForecaster",
     "StackedEnsemble",
+    "evaluate_gate",
     "evaluate_panel",
     "load_or_make_panel",
     "make_forecaster",

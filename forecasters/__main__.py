@@ -70,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.out:
         parser.error("--out is required unless --tune is given")
-    from forecasters.metrics import metrics_table
+    from forecasters.metrics import coverage_by_year_table, metrics_table, verdict_lines
     from forecasters.report import run_report
 
     segment = segments.get(args.segment)
-    metrics = run_report(
+    metrics, gate = run_report(
         frame,
         forecast,
         Path(args.out),
@@ -84,7 +84,20 @@ def main(argv: list[str] | None = None) -> int:
         regime_start=segments.train.start,
         regime_end=segments.train.end,
     )
-    print(metrics_table(metrics))
+    window = f"{args.segment} segment {segment.start}..{segment.end}"
+    print(f"# Forecasts on the {window}\n")
+    print("## Verdict per horizon (ensemble)\n")
+    for line in verdict_lines(metrics):
+        print(f"- {line}")
+    print()
+    print(metrics_table(metrics, f"Point and interval metrics by model and horizon ({window})"))
+    print(f"## 75% interval coverage (%) by year, h = 1..H ({window})\n")
+    print(coverage_by_year_table(metrics, key="coverage_75"))
+    if gate is None:
+        print("Forecast gate: off (forecast.gate.enabled is false)")
+    else:
+        print("\n".join(gate.lines()))
+    print(f"\nwritten to {args.out}: metrics.json, metrics.md, panel.parquet, reliability.png")
     return 0
 
 

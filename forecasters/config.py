@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common.paths import user_cache_root
 
-MemberName = Literal["rf", "gb", "xgb", "lstm", "vol_rw"]
+MemberName = Literal["rf", "gb", "xgb", "lstm", "vol_rw", "har"]
 ReferenceName = Literal["random_walk", "garch"]
 TUNABLE = ("rf", "gb", "xgb", "lstm")
 
@@ -85,6 +85,17 @@ class VolRandomWalkParams(_Section):
     )
 
 
+class HarParams(_Section):
+    """HAR regression of realised variance on realised, range-based and implied vol (Corsi 2009)."""
+
+    lookback_bars: int | None = Field(
+        2520, ge=100, description="fit on the latest N bars (None: whole window)"
+    )
+    quantile_lookback_bars: int | None = Field(
+        1260, ge=20, description="quantiles of the latest N resolved standardised returns"
+    )
+
+
 class GarchParams(_Section):
     """GARCH(1,1) with Student-t errors, fitted with ``arch`` on returns in percent."""
 
@@ -124,9 +135,11 @@ class ConformalConfig(_Section):
     The threshold is a rolling conformal quantile of the latest ``window_forecasts`` resolved
     scores plus a quantile-tracking term with step eta (``forecasters.conformal``). eta is chosen
     per model, horizon and interval on the forecasts dated in [select_start, select_end] whose
-    outcomes are known by select_end (set it to the validation segment; never the test one),
-    else ``default_step`` is used. The step is a hyper-parameter chosen on that window like the
-    tuned member parameters: forecasts dated before select_end use a step chosen with later data.
+    outcomes are known by select_end; without ``select_start``, on all the walk-forward history
+    up to select_end (a window that spans calm and turbulent periods). Set select_end to the end
+    of the validation segment, never inside the test one. Without either, ``default_step`` is
+    used. The step is a hyper-parameter chosen on that window like the tuned member parameters:
+    forecasts dated before select_end use a step chosen with later data.
     """
 
     enabled: bool = Field(True, description="calibrate interval quantiles of members and ensemble")
@@ -145,23 +158,64 @@ class ConformalConfig(_Section):
         min_length=1,
         description="candidate tracking steps tried on the selection window",
     )
-    select_start: dt.date | None = Field(None, description="first date of the step selection")
+    select_start: dt.date | None = Field(
+        None, description="first date of the step selection (None: the first forecast)"
+    )
     select_end: dt.date | None = Field(None, description="last date of the step selection")
+    coverage_block_forecasts: int | None = Field(
+        63,
+        ge=5,
+        description="selection coverage error: mean |coverage - nominal| over blocks of N "
+        "forecasts (None: over the whole window)",
+    )
     coverage_tolerance: float = Field(
-        0.015,
+        0.005,
         ge=0,
         lt=1,
-        description="steps whose selection coverage is this close to nominal compete on score",
+        description="steps whose coverage error is this close to the best compete on score",
     )
 
     @model_validator(mode="after")
     def _check(self) -> ConformalConfig:
-        if (self.select_start is None) != (self.select_end is None):
-            raise ValueError("forecast.conformal.select_start and select_end go together")
+        if self.select_start is not None and self.select_end is None:
+            raise ValueError("forecast.conformal.select_start needs select_end")
         if self.select_start is not None and self.select_end < self.select_start:
             raise ValueError("forecast.conformal.select_end is before select_start")
         if any(step < 0 for step in self.step_grid):
             raise ValueError(f"forecast.conformal.step_grid must be >= 0, got {self.step_grid}")
+        return self
+
+
+class GateConfig(_Section):
+    """The seed's tolerance gate: trading proceeds only on forecasts that meet these thresholds.
+
+    Checked on the forecasts of ``model`` dated in the training and validation segments (never
+    the test one) by ``train.py``, and on the evaluated segment by ``python -m forecasters``.
+    Off unless ``enabled``; the shipped configs enable it.
+    """
+
+    enabled: bool = Field(False, description="check the gate (train.py refuses a failing panel)")
+    model: str = Field("ensemble", description="the panel's model that is checked")
+    horizons: list[int] = Field(
+        [1, 2, 3, 4], min_length=1, description="horizons in bars checked (daily: 24h..96h)"
+    )
+    hit_tolerance_pct: float = Field(
+        2.0, gt=0, description="a median forecast within +/- this % of the price is a hit"
+    )
+    min_hit_share: float = Field(
+        0.5, ge=0, le=1, description="lowest share of hits allowed at each horizon"
+    )
+    coverage_nominal: float = Field(0.75, gt=0, lt=1, description="the interval checked")
+    coverage_min: float = Field(0.70, ge=0, le=1, description="lowest realised coverage allowed")
+    coverage_max: float = Field(0.80, ge=0, le=1, description="highest realised coverage allowed")
+
+    @model_validator(mode="after")
+    def _check(self) -> GateConfig:
+        if not self.coverage_min <= self.coverage_nominal <= self.coverage_max:
+            raise ValueError(
+                "forecast.gate: expected coverage_min <= coverage_nominal <= coverage_max, got "
+                f"{self.coverage_min}, {self.coverage_nominal}, {self.coverage_max}"
+            )
         return self
 
 
@@ -220,11 +274,13 @@ class ForecastConfig(_Section):
     )
     ensemble: EnsembleConfig = EnsembleConfig()
     conformal: ConformalConfig = ConformalConfig()
+    gate: GateConfig = GateConfig()
     rf: RFParams = RFParams()
     gb: GBParams = GBParams()
     xgb: XGBParams = XGBParams()
     lstm: LSTMParams = LSTMParams()
     vol_rw: VolRandomWalkParams = VolRandomWalkParams()
+    har: HarParams = HarParams()
     random_walk: RandomWalkParams = RandomWalkParams()
     garch: GarchParams = GarchParams()
     tune: TuneConfig = TuneConfig()
@@ -272,6 +328,16 @@ class ForecastConfig(_Section):
             )
         if len(set(self.members)) != len(self.members):
             raise ValueError(f"forecast.members has duplicates: {self.members}")
+        gate_horizons = set(self.gate.horizons)
+        if (
+            self.gate.enabled
+            and self.horizons_hours is None
+            and not gate_horizons <= set(self.horizons)
+        ):
+            raise ValueError(
+                f"forecast.gate.horizons {self.gate.horizons} must be among forecast.horizons "
+                f"{self.horizons}"
+            )
         if not self.members and not self.references:
             raise ValueError("forecast.members and forecast.references are both empty")
         return self

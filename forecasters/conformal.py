@@ -24,9 +24,13 @@ the grid and follows, at each t, the one with the lowest discounted pinball loss
 resolved by t (``aggregated_thresholds``).
 
 Per model, horizon and interval, one candidate (a fixed step of ``step_grid`` or the aggregated
-tracker) is chosen on a selection window of past dates (the validation segment) by the interval
-(Winkler) score among candidates whose coverage there is within ``coverage_tolerance`` of
-nominal (``select_step``).
+tracker) is chosen on a selection window of past dates, coverage before width (``select_step``):
+the coverage error is the mean distance of coverage from nominal over consecutive blocks of
+forecasts (a quarter by default), so that a candidate that under-covers after volatility shifts
+and over-covers in calm spells is not taken for a calibrated one; among candidates within
+``coverage_tolerance`` of the best error, the lowest interval (Winkler) score wins. The window
+should span calm and turbulent periods: by default all the walk-forward history up to the end
+of the validation segment, never one calm year.
 
 MAPIE (1.6, ``TimeSeriesRegressor`` with ``method="aci"``) was checked first: it wraps a point
 regressor that it refits itself and calibrates absolute residuals, updates after every row as if
@@ -161,6 +165,25 @@ class StepChoice:
     n_selection: int
 
 
+def block_coverage_error(covered: np.ndarray, coverage: float, block: int | None) -> np.ndarray:
+    """(G,) mean |coverage - nominal| over consecutive blocks of ``block`` rows of ``covered``.
+
+    ``covered`` (n, G) is 1 where candidate g's interval held the outcome. Blocks with fewer
+    than half of ``block`` rows (the tail) are left out unless they are the only one. With
+    ``block`` None the whole window is one block: |overall coverage - nominal|. Averaging over
+    blocks charges a candidate for covering too little after a volatility shift and too much in
+    calm spells, even when the two cancel over the window (conditional before average coverage).
+    """
+    n = len(covered)
+    if block is None or n <= block:
+        return np.abs(covered.mean(axis=0) - coverage)
+    starts = np.arange(0, n, block)
+    sizes = np.minimum(starts + block, n) - starts
+    keep = sizes >= (block + 1) // 2
+    means = np.add.reduceat(covered.astype(float), starts, axis=0) / sizes[:, None]
+    return np.abs(means[keep] - coverage).mean(axis=0)
+
+
 def select_step(
     lower: np.ndarray,
     upper: np.ndarray,
@@ -171,12 +194,13 @@ def select_step(
     coverage: float,
     tolerance: float,
     default: int,
+    block: int | None = None,
 ) -> tuple[int, float, float, int]:
     """(column of ``thresholds``, coverage, mean interval score, n) on the selection rows.
 
-    Among candidates whose coverage on the rows is within ``tolerance`` of nominal, the lowest
-    mean interval score wins; if none is, the one with coverage closest to nominal. With no
-    usable row, ``default``.
+    Coverage before width: each candidate's coverage error is ``block_coverage_error`` over the
+    usable selection rows in date order; candidates within ``tolerance`` of the smallest error
+    compete on the mean interval score, the lowest wins. With no usable row, ``default``.
     """
     rows = selection_rows & np.isfinite(y) & np.isfinite(thresholds).all(axis=1)
     n = int(rows.sum())
@@ -185,11 +209,12 @@ def select_step(
     lo = lower[rows, None] - thresholds[rows] * scale[rows, None]
     hi = upper[rows, None] + thresholds[rows] * scale[rows, None]
     yy = y[rows, None]
-    covered = ((yy >= lo) & (yy <= hi)).mean(axis=0)
+    inside = (yy >= lo) & (yy <= hi)
+    covered = inside.mean(axis=0)
     scores = interval_score(lo, hi, yy, coverage).mean(axis=0)
-    error = np.abs(covered - coverage)
-    ok = error <= tolerance
-    best = int(np.argmin(np.where(ok, scores, np.inf))) if ok.any() else int(np.argmin(error))
+    error = block_coverage_error(inside, coverage, block)
+    ok = error <= error.min() + tolerance
+    best = int(np.argmin(np.where(ok, scores, np.inf)))
     return best, float(covered[best]), float(scores[best]), n
 
 
@@ -205,13 +230,15 @@ def calibrate_intervals(
     default_step: float,
     selection_span: tuple[int, int] | None,
     tolerance: float,
+    block: int | None = None,
 ) -> tuple[np.ndarray, list[StepChoice]]:
     """Calibrated copy of ``quantiles`` (n, H, Q) on consecutive bars, and the chosen steps.
 
     ``y`` (n, H) is the realised h-bar log return of the forecast made at each row (NaN when not
     resolved within the data), ``scale`` (n, H) a positive divisor known at each row.
     ``selection_span`` (first, last) rows: for horizon h the step is chosen on the forecasts made
-    at rows first..last - h, whose outcomes are all known by row ``last``; None uses
+    at rows first..last - h, whose outcomes are all known by row ``last``, by ``select_step``
+    (coverage error over blocks of ``block`` forecasts, then interval score); None uses
     ``default_step`` everywhere. Rows before the
     scorecaster has ``min_scores`` scores keep their raw interval. The median is not changed;
     crossing is repaired afterwards.
@@ -233,7 +260,7 @@ def calibrate_intervals(
                 best, cov, score, n_sel = select_step(
                     lower, upper, y[:, j], scale[:, j], thresholds,
                     _span_rows(len(quantiles), selection_span, int(h)), coverage, tolerance,
-                    default,
+                    default, block,
                 )  # fmt: skip
             method, step = labels[best]
             choices.append(StepChoice(int(h), float(coverage), method, step, cov, score, n_sel))

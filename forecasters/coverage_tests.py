@@ -72,10 +72,15 @@ def model_confidence_set(losses: pd.DataFrame, size: float = MCS_SIZE) -> dict[s
         return {str(c): float("nan") for c in losses.columns}
     # A plain array: arch 8 indexes the frame's columns with a float array, which pandas 3's
     # string columns refuse; the models are mapped back to their names by position.
-    mcs = MCS(losses.to_numpy(dtype=float), size=size, reps=MCS_REPS, method="R",
-              bootstrap="stationary", seed=MCS_SEED)
+    mcs = MCS(
+        losses.to_numpy(dtype=float),
+        size=size,
+        reps=MCS_REPS,
+        method="R",
+        bootstrap="stationary",
+        seed=MCS_SEED,
+    )
     mcs.compute()
     # Model indices come back as ints or one-element arrays depending on the elimination path.
-    by_index = {int(np.asarray(k).ravel()[0]): float(p)
-                for k, p in mcs.pvalues["Pvalue"].items()}
+    by_index = {int(np.asarray(k).ravel()[0]): float(p) for k, p in mcs.pvalues["Pvalue"].items()}
     return {str(model): by_index[k] for k, model in enumerate(losses.columns)}

@@ -166,8 +166,10 @@ class LiveForecaster:
         rows = [int(frame.index.get_loc(pd.Timestamp(d))) for d in dates]
         if any(t >= len(self._hashes) for t in rows):
             raise LiveStateError(f"{self._dir}: a date of {list(dates)} is not forecast yet")
-        return pd.concat([self._panel_at(self._raw, t, frame, scale, refits, config)
-                          for t in rows], ignore_index=True)
+        return pd.concat(
+            [self._panel_at(self._raw, t, frame, scale, refits, config) for t in rows],
+            ignore_index=True,
+        )
 
     # -- one bar ---------------------------------------------------------------------------
 

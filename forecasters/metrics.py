@@ -20,6 +20,7 @@ from forecasters.coverage_tests import (
 )
 
 REFERENCE = "random_walk"
+ENSEMBLE_NAME = "ensemble"
 HIT_TOLERANCE = 0.02
 """Share of price within which a median forecast counts as a hit (the roadmap's +/-2%)."""
 PERCENT = 100.0
@@ -42,7 +43,10 @@ METRIC_KEYS = (
 NOMINALS = (75, 90)
 TERCILES = ("low", "mid", "high")
 BREAKDOWN_KEYS = ("n", *(f"{k}_{n}{u}" for n in NOMINALS for k, u in (
-    ("coverage", ""), ("width", "_pct"), ("interval_score", ""))))  # fmt: skip
+    ("coverage", ""), ("width", "_pct"), ("interval_score", ""), ("kupiec_pvalue", ""),
+    ("christoffersen_pvalue", ""))))  # fmt: skip
+SKILL_PVALUE = 0.05
+"""Diebold-Mariano and Kupiec p-values below this are called significant in the verdicts."""
 
 
 def tercile_edges(vol: pd.Series, start=None, end=None) -> tuple[float, float]:
@@ -205,6 +209,7 @@ def evaluate_panel(
                 miss = (r < lo) | (r > hi)
                 out[f"kupiec_pvalue_{nominal}"] = kupiec_pvalue(miss, nominal / PERCENT)
                 out[f"christoffersen_pvalue_{nominal}"] = christoffersen_pvalue(miss)
+        out["reliability"] = reliability(r, group, levels)
         out["by_year"] = _breakdown(r, bounds, pd.DatetimeIndex(group["date"]).year.astype(str))
         if "vol_tercile" in group.columns:
             out["by_vol_tercile"] = _breakdown(r, bounds, group["vol_tercile"].to_numpy())
@@ -241,26 +246,44 @@ def evaluate_panel(
     return metrics
 
 
+def reliability(r: np.ndarray, group: pd.DataFrame, levels) -> dict[str, float]:
+    """Realised coverage of every central interval the levels make, keyed by nominal ('0.75')."""
+    out = {}
+    for lo, hi, nominal in sorted(interval_pairs(levels), key=lambda pair: pair[2]):
+        lower = group[quantile_column(levels[lo])].to_numpy()
+        upper = group[quantile_column(levels[hi])].to_numpy()
+        out[f"{nominal:.2f}"] = float(np.mean((r >= lower) & (r <= upper)))
+    return out
+
+
 def _breakdown(r: np.ndarray, bounds: dict, labels: np.ndarray) -> dict[str, dict]:
-    """``_interval_figures`` per label (year or tercile), labels in sorted order."""
+    """``_interval_figures`` plus Kupiec and Christoffersen p-values per label (year or
+    tercile), labels in sorted order; misses in date order within a label."""
     labels = np.asarray(labels)
-    return {
-        str(label): _interval_figures(
-            r[labels == label],
-            {k: (lo[labels == label], hi[labels == label]) for k, (lo, hi) in bounds.items()},
-        )
-        for label in sorted(set(labels.tolist()), key=_label_order)
-    }
+    out = {}
+    for label in sorted(set(labels.tolist()), key=_label_order):
+        mask = labels == label
+        sub = {k: (lo[mask], hi[mask]) for k, (lo, hi) in bounds.items()}
+        figures = _interval_figures(r[mask], sub)
+        for nominal, (lo, hi) in sub.items():
+            miss = (r[mask] < lo) | (r[mask] > hi)
+            figures[f"kupiec_pvalue_{nominal}"] = kupiec_pvalue(miss, nominal / PERCENT)
+            figures[f"christoffersen_pvalue_{nominal}"] = christoffersen_pvalue(miss)
+        out[str(label)] = figures
+    return out
 
 
 def _label_order(label: str):
     return (TERCILES.index(label), "") if label in TERCILES else (len(TERCILES), label)
 
 
-def metrics_table(metrics: dict) -> str:
-    """Markdown table, one row per model and horizon, of the contract metrics."""
+def metrics_table(
+    metrics: dict, title: str | None = "Point and interval metrics by model and horizon"
+) -> str:
+    """Markdown table, one row per model and horizon, of the contract metrics, under ``title``."""
     columns = ["model", "h", *METRIC_KEYS, "dm_pvalue_rw"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = [f"## {title}\n"] if title else []
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for model in sorted(metrics):
         for horizon in sorted(metrics[model], key=int):
             values = metrics[model][horizon]
@@ -314,6 +337,89 @@ def _table(metrics: dict, breakdown: str | None, columns) -> str:
     return "\n".join(lines) + "\n"
 
 
+def verdict_lines(metrics: dict, model: str = "ensemble") -> list[str]:
+    """One line per horizon: MAE against the random walk with its Diebold-Mariano p-value, and
+    the realised coverage of each interval against nominal with its Kupiec p-value.
+
+    Point skill means a lower MAE than the random walk's with DM p < ``SKILL_PVALUE``; otherwise
+    the line says "no point skill" (or "worse than the random walk" when significantly worse).
+    A first line sums up when no horizon has skill.
+    """
+    by_h = metrics.get(model, {})
+    reference = metrics.get(REFERENCE, {})
+    lines, skilled = [], []
+    for horizon in sorted(by_h, key=int):
+        m = by_h[horizon]
+        ratio, pvalue = m.get("mae_ratio_rw", math.nan), m.get("dm_pvalue_rw", math.nan)
+        rw_mae = reference.get(horizon, {}).get("mae_pct", math.nan)
+        if model == REFERENCE or not math.isfinite(ratio):
+            point = f"MAE {m['mae_pct']:.3f}% (no random walk to compare)"
+        else:
+            if ratio < 1 and pvalue < SKILL_PVALUE:
+                word = "point skill over the random walk"
+                skilled.append(horizon)
+            elif ratio > 1 and pvalue < SKILL_PVALUE:
+                word = "no point skill: worse than the random walk"
+            else:
+                word = "no point skill over the random walk"
+            point = (
+                f"{word} (MAE {m['mae_pct']:.3f}% vs {rw_mae:.3f}%, ratio {ratio:.3f}, "
+                f"Diebold-Mariano p = {pvalue:.3f})"
+            )
+        intervals = []
+        for nominal in NOMINALS:
+            cov = m.get(f"coverage_{nominal}", math.nan)
+            if not math.isfinite(cov):
+                continue
+            kupiec = m.get(f"kupiec_pvalue_{nominal}", math.nan)
+            if kupiec >= SKILL_PVALUE:
+                word = "as promised"
+            else:
+                word = "below nominal" if cov < nominal / PERCENT else "above nominal"
+            intervals.append(
+                f"{nominal}% interval covers {cov * PERCENT:.1f}% ({word}, Kupiec p = {kupiec:.3f})"
+            )
+        lines.append(f"h={horizon}: {point}; " + "; ".join(intervals) + ".")
+    if by_h and model != REFERENCE and not skilled:
+        lines.insert(0, f"{model}: no point skill over the random walk at any horizon "
+                        "(its median is no better than the last price); its value is in the "
+                        "intervals.")  # fmt: skip
+    return lines
+
+
+def coverage_by_year_table(
+    metrics: dict, models=("ensemble", "garch", "random_walk"), key: str = "coverage_75"
+) -> str:
+    """Markdown: one row per year (then 'all'), one column per model with ``key`` at h = 1..H
+    (coverage in %, interval score as it is), so a long evaluation reads in one table."""
+    models = [m for m in models if m in metrics]
+    if not models:
+        return ""
+    horizons = sorted(metrics[models[0]], key=int)
+    years = sorted({y for m in models for h in horizons for y in metrics[m][h].get("by_year", {})})
+    scale = PERCENT if key.startswith("coverage") else 1.0
+    head = ["year", *(f"{m} h={'/'.join(horizons)}" for m in models)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for year in [*years, "all"]:
+        cells = [year]
+        for m in models:
+            values = []
+            for h in horizons:
+                figures = (
+                    metrics[m][h]
+                    if year == "all"
+                    else metrics[m][h].get("by_year", {}).get(year, {})
+                )
+                values.append(
+                    f"{figures.get(key, math.nan) * scale:.1f}"
+                    if scale != 1
+                    else f"{figures.get(key, math.nan):.2f}"
+                )
+            cells.append(" / ".join(values))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _cell(value) -> str:
     return str(value) if isinstance(value, int | bool) else f"{value:.3f}"
 
@@ -328,8 +434,14 @@ def write_metrics(
     json_path = write_text_atomic(
         json.dumps(metrics, indent=2, sort_keys=True, allow_nan=True), out_dir / "metrics.json"
     )
-    markdown = "\n".join(
-        ["# Forecast metrics\n", metrics_table(metrics), interval_tables(metrics), extra_markdown]
+    verdicts = (
+        "\n".join(f"- {line}" for line in verdict_lines(metrics))
+        if ENSEMBLE_NAME in metrics
+        else ""
     )
+    markdown = "\n".join(
+        ["# Forecast metrics\n", "## Verdict per horizon\n", verdicts + "\n",
+         metrics_table(metrics), interval_tables(metrics), extra_markdown]
+    )  # fmt: skip
     md_path = write_text_atomic(markdown, out_dir / "metrics.md")
     return json_path, md_path

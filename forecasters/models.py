@@ -375,12 +375,93 @@ class Garch(QuantileForecaster):
         return quantiles_pct / 100.0
 
 
+HAR_FEATURES = (
+    "rv_ann_5b",
+    "rv_ann_20b",
+    "rv_ann_60b",
+    "parkinson_vol_ann_5b",
+    "parkinson_vol_ann_20b",
+    "iv_index",
+)
+"""Volatility features of ``data.build_features`` the HAR member regresses on (logs), when present."""
+HAR_LOG_FLOOR = 1e-6
+"""Floor under a volatility before its log (a bar with no move has |return| = 0)."""
+
+
+class HarVol(QuantileForecaster):
+    """Volatility-scale member: HAR regression of realised variance (Corsi 2009), then quantiles.
+
+    For each horizon h, log(sum of the next h squared one-bar log returns) is regressed by least
+    squares on the logs of the daily |return|, the weekly, monthly and quarterly realised vols,
+    the weekly and monthly range-based (Parkinson) vols and the implied-vol index where present
+    (``HAR_FEATURES``; a feature with fewer than ``MIN_OBSERVED_ROWS`` values in the training
+    window is left out of that fit, a missing value at prediction takes its training mean). The
+    return over h bars is then sigma_h(t) * z, with z's quantiles the empirical quantiles of
+    y / sigma_h over the latest ``quantile_lookback_bars`` resolved training rows, so any bias of
+    the variance forecast is absorbed by the quantiles. Rows whose label is unresolved at the
+    refit (NaN in ``y``) are never used.
+    """
+
+    def _regressors(self, X: pd.DataFrame) -> np.ndarray:
+        columns = [np.abs(X[RETURN_COLUMN].to_numpy(float))]
+        columns += [X[name].to_numpy(float) for name in self._har_columns]
+        values = np.column_stack(columns)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logs = np.log(np.maximum(values, HAR_LOG_FLOOR))
+        logs[~np.isfinite(values)] = np.nan
+        return logs
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        from forecasters.base import MIN_OBSERVED_ROWS
+
+        p = self.params
+        rows = slice(None) if p.lookback_bars is None else slice(-p.lookback_bars, None)
+        X, y = X.iloc[rows], y[rows]
+        resolved = np.isfinite(y).any(axis=1)
+        self._har_columns = [
+            name
+            for name in HAR_FEATURES
+            if name in X.columns
+            and np.isfinite(X[name].to_numpy(float)[resolved]).sum() >= MIN_OBSERVED_ROWS
+        ]
+        logs = self._regressors(X)
+        self._fill = np.nanmean(np.where(resolved[:, None], logs, np.nan), axis=0)
+        logs = np.where(np.isfinite(logs), logs, self._fill)
+        design = np.column_stack([np.ones(len(X)), logs])
+        r2 = np.nan_to_num(X[RETURN_COLUMN].to_numpy(float) ** 2)
+        cumulative = np.concatenate([[0.0], np.cumsum(r2)])
+        n = len(X)
+        self._coef = np.zeros((len(self.horizons), design.shape[1]))
+        self._quantiles = np.zeros((len(self.horizons), len(self.levels)))
+        for j, h in enumerate(self.horizons):
+            ok = np.isfinite(y[:, j])
+            ok[max(n - h, 0) :] = False  # the next h returns must lie inside X
+            rows_ok = np.flatnonzero(ok)
+            realised_var = cumulative[rows_ok + h + 1] - cumulative[rows_ok + 1]
+            target = np.log(np.maximum(realised_var, HAR_LOG_FLOOR**2))
+            self._coef[j] = np.linalg.lstsq(design[rows_ok], target, rcond=None)[0]
+            sigma = np.exp(0.5 * (design[rows_ok] @ self._coef[j]))
+            z = y[rows_ok, j] / sigma
+            if p.quantile_lookback_bars is not None:
+                z = z[-p.quantile_lookback_bars :]
+            self._quantiles[j] = np.quantile(z, self.levels)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        logs = self._regressors(X)
+        logs = np.where(np.isfinite(logs), logs, self._fill)
+        design = np.column_stack([np.ones(len(X)), logs])
+        sigma = np.exp(0.5 * (design @ self._coef.T))  # (n, H)
+        return repair_crossing(sigma[:, :, None] * self._quantiles[None, :, :])
+
+
 FORECASTERS: dict[str, type[QuantileForecaster]] = {
     "rf": RandomForestQuantile,
     "gb": GradientBoostingQuantile,
     "xgb": XGBoostQuantile,
     "lstm": LSTMQuantile,
     "vol_rw": VolScaledRandomWalk,
+    "har": HarVol,
     "random_walk": RandomWalk,
     "garch": Garch,
 }

@@ -33,8 +33,10 @@ class ForecastPanel:
     def __post_init__(self) -> None:
         shape = (len(self.dates), len(self.horizons), len(self.quantile_levels))
         if self.values.shape != shape:
-            raise ValueError(f"ForecastPanel.values has shape {self.values.shape}, expected "
-                             f"{shape} (dates, horizons, quantile levels)")
+            raise ValueError(
+                f"ForecastPanel.values has shape {self.values.shape}, expected "
+                f"{shape} (dates, horizons, quantile levels)"
+            )
         if list(self.quantile_levels) != sorted(self.quantile_levels):
             raise ValueError("ForecastPanel.quantile_levels must be sorted")
 
@@ -58,8 +60,9 @@ class ForecastPanel:
         values = np.full((len(dates), len(self.horizons), len(self.quantile_levels)), np.nan)
         found = pos >= 0
         values[found] = self.values[pos[found]]
-        return ForecastPanel(pd.DatetimeIndex(dates), self.horizons, self.quantile_levels,
-                             values, self.model)
+        return ForecastPanel(
+            pd.DatetimeIndex(dates), self.horizons, self.quantile_levels, values, self.model
+        )
 
     def complete(self) -> np.ndarray:
         """Bool per date: every horizon and level is present."""
@@ -70,10 +73,13 @@ class ForecastPanel:
         """One model of the long panel (``date, model, horizon, q<level>...``) as a typed panel."""
         rows = panel[panel["model"] == model]
         if rows.empty:
-            raise KeyError(f"model {model!r} not in the forecast panel; models: "
-                           f"{sorted(panel['model'].unique())}")
-        level_cols = sorted((c for c in panel.columns if str(c).startswith("q")),
-                            key=lambda c: float(str(c)[1:]))
+            raise KeyError(
+                f"model {model!r} not in the forecast panel; models: "
+                f"{sorted(panel['model'].unique())}"
+            )
+        level_cols = sorted(
+            (c for c in panel.columns if str(c).startswith("q")), key=lambda c: float(str(c)[1:])
+        )
         levels = tuple(float(str(c)[1:]) for c in level_cols)
         if [quantile_column(q) for q in levels] != level_cols:
             raise ValueError(f"forecast panel level columns {level_cols} are not q<level> names")

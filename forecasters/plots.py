@@ -59,10 +59,19 @@ def plot_price_bands(panel, frame, path, model="ensemble", start=None, end=None)
     for ax, h in zip(axes[:, 0], horizons, strict=True):
         g = rows[rows["horizon"] == h]
         x = pd.DatetimeIndex(g["target_date"])
-        for (lo, hi), alpha, label in ((WIDE_BAND_LEVELS, 0.15, "90% band"),
-                                       (BAND_LEVELS, 0.3, "75% band")):
-            ax.fill_between(x, g[f"price_{lo}"], g[f"price_{hi}"], color="tab:blue",
-                            alpha=alpha, lw=0, label=label)
+        for (lo, hi), alpha, label in (
+            (WIDE_BAND_LEVELS, 0.15, "90% band"),
+            (BAND_LEVELS, 0.3, "75% band"),
+        ):
+            ax.fill_between(
+                x,
+                g[f"price_{lo}"],
+                g[f"price_{hi}"],
+                color="tab:blue",
+                alpha=alpha,
+                lw=0,
+                label=label,
+            )
         ax.plot(x, g["close_target"], color="black", lw=0.8, label="actual")
         ax.plot(x, g["price_0.5"], color="tab:blue", lw=0.8, label="median forecast")
         ax.set_ylabel(f"h={h} price")
@@ -213,3 +222,29 @@ def _save(fig, plt, path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_reliability(
+    metrics: dict, path, models=("ensemble", "garch", "random_walk"), horizons=None
+) -> Path:
+    """Nominal against realised coverage of every central interval (the panel's levels, e.g. 50%
+    to 95%), one panel per model with a line per horizon; the diagonal is perfect calibration."""
+    plt = _pyplot()
+    models = [m for m in models if m in metrics] or sorted(metrics)[:1]
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        by_h = metrics[model]
+        for h in sorted(by_h, key=int):
+            if horizons is not None and int(h) not in horizons:
+                continue
+            points = by_h[h].get("reliability", {})
+            nominal = [float(k) for k in points]
+            ax.plot(nominal, list(points.values()), marker="o", ms=3, lw=1, label=f"h={h}")
+        ax.plot([0.45, 1.0], [0.45, 1.0], color="black", ls="--", lw=0.8)
+        ax.set_xlim(0.45, 1.0)
+        ax.set_ylim(0.45, 1.0)
+        ax.set_xlabel("nominal coverage")
+        ax.set_title(f"{model}: reliability")
+    axes[0, 0].set_ylabel("realised coverage")
+    axes[0, 0].legend(fontsize=8, loc="upper left")
+    return _save(fig, plt, path)

@@ -8,12 +8,22 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from common.errors import UserInputError
 from forecasters.config import ForecastConfig
-from forecasters.metrics import PERCENT, evaluate_panel, tercile_edges, vol_tercile, write_metrics
+from forecasters.gate import GateResult, evaluate_gate
+from forecasters.metrics import (
+    PERCENT,
+    coverage_by_year_table,
+    evaluate_panel,
+    tercile_edges,
+    vol_tercile,
+    write_metrics,
+)
 from forecasters.plots import (
     plot_coverage,
     plot_hit_rate,
     plot_price_bands,
+    plot_reliability,
     plot_rolling_coverage,
     plot_rolling_window,
 )
@@ -25,6 +35,7 @@ PLOTS = (
     "hit_rate.png",
     "coverage.png",
     "rolling_30d.png",
+    "reliability.png",
 )
 """The PNGs ``run_report`` writes."""
 
@@ -39,12 +50,14 @@ def run_report(
     features: pd.DataFrame | None = None,
     regime_start=None,
     regime_end=None,
-) -> dict:
+) -> tuple[dict, GateResult | None]:
     """Write ``panel.parquet``, ``metrics.json``, ``metrics.md``, plots and the forecast config.
 
     Volatility terciles use the per-bar volatility known at forecast time (implied-vol index,
     realised where it is missing) with cut points from [regime_start, regime_end] (the training
-    segment); without them, from every bar before ``eval_start``.
+    segment); without them, from every bar before ``eval_start``. When ``config.gate`` is
+    enabled the gate is checked on the evaluated segment and written to ``gate.json``. Returns
+    the metrics and the gate's result (None when off).
     """
     from common.io import write_json_atomic, write_parquet_atomic, write_text_atomic
 
@@ -67,7 +80,19 @@ def run_report(
     write_json_atomic(
         {"tercile_edges_per_bar": list(edges), "steps": steps}, out_dir / "conformal.json"
     )
-    write_metrics(metrics, out_dir, _calibration_markdown(frame, edges, steps))
+    gate = None
+    if config.gate.enabled:
+        try:
+            gate = evaluate_gate(panel, frame, config.gate, eval_start, eval_end)
+        except ValueError as exc:
+            raise UserInputError(str(exc)) from None
+        write_json_atomic(gate.to_dict(), out_dir / "gate.json")
+    extra = [
+        _long_view_markdown(metrics),
+        _gate_markdown(gate),
+        _calibration_markdown(frame, edges, steps),
+    ]
+    write_metrics(metrics, out_dir, "\n".join(extra))
     model = ENSEMBLE if ENSEMBLE in metrics else sorted(metrics)[0]
     tercile = pd.Series(vol_tercile(vol.to_numpy(float), edges), index=vol.index)
     plot_price_bands(
@@ -79,7 +104,32 @@ def run_report(
     plot_hit_rate(metrics, out_dir / "hit_rate.png")
     plot_coverage(metrics, out_dir / "coverage.png")
     plot_rolling_window(panel, frame, out_dir / "rolling_30d.png", model=model, end=eval_end)
-    return metrics
+    plot_reliability(metrics, out_dir / "reliability.png")
+    return metrics, gate
+
+
+def _long_view_markdown(metrics: dict) -> str:
+    """Coverage and interval score by year for the ensemble and the two references."""
+    parts = []
+    for key, title in (
+        ("coverage_75", "75% interval coverage (%) by year, h = 1..H"),
+        ("coverage_90", "90% interval coverage (%) by year, h = 1..H"),
+        ("interval_score_75", "75% interval score (% log return, lower is better) by year"),
+    ):
+        table = coverage_by_year_table(metrics, key=key)
+        if table:
+            parts += [f"## {title}\n", table]
+    return "\n".join(parts)
+
+
+def _gate_markdown(gate: GateResult | None) -> str:
+    if gate is None:
+        return "## Forecast gate\n\nOff (forecast.gate.enabled is false).\n"
+    lines = gate.lines()
+    return (
+        "\n".join(["## Forecast gate\n", lines[0] + "\n", *(f"- {x.strip()}" for x in lines[1:])])
+        + "\n"
+    )
 
 
 def _calibration_markdown(frame: pd.DataFrame, edges, steps: list[dict]) -> str:

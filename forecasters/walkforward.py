@@ -26,7 +26,7 @@ from forecasters.conformal import StepChoice, calibrate_intervals
 from forecasters.ensemble import StackedEnsemble
 from forecasters.models import make_forecaster
 
-PANEL_VERSION = "2"
+PANEL_VERSION = "3"
 """Bump when the panel's meaning changes so that cached panels are not reused."""
 ENSEMBLE = "ensemble"
 STEPS_ATTR = "conformal_steps"
@@ -253,7 +253,7 @@ def combine_forecasts(
     """Repair crossing, add the stacked ensemble, then calibrate the intervals (all causal).
 
     ``index`` (the frame's) places the step-selection window; without it, or without
-    ``config.conformal.select_start``, the default step is used. The chosen steps are recorded
+    ``config.conformal.select_end``, the default step is used. The chosen steps are recorded
     into ``steps`` by model when it is given. ``ensembles`` (refit row -> fitted ensemble) is a
     cache: an ensemble found there is reused, one fitted is added (its weights use only forecasts
     resolved by its refit, so it is the same whatever rows follow).
@@ -286,6 +286,7 @@ def combine_forecasts(
                 config.conformal.default_step,
                 span,
                 config.conformal.coverage_tolerance,
+                config.conformal.coverage_block_forecasts,
             )
             if steps is not None:
                 steps[name] = chosen
@@ -293,11 +294,17 @@ def combine_forecasts(
 
 
 def _selection_span(index: pd.DatetimeIndex | None, config: ForecastConfig):
-    """(first, last) rows of the step-selection window in ``index``; None when not set or empty."""
+    """(first, last) rows of the step-selection window in ``index``; None when not set or empty.
+
+    Without ``select_start`` the window starts at row 0: every forecast up to ``select_end``
+    (rows before the first forecast have no thresholds and are skipped by the selection).
+    """
     conformal = config.conformal
-    if index is None or conformal.select_start is None:
+    if index is None or conformal.select_end is None:
         return None
-    first = int(index.searchsorted(pd.Timestamp(conformal.select_start)))
+    first = 0
+    if conformal.select_start is not None:
+        first = int(index.searchsorted(pd.Timestamp(conformal.select_start)))
     after_end = pd.Timestamp(conformal.select_end) + pd.Timedelta(days=1)
     last = int(index.searchsorted(after_end)) - 1
     return (first, last) if last >= first else None
@@ -371,7 +378,7 @@ def panel_key(
 
 def _config_digest(config: ForecastConfig):
     """SHA-256 of the panel version and the config less settings that do not change results."""
-    settings = config.model_dump(mode="json", exclude={"cache_dir", "n_jobs", "tune"})
+    settings = config.model_dump(mode="json", exclude={"cache_dir", "n_jobs", "tune", "gate"})
     digest = hashlib.sha256()
     digest.update(PANEL_VERSION.encode())
     digest.update(json.dumps(settings, sort_keys=True).encode())
