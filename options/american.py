@@ -40,6 +40,7 @@ dividends, e.g. the last one repeated, is the caller's choice); volatility is fl
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from options.pricing import (
     DAYS_PER_YEAR,
@@ -63,6 +64,7 @@ __all__ = [
     "early_exercise_premium",
     "european_price_escrowed",
     "implied_vol_american",
+    "project_quarterly_dividends",
     "pv_dividends",
     "should_assign_call_before_ex_dividend",
     "should_assign_put_early",
@@ -79,6 +81,7 @@ ASSIGNMENT_TIME_VALUE_PER_SHARE = 0.01
 """A short put is assigned early when its time value is at most this (one quote tick): a holder
 cannot sell time value below a tick, so exercising loses nothing."""
 _MIN_SPREAD = 1e-12
+_MIN_DAYS_PER_MONTH = 28
 
 
 def _flat(option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield):
@@ -147,6 +150,42 @@ def pv_dividends(t_years, rate, dividend_t_years, dividend_per_share) -> np.ndar
     t, r = t.reshape(-1), r.reshape(-1)
     tau, amount = _dividends(t.size, shape, dividend_t_years, dividend_per_share)
     return _pv_at(np.zeros(t.size), t, r, tau, amount).reshape(shape)
+
+
+def project_quarterly_dividends(ex_dates, cash_per_share, as_of_dates, *,
+                                horizon_days: int = 400, months_apart: int = 3):
+    """Causal dividend forecast for each ``as_of_dates`` entry, as (n, m) arrays for the pricing
+    functions: ``dividend_t_years`` (years from that date) and ``dividend_per_share``.
+
+    Only dividends with an ex-date on or before the as-of date are read: the latest one's amount
+    is repeated every ``months_apart`` months after its ex-date (SPY goes ex on its quarterly
+    expiry Fridays; a forecast date a few days off changes prices by far less than a cent),
+    out to ``horizon_days``; one due on or before the as-of date but not yet paid is taken to go
+    ex the next day. A date with no dividend history gets none (amount 0).
+    ``ex_dates`` and ``cash_per_share`` are the paid history (e.g. ``divCash`` > 0 of a bars
+    file, whose ``date`` is the ex-date).
+    """
+    paid = pd.Series(np.asarray(cash_per_share, dtype=float),
+                     index=pd.DatetimeIndex(ex_dates).normalize()).sort_index()
+    if (paid < 0).any() or not np.isfinite(paid.to_numpy()).all():
+        raise ValueError("cash_per_share must be finite and >= 0")
+    as_of = pd.DatetimeIndex(as_of_dates).normalize()
+    steps = int(np.ceil(horizon_days / (months_apart * _MIN_DAYS_PER_MONTH))) + 1
+    tau = np.zeros((len(as_of), steps))
+    amount = np.zeros((len(as_of), steps))
+    position = paid.index.searchsorted(as_of, side="right") - 1
+    for i, (day, last) in enumerate(zip(as_of, position, strict=True)):
+        if last < 0:
+            continue
+        ex = paid.index[last] + pd.DateOffset(months=months_apart) * np.arange(1, steps + 1)
+        days = (pd.DatetimeIndex(ex) - day).days.to_numpy()
+        # A dividend due by now but not yet in the history goes ex on the next day.
+        overdue = (days <= 0) & (days > -months_apart * _MIN_DAYS_PER_MONTH)
+        days = np.where(overdue, 1, days)
+        keep = (days > 0) & (days <= horizon_days)
+        tau[i, keep] = days[keep] / DAYS_PER_YEAR
+        amount[i, keep] = paid.iloc[last]
+    return tau, amount
 
 
 def _escrowed_spot(s, t, r, tau, amount):

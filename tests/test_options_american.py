@@ -17,6 +17,7 @@ from options.american import (
     early_exercise_premium,
     european_price_escrowed,
     implied_vol_american,
+    project_quarterly_dividends,
     pv_dividends,
     should_assign_call_before_ex_dividend,
     should_assign_put_early,
@@ -193,6 +194,28 @@ def test_bad_input_names_the_argument():
                        dividend_per_share=np.array([2.0]))
 
 
+def test_projected_dividends_use_only_the_paid_history():
+    ex = ["2021-03-19", "2021-06-18", "2021-09-17"]
+    cash = [1.2778, 1.3759, 1.4281]
+    as_of = pd.DatetimeIndex(["2021-01-04", "2021-03-18", "2021-03-19", "2021-06-21"])
+    tau, amount = project_quarterly_dividends(ex, cash, as_of)
+    days = np.rint(tau * DAYS_PER_YEAR)
+    assert amount[0].sum() == 0.0                         # no history yet: no dividend
+    assert days[1, 0] == 0.0 and amount[1].sum() == 0.0   # (only 2021 history here)
+    assert list(days[2, :4]) == [92, 184, 275, 365] and (amount[2, :4] == 1.2778).all()
+    assert days[3, 0] == 89 and amount[3, 0] == 1.3759
+    # Causal: the history after each date changes nothing for it.
+    for i, day in enumerate(as_of):
+        known = [(e, c) for e, c in zip(ex, cash, strict=True) if pd.Timestamp(e) <= day]
+        if known:
+            t_cut, a_cut = project_quarterly_dividends(*zip(*known, strict=True), [day])
+            np.testing.assert_array_equal(t_cut[0], tau[i])
+            np.testing.assert_array_equal(a_cut[0], amount[i])
+    # A dividend due (a quarter after the last one) but not yet paid goes ex the next day.
+    tau, amount = project_quarterly_dividends(["2020-12-18"], [1.58], ["2021-03-18"])
+    assert np.rint(tau[0, 0] * DAYS_PER_YEAR) == 1 and amount[0, 0] == 1.58
+
+
 # ------------------------------------------------------------ implied vol from American quotes
 def _spy_rows() -> pd.DataFrame:
     raw = pd.read_csv(SPY_SLICE, parse_dates=["quotedate", "expiration"])
@@ -293,3 +316,17 @@ def test_put_assignment_agrees_with_the_exercise_boundary():
     out = should_assign_put_early(spots, 100.0, t_years, rate, vol, steps=400,
                                   time_value_tolerance_per_share=1e-6)
     assert list(out) == [True, False]
+
+
+def test_options_exercise_config_key():
+    from common.errors import UserInputError
+    from config import load_config
+
+    base = {"segments": {"train": {"start": "2001-01-01", "end": "2001-12-31"},
+                         "valid": {"start": "2002-01-01", "end": "2002-06-30"},
+                         "test": {"start": "2002-07-01", "end": "2002-12-31"}}}
+    assert load_config(base).options.exercise == "european"
+    assert load_config({**base, "options": {"exercise": "american"}}).options.exercise == \
+        "american"
+    with pytest.raises(UserInputError, match="exercise"):
+        load_config({**base, "options": {"exercise": "bermudan"}})
