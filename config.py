@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -81,8 +81,11 @@ class OptionsConfig(_Section):
     them, with their provenance); its parameters fill ``surface``, and keys given under
     ``surface:`` override them (a run's resolved ``config.yaml`` lists every surface key, so
     re-reading it never picks up a later edit of the file).
+    ``exercise``: ``american`` for SPY's options, ``european`` (default) for SPX index options
+    (:mod:`options.american` prices the American style and decides early assignment).
     """
 
+    exercise: Literal["european", "american"] = "european"
     surface_file: str | None = None
     surface: SurfaceConfig = SurfaceConfig()
     costs: CostConfig = CostConfig()
@@ -213,6 +216,7 @@ def _describe(err: ValidationError, origin: str) -> str:
 
 # Keys holding a path that, when relative in a config file, resolve from that file's folder.
 _PATH_KEYS = (("data", "path"), ("data", "cache_dir"), ("forecast", "cache_dir"),
+              ("data", "gdp_path"), ("data", "sentiment_path"),
               ("options", "surface_file"),
               ("forecast", "tuned_params_path"), ("forecast", "tune", "best_params_path"))
 _SQLITE_PREFIX = "sqlite:///"

@@ -20,7 +20,9 @@ FEATURE_WINDOWS_BARS = (1, 5, 10, 20, 60)
 VOL_WINDOWS_BARS = (5, 20, 60)
 PARKINSON_CONSTANT = 1.0 / (4.0 * np.log(2.0))
 PERCENT = 100.0
-MACRO_COLUMNS = ("rate", "cpi_core_yoy", "credit_spread", "aaa_yield", "baa_yield")
+MACRO_COLUMNS = ("rate", "cpi_core_yoy", "credit_spread", "aaa_yield", "baa_yield",
+                 # optional (data.gdp, data.sentiment_path): present only when configured
+                 "gdp_growth_qoq_ann", "sentiment_score_mean", "sentiment_items_count")
 
 
 def build_features(frame: pd.DataFrame) -> pd.DataFrame:

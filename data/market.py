@@ -9,6 +9,8 @@ import pandas as pd
 from data.csv_source import load_csv
 from data.embedded import load_embedded
 from data.errors import MarketDataError
+from data.macro import attach_gdp
+from data.sentiment import attach_sentiment
 from data.validation import validate_market_frame
 from data.yfinance_source import load_yfinance
 
@@ -34,10 +36,23 @@ def load_market(source: str = "embedded", **options) -> pd.DataFrame:
     * ``load_market("yfinance", symbol="SPY", interval="1d", start=..., end=..., cache_dir=...)``
     * ``load_market("csv", path=..., start=None, end=None)``
 
-    The frame carries ``source``, ``symbol`` and ``interval`` in ``frame.attrs``.
+    The frame carries ``source``, ``symbol`` and ``interval`` in ``frame.attrs``. Optional
+    ``gdp`` (``macrodata``/``csv``), ``gdp_path`` and ``sentiment_path`` add the GDP growth and
+    sentiment columns (:mod:`data.macro`, :mod:`data.sentiment`) to any source's frame.
     """
     for bound in ("start", "end"):
         _check_bound(bound, options.get(bound))
+    gdp, gdp_path = options.pop("gdp", None), options.pop("gdp_path", None)
+    sentiment_path = options.pop("sentiment_path", None)
+    frame = _load_source(source, **options)
+    if gdp is not None or gdp_path is not None:
+        frame = attach_gdp(frame, gdp or "csv", gdp_path)
+    if sentiment_path is not None:
+        frame = attach_sentiment(frame, sentiment_path)
+    return frame
+
+
+def _load_source(source: str, **options) -> pd.DataFrame:
     if source == "embedded":
         return load_embedded(**options)
     if source == "yfinance":
