@@ -110,23 +110,35 @@ class ArbitrageReport:
         return self.n_violations == 0
 
     def merged(self, extra: list[Violation], n_extra_checked: int) -> ArbitrageReport:
-        """This report with ``extra`` violations (e.g. closed-form conditions) added."""
+        """This report with ``extra`` violations (e.g. closed-form conditions, in their own
+        units) added: all are counted; the worst cases list the price violations first, then
+        the largest ``extra`` violation of each kind."""
         counts = dict(self.counts_by_kind)
+        top: dict[str, Violation] = {}
         for v in extra:
             counts[v.kind] = counts.get(v.kind, 0) + 1
-        worst = sorted([*self.worst, *extra], key=lambda v: -v.amount_per_share)
+            if v.kind not in top or v.amount_per_share > top[v.kind].amount_per_share:
+                top[v.kind] = v
+        worst = [*self.worst, *sorted(top.values(), key=lambda v: -v.amount_per_share)]
         return ArbitrageReport(self.n_checked + n_extra_checked,
                                self.n_violations + len(extra), counts,
-                               tuple(worst[:WORST_CASES_KEPT]), self.grid)
+                               tuple(worst), self.grid)
 
     def to_dict(self) -> dict:
         return {"n_checked": self.n_checked, "n_violations": self.n_violations,
                 "counts_by_kind": dict(self.counts_by_kind),
-                "worst": [{"kind": v.kind, "index_level": v.index_level, "rate": v.rate,
-                           "dte_days": v.dte_days, "log_moneyness": v.log_moneyness,
-                           "amount_per_share": v.amount_per_share, "detail": v.detail}
+                "worst": [{"kind": v.kind, "index_level": _num(v.index_level),
+                           "rate": _num(v.rate), "dte_days": _num(v.dte_days),
+                           "log_moneyness": _num(v.log_moneyness),
+                           "amount_per_share": _num(v.amount_per_share), "detail": v.detail,
+                           "description": v.describe()}
                           for v in self.worst],
                 "grid": dict(self.grid), "tolerance_per_share": TOLERANCE_PER_SHARE}
+
+
+def _num(x: float) -> float | None:
+    """A JSON-safe number (None for NaN: a coordinate that does not apply)."""
+    return float(x) if np.isfinite(x) else None
 
 
 class _Collector:

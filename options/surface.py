@@ -101,9 +101,10 @@ class SurfaceConfig(BaseModel):
     Defaults (the built-in, uncalibrated surface; calibrated files ``configs/surface_*.yaml``
     come from ``python -m options.calibrate`` and replace the fitted ones):
 
-    - ``index_to_atm_ratio = 0.87``: 30-day at-the-money vol per unit of the volatility index.
-      VIX is a variance-swap rate, which the put skew lifts 1-3 points above ATM vol; fits on
-      SPX 2019 and SPY 2021 chains give 0.81-0.89.
+    - ``index_to_atm_ratio = 1.0``: 30-day at-the-money vol per unit of the volatility index.
+      VIX is a variance-swap rate, which the put skew lifts 1-3 points above ATM vol (fits on
+      SPX 2019 and SPY 2021 chains give about 0.8-0.9); 1.0 keeps the architecture's reading
+      of ``iv_index`` as the ATM level in the uncalibrated default.
     - ``long_run_iv_annualized = 0.20`` and ``term_mean_reversion_per_year = 4.0``: the
       mean-reverting ATM variance term structure (Heston 1993; Gatheral, *The Volatility
       Surface* (2006), ch. 3) towards VIX's long-run mean of about 19-20 (CBOE, 1990-2020):
@@ -135,7 +136,7 @@ class SurfaceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    index_to_atm_ratio: float = Field(0.87, gt=0.0)
+    index_to_atm_ratio: float = Field(1.0, gt=0.0)
     long_run_iv_annualized: float = Field(0.20, gt=0.0)
     term_mean_reversion_per_year: float = Field(4.0, ge=0.0, le=100.0)
     term_reference_dte_days: float = Field(30.0, gt=0.0)
