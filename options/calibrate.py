@@ -47,7 +47,13 @@ from options.chain_io import CHAIN_FORMATS, read_chains
 from options.chain_market import ChainMarket, prepare_chain_market
 from options.pricing import VOL_POINT
 from options.static_arbitrage import DEFAULT_GRID
-from options.surface import SurfaceConfig, iv_at, ssvi_shape, surface_arbitrage_report
+from options.surface import (
+    INDEX_POINTS_PER_UNIT,
+    SurfaceConfig,
+    iv_at,
+    ssvi_shape,
+    surface_arbitrage_report,
+)
 
 __all__ = [
     "CALIBRATION_DTE_RANGE",
@@ -84,6 +90,7 @@ ETA_BOUND_MARGIN = 1e-3
 PENALTY_WEIGHT = 100.0
 """Weight of the no-butterfly penalty (per unit of excess, at each checked level)."""
 PENALTY_LEVELS = 40
+PERCENT = 100.0
 MONEYNESS_EDGES_PCT = (-15.0, -8.0, -4.0, -1.0, 1.0, 4.0, 8.0, 15.0)
 
 
@@ -118,7 +125,7 @@ def _cfg(x: np.ndarray, base: SurfaceConfig) -> SurfaceConfig:
 
 def _eta_bound_excess(cfg: SurfaceConfig, index_levels: np.ndarray) -> np.ndarray:
     """``eta (1 + |rho|) - (2 - margin)`` at each index level (points), as ATM levels."""
-    rho, eta = ssvi_shape(cfg.index_to_atm_ratio * index_levels / 100.0, cfg)
+    rho, eta = ssvi_shape(cfg.index_to_atm_ratio * index_levels / INDEX_POINTS_PER_UNIT, cfg)
     return eta * (1.0 + np.abs(rho)) - (2.0 - ETA_BOUND_MARGIN)
 
 
@@ -172,7 +179,7 @@ def fit_surface(quotes: pd.DataFrame, base: SurfaceConfig | None = None
 
 
 def _bucket_errors(err: np.ndarray, log_m: np.ndarray) -> dict:
-    cut = pd.cut(log_m * 100.0, MONEYNESS_EDGES_PCT, include_lowest=True)
+    cut = pd.cut(log_m * PERCENT, MONEYNESS_EDGES_PCT, include_lowest=True)
     g = pd.Series(err).groupby(cut, observed=True)
     return {str(b): {"n": int(s.size), "mean_iv_error_pts": round(float(s.mean()), 4),
                      "median_abs_iv_error_pts": round(float(s.abs().median()), 4)}
@@ -184,7 +191,7 @@ def _tercile_errors(err: np.ndarray, index: np.ndarray) -> dict:
     out = {}
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         sel = (index >= lo) & (index <= hi)
-        out[f"index {lo * 100:.1f}-{hi * 100:.1f}"] = {
+        out[f"index {lo * INDEX_POINTS_PER_UNIT:.1f}-{hi * INDEX_POINTS_PER_UNIT:.1f}"] = {
             "n": int(sel.sum()),
             "median_abs_iv_error_pts": round(float(np.median(np.abs(err[sel]))), 4),
             "mean_iv_error_pts": round(float(np.mean(err[sel])), 4)}
@@ -227,8 +234,8 @@ def surface_document(cfg: SurfaceConfig, cm: ChainMarket, stats: dict, files: li
             "dividend_yield_source": "median put-call-parity carry, expiries of 30+ days",
             "index_source_counts": {k: int(v) for k, v in
                                     cm.index_source.value_counts().items()},
-            "index_range_points": [round(float(index.min()) * 100, 2),
-                                   round(float(index.max()) * 100, 2)],
+            "index_range_points": [round(float(index.min()) * INDEX_POINTS_PER_UNIT, 2),
+                                   round(float(index.max()) * INDEX_POINTS_PER_UNIT, 2)],
             "chain_vix_method_counts": {k: int(v) for k, v in
                                         cm.vix["method"].value_counts().items()},
             "chain_vix_mean": round(float(cm.vix["iv_index"].mean()), 6),

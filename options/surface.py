@@ -71,6 +71,7 @@ from options.static_arbitrage import (
 )
 
 __all__ = [
+    "INDEX_POINTS_PER_UNIT",
     "MIN_T_YEARS",
     "SurfaceArbitrageError",
     "SurfaceConfig",
@@ -91,6 +92,8 @@ __all__ = [
 
 MIN_T_YEARS = 1.0 / (DAYS_PER_YEAR * 24.0)
 """One hour: shorter expiries get this expiry's implied vol (see the module docstring)."""
+INDEX_POINTS_PER_UNIT = 100.0
+"""Volatility-index points per unit of annualised vol (VIX 20 = 0.20)."""
 SSVI_MAX_GAMMA = 0.5
 """Largest power-law exponent for which ``eta (1 + |rho|) <= 2`` rules out butterflies."""
 
@@ -412,7 +415,7 @@ def _closed_form_violations(cfg: SurfaceConfig, grid: ArbitrageGrid) -> tuple[li
         out.append(Violation("ssvi_gamma_above_half", math.nan, math.nan, math.nan, math.nan,
                              cfg.ssvi_gamma - SSVI_MAX_GAMMA, f"ssvi_gamma {cfg.ssvi_gamma}"))
     index = np.linspace(min(grid.index_levels), max(grid.index_levels), CHECK_LEVEL_STEPS)
-    rho, eta = ssvi_shape(cfg.index_to_atm_ratio * index / 100.0, cfg)
+    rho, eta = ssvi_shape(cfg.index_to_atm_ratio * index / INDEX_POINTS_PER_UNIT, cfg)
     excess = eta * (1.0 + np.abs(rho)) - 2.0
     for j in np.flatnonzero(excess > 0):
         out.append(Violation("ssvi_eta_bound", float(index[j]), math.nan, math.nan, math.nan,
@@ -430,7 +433,7 @@ def surface_arbitrage_report(cfg: SurfaceConfig, grid: ArbitrageGrid = DEFAULT_G
     ratio = cfg.index_to_atm_ratio
 
     def iv_fn(index_level, spot, strike, t_years):
-        return iv_at(ratio * index_level / 100.0, spot, strike, t_years, cfg)
+        return iv_at(ratio * index_level / INDEX_POINTS_PER_UNIT, spot, strike, t_years, cfg)
 
     q = cfg.dividend_yield_annualized or 0.0
     report = check_iv_function(iv_fn, q, grid)
