@@ -161,6 +161,13 @@ class SurfaceConfig(BaseModel):
         """The scalar constants of this config, computed once (see :func:`surface_params`)."""
         return surface_params(self)
 
+    def model_copy(self, *, update=None, deep: bool = False) -> SurfaceConfig:
+        """A copy with ``update`` applied; the cached :attr:`params` are recomputed for it
+        (pydantic copies the instance dict, which holds the cache of the original)."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("params", None)
+        return copy
+
     @model_validator(mode="after")
     def _floor_below_cap(self) -> SurfaceConfig:
         if self.iv_floor_annualized >= self.iv_cap_annualized:

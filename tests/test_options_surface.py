@@ -177,6 +177,14 @@ def test_no_vertical_spread_arbitrage_with_defaults(atm, t):
     assert np.all(slope_puts >= -1e-12) and np.all(slope_puts <= math.exp(-rate * t) + 1e-9)
 
 
+def test_copy_with_update_does_not_keep_stale_params():
+    cfg = SurfaceConfig()
+    before = iv_at(0.2, 100.0, 90.0, T_REF, cfg)  # caches cfg.params
+    steeper = cfg.model_copy(update={"ssvi_eta": 1.1})
+    assert steeper.params.eta == 1.1
+    assert iv_at(0.2, 100.0, 90.0, T_REF, steeper) > before
+
+
 def test_iv_at_rejects_bad_input():
     with pytest.raises(ValueError, match="spot"):
         iv_at(0.2, -1.0, 100.0, 0.1, CFG)
