@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from common.errors import UserInputError
 from options import surface as surface_mod
@@ -181,3 +183,24 @@ def test_cli_bad_input_exits_2_in_one_line(tmp_path):
     assert "typo.yaml" in proc.stderr and "ssvi_rhoo" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r.json").exists()
+
+
+@settings(max_examples=40, deadline=None)
+@given(rho=st.floats(-0.98, 0.5), eta_share=st.floats(0.05, 1.0), gamma=st.floats(0.05, 0.5),
+       long_run=st.floats(0.08, 0.4), kappa=st.floats(0.0, 10.0),
+       dividend=st.floats(0.0, 0.04))
+def test_any_ssvi_within_its_conditions_passes_the_price_checks(rho, eta_share, gamma,
+                                                                long_run, kappa, dividend):
+    # eta at a share of its bound 2 / (1 + |rho|): arbitrage-free by construction, so the
+    # prices must pass (spot-based moneyness and the carry shift included)
+    cfg = SurfaceConfig(ssvi_rho=rho, ssvi_eta=eta_share * 2.0 / (1.0 + abs(rho)),
+                        ssvi_gamma=gamma, long_run_iv_annualized=long_run,
+                        term_mean_reversion_per_year=kappa, dividend_yield_annualized=dividend,
+                        index_to_atm_ratio=0.85)
+    report = surface_arbitrage_report(cfg, PROPERTY_GRID)
+    assert report.ok, report.worst[0].describe()
+
+
+PROPERTY_GRID = ArbitrageGrid(log_moneyness=tuple(np.round(np.linspace(-1.0, 1.0, 81), 10)),
+                              dte_days=(1, 3, 7, 14, 30, 60, 120, 365),
+                              index_levels=(9, 15, 30, 80), rates=(0.0, 0.06))
