@@ -16,13 +16,19 @@ from options.calibrate import FITTED_FIELDS, calibration_quotes, fit_surface
 from options.chain_market import prepare_chain_market
 from options.costs import CostConfig, bid_ask_per_share
 from options.pricing import bs_price
-from options.surface import SurfaceConfig, iv_at, load_surface_config
+from options.surface import (
+    SurfaceConfig,
+    iv_at,
+    load_surface_config,
+    ssvi_shape,
+    surface_arbitrage_report,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPY = ROOT / "tests" / "data" / "real_chains" / "spy_slice_2021-03-01_05.csv"
-TRUE = SurfaceConfig(index_to_atm_ratio=0.87, put_skew_slope_1y=0.27, call_wing_slope_ratio=1.1,
-                     put_wing_curvature_1y=0.05, call_wing_curvature_1y=0.8,
-                     long_run_iv_annualized=0.17, term_mean_reversion_per_year=4.0)
+TRUE = SurfaceConfig(index_to_atm_ratio=0.87, long_run_iv_annualized=0.17,
+                     term_mean_reversion_per_year=4.0, ssvi_rho=-0.62, ssvi_rho_per_log_level=-0.2,
+                     ssvi_eta=0.95, ssvi_eta_per_log_level=-0.4, ssvi_gamma=0.45)
 RATE, DIV = 0.02, 0.015
 
 
@@ -77,16 +83,19 @@ def test_default_surface_does_not_fit_a_calibrated_chain():
     assert np.median(np.abs(err)) * 100 > 0.5
 
 
-def test_default_surface_fields_keep_todays_surface_bit_for_bit():
-    cfg = SurfaceConfig()
-    spot, strikes = 250.0, np.linspace(200, 300, 41)
-    got = iv_at(0.18, spot, strikes, 30 / 365, cfg)
-    slope = cfg.put_skew_slope_1y / np.sqrt(30 / 365)
-    from options.surface import atm_term_iv
-    base = atm_term_iv(0.18, 30 / 365, cfg)
-    log_m = np.log(strikes / spot)
-    want = np.clip(base - slope * np.where(log_m > 0, 0.3, 1.0) * log_m, 0.05, 2.0)
-    np.testing.assert_array_equal(got, want)
+def test_fit_respects_the_no_butterfly_bound():
+    # a chain whose smile is steeper than the SSVI bound allows: the fit stays at the bound
+    steep = TRUE.model_copy(update={"ssvi_eta": 1.6, "ssvi_eta_per_log_level": 0.0,
+                                    "ssvi_rho_per_log_level": 0.0})
+    chain, frame = model_chain(steep, n_dates=2)
+    cm = prepare_chain_market(chain, frame=frame)
+    cfg, _ = fit_surface(calibration_quotes(cm))
+    index = np.linspace(9.0, 80.0, 300)
+    rho, eta = ssvi_shape(cfg.index_to_atm_ratio * index / 100, cfg)
+    assert np.all(eta * (1 + np.abs(rho)) <= 2.0)
+    rho_true, eta_true = ssvi_shape(steep.index_to_atm_ratio * index / 100, steep)
+    assert np.all(eta_true * (1 + np.abs(rho_true)) > 2.5)  # what the quotes alone ask for
+    assert surface_arbitrage_report(cfg).ok
 
 
 def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
@@ -109,6 +118,9 @@ def test_cli_writes_a_surface_yaml_that_loads(tmp_path):
     assert "median_abs_iv_error_pts" in prov["fit_residuals_vol_points"]
     assert cfg.dividend_yield_annualized == doc["surface"]["dividend_yield_annualized"]
     assert 0.6 < cfg.index_to_atm_ratio < 1.2
+    assert prov["arbitrage_check"]["n_violations"] == 0
+    assert prov["command"].startswith("python -m options.calibrate --chain ")
+    assert set(prov["fit_residuals_by_moneyness_pct"]) and set(prov["fit_residuals_by_index_tercile"])
 
 
 def test_cli_bad_input_is_one_line_exit_2(tmp_path):
@@ -122,8 +134,8 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
 
 def test_surface_yaml_errors_name_the_key(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump({"surface": {"put_skew_slope_1y": -1.0}}))
-    with pytest.raises(ValueError, match=r"s.yaml.*surface.put_skew_slope_1y"):
+    path.write_text(yaml.safe_dump({"surface": {"ssvi_gamma": -1.0}}))
+    with pytest.raises(ValueError, match=r"s.yaml.*surface.ssvi_gamma"):
         load_surface_config(path)
     path.write_text(yaml.safe_dump({"surface": {}, "extra": 1}))
     with pytest.raises(ValueError, match="unknown top-level key"):

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SPX = ROOT / "tests" / "data" / "real_chains" / "spx_slice_2019-05-06_07.csv.gz"
 CONTRACT_KEYS = {"n_quotes", "otm_median_abs_iv_error_pts", "otm_mean_iv_error_pts", "buckets",
                  "put_spread_credit_error_pct", "width_ratio_median"}
-CFG = SurfaceConfig(index_to_atm_ratio=0.88, put_skew_slope_1y=0.3, call_wing_slope_ratio=1.0,
-                    call_wing_curvature_1y=0.6, dividend_yield_annualized=0.013)
+CFG = SurfaceConfig(index_to_atm_ratio=0.88, ssvi_rho=-0.6, ssvi_eta=0.9,
+                    dividend_yield_annualized=0.013)
 RATE = 0.01
 
 
