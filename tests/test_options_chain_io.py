@@ -222,7 +222,8 @@ def test_truncated_gzip_is_a_one_line_error_naming_the_file(tmp_path):
 def test_several_files_sum_their_reports(tmp_path):
     a = _mutated(tmp_path, _set("ask", [3], "0.01"))
     raw = pd.read_csv(SPY, dtype=str)
-    raw["quotedate"] = raw["quotedate"].str.replace("2021-03-0", "2021-04-1")
+    raw["quotedate"] = (pd.to_datetime(raw["quotedate"]) + pd.Timedelta(days=63)).dt.strftime(
+        "%Y-%m-%d")  # nine weeks later: same weekdays, all sessions
     raw["expiration"] = "2021-06-18"
     raw = raw.drop_duplicates(["quotedate", "type", "strike"])
     raw.loc[[0], "ask"] = "0.01"
