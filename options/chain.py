@@ -137,7 +137,8 @@ def build_chain(
     iv = iv_at(market.atm_iv_annualized, spot, k, tt, surface_cfg)
     mid = bs_price(is_call, spot, k, tt, market.rate, iv, market.dividend_yield)
     greeks = bs_greeks(is_call, spot, k, tt, market.rate, iv, market.dividend_yield)
-    bid, ask = bid_ask_per_share(mid, cost_cfg)
+    bid, ask = bid_ask_per_share(mid, cost_cfg, atm_iv_annualized=market.atm_iv_annualized,
+                                 log_moneyness=np.log(k / spot), dte_days=tt * DAYS_PER_YEAR)
     return pd.DataFrame(
         {
             "quote_date": market.as_of,

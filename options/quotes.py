@@ -181,7 +181,9 @@ class ModelQuoteSource:
         iv = np.asarray(iv_at(self.bars.atm_iv[idx], spot, strikes, t, self.surface), dtype=float)
         mid = np.asarray(bs_price(option_type, spot, strikes, t, rate, iv, q), dtype=float)
         greeks = bs_greeks(option_type, spot, strikes, t, rate, iv, q)
-        bid, ask = bid_ask_per_share(mid, self.costs)
+        bid, ask = bid_ask_per_share(mid, self.costs, atm_iv_annualized=self.bars.atm_iv[idx],
+                                     log_moneyness=np.log(strikes / spot),
+                                     dte_days=t * DAYS_PER_YEAR)
         return LegQuotes(bid, ask, mid, iv, *(np.asarray(greeks[k], dtype=float) for k in (
             "delta", "gamma", "theta_per_day", "vega_per_vol_point")), np.zeros(mid.shape, dtype=bool))
 

@@ -76,10 +76,13 @@ def model_quotes(cm: ChainMarket, cfg: SurfaceConfig, cost: CostConfig, dates, s
     spot = cm.spot_by_date.reindex(dates).to_numpy(float)
     scale = cm.model_scale
     q = 0.0 if cfg.dividend_yield_annualized is None else cfg.dividend_yield_annualized
-    iv = np.asarray(iv_at(cfg.index_to_atm_ratio * index, spot, strikes, t_years, cfg))
+    atm = cfg.index_to_atm_ratio * index
+    iv = np.asarray(iv_at(atm, spot, strikes, t_years, cfg))
     mid_scaled = np.asarray(bs_price(option_type, spot * scale, np.asarray(strikes) * scale,
                                      t_years, cm.rate, iv, q), dtype=float)
-    bid, ask = bid_ask_per_share(mid_scaled, cost)
+    bid, ask = bid_ask_per_share(mid_scaled, cost, atm_iv_annualized=atm,
+                                 log_moneyness=np.log(np.asarray(strikes, float) / spot),
+                                 dte_days=np.asarray(t_years, float) * DAYS_PER_YEAR)
     return {"iv": iv, "mid": mid_scaled / scale, "bid": bid / scale, "ask": ask / scale}
 
 
