@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from common.errors import UserInputError
 
 __all__ = [
     "CostConfig",
@@ -35,6 +39,7 @@ __all__ = [
     "bid_ask_per_share_scalar",
     "commission_usd",
     "fill_premium_per_share_scalar",
+    "load_cost_config",
     "spread_factor",
     "spread_width_per_share",
 ]
@@ -155,3 +160,23 @@ def commission_usd(quantity_contracts, cfg: CostConfig):
     if isinstance(quantity_contracts, int | np.integer):
         return cfg.commission_per_contract_usd * abs(int(quantity_contracts))
     return cfg.commission_per_contract_usd * np.abs(np.asarray(quantity_contracts))
+
+
+def load_cost_config(path) -> CostConfig:
+    """A :class:`CostConfig` from a YAML file whose ``costs:`` mapping holds its fields (e.g.
+    ``configs/costs_chains.yaml``; other top-level keys such as ``provenance`` are ignored).
+    A missing or malformed file raises :class:`UserInputError` naming it and the key."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserInputError(f"cost file '{path}': cannot read it as YAML ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("costs"), dict):
+        raise UserInputError(f"cost file '{path}': expected a mapping with a 'costs:' section "
+                             f"of CostConfig fields")
+    try:
+        return CostConfig(**doc["costs"])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(x) for x in first["loc"])
+        raise UserInputError(f"cost file '{path}': costs.{key}: {first['msg']}") from None
