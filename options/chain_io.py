@@ -18,15 +18,29 @@ Three layouts are read (``format`` argument, or detected from the header):
 Output (:data:`TIDY_COLUMNS`), one row per listed contract, sorted by quote date, expiry,
 option type, strike, root: ``quote_date, expiry`` (midnight-normalised), ``option_type``
 ('call'/'put'), ``strike``, ``bid_per_share, ask_per_share, mid_per_share``, ``volume,
-open_interest`` (NaN where the file has none), ``underlying_price``, ``zero_bid`` (bool:
-zero bids are kept and flagged), ``iv_vendor`` (the vendor's implied vol, decimal; NaN where
-absent or reported as 0), ``root`` (option root, e.g. SPXW) and ``dte_days``.
+open_interest`` (NaN where the file has none), ``underlying_price``, ``zero_bid`` (bool: no
+bid, kept and flagged), ``iv_vendor`` (the vendor's implied vol, decimal; NaN where absent or
+reported as 0), ``root`` (option root, e.g. SPXW), ``dte_days`` and ``valid_quote`` (bool: a
+two-sided quote, ``0 < bid <= ask``; only these are ever fill prices).
 
-Validation: every failure raises :class:`ChainFileError` (a :class:`UserInputError`) naming
-the file, the column, how many rows fail and the first one: missing columns, unparseable
-dates, an expiry before the quote date, non-numeric or negative prices, a crossed quote
-(ask below bid), a non-positive strike or underlying price, an unknown option type and
-duplicated contracts (same quote date, root, expiry, type and strike).
+Rows set aside as fill prices, counted per reason (:data:`SET_ASIDE_REASONS`) in a
+:class:`ChainReadReport` (``attrs["read_report"]``, logged at INFO as one line; the CLIs
+print it):
+
+- ``zero_quote``: bid and ask both <= 0 or missing; kept with bid = ask = 0, ``zero_bid`` and
+  ``valid_quote = False`` (the CBOE index method reads zero bids as the end of a strip);
+- ``one_sided_quote``: one side missing or <= 0. With a positive ask only, kept with bid 0
+  (``zero_bid``, ``valid_quote = False``); with a positive bid only, dropped;
+- ``crossed_quote``: bid > ask > 0, dropped;
+- ``non_session_date``: quote dated on a day that is not an XNYS session, dropped (the dates
+  are listed in the report);
+- ``expiry_before_quote_date``: dropped.
+
+Validation: every other failure raises :class:`ChainFileError` (a :class:`UserInputError`)
+naming the file, the column, how many rows fail and the first one: an unreadable or
+truncated file, missing columns, unparseable dates, non-numeric or negative prices, a
+non-positive strike or underlying price, an unknown option type and duplicated contracts
+(same quote date, root, expiry, type and strike).
 """
 
 from __future__ import annotations
@@ -412,7 +426,7 @@ def read_chain(path, format: str | None = None, *,  # noqa: A002 - the CLI's nam
             aside and counted (``attrs["dropped_crossed_quotes"]``).
 
     The :class:`ChainReadReport` is ``attrs["read_report"]`` (a dict; read it back with
-    :func:`chain_read_report`) and is logged at WARNING when anything was set aside.
+    :func:`chain_read_report`) and is logged at INFO when anything was set aside.
     """
     del drop_crossed
     path = Path(path)
@@ -477,7 +491,7 @@ def read_chain(path, format: str | None = None, *,  # noqa: A002 - the CLI's nam
     out.attrs["dropped_crossed_quotes"] = set_aside["crossed_quote"]
     out.attrs["read_report"] = report.to_dict()
     if any(set_aside.values()):
-        log.warning("%s", report.summary())
+        log.info("%s", report.summary())
     return out
 
 

@@ -179,7 +179,7 @@ def test_holiday_copies_are_dropped_and_listed(tmp_path, caplog):
         extra = raw[raw["quotedate"] == "2021-03-05"].copy()
         extra["quotedate"] = "2021-04-02"  # Good Friday 2021: no session
         return pd.concat([raw, extra], ignore_index=True)
-    with caplog.at_level("WARNING", logger="options.chain_io"):
+    with caplog.at_level("INFO", logger="options.chain_io"):
         df = read_chain(_mutated(tmp_path, edit))
     assert df.attrs["dropped_non_session_dates"] == ["2021-04-02"]
     assert pd.Timestamp("2021-04-02") not in set(df["quote_date"])
