@@ -272,3 +272,52 @@ def test_evaluate_on_the_tiny_chain_end_to_end(tiny_chain, tmp_path):
     assert ZERO_DTE_DATE in details["smile_fallback_dates"]
     report = (run_dir / "eval_chain" / "report.md").read_text()
     assert "Sessions without their own smile" in report
+
+
+# --------------------------------------------------------------------------- hold bars
+def test_a_session_without_forecasts_is_a_hold_for_observation_readers(tiny_chain):
+    from agents.chain_eval import HoldOnBars, chain_details, prepare_chain_setup
+    from config import load_config
+    from envs.actions import ACTION_HOLD
+    from forecasters.panel import ForecastPanel
+
+    path, _ = tiny_chain
+    chain = read_chain(path)
+    cfg = load_config(ROOT / "configs" / "quick.yaml", ["env.dividend_yield=0.015"])
+    frame = data.load_market("embedded")
+    dates = frame.loc["2015-06-01":"2016-06-30"].index
+    gap = pd.Timestamp("2016-03-08")
+    dates = dates[dates != gap]
+    levels = tuple(cfg.forecast.quantile_levels)
+    horizons = tuple(cfg.forecast.horizons)
+    values = np.tile(np.linspace(-0.02, 0.02, len(levels)), (len(dates), len(horizons), 1))
+    forecasts = ForecastPanel(dates, horizons, levels, values)
+    setup = prepare_chain_setup(cfg, frame, forecasts, chain)
+    assert setup.frame_source == "run" and setup.missing_inputs is None
+    assert list(setup.hold_dates) == [gap] and "no forecast" in setup.hold_dates[gap]
+    assert setup.market.dividend_yield == 0.015  # no 30-day expiry: the configured value
+    assert any("env.dividend_yield 0.0150" in note for note in setup.notes)
+    details = chain_details(setup, chain)
+    assert details["hold_bars"] == {"2016-03-08": setup.hold_dates[gap]}
+
+    class Opener:
+        name = "opener"
+
+        def act(self, observation, info, action_mask):
+            return int(np.flatnonzero(action_mask)[-1])
+
+        def reset(self, seed=None):
+            pass
+
+    policy = setup.hold_on_missing(Opener())
+    assert isinstance(policy, HoldOnBars)
+    env = setup.chain_env
+    obs, info = env.reset(seed=0)
+    done, acted = False, {}
+    while not done:
+        action = policy.act(obs, info, env.action_masks())
+        acted[pd.Timestamp(info["date"])] = action
+        obs, _, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    assert acted[gap] == ACTION_HOLD and policy.held == 1
+    assert setup.hold_if_reads_observation("short_put_spread", Opener()).__class__ is Opener
