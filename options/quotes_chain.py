@@ -124,8 +124,9 @@ class ChainQuoteSource:
         self._rel_width = (by_date.reindex(self._dates.union(pd.DatetimeIndex(by_date.index)))
                            .ffill().fillna(FALLBACK_RELATIVE_WIDTH))
         # every bar with any row (valid or not) has a day; listings come from valid rows
-        self._by_date = {pd.Timestamp(d): chain[chain["quote_date"] == d]
-                         for d in full["quote_date"].unique()}
+        self._by_date = {pd.Timestamp(d): g for d, g in chain.groupby("quote_date")}
+        for d in full["quote_date"].unique():
+            self._by_date.setdefault(pd.Timestamp(d), chain.iloc[0:0])
 
     def _fit_smiles_per_bar(self, chain: pd.DataFrame) -> dict[pd.Timestamp, SmileFit]:
         """One SSVI fit per bar date with a chain, at that bar's rate (causal: each fit uses
