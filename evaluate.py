@@ -100,10 +100,9 @@ def _evaluate_on_chain(args, run: Path, cfg, inputs, seed_dirs, baseline_names) 
         prepare_chain_setup,
     )
     from common.io import write_json_atomic, write_text_atomic
-    from options.chain_io import chain_read_report, read_chains
+    from options.chain_io import read_chains
 
     chain = read_chains(args.chain, args.chain_format)
-    log.info("%s", chain_read_report(chain).summary())
     setup = prepare_chain_setup(cfg, inputs.frame, inputs.forecasts, chain)
     envs = {"chain": setup.chain_env, "model": setup.model_env}
     panel = setup.model_env.panel
