@@ -108,6 +108,8 @@ class HoldOnBars:
         self.policy.reset(seed)
 
     def __getattr__(self, name):
+        if name == "policy":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.policy, name)
 
 
