@@ -19,8 +19,9 @@ underlying price must agree with the frame's on shared dates.
 
 Scale. An index chain (SPX) trades at the index level, ten times the SPY-like underlying a run on
 the embedded S&P 500 trades (``env.underlying_price_scale = 0.1``). On the chain, the environment
-trades at the chain's level; the starting equity, the strike spacing and the wing width are
-multiplied by the same factor, so position sizes relative to the account are those of the run.
+trades at the chain's level; the starting equity, the strike spacing, the wing width, and the
+cost model's spread floor and tick (:func:`chain_cost_config`) are multiplied by the same
+factor, so position sizes relative to the account and model costs are those of the run.
 The model's strike grid uses the chain's own strike spacing near the money.
 
 Rate and dividend yield: where the frame has no rate, the box-spread rate of the chain's first
@@ -52,8 +53,8 @@ from options.chain_market import ChainMarket, prepare_chain_market
 from options.quotes_chain import ChainQuoteSource, chain_market_frame
 from options.smile import chain_dividend_yield, implied_forwards, parity_rate
 
-__all__ = ["OBSERVATION_POLICIES", "ChainSetup", "HoldOnBars", "chain_details",
-           "chain_env_config", "chain_report", "prepare_chain_setup"]
+__all__ = ["OBSERVATION_POLICIES", "ChainSetup", "HoldOnBars", "chain_cost_config",
+           "chain_details", "chain_env_config", "chain_report", "prepare_chain_setup"]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,15 @@ def chain_env_config(env_cfg, level_factor: float, strike_spacing: float):
         "underlying_price_scale": 1.0,
         "starting_equity_usd": env_cfg.starting_equity_usd * level_factor,
         "strategies": strategies})
+
+
+def chain_cost_config(costs, level_factor: float):
+    """The run's cost model at the chain's price level: the spread floor and the tick in
+    price units scale with the level (a SPY-scale model quote times 10 for SPX), the
+    fraction of premium, the shape and the commission per contract do not."""
+    return costs.model_copy(update={
+        "spread_floor_per_share": costs.spread_floor_per_share * level_factor,
+        "tick_size": costs.tick_size * level_factor})
 
 
 def _inputs_on(dates: pd.DatetimeIndex, frame, forecasts: ForecastPanel | None):
@@ -234,9 +244,10 @@ def prepare_chain_setup(cfg, run_frame: pd.DataFrame, run_forecasts: ForecastPan
     source = ChainQuoteSource(bars, market.chain, market.fits or None,
                               exclude_zero_bid=exclude_zero_bid, min_volume=min_volume)
     source.check_underlying()
-    model_env = SpyOptionsEnv(panel, env_cfg, surface, cfg.options.costs,
+    costs = chain_cost_config(cfg.options.costs, factor)
+    model_env = SpyOptionsEnv(panel, env_cfg, surface, costs,
                               cfg.options.margin, mode="eval", info_level="full")
-    chain_env = SpyOptionsEnv(panel, env_cfg, surface, cfg.options.costs,
+    chain_env = SpyOptionsEnv(panel, env_cfg, surface, costs,
                               cfg.options.margin, mode="eval", quote_source=source,
                               info_level="full")
     return ChainSetup(market, frame, frame_source, missing, env_cfg, factor, model_env,
