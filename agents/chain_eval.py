@@ -140,9 +140,10 @@ def chain_env_config(env_cfg, level_factor: float, strike_spacing: float):
 
 
 def chain_cost_config(costs, level_factor: float):
-    """The run's cost model at the chain's price level: the spread floor and the tick in
-    price units scale with the level (a SPY-scale model quote times 10 for SPX), the
-    fraction of premium, the shape and the commission per contract do not."""
+    """The run's cost model at the chain's price level (``level_factor``: 10 for options on
+    the S&P 500 index, whose model quotes are SPY-scale quotes times 10; 1 otherwise): the
+    spread floor and the tick scale with it; the fraction of premium, the shape and the
+    commission per contract do not."""
     return costs.model_copy(update={
         "spread_floor_per_share": costs.spread_floor_per_share * level_factor,
         "tick_size": costs.tick_size * level_factor})
@@ -244,7 +245,7 @@ def prepare_chain_setup(cfg, run_frame: pd.DataFrame, run_forecasts: ForecastPan
     source = ChainQuoteSource(bars, market.chain, market.fits or None,
                               exclude_zero_bid=exclude_zero_bid, min_volume=min_volume)
     source.check_underlying()
-    costs = chain_cost_config(cfg.options.costs, factor)
+    costs = chain_cost_config(cfg.options.costs, 1.0 / market.model_scale)
     model_env = SpyOptionsEnv(panel, env_cfg, surface, costs,
                               cfg.options.margin, mode="eval", info_level="full")
     chain_env = SpyOptionsEnv(panel, env_cfg, surface, costs,
