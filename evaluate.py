@@ -95,7 +95,12 @@ def _evaluate_on_chain(args, run: Path, cfg, inputs, seed_dirs, baseline_names) 
     from agents import eval_run as steps
     from agents import make_baseline, performance_metrics, run_episode
     from agents.audit import audit_markdown, audit_policy, entry_quote_grids
-    from agents.chain_eval import OBSERVATION_POLICIES, chain_report, prepare_chain_setup
+    from agents.chain_eval import (
+        OBSERVATION_POLICIES,
+        chain_details,
+        chain_report,
+        prepare_chain_setup,
+    )
     from common.io import write_json_atomic, write_text_atomic
     from options.chain_io import read_chains
 
@@ -111,14 +116,14 @@ def _evaluate_on_chain(args, run: Path, cfg, inputs, seed_dirs, baseline_names) 
         if setup.missing_inputs:
             skipped[label] = f"needs the observation's forecasts and features: {setup.missing_inputs}"
         else:
-            makers[label] = lambda env, d=seed_dir: _load_policy(d, cfg, args.model, env,
-                                                                 args.allow_modified)[0]
+            makers[label] = lambda env, d=seed_dir: setup.hold_on_missing(_load_policy(
+                d, cfg, args.model, env, args.allow_modified)[0])
     for name in baseline_names:
         if name in OBSERVATION_POLICIES and setup.missing_inputs:
             skipped[name] = f"reads forecasts from the observation: {setup.missing_inputs}"
         else:
-            makers[name] = lambda env, n=name: make_baseline(n, env.observation_names,
-                                                             cfg.baselines, seed=cfg.seed)
+            makers[name] = lambda env, n=name: setup.hold_if_reads_observation(n, make_baseline(
+                n, env.observation_names, cfg.baselines, seed=cfg.seed))
     metrics, results, smile_marks, audits = {}, {}, {}, {}
     band = setup.env_cfg.strategies.max_abs_log_moneyness
     for name, make in makers.items():
@@ -144,7 +149,7 @@ def _evaluate_on_chain(args, run: Path, cfg, inputs, seed_dirs, baseline_names) 
         "strike_spacing": setup.env_cfg.strategies.strike_spacing,
         "wing_width": setup.env_cfg.strategies.wing_width,
         "dividend_yield": setup.env_cfg.dividend_yield, "rate": setup.market.rate,
-        "smile_marks": smile_marks, "model": args.model})
+        "smile_marks": smile_marks, "model": args.model, **chain_details(setup, chain)})
     out = Path(args.out) if args.out else run / "eval_chain"
     with RunLock(run, ["evaluate.py", *sys.argv[1:]]), steps.staged_directory(out) as staging:
         for (name, kind), result in results.items():

@@ -43,7 +43,7 @@ import data
 from common.cli import run_cli
 from common.errors import UserInputError
 from common.io import sha256_file, write_text_atomic
-from options.chain_io import CHAIN_FORMATS, read_chains
+from options.chain_io import CHAIN_FORMATS, chain_read_report, read_chains
 from options.chain_market import ChainMarket, prepare_chain_market
 from options.pricing import VOL_POINT
 from options.static_arbitrage import DEFAULT_GRID
@@ -265,7 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=None,
                    help="risk-free rate, decimal (default: frame, else box spreads)")
     p.add_argument("--drop-crossed", action="store_true",
-                   help="drop crossed quotes (ask < bid) instead of failing")
+                   help="kept for earlier scripts: crossed quotes are always set aside, counted")
     p.add_argument("--market", choices=("embedded", "none"), default="embedded",
                    help="market frame for iv_index/rate where it covers the chain's dates")
     return p
@@ -279,8 +279,11 @@ def load_frame(name: str) -> pd.DataFrame | None:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     chain = read_chains(args.chain, args.format, drop_crossed=args.drop_crossed)
+    print(chain_read_report(chain).summary())
     cm = prepare_chain_market(chain, frame=load_frame(args.market), rate=args.rate,
                               fit_all_smiles=False)
+    for line in cm.fallback_lines():
+        print(f"fallback: {line}")
     cfg, stats = fit_surface(calibration_quotes(cm))
     command = "python -m options.calibrate " + " ".join(shlex.quote(a) for a in argv)
     doc = surface_document(cfg, cm, stats, args.chain, command)

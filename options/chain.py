@@ -8,13 +8,15 @@ format.
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from options.calendar import dte_days, t_years_to_expiry
-from options.chain_io import ChainFileError
+from options.chain_io import ChainFileError, ChainReadReport
 from options.costs import CostConfig, bid_ask_per_share
 from options.positions import MarketState
 from options.pricing import DAYS_PER_YEAR, bs_greeks, bs_price, implied_vol_vectorized
@@ -137,7 +139,8 @@ def build_chain(
     iv = iv_at(market.atm_iv_annualized, spot, k, tt, surface_cfg)
     mid = bs_price(is_call, spot, k, tt, market.rate, iv, market.dividend_yield)
     greeks = bs_greeks(is_call, spot, k, tt, market.rate, iv, market.dividend_yield)
-    bid, ask = bid_ask_per_share(mid, cost_cfg)
+    bid, ask = bid_ask_per_share(mid, cost_cfg, atm_iv_annualized=market.atm_iv_annualized,
+                                 log_moneyness=np.log(k / spot), dte_days=tt * DAYS_PER_YEAR)
     return pd.DataFrame(
         {
             "quote_date": market.as_of,
@@ -235,9 +238,14 @@ def read_chain_csv(path, *, rate: float | None = None, dividend_yield: float = 0
     ``delta``, ``volume`` and ``open_interest`` are kept when present.
 
     Checks (each failure raises :class:`ChainFileError` naming the file, the column, how many
-    rows fail and the first one): parseable dates, expiration not before quote date, strike
-    finite and > 0, option type call/put (or C/P), bid and ask finite and >= 0, ask >= bid,
+    rows fail and the first one): a readable (not truncated) file, parseable dates, strike
+    finite and > 0, option type call/put (or C/P), bid and ask numbers (or empty) and >= 0,
     underlying_last > 0 when present.
+
+    Rows set aside as fill prices, counted in ``attrs["read_report"]`` (a
+    :class:`options.chain_io.ChainReadReport` dict): expiries before the quote date, crossed
+    quotes (bid > ask) and quotes with a bid but no ask are dropped; zero quotes and quotes
+    with an ask but no bid are kept with bid 0 and ``valid_quote`` False.
 
     If ``implied_volatility`` is absent and ``underlying_last`` present and ``rate`` is given,
     it is computed from the mid by the vectorised inverter (NaN where no vol exists).
@@ -249,7 +257,14 @@ def read_chain_csv(path, *, rate: float | None = None, dividend_yield: float = 0
     path = Path(path)
     if not path.exists():
         raise ChainFileError(f"chain file '{path}' does not exist")
-    raw = pd.read_csv(path)
+    try:
+        raw = pd.read_csv(path)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ChainFileError(f"chain file '{path}' is truncated or not valid gzip "
+                             f"({type(exc).__name__}: {exc}); expected a complete file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            OSError) as exc:
+        raise ChainFileError(f"chain file '{path}' is not a readable CSV: {exc}") from None
     if raw.empty:
         raise ChainFileError(f"chain file '{path}' has no rows")
     by_canonical = {_canonical(c): c for c in raw.columns}
@@ -276,9 +291,6 @@ def read_chain_csv(path, *, rate: float | None = None, dividend_yield: float = 0
         if parsed.dt.tz is not None:
             parsed = parsed.dt.tz_convert("America/New_York").dt.tz_localize(None)
         df[col] = parsed.dt.normalize()
-    bad = (df["expiration"] < df["quote_date"]).to_numpy()
-    if bad.any():
-        _fail(path, "expiration", "is before quote_date", bad, raw)
 
     types = df["option_type"].astype(str).str.strip().str.lower().map(_TYPE_VALUES)
     bad = types.isna().to_numpy()
@@ -293,8 +305,10 @@ def read_chain_csv(path, *, rate: float | None = None, dividend_yield: float = 0
     ]
     for col in numeric:
         values = pd.to_numeric(df[col], errors="coerce").astype(float)
-        optional = col in ("implied_volatility", "delta", "volume", "open_interest")
-        bad = ~np.isfinite(values.to_numpy()) & ~(optional & values.isna().to_numpy())
+        optional = col in ("bid", "ask", "implied_volatility", "delta", "volume",
+                           "open_interest")
+        empty = df[col].isna().to_numpy()  # blank cells; text that is not a number is bad
+        bad = ~np.isfinite(values.to_numpy()) & ~(optional & empty)
         if bad.any():
             _fail(path, col, "is not a finite number", bad, raw)
         df[col] = values
@@ -302,7 +316,6 @@ def read_chain_csv(path, *, rate: float | None = None, dividend_yield: float = 0
         ("strike", "is not > 0", (df["strike"] <= 0).to_numpy()),
         ("bid", "is negative", (df["bid"] < 0).to_numpy()),
         ("ask", "is negative", (df["ask"] < 0).to_numpy()),
-        ("ask", "is below bid", (df["ask"] < df["bid"]).to_numpy()),
     ):
         if bad.any():
             _fail(path, col, problem, bad, raw)
@@ -311,6 +324,23 @@ def read_chain_csv(path, *, rate: float | None = None, dividend_yield: float = 0
         if bad.any():
             _fail(path, "underlying_last", "is not > 0", bad, raw)
 
+    # rows set aside as fill prices, as options.chain_io.read_chain does
+    n_read = len(df)
+    late = (df["expiration"] < df["quote_date"]).to_numpy()
+    bid, ask = df["bid"].to_numpy(float), df["ask"].to_numpy(float)
+    has_bid, has_ask = bid > 0, ask > 0
+    bid_only = has_bid & ~has_ask
+    crossed = has_bid & has_ask & (bid > ask)
+    counted = ~late
+    set_aside = {"zero_quote": int((~has_bid & ~has_ask & counted).sum()),
+                 "one_sided_quote": int(((has_bid != has_ask) & counted).sum()),
+                 "crossed_quote": int((crossed & counted).sum()), "non_session_date": 0,
+                 "expiry_before_quote_date": int(late.sum())}
+    keep = ~(late | bid_only | crossed)
+    df = df.loc[keep].reset_index(drop=True)
+    df["bid"] = np.where(has_bid, bid, 0.0)[keep]
+    df["ask"] = np.where(has_ask, ask, 0.0)[keep]
+    df["valid_quote"] = (df["bid"] > 0) & (df["ask"] >= df["bid"])
     df["mid"] = 0.5 * (df["bid"] + df["ask"])
     df["dte_days"] = (df["expiration"] - df["quote_date"]).dt.days.astype(int)
     if (
@@ -329,4 +359,5 @@ def read_chain_csv(path, *, rate: float | None = None, dividend_yield: float = 0
             dividend_yield,
         )
     df.attrs["source"] = str(path)
+    df.attrs["read_report"] = ChainReadReport(str(path), n_read, len(df), set_aside).to_dict()
     return df.sort_values(["quote_date", "expiration", "option_type", "strike"], ignore_index=True)

@@ -18,20 +18,38 @@ Three layouts are read (``format`` argument, or detected from the header):
 Output (:data:`TIDY_COLUMNS`), one row per listed contract, sorted by quote date, expiry,
 option type, strike, root: ``quote_date, expiry`` (midnight-normalised), ``option_type``
 ('call'/'put'), ``strike``, ``bid_per_share, ask_per_share, mid_per_share``, ``volume,
-open_interest`` (NaN where the file has none), ``underlying_price``, ``zero_bid`` (bool:
-zero bids are kept and flagged), ``iv_vendor`` (the vendor's implied vol, decimal; NaN where
-absent or reported as 0), ``root`` (option root, e.g. SPXW) and ``dte_days``.
+open_interest`` (NaN where the file has none), ``underlying_price``, ``zero_bid`` (bool: no
+bid, kept and flagged), ``iv_vendor`` (the vendor's implied vol, decimal; NaN where absent or
+reported as 0), ``root`` (option root, e.g. SPXW), ``dte_days`` and ``valid_quote`` (bool: a
+two-sided quote, ``0 < bid <= ask``; only these are ever fill prices).
 
-Validation: every failure raises :class:`ChainFileError` (a :class:`UserInputError`) naming
-the file, the column, how many rows fail and the first one: missing columns, unparseable
-dates, an expiry before the quote date, non-numeric or negative prices, a crossed quote
-(ask below bid), a non-positive strike or underlying price, an unknown option type and
-duplicated contracts (same quote date, root, expiry, type and strike).
+Rows set aside as fill prices, counted per reason (:data:`SET_ASIDE_REASONS`) in a
+:class:`ChainReadReport` (``attrs["read_report"]``, logged at INFO as one line; the CLIs
+print it):
+
+- ``zero_quote``: bid and ask both <= 0 or missing; kept with bid = ask = 0, ``zero_bid`` and
+  ``valid_quote = False`` (the CBOE index method reads zero bids as the end of a strip);
+- ``one_sided_quote``: one side missing or <= 0. With a positive ask only, kept with bid 0
+  (``zero_bid``, ``valid_quote = False``); with a positive bid only, dropped;
+- ``crossed_quote``: bid > ask > 0, dropped;
+- ``non_session_date``: quote dated on a day that is not an XNYS session, dropped (the dates
+  are listed in the report);
+- ``expiry_before_quote_date``: dropped.
+
+Validation: every other failure raises :class:`ChainFileError` (a :class:`UserInputError`)
+naming the file, the column, how many rows fail and the first one: an unreadable or
+truncated file, missing columns, unparseable dates, non-numeric or negative prices, a
+non-positive strike or underlying price, an unknown option type and duplicated contracts
+(same quote date, root, expiry, type and strike).
 """
 
 from __future__ import annotations
 
+import gzip
+import logging
 import re
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +60,11 @@ from options.calendar import is_session
 
 __all__ = [
     "CHAIN_FORMATS",
+    "SET_ASIDE_REASONS",
     "TIDY_COLUMNS",
     "ChainFileError",
+    "ChainReadReport",
+    "chain_read_report",
     "detect_chain_format",
     "one_root_per_contract",
     "read_chain",
@@ -67,7 +88,11 @@ TIDY_COLUMNS = (
     "iv_vendor",
     "root",
     "dte_days",
+    "valid_quote",
 )
+SET_ASIDE_REASONS = ("zero_quote", "one_sided_quote", "crossed_quote", "non_session_date",
+                     "expiry_before_quote_date")
+"""Reasons a row is set aside (never a fill price), in report order."""
 CONTRACT_KEY = ("quote_date", "root", "expiry", "option_type", "strike")
 
 _TYPE_VALUES = {"call": "call", "c": "call", "calls": "call", "put": "put", "p": "put", "puts": "put"}
@@ -135,8 +160,65 @@ _LAYOUTS = {
 _DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d")
 
 
+log = logging.getLogger(__name__)
+
+
 class ChainFileError(UserInputError):
     """A chain file that cannot be used; the message names file, column, count, first row."""
+
+
+@dataclass(frozen=True)
+class ChainReadReport:
+    """What reading chain file(s) set aside, per reason (:data:`SET_ASIDE_REASONS`).
+
+    Attributes:
+        source: the file(s) read.
+        n_rows_read: contract rows in the file(s) (a wide row counts as two).
+        n_rows_kept: rows in the tidy frame (zero and bid-less quotes included, flagged).
+        set_aside: rows per reason that are never a fill price.
+        non_session_dates: the dropped non-session quote dates (ISO).
+    """
+
+    source: str
+    n_rows_read: int
+    n_rows_kept: int
+    set_aside: dict[str, int] = field(default_factory=dict)
+    non_session_dates: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"source": self.source, "n_rows_read": self.n_rows_read,
+                "n_rows_kept": self.n_rows_kept,
+                "set_aside": {r: int(self.set_aside.get(r, 0)) for r in SET_ASIDE_REASONS},
+                "non_session_dates": list(self.non_session_dates)}
+
+    def summary(self) -> str:
+        """One line for logs and CLI output."""
+        parts = ", ".join(f"{r}={int(self.set_aside.get(r, 0))}" for r in SET_ASIDE_REASONS)
+        dates = (f" (non-session dates: {', '.join(self.non_session_dates)})"
+                 if self.non_session_dates else "")
+        return (f"chain {self.source}: {self.n_rows_read} rows read, {self.n_rows_kept} kept; "
+                f"set aside as fill prices: {parts}{dates}")
+
+    @staticmethod
+    def merge(reports: list[ChainReadReport]) -> ChainReadReport:
+        """One report for several files."""
+        return ChainReadReport(
+            source=";".join(r.source for r in reports),
+            n_rows_read=sum(r.n_rows_read for r in reports),
+            n_rows_kept=sum(r.n_rows_kept for r in reports),
+            set_aside={k: sum(int(r.set_aside.get(k, 0)) for r in reports)
+                       for k in SET_ASIDE_REASONS},
+            non_session_dates=tuple(sorted({d for r in reports for d in r.non_session_dates})))
+
+
+def chain_read_report(chain: pd.DataFrame) -> ChainReadReport | None:
+    """The :class:`ChainReadReport` a tidy chain was read with (None for a hand-made frame)."""
+    report = chain.attrs.get("read_report")
+    if isinstance(report, dict):
+        return ChainReadReport(report["source"], report["n_rows_read"], report["n_rows_kept"],
+                               dict(report["set_aside"]), tuple(report["non_session_dates"]))
+    return report
 
 
 def _canonical(name: str) -> str:
@@ -210,10 +292,17 @@ def _numeric(raw: pd.DataFrame, col: str, path: Path, *, optional: bool) -> np.n
 def _read_raw(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise ChainFileError(f"chain file '{path}' does not exist")
+    if path.is_dir():
+        raise ChainFileError(f"chain file '{path}' is a directory, expected a CSV file")
     try:
         raw = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False,
                           skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ChainFileError(f"chain file '{path}' is truncated or not valid gzip "
+                             f"({type(exc).__name__}: {exc}); expected a complete .csv.gz"
+                             ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError,
+            OSError) as exc:
         raise ChainFileError(f"chain file '{path}' is not a readable CSV: {exc}") from None
     if raw.empty:
         raise ChainFileError(f"chain file '{path}' has no rows")
@@ -249,7 +338,7 @@ def _long_from_layout(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
             parts.append(pd.DataFrame({
                 "quote_date": quote.to_numpy(), "expiry": expiry.to_numpy(),
                 "option_type": side, "strike": strike,
-                "bid": num(f"{side}_bid", cols, False), "ask": num(f"{side}_ask", cols, False),
+                "bid": num(f"{side}_bid", cols, True), "ask": num(f"{side}_ask", cols, True),
                 "volume": num(f"{side}_volume", opt, True),
                 "open_interest": num(f"{side}_open_interest", opt, True),
                 "iv_vendor": num(f"{side}_iv", opt, True),
@@ -279,7 +368,7 @@ def _long_from_layout(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
     out = pd.DataFrame({
         "quote_date": quote.to_numpy(), "expiry": expiry.to_numpy(),
         "option_type": types.to_numpy(), "strike": strike,
-        "bid": num("bid", cols, False), "ask": num("ask", cols, False),
+        "bid": num("bid", cols, True), "ask": num("ask", cols, True),
         "volume": num("volume", opt, True), "open_interest": num("open_interest", opt, True),
         "iv_vendor": num("iv_vendor", opt, True), "underlying_price": under,
         "root": pd.Series(root, index=raw.index).fillna("").to_numpy() if not isinstance(root, str)
@@ -311,13 +400,9 @@ def _validate(df: pd.DataFrame, raw: pd.DataFrame, path: Path, fmt: str) -> None
         fail_rows(side_col, "has negative prices", (bid < 0) & (bid_col == side_col))
     for side_col in np.unique(ask_col):
         fail_rows(side_col, "has negative prices", (ask < 0) & (ask_col == side_col))
-        fail_rows(side_col, "is below the bid (crossed quote)",
-                  (ask < bid) & (ask_col == side_col))
     fail_rows("strike", "is not > 0", df["strike"].to_numpy() <= 0)
     under = df["underlying_price"].to_numpy()
     fail_rows("underlying price", "is missing or not > 0", ~(under > 0))
-    fail_rows("expiration", "is before the quote date",
-              (df["expiry"] < df["quote_date"]).to_numpy())
     for col in ("volume", "open_interest"):
         fail_rows(col, "is negative", df[col].to_numpy() < 0)
     dup = df.duplicated(list(CONTRACT_KEY), keep="first").to_numpy()
@@ -326,7 +411,7 @@ def _validate(df: pd.DataFrame, raw: pd.DataFrame, path: Path, fmt: str) -> None
 
 
 def read_chain(path, format: str | None = None, *,  # noqa: A002 - the CLI's name
-               drop_non_sessions: bool = True, drop_crossed: bool = False) -> pd.DataFrame:
+               drop_non_sessions: bool = True, drop_crossed: bool = True) -> pd.DataFrame:
     """Read and validate one chain file into the tidy frame (module docstring).
 
     Args:
@@ -335,11 +420,15 @@ def read_chain(path, format: str | None = None, *,  # noqa: A002 - the CLI's nam
         drop_non_sessions: drop rows whose quote date is not an XNYS session before
             validating. Vendors write stale copies of the previous session on holidays (the
             shared SPX file has 2019-05-27 and 2019-07-04, with contracts that expired the
-            day before); the dropped dates are listed in ``attrs["dropped_non_session_dates"]``.
-        drop_crossed: drop crossed quotes (ask below bid) instead of failing; their number is
-            ``attrs["dropped_crossed_quotes"]``. Off by default: the shared SPY 2021 file has 17
-            crossed rows (out of 5,040), so reading it needs this set (``--drop-crossed``).
+            day before); the dropped dates are listed in the report and in
+            ``attrs["dropped_non_session_dates"]``.
+        drop_crossed: kept for callers of earlier versions; crossed quotes are always set
+            aside and counted (``attrs["dropped_crossed_quotes"]``).
+
+    The :class:`ChainReadReport` is ``attrs["read_report"]`` (a dict; read it back with
+    :func:`chain_read_report`) and is logged at INFO when anything was set aside.
     """
+    del drop_crossed
     path = Path(path)
     if format is not None and format not in CHAIN_FORMATS:
         raise ChainFileError(f"chain format {format!r} for '{path}' is not one of {CHAIN_FORMATS}")
@@ -351,22 +440,37 @@ def read_chain(path, format: str | None = None, *,  # noqa: A002 - the CLI's nam
             f"{list(raw.columns)}; expected one of {CHAIN_FORMATS} (pass --format)"
         )
     df = _long_from_layout(raw, fmt, path)
+    n_read = len(df)
+    set_aside = dict.fromkeys(SET_ASIDE_REASONS, 0)
     dropped: list[str] = []
     if drop_non_sessions:
         session = is_session(df["quote_date"])
         if not session.all():
             dropped = sorted({str(d.date()) for d in df.loc[~session, "quote_date"]})
+            set_aside["non_session_date"] = int((~session).sum())
             df = df.loc[session].reset_index(drop=True)
             if df.empty:
                 raise ChainFileError(f"chain file '{path}': no quote date is a trading session "
                                      f"(dates {dropped})")
-    n_crossed = 0
-    if drop_crossed:
-        crossed = (df["ask"] < df["bid"]).to_numpy()
-        n_crossed = int(crossed.sum())
-        df = df.loc[~crossed].reset_index(drop=True)
+    late = (df["expiry"] < df["quote_date"]).to_numpy()
+    set_aside["expiry_before_quote_date"] = int(late.sum())
+    df = df.loc[~late].reset_index(drop=True)
+    if df.empty:
+        raise ChainFileError(f"chain file '{path}': every expiry is before its quote date")
     _validate(df, raw, path, fmt)
-    bid, ask = df["bid"].to_numpy(), df["ask"].to_numpy()
+    bid, ask = df["bid"].to_numpy(float), df["ask"].to_numpy(float)
+    has_bid, has_ask = bid > 0, ask > 0  # NaN (missing side) is False
+    zero = ~has_bid & ~has_ask
+    ask_only = ~has_bid & has_ask
+    bid_only = has_bid & ~has_ask
+    crossed = has_bid & has_ask & (bid > ask)
+    set_aside["zero_quote"] = int(zero.sum())
+    set_aside["one_sided_quote"] = int(ask_only.sum() + bid_only.sum())
+    set_aside["crossed_quote"] = int(crossed.sum())
+    keep = ~(bid_only | crossed)
+    df = df.loc[keep].reset_index(drop=True)
+    bid = np.where(has_bid, bid, 0.0)[keep]
+    ask = np.where(has_ask, ask, 0.0)[keep]
     iv = df["iv_vendor"].to_numpy()
     out = pd.DataFrame({
         "quote_date": df["quote_date"], "expiry": df["expiry"],
@@ -377,22 +481,28 @@ def read_chain(path, format: str | None = None, *,  # noqa: A002 - the CLI's nam
         "iv_vendor": np.where(iv > 0, iv, np.nan), "root": df["root"].astype(str),
     })
     out["dte_days"] = (out["expiry"] - out["quote_date"]).dt.days.astype(int)
+    out["valid_quote"] = (bid > 0) & (ask >= bid)
     out = out.sort_values(["quote_date", "expiry", "option_type", "strike", "root"],
                           ignore_index=True)
+    report = ChainReadReport(str(path), n_read, len(out), set_aside, tuple(dropped))
     out.attrs["source"] = str(path)
     out.attrs["format"] = fmt
     out.attrs["dropped_non_session_dates"] = dropped
-    out.attrs["dropped_crossed_quotes"] = n_crossed
+    out.attrs["dropped_crossed_quotes"] = set_aside["crossed_quote"]
+    out.attrs["read_report"] = report.to_dict()
+    if any(set_aside.values()):
+        log.info("%s", report.summary())
     return out
 
 
 def read_chains(paths, format: str | None = None, *,  # noqa: A002
-                drop_crossed: bool = False) -> pd.DataFrame:
-    """Read several chain files and concatenate them; duplicated contracts across files fail."""
+                drop_crossed: bool = True) -> pd.DataFrame:
+    """Read several chain files and concatenate them; duplicated contracts across files fail.
+    The read report is the sum of the files' reports."""
     frames = [read_chain(p, format, drop_crossed=drop_crossed) for p in paths]
-    dropped = sorted({d for f in frames for d in f.attrs["dropped_non_session_dates"]})
     if not frames:
         raise ChainFileError("no chain file given")
+    dropped = sorted({d for f in frames for d in f.attrs["dropped_non_session_dates"]})
     out = pd.concat(frames, ignore_index=True)
     dup = out.duplicated(list(CONTRACT_KEY)).to_numpy()
     if dup.any():
@@ -407,6 +517,8 @@ def read_chains(paths, format: str | None = None, *,  # noqa: A002
     out.attrs["format"] = frames[0].attrs["format"]
     out.attrs["dropped_non_session_dates"] = dropped
     out.attrs["dropped_crossed_quotes"] = sum(f.attrs["dropped_crossed_quotes"] for f in frames)
+    out.attrs["read_report"] = ChainReadReport.merge(
+        [chain_read_report(f) for f in frames]).to_dict()
     return out
 
 

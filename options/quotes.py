@@ -70,7 +70,15 @@ class MarketBars:
 
 @dataclass(frozen=True)
 class LegQuotes:
-    """Quotes of contracts, per share; every array has the broadcast shape of the request."""
+    """Quotes of contracts, per share; every array has the broadcast shape of the request.
+
+    ``from_smile`` (contract with the environment's mask and ledgers): a boolean array, True
+    where the price did NOT come from a valid two-sided listed quote (``0 < bid <= ask``) but
+    from the quote source's documented fallback (the chain source: the day's fitted smile
+    widened by the median relative spread; see :mod:`options.quotes_chain`). Opening a leg
+    needs ``from_smile`` False; a fill of a leg with it True is a ``fallback`` fill. Model
+    quotes are never a fallback (all False). :attr:`valid_quote` is its negation.
+    """
 
     bid_per_share: np.ndarray
     ask_per_share: np.ndarray
@@ -80,7 +88,12 @@ class LegQuotes:
     gamma: np.ndarray
     theta_per_day: np.ndarray
     vega_per_vol_point: np.ndarray
-    from_smile: np.ndarray  # True where no listed quote existed and a fitted smile priced it
+    from_smile: np.ndarray  # True where no valid two-sided quote existed (fallback price)
+
+    @property
+    def valid_quote(self) -> np.ndarray:
+        """True where the price is a valid two-sided listed quote (``~from_smile``)."""
+        return ~np.asarray(self.from_smile, dtype=bool)
 
 
 @runtime_checkable
@@ -168,7 +181,9 @@ class ModelQuoteSource:
         iv = np.asarray(iv_at(self.bars.atm_iv[idx], spot, strikes, t, self.surface), dtype=float)
         mid = np.asarray(bs_price(option_type, spot, strikes, t, rate, iv, q), dtype=float)
         greeks = bs_greeks(option_type, spot, strikes, t, rate, iv, q)
-        bid, ask = bid_ask_per_share(mid, self.costs)
+        bid, ask = bid_ask_per_share(mid, self.costs, atm_iv_annualized=self.bars.atm_iv[idx],
+                                     log_moneyness=np.log(strikes / spot),
+                                     dte_days=t * DAYS_PER_YEAR)
         return LegQuotes(bid, ask, mid, iv, *(np.asarray(greeks[k], dtype=float) for k in (
             "delta", "gamma", "theta_per_day", "vega_per_vol_point")), np.zeros(mid.shape, dtype=bool))
 

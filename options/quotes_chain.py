@@ -4,10 +4,18 @@
   after it: a contract expiring on the bar's date has settled at its close). ``strikes``
   can leave out zero-bid quotes and quotes with volume below ``min_volume`` (selection);
   ``quote`` always answers for any contract.
-- Fills are at the real bid and ask, marks at the real mid. A contract with no quote on
-  the bar is priced from the SSVI smile fitted to that bar's chain (``from_smile=True``,
-  counted in ``smile_marks``); its bid and ask sit around the smile mid at the median
-  relative width of the bar's listed quotes.
+- Fills are at the real bid and ask, marks at the real mid, and only where the bar has a
+  valid two-sided quote (``0 < bid <= ask``, both sides present). A contract without one (no
+  row, a zero quote, a zero or missing bid or ask, a crossed quote) is "no valid quote": it is
+  priced by the documented fallback, the day's fitted SSVI smile price widened by the bar's
+  median relative bid-ask width of its valid quotes (``from_smile=True``, counted in
+  ``smile_marks``). A date without its own smile uses the previous session's fit
+  (:func:`options.chain_market.fit_smiles_robust`), and a first date without any fit a flat
+  smile at the bar's at-the-money vol (the market frame's index); a date without valid quotes
+  uses the last earlier median width, else :data:`FALLBACK_RELATIVE_WIDTH`. The environment's
+  mask refuses to open a structure with any ``from_smile`` leg, and fills of such legs are
+  written ``quote_source = fallback`` in the ledger.
+- ``strikes`` and ``expiries`` list only contracts with a valid two-sided quote.
 - Implied vol of a listed quote: its mid inverted with BSM at the bar's spot, rate and the
   bars' dividend yield; where the mid has no implied vol (below intrinsic), the smile's.
   Greeks are BSM at the quote's implied vol.
@@ -28,14 +36,23 @@ import pandas as pd
 
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.chain_io import one_root_per_contract
-from options.chain_market import DEFAULT_UNDERLYING_TOLERANCE_PCT, check_underlying
+from options.chain_market import (
+    DEFAULT_UNDERLYING_TOLERANCE_PCT,
+    carry_fit,
+    check_underlying,
+    fit_day_robust,
+    fit_smiles_robust,
+    robust_index,
+)
 from options.pricing import DAYS_PER_YEAR, bs_greeks, bs_price, implied_vol_vectorized
 from options.quotes import LegQuotes, MarketBars
-from options.smile import ChainDataError, SmileFit, fit_smiles, fit_ssvi_day, market_ivs
+from options.smile import ChainDataError, SmileFit, market_ivs
 from options.vix import chain_vix_index
 
 __all__ = [
+    "FALLBACK_RELATIVE_WIDTH",
     "ChainQuoteSource",
+    "valid_quote_mask",
     "LegQuotes",
     "MarketBars",
     "NoChainForBarError",
@@ -44,6 +61,19 @@ __all__ = [
 ]
 
 _NS_PER_YEAR = DAYS_PER_YEAR * NS_PER_DAY
+FALLBACK_RELATIVE_WIDTH = 0.10
+"""Relative bid-ask width (of the smile mid) of a fallback price on a date before any date
+with valid quotes: 10%, about the 75th percentile of the valid quotes' relative width in the
+shared SPX 2019 chain (within 7-130 days), a conservative stand-in."""
+
+
+def valid_quote_mask(chain: pd.DataFrame) -> np.ndarray:
+    """True where a chain row is a valid two-sided quote: both sides finite, ``0 < bid <=
+    ask``. Only these are ever fill prices."""
+    bid = chain["bid_per_share"].to_numpy(float)
+    ask = chain["ask_per_share"].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask >= bid)
 
 
 class NoChainForBarError(ChainDataError):
@@ -58,7 +88,8 @@ class ChainQuoteSource:
         chain_frame: tidy chain covering the bars' dates.
         smile_fits: per-date SSVI fits (:func:`options.smile.fit_smiles`); None fits them
             here at the bars' mean rate.
-        exclude_zero_bid: leave zero-bid quotes out of :meth:`strikes`.
+        exclude_zero_bid: kept for earlier callers; quotes without a valid two-sided quote
+            (zero bids included) are never listed.
         min_volume: leave quotes with a day's volume below this out of :meth:`strikes`.
     """
 
@@ -71,9 +102,12 @@ class ChainQuoteSource:
         self.exclude_zero_bid = bool(exclude_zero_bid)
         self.min_volume = int(min_volume)
         self.smile_marks = 0
-        chain = one_root_per_contract(chain_frame)
+        self.smile_fallbacks: dict[pd.Timestamp, str] = {}
+        full = one_root_per_contract(chain_frame)
         self._dates = pd.DatetimeIndex(bars.dates).normalize()
-        self._chain_dates = pd.DatetimeIndex(chain["quote_date"].unique())
+        chain = full[valid_quote_mask(full)].reset_index(drop=True)
+        chain.attrs.update(full.attrs)
+        self.n_invalid_quotes = int(len(full) - len(chain))
         if smile_fits is None:
             smile_fits = self._fit_smiles_per_bar(chain)
         self._fits = smile_fits
@@ -83,26 +117,38 @@ class ChainQuoteSource:
         self._bid = chain["bid_per_share"].to_numpy(float)
         self._ask = chain["ask_per_share"].to_numpy(float)
         self._under = chain["underlying_price"].to_numpy(float)
-        ok = chain["bid_per_share"] > 0
-        rel = ((chain["ask_per_share"] - chain["bid_per_share"]) / chain["mid_per_share"])[ok]
-        self._rel_width = rel.groupby(chain.loc[ok, "quote_date"]).median()
+        mid = 0.5 * (chain["ask_per_share"] + chain["bid_per_share"])
+        rel = (chain["ask_per_share"] - chain["bid_per_share"]) / mid
+        by_date = rel.groupby(chain["quote_date"]).median()
+        # causal: a bar without valid quotes uses the last earlier median
+        self._rel_width = (by_date.reindex(self._dates.union(pd.DatetimeIndex(by_date.index)))
+                           .ffill().fillna(FALLBACK_RELATIVE_WIDTH))
+        # every bar with any row (valid or not) has a day; listings come from valid rows
         self._by_date = {pd.Timestamp(d): g for d, g in chain.groupby("quote_date")}
+        for d in full["quote_date"].unique():
+            self._by_date.setdefault(pd.Timestamp(d), chain.iloc[0:0])
 
     def _fit_smiles_per_bar(self, chain: pd.DataFrame) -> dict[pd.Timestamp, SmileFit]:
         """One SSVI fit per bar date with a chain, at that bar's rate (causal: each fit uses
         its date's quotes and, for sparse days, the previous fit's shape)."""
-        fits: dict[pd.Timestamp, SmileFit] = {}
-        prior = None
         rate_by_date = dict(zip(self._dates, np.asarray(self.bars.rate, float), strict=True))
+        days = []
         for date, day in chain.groupby("quote_date", sort=True):
             date = pd.Timestamp(date)
             if date not in rate_by_date:
                 continue
             ivs = market_ivs(day, rate_by_date[date], self.bars.dividend_yield)
             ivs.attrs["rate"] = rate_by_date[date]
-            fit = fit_ssvi_day(ivs, prior)
-            fits[date] = fit
-            prior = (fit.rho, fit.eta)
+            days.append(ivs)
+        fits: dict[pd.Timestamp, SmileFit] = {}
+        prior = None
+        for ivs in days:
+            date = pd.Timestamp(ivs["quote_date"].iloc[0])
+            fit, why = fit_day_robust(ivs, prior)
+            if why is not None:
+                self.smile_fallbacks[date] = why
+            if fit is not None:
+                fits[date] = prior = fit
         return fits
 
     # ------------------------------------------------------------------ listing
@@ -160,9 +206,11 @@ class ChainQuoteSource:
         smile_iv = np.full(len(k), np.nan)
         for b in np.unique(bar):
             sel = bar == b
-            fit = self._fits.get(self._dates[b])
+            fit = self._fit_on(self._dates[b], float(spot[sel][0]))
             if fit is not None:
                 smile_iv[sel] = fit.iv(k[sel], np.maximum(t[sel], 1e-9))
+            else:  # no smile on or before the date: flat at the bar's at-the-money vol
+                smile_iv[sel] = float(np.asarray(self.bars.atm_iv, float)[b])
         bid = np.where(listed, self._bid[pos], np.nan)
         ask = np.where(listed, self._ask[pos], np.nan)
         mid = 0.5 * (bid + ask)
@@ -178,8 +226,8 @@ class ChainQuoteSource:
             if no_fit.any():
                 d = dates[np.flatnonzero(no_fit)[0]]
                 raise ChainDataError(
-                    f"no quote and no fitted smile for {option_type} {k[no_fit][0]} expiring "
-                    f"{expiry.date()} on {d.date()}")
+                    f"no valid quote, no fitted smile and no at-the-money vol for {option_type} "
+                    f"{k[no_fit][0]} expiring {expiry.date()} on {d.date()}")
             smile_mid = bs_price(option_type, spot[missing], k[missing], t[missing],
                                  rate[missing], smile_iv[missing], q)
             rel = self._rel_width.reindex(dates[missing]).fillna(0.0).to_numpy()
@@ -200,6 +248,16 @@ class ChainQuoteSource:
             vega_per_vol_point=shaped(greeks["vega_per_vol_point"]),
             from_smile=missing.reshape(shape))
 
+    def _fit_on(self, date: pd.Timestamp, spot: float) -> SmileFit | None:
+        """The date's smile, else the latest earlier one carried to the date, else None."""
+        fit = self._fits.get(date)
+        if fit is not None:
+            return fit
+        earlier = [d for d in self._fits if d < date]
+        if not earlier:
+            return None
+        return carry_fit(self._fits[max(earlier)], date, spot)
+
     def check_underlying(self, tolerance_pct: float = DEFAULT_UNDERLYING_TOLERANCE_PCT) -> int:
         """:func:`check_underlying` of this source's bars against its chain."""
         return check_underlying(pd.Series(self.bars.spot, index=self._dates), self._chain,
@@ -208,14 +266,18 @@ class ChainQuoteSource:
 
 def chain_market_frame(chain: pd.DataFrame, rate: float) -> pd.DataFrame:
     """Minimal market frame on the chain's dates: open/high/low/close = the chain's
-    underlying price, volume 0, ``iv_index`` = the chain's CBOE-method 30-day index,
-    ``rate`` constant."""
+    underlying price, volume 0, ``iv_index`` = the chain's CBOE-method 30-day index (where a
+    date has none, the previous session's, else its smile's 30-day at-the-money vol;
+    :func:`options.chain_market.robust_index`), ``rate`` constant."""
     chain = one_root_per_contract(chain)
     ivs = market_ivs(chain, rate)
-    vix = chain_vix_index(chain, rate, fit_smiles(ivs))
+    fits, _ = fit_smiles_robust(ivs)
+    vix = chain_vix_index(chain, rate, fits, skip_dates=True)
     close = chain.groupby("quote_date")["underlying_price"].first().astype(float)
+    dates = pd.DatetimeIndex(close.index)
+    index, _ = robust_index(dates, pd.Series(np.nan, index=dates), vix["iv_index"], fits)
     frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close,
-                          "volume": 0.0, "iv_index": vix["iv_index"].reindex(close.index),
+                          "volume": 0.0, "iv_index": index.reindex(close.index),
                           "rate": float(rate)})
     frame.index = pd.DatetimeIndex(frame.index, name="date")
     roots = sorted(chain["root"].astype(str).unique())

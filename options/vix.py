@@ -166,39 +166,55 @@ def smile_term_variance(fit: SmileFit, dte: float, rate: float) -> float:
 
 
 def chain_vix_index(chain: pd.DataFrame, rate: float,
-                    fits: dict[pd.Timestamp, SmileFit] | None = None) -> pd.DataFrame:
+                    fits: dict[pd.Timestamp, SmileFit] | None = None, *,
+                    skip_dates: bool = False) -> pd.DataFrame:
     """The 30-day index (decimal) of every quote date of a tidy chain.
 
     Listed quotes where both terms have :data:`MIN_STRIKES_PER_SIDE` strikes on each side,
-    else the smile strip (``fits`` needed; a date with neither raises :class:`ChainDataError`).
+    else the smile strip (``fits`` needed). A date with neither (no expiry of
+    :data:`MIN_TERM_DTE_DAYS`+ days, e.g. a 0-DTE-only date; too few strikes and no fitted
+    smile) raises :class:`ChainDataError`, or with ``skip_dates=True`` gets ``iv_index`` NaN,
+    ``method = "unavailable"`` and the reason.
 
     Returns:
         DataFrame indexed by quote_date with ``iv_index, method, near_dte_days,
-        next_dte_days``.
+        next_dte_days, reason`` (empty where the index was computed).
     """
     rows = []
     for date, day in chain.groupby("quote_date", sort=True):
         date = pd.Timestamp(date)
-        dtes = np.sort(day["dte_days"].unique())
-        near, nxt = _pick_terms(dtes)
-        terms = [d for d in (near, nxt) if d is not None]
-        if not terms:
-            raise ChainDataError(f"chain has no expiry of {MIN_TERM_DTE_DAYS}+ days on "
-                                 f"{date.date()} for the volatility index")
-        variances = [_listed_term(day[day["dte_days"] == d], rate) for d in terms]
-        method = "listed"
-        if any(v is None for v in variances):
-            if fits is None or date not in fits:
-                raise ChainDataError(
-                    f"chain on {date.date()} has fewer than {MIN_STRIKES_PER_SIDE} strikes on "
-                    f"a side of the money for the volatility index and no fitted smile")
-            variances = [smile_term_variance(fits[date], d, rate) for d in terms]
-            method = "smile"
-        if len(terms) == 2:
-            index = vix_from_terms(variances[0], terms[0], variances[1], terms[1])
-        else:
-            index = vix_from_terms(variances[0], terms[0], None, None)
-            method += "_one_term"
-        rows.append({"quote_date": date, "iv_index": index, "method": method,
-                     "near_dte_days": near, "next_dte_days": nxt})
-    return pd.DataFrame(rows).set_index("quote_date")
+        try:
+            rows.append(_date_index(date, day, rate, fits))
+        except ChainDataError as exc:
+            if not skip_dates:
+                raise
+            rows.append({"quote_date": date, "iv_index": np.nan, "method": "unavailable",
+                         "near_dte_days": None, "next_dte_days": None, "reason": str(exc)})
+    return pd.DataFrame(rows, columns=["quote_date", "iv_index", "method", "near_dte_days",
+                                       "next_dte_days", "reason"]).set_index("quote_date")
+
+
+def _date_index(date: pd.Timestamp, day: pd.DataFrame, rate: float,
+                fits: dict[pd.Timestamp, SmileFit] | None) -> dict:
+    dtes = np.sort(day["dte_days"].unique())
+    near, nxt = _pick_terms(dtes)
+    terms = [d for d in (near, nxt) if d is not None]
+    if not terms:
+        raise ChainDataError(f"chain has no expiry of {MIN_TERM_DTE_DAYS}+ days on "
+                             f"{date.date()} for the volatility index")
+    variances = [_listed_term(day[day["dte_days"] == d], rate) for d in terms]
+    method = "listed"
+    if any(v is None for v in variances):
+        if fits is None or date not in fits:
+            raise ChainDataError(
+                f"chain on {date.date()} has fewer than {MIN_STRIKES_PER_SIDE} strikes on "
+                f"a side of the money for the volatility index and no fitted smile")
+        variances = [smile_term_variance(fits[date], d, rate) for d in terms]
+        method = "smile"
+    if len(terms) == 2:
+        index = vix_from_terms(variances[0], terms[0], variances[1], terms[1])
+    else:
+        index = vix_from_terms(variances[0], terms[0], None, None)
+        method += "_one_term"
+    return {"quote_date": date, "iv_index": index, "method": method,
+            "near_dte_days": near, "next_dte_days": nxt, "reason": ""}

@@ -156,6 +156,15 @@ def leg_mid_per_share(leg, date, spot, atm_iv, rate) -> float:
     return float(bs_price(leg.option_type, spot, leg.strike, t_years, rate, iv, 0.0))
 
 
+def leg_bid_ask(leg, mid, date, spot, atm_iv):
+    """The cost model's bid/ask of one leg at its bar's ATM vol, moneyness and time left."""
+    t_years = max((expiry_close_ns(leg.expiry) - timestamp_close_ns(pd.Timestamp(date)))
+                  / NS_PER_YEAR, 0.0)
+    return bid_ask_per_share(mid, COSTS, atm_iv_annualized=atm_iv,
+                             log_moneyness=np.log(leg.strike / spot),
+                             dte_days=t_years * 365.0)
+
+
 def marked_value_usd(positions, date, spot, atm_iv, rate) -> float:
     return sum(
         leg_mid_per_share(leg, date, spot, atm_iv, rate)
@@ -237,7 +246,8 @@ def check_step(env, lookup, prev, action, mask, obs, reward, info):
             assert fill.commission_usd == pytest.approx(
                 COSTS.commission_per_contract_usd * abs(qty), abs=1e-12
             )
-            bid, ask = bid_ask_per_share(fill.mid_per_share, COSTS)
+            f_spot, f_atm_iv, _ = lookup(fill.date)
+            bid, ask = leg_bid_ask(fill.leg, fill.mid_per_share, fill.date, f_spot, f_atm_iv)
             assert fill.premium_per_share == pytest.approx(ask if qty > 0 else bid, abs=1e-12)
         flows += -fill.premium_per_share * qty * CONTRACT_MULTIPLIER - fill.commission_usd
     assert info["cash"] - prev["cash"] == pytest.approx(flows, rel=0, abs=1e-6)
@@ -417,7 +427,7 @@ def expected_entry(fills, date, spot, atm_iv, rate):
     for fill in fills:
         mid = leg_mid_per_share(fill.leg, date, spot, atm_iv, rate)
         assert fill.mid_per_share == pytest.approx(mid, rel=1e-10, abs=1e-12)
-        bid, ask = bid_ask_per_share(mid, COSTS)
+        bid, ask = leg_bid_ask(fill.leg, mid, date, spot, atm_iv)
         qty = fill.quantity_contracts
         premium = ask if qty > 0 else bid
         flow += -premium * qty * CONTRACT_MULTIPLIER - 0.65 * abs(qty)

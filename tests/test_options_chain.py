@@ -134,12 +134,6 @@ def test_read_chain_csv_normalises_columns_and_computes_iv(tmp_path):
             r"missing column\(s\) \['ask'\]",
         ),
         (
-            "quote_date,expiration,strike,option_type,bid,ask\n"
-            "2016-06-01,2016-07-15,200,C,1,1.1\n2016-06-01,2016-07-15,205,C,2,1.5\n"
-            "2016-06-01,2016-07-15,210,C,2,1.9\n",
-            r"column 'ask' is below bid in 2 row\(s\); first at data row 2 \(line 3\)",
-        ),
-        (
             "quote_date,expiration,strike,option_type,bid,ask\n2016-06-01,soon,200,C,1,1.1\n",
             r"column 'expiration' has unparseable or missing dates in 1 row\(s\); first at data row 1",
         ),
@@ -152,10 +146,6 @@ def test_read_chain_csv_normalises_columns_and_computes_iv(tmp_path):
             r"column 'strike' is not > 0",
         ),
         (
-            "quote_date,expiration,strike,option_type,bid,ask\n2016-06-01,2016-05-15,200,C,1,1.1\n",
-            r"column 'expiration' is before quote_date",
-        ),
-        (
             "quote_date,expiration,strike,option_type,bid,ask\n2016-06-01,2016-07-15,200,C,abc,1.1\n",
             r"column 'bid' is not a finite number",
         ),
@@ -166,6 +156,33 @@ def test_read_chain_csv_errors_name_file_column_count_and_row(tmp_path, body, pa
     with pytest.raises(ChainFileError, match=pattern) as info:
         read_chain_csv(path)
     assert "bad_chain.csv" in str(info.value)
+
+
+def test_read_chain_csv_sets_aside_invalid_quotes_and_counts_them(tmp_path):
+    path = write(tmp_path,
+                 "quote_date,expiration,strike,option_type,bid,ask\n"
+                 "2016-06-01,2016-07-15,200,C,1,1.1\n2016-06-01,2016-07-15,205,C,2,1.5\n"
+                 "2016-06-01,2016-07-15,210,C,2,1.9\n2016-06-01,2016-05-15,200,P,1,1.1\n"
+                 "2016-06-01,2016-07-15,215,C,0,0\n2016-06-01,2016-07-15,220,C,,0.05\n"
+                 "2016-06-01,2016-07-15,225,C,0.05,\n", "chain.csv")
+    df = read_chain_csv(path)
+    report = df.attrs["read_report"]
+    assert report["set_aside"] == {"zero_quote": 1, "one_sided_quote": 2, "crossed_quote": 2,
+                                   "non_session_date": 0, "expiry_before_quote_date": 1}
+    assert report["n_rows_read"] == 7 and report["n_rows_kept"] == len(df) == 3
+    assert df["strike"].tolist() == [200.0, 215.0, 220.0]
+    assert df["valid_quote"].tolist() == [True, False, False]
+    assert (df["bid"] <= df["ask"]).all()
+
+
+def test_read_chain_csv_truncated_gzip(tmp_path):
+    import gzip
+    path = tmp_path / "cut.csv.gz"
+    whole = gzip.compress(b"quote_date,expiration,strike,option_type,bid,ask\n"
+                          + b"2016-06-01,2016-07-15,200,C,1,1.1\n" * 500)
+    path.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ChainFileError, match=r"cut\.csv\.gz' is truncated"):
+        read_chain_csv(path)
 
 
 def test_read_chain_csv_missing_file(tmp_path):

@@ -12,9 +12,11 @@ from common.errors import UserInputError
 from options.chain_io import (
     TIDY_COLUMNS,
     ChainFileError,
+    chain_read_report,
     detect_chain_format,
     one_root_per_contract,
     read_chain,
+    read_chains,
 )
 
 DATA = Path(__file__).parent / "data" / "real_chains"
@@ -148,12 +150,8 @@ def _set(col, rows, value):
 
 
 @pytest.mark.parametrize("edit, pattern", [
-    (_set("ask", [3, 7], "0.01"), r"column 'ask' is below the bid \(crossed quote\) in 2 "
-                                  r"row\(s\); first at data row 4"),
     (_set("bid", [5], "-1"), r"column 'bid' has negative prices in 1 row\(s\); first at data "
                              r"row 6"),
-    (_set("expiration", [2, 4, 9], "2021-02-01"), r"column 'expiration' is before the quote "
-                                                   r"date in 3 row\(s\); first at data row 3"),
     (lambda raw: pd.concat([raw, raw.iloc[[10]]], ignore_index=True),
      r"duplicates a contract .* in 1 row\(s\); first at data row 101"),
     (lambda raw: raw.drop(columns=["ask"]), r"missing 1 column\(s\) \['ask'\]"),
@@ -168,21 +166,72 @@ def test_bad_input_names_file_column_count_and_first_row(tmp_path, edit, pattern
     assert isinstance(info.value, UserInputError)
 
 
-def test_crossed_quotes_can_be_dropped_and_are_counted(tmp_path):
+def test_crossed_quotes_are_set_aside_and_counted(tmp_path):
     path = _mutated(tmp_path, _set("ask", [3, 7], "0.01"))
-    df = read_chain(path, drop_crossed=True)
-    assert df.attrs["dropped_crossed_quotes"] == 2
-    assert len(df) == 98
+    for df in (read_chain(path), read_chain(path, drop_crossed=False)):
+        assert df.attrs["dropped_crossed_quotes"] == 2
+        assert len(df) == 98
+        assert chain_read_report(df).set_aside["crossed_quote"] == 2
 
 
-def test_holiday_copies_are_dropped_and_listed(tmp_path):
+def test_holiday_copies_are_dropped_and_listed(tmp_path, caplog):
     def edit(raw):
         extra = raw[raw["quotedate"] == "2021-03-05"].copy()
         extra["quotedate"] = "2021-04-02"  # Good Friday 2021: no session
         return pd.concat([raw, extra], ignore_index=True)
-    df = read_chain(_mutated(tmp_path, edit))
+    with caplog.at_level("INFO", logger="options.chain_io"):
+        df = read_chain(_mutated(tmp_path, edit))
     assert df.attrs["dropped_non_session_dates"] == ["2021-04-02"]
     assert pd.Timestamp("2021-04-02") not in set(df["quote_date"])
+    report = chain_read_report(df)
+    assert report.non_session_dates == ("2021-04-02",)
+    assert report.set_aside["non_session_date"] == 20 == report.n_rows_read - report.n_rows_kept
+    assert "non_session_date=20" in caplog.text and "2021-04-02" in caplog.text
+
+
+def test_reader_sets_aside_each_kind_of_invalid_quote_and_counts_it(tmp_path):
+    def edit(raw):
+        raw.loc[[0, 1], ["bid", "ask"]] = "0"                   # zero quotes: kept, flagged
+        raw.loc[2, "bid"] = ""                                   # missing bid: kept, flagged
+        raw.loc[3, "ask"] = ""                                   # missing ask: dropped
+        raw.loc[4, "ask"] = "0"                                  # bid only: dropped
+        raw.loc[[5, 6, 7], "ask"] = "0.01"                       # crossed: dropped
+        raw.loc[[8, 9], "expiration"] = "2021-02-01"             # expired: dropped
+        return raw
+    df = read_chain(_mutated(tmp_path, edit))
+    report = chain_read_report(df)
+    assert report.set_aside == {"zero_quote": 2, "one_sided_quote": 3, "crossed_quote": 3,
+                                "non_session_date": 0, "expiry_before_quote_date": 2}
+    assert report.n_rows_read == 100 and report.n_rows_kept == len(df) == 100 - 2 - 3 - 2
+    assert int((~df["valid_quote"]).sum()) == 3  # two zero quotes and the bid-less one
+    assert (df.loc[~df["valid_quote"], "bid_per_share"] == 0).all()
+    assert (df.loc[df["valid_quote"], "bid_per_share"] > 0).all()
+    assert (df["ask_per_share"] >= df["bid_per_share"]).all()
+    assert report.to_dict()["set_aside"]["crossed_quote"] == 3
+    assert "crossed_quote=3" in report.summary()
+
+
+def test_truncated_gzip_is_a_one_line_error_naming_the_file(tmp_path):
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(SPX.read_bytes()[:2000])
+    with pytest.raises(ChainFileError, match=r"cut\.csv\.gz' is truncated") as info:
+        read_chain(path)
+    assert "\n" not in str(info.value)
+
+
+def test_several_files_sum_their_reports(tmp_path):
+    a = _mutated(tmp_path, _set("ask", [3], "0.01"))
+    raw = pd.read_csv(SPY, dtype=str)
+    raw["quotedate"] = (pd.to_datetime(raw["quotedate"]) + pd.Timedelta(days=63)).dt.strftime(
+        "%Y-%m-%d")  # nine weeks later: same weekdays, all sessions
+    raw["expiration"] = "2021-06-18"
+    raw = raw.drop_duplicates(["quotedate", "type", "strike"])
+    raw.loc[[0], "ask"] = "0.01"
+    b = tmp_path / "other.csv"
+    raw.to_csv(b, index=False)
+    report = chain_read_report(read_chains([a, b]))
+    assert report.set_aside["crossed_quote"] == 2
+    assert report.n_rows_read == 100 + len(raw)
 
 
 def test_one_root_per_contract_prefers_the_most_listed_root():

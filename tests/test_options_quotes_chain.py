@@ -121,7 +121,7 @@ def test_known_answer_vertical_on_real_quotes():
     assert src.volume(0, "put", 371.0, expiry) == (0.0, 0.0)
 
 
-def test_selection_filters_zero_bids_and_low_volume():
+def test_selection_lists_only_valid_two_sided_quotes_and_filters_low_volume():
     chain = read_chain(SPX)
     bars = bars_for(chain, rate=0.026, div=0.02)
     expiry = pd.Timestamp("2019-06-03")
@@ -130,9 +130,11 @@ def test_selection_filters_zero_bids_and_low_volume():
     liquid = ChainQuoteSource(bars, chain, min_volume=1).strikes(0, expiry, "call")
     day = chain[(chain["quote_date"] == bars.dates[0]) & (chain["expiry"] == expiry)
                 & (chain["option_type"] == "call")]
-    assert len(everything) == len(day)
-    assert len(bid_only) == int((~day["zero_bid"]).sum()) < len(everything)
-    assert len(liquid) == int((day["volume"] >= 1).sum()) < len(everything)
+    valid = day[day["valid_quote"]]
+    assert day["zero_bid"].any()  # the slice has bid-less calls on that expiry ...
+    assert len(everything) == len(valid) < len(day)  # ... and they are never listed
+    np.testing.assert_array_equal(bid_only, everything)
+    assert len(liquid) == int((valid["volume"] >= 1).sum()) < len(everything)
 
 
 def test_check_underlying_stops_on_a_mismatch():

@@ -11,7 +11,7 @@ import pytest
 
 from options.chain_io import read_chain
 from options.pricing import bs_price
-from options.smile import fit_smiles, market_ivs, parity_rate
+from options.smile import ChainDataError, fit_smiles, market_ivs, parity_rate
 from options.vix import (
     cboe_strip,
     chain_vix_index,
@@ -118,3 +118,21 @@ def test_smile_method_agrees_with_listed_strikes_on_a_full_chain():
         v2 = smile_term_variance(fits[date], row["next_dte_days"], rate)
         smile = vix_from_terms(v1, row["near_dte_days"], v2, row["next_dte_days"])
         assert smile == pytest.approx(row["iv_index"], abs=0.006), date
+
+
+def test_dates_without_an_index_are_skipped_with_the_reason_when_asked():
+    chain = read_chain(SPX)
+    day0 = chain["quote_date"].min()
+    zero_dte = chain[chain["quote_date"] == day0].copy()
+    zero_dte["quote_date"] = zero_dte["expiry"] = pd.Timestamp("2019-05-03")
+    zero_dte["dte_days"] = 0
+    both = pd.concat([zero_dte, chain], ignore_index=True)
+    with pytest.raises(ChainDataError, match="no expiry of 7\\+ days on 2019-05-03"):
+        chain_vix_index(both, 0.024)
+    out = chain_vix_index(both, 0.024, skip_dates=True)
+    first = out.loc[pd.Timestamp("2019-05-03")]
+    assert np.isnan(first["iv_index"]) and first["method"] == "unavailable"
+    assert "no expiry of 7+ days" in first["reason"]
+    rest = out.drop(pd.Timestamp("2019-05-03"))
+    pd.testing.assert_frame_equal(rest, chain_vix_index(chain, 0.024), check_dtype=False)
+    assert (rest["reason"] == "").all()
