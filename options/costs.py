@@ -77,7 +77,7 @@ class CostConfig(BaseModel):
     spread_floor_per_share: float = Field(0.01, ge=0.0)
     spread_fraction_of_premium: float = Field(0.01, ge=0.0, lt=2.0)
     tick_size: float = Field(0.01, gt=0.0)
-    spread_reference_atm_iv: float = Field(0.1457, gt=0.0)
+    spread_reference_atm_iv: float = Field(0.1435, gt=0.0)
     spread_vol_elasticity: float = Field(0.8729, ge=-5.0, le=5.0)
     spread_moneyness_coef: float = Field(-1.0955, ge=-50.0, le=50.0)
     spread_reference_dte_days: float = Field(30.0, gt=0.0)
