@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -176,6 +177,8 @@ def _copy_run(trained: Path, tmp_path: Path) -> Path:
          "saved by maskable_ppo but config.yaml says agent.algo: ppo"),
         (lambda r: (r / "forecasts" / "panel.parquet").unlink(), (), "forecast panel missing"),
         (lambda r: (r / "best_vecnormalize.npz").unlink(), (), "best_vecnormalize.npz"),
+        (lambda r: (r / "best_model.zip").unlink(), (),
+         "best_model.zip: missing (no validation checkpoint was saved); use --model final"),
         (lambda r: None, ("--baselines", "cash,moon"), "--baselines: unknown baseline"),
         (lambda r: None, ("--start", "2014-06-01", "--end", "2014-12-31"),
          "must be after the train segment's end"),
@@ -196,6 +199,26 @@ def test_evaluate_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_p
     assert "Traceback" not in out.stderr
     assert not (run_dir / "eval").exists()
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".eval")]
+
+
+def test_evaluate_with_a_ruined_policy_compares_on_dates_and_names_it(trained, tmp_path):
+    """A policy ruined before the end (here every trader: ruin at 99.9% of the start) makes
+    the comparison align on dates (flat after ruin) instead of crashing, and the report and
+    metrics.json say who was ruined and when."""
+    out_dir = tmp_path / "ruin"
+    out = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--set",
+              "env.ruin_equity_fraction=0.999", "--baselines", "cash,random,short_put_spread",
+              "--out", str(out_dir), "--no-plots")
+    assert out.returncode == 0, out.stderr[-3000:]
+    document = json.loads((out_dir / "metrics.json").read_text())
+    ruined = document["ruined"]
+    assert "short_put_spread" in ruined and "cash" not in ruined
+    equity = pd.read_csv(out_dir / "equity_short_put_spread.csv", index_col=0)
+    assert ruined["short_put_spread"] == equity.index[-1] < document["end"]
+    assert 0.0 <= document["comparison"]["spa_pvalue"] <= 1.0
+    report = (out_dir / "report.md").read_text()
+    assert f"**Ruined:** `short_put_spread` ended on {ruined['short_put_spread']}" in report
+    assert "was ruined on" in out.stderr
 
 
 def test_resume_reaches_the_same_totals(workspace, trained):
