@@ -116,6 +116,23 @@ CONFIG_CASES = [
      "segments.train 2014-01-01..2015-06-30 lies partly outside the data"),
     ("tuned_params_missing", _set(["forecast", "tuned_params_path"], "no_such_params.yaml"),
      "tuned_params_path"),
+    # issue 24 item 3: values that validated and then crashed after the run folder was started
+    ("equity_infinite", _set(["env", "starting_equity_usd"], float("inf")),
+     "expected finite numbers: env.starting_equity_usd (got inf)"),
+    ("equity_huge", _set(["env", "starting_equity_usd"], 1e300),
+     "env.starting_equity_usd: 1e+300 is above the limit 1e+12"),
+    ("learning_rate_nan", _set(["agent", "learning_rate"], float("nan")), "agent.learning_rate"),
+    ("n_steps_huge", _set(["agent", "n_steps"], 99999999999999999999),
+     "agent.n_steps: 99999999999999999999 is above the limit"),
+    ("n_envs_huge", _set(["train", "n_envs"], 100000), "train.n_envs: 100000 is above the limit"),
+    ("rollout_huge", lambda c: (c["agent"].update(n_steps=1_000_000), c["train"].update(n_envs=8)),
+     "steps per rollout is above the limit"),
+    ("batch_not_dividing_rollout", _set(["agent", "batch_size"], 48),
+     "agent.batch_size 48 must divide the rollout agent.n_steps x train.n_envs = 64 x 2 = 128"),
+    # issue 24 item 18: a segment inside the data with no session is not "outside the data"
+    ("segment_on_a_weekend", _set(["segments", "valid"], {"start": "2015-07-04",
+                                                          "end": "2015-07-05"}),
+     "segments.valid 2015-07-04..2015-07-05 holds no bar of the data"),
 ]
 
 
@@ -160,6 +177,16 @@ def test_bad_config_text(tmp_path, capsys, edit, message):
     code, err = invoke(train_cli.main, ["--config", str(path), "--run-dir", str(run_dir)], capsys)
     assert_clean_failure(code, err, message, run_dir)
     assert str(path) in err or "line" in err
+
+
+@pytest.mark.parametrize("text", ["", "\n# only a comment\n"])
+def test_empty_config_file_is_named_empty(tmp_path, capsys, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    code, err = invoke(train_cli.main, ["--config", str(path), "--run-dir",
+                                        str(tmp_path / "run")], capsys)
+    assert_clean_failure(code, err, f"{path}: the config file is empty", tmp_path / "run")
+    assert "Field required" not in err
 
 
 def test_config_file_not_utf8_and_folder_and_missing(tmp_path, capsys):
