@@ -324,13 +324,34 @@ def test_evaluate_quotes_chain_needs_a_chain_file(trained):
     assert out.returncode == 2 and "--chain" in out.stderr and "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("env_id", ["SpyOptions-v1", "SpyOptions-v0"])
-def test_plain_gymnasium_code_drives_the_env_made_by_id(trained, workspace, env_id):
+GYM_MAKE = """
+import sys, warnings
+warnings.simplefilter("error")
+import gymnasium as gym
+env = gym.make("envs:SpyOptions-v1", config=sys.argv[1], segment="test")
+obs, info = env.reset(seed=0)
+print("made", env.unwrapped.spec.id, len(obs))
+try:
+    gym.make("SpyOptions-v0", config=sys.argv[1], segment="test")
+except gym.error.Error as exc:
+    print("v0:", type(exc).__name__)
+"""
+
+
+def test_plain_gymnasium_code_makes_the_env_without_importing_envs(trained, workspace):
+    """A fresh interpreter that never imports ``envs`` itself: the module-prefixed id finds
+    the environment, with no warning; ``SpyOptions-v0`` does not exist (no alias)."""
+    out = run("-c", GYM_MAKE, str(workspace / "tiny.yaml"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "made SpyOptions-v1" in out.stdout
+    # Gymnasium's own refusal of an id whose later version exists: no environment is made.
+    assert "v0: DeprecatedEnv" in out.stdout, out.stdout
+
+
+def test_plain_gymnasium_code_drives_the_env_made_by_id(trained, workspace):
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the ids)
-
-    env = gym.make(env_id, config=str(workspace / "tiny.yaml"), segment="test")
+    env = gym.make("envs:SpyOptions-v1", config=str(workspace / "tiny.yaml"), segment="test")
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     rng = np.random.default_rng(0)

@@ -715,3 +715,16 @@ def test_output_folder_under_a_file_is_reported_with_its_path(tmp_path, capsys):
     code, err = invoke(data_main, ["--source", "csv", "--path", str(tmp_path / "iso.csv"),
                                    "--out", str(blocker / "out")], capsys)
     assert_clean_failure(code, err, str(blocker))
+
+
+# ---------------------------------------------------------------- installation (issue 24, 17)
+def test_install_of_the_project_is_quiet():
+    """The project's own build, with the Makefile's pip flags, prints nothing: no setuptools
+    licence-table warning, no progress bars (dependencies are not fetched: --no-deps)."""
+    flags = next(line.split(":=", 1)[1].split() for line in
+                 (ROOT / "Makefile").read_text().splitlines() if line.startswith("PIP_QUIET"))
+    out = subprocess.run([sys.executable, "-m", "pip", "install", *flags, "--no-deps",
+                          "--no-build-isolation", "--dry-run", "-e", str(ROOT)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "" and out.stderr.strip() == "", out.stdout + out.stderr
