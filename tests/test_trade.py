@@ -356,3 +356,68 @@ def test_sigterm_stops_at_the_next_bar_and_a_restart_continues(trained, tmp_path
     journal.close()
     done = trade(trained, POLICY, out)
     assert done.returncode == 0 and f"{stopped_at} replayed from the journal" in done.stdout
+
+
+def _journal_file(path: Path, bars: int = 200) -> Path:
+    """A real journal with ``bars`` decisions, closed (its WAL folded into the file)."""
+    journal = Journal(path)
+    journal.open_for({"run": "tiny", "policy": POLICY, "mode": "replay", "broker": "paper",
+                      "segment": "test"}, {})
+    for bar in range(bars):
+        journal.write_decision(bar, f"2016-01-{bar % 28 + 1:02d}", "hold", "hold", "x" * 200)
+    journal.close()
+    return path
+
+
+def _truncated(path: Path) -> Path:
+    data = _journal_file(path).read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p.mkdir() or p, "is a folder; expected a journal file"),
+    (lambda p: p.write_bytes(random.Random(0).randbytes(8192)) and p, "not a journal"),
+    (lambda p: p.write_text("date,equity\n2016-01-04,100000\n" * 50) and p, "not a journal"),
+    (_truncated, "damaged SQLite file"),
+    (lambda p: (sqlite3.connect(p).execute("CREATE TABLE t (x)").connection.commit(), p)[1],
+     "an SQLite file without the journal's tables"),
+])
+def test_a_bad_journal_is_one_line_naming_it(trained, tmp_path, make, message):
+    """issue 24 item 6: --journal that is a folder, random bytes, a text file, a truncated
+    journal or another SQLite file: one line naming --journal, exit 2, nothing written."""
+    journal = make(tmp_path / "journal.sqlite")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = trade(trained, POLICY, tmp_path / "out", "--journal", str(journal))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"--journal {journal}" in done.stderr and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no out/, no -wal/-shm
+
+
+def test_a_read_only_journal_is_named_before_anything_is_written(tmp_path):
+    """Checked as an unprivileged user (root writes through file permissions): the process
+    imports as itself, then drops to ``nobody`` before the check."""
+    import pwd
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="ro-journal-"))
+    try:
+        path = _journal_file(folder / "journal.sqlite", bars=5)
+        path.chmod(0o444)
+        folder.chmod(0o755)
+        drop = ""
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            drop = f"os.setgid({nobody.pw_gid}); os.setuid({nobody.pw_uid}); "
+        check = ("import os, sys; from common.cli import run_cli; "
+                 "from execution.journal import check_journal_file; " + drop +
+                 "sys.exit(run_cli(lambda a: check_journal_file(a[0]), sys.argv[1:], prog='t'))")
+        done = subprocess.run([sys.executable, "-c", check, str(path)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert f"--journal {path}: read-only" in done.stderr, done.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["journal.sqlite"]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
