@@ -88,6 +88,19 @@ def test_replay_writes_the_same_ledgers_as_evaluate(trained, evaluated, policy):
     assert len(opened) == len(trades)  # one opening order per trade of the ledger
     assert all(r[7] == "filled" for r in rows["orders"])
     assert len(done.stdout.splitlines()) >= len(rows["decisions"])  # a progress line per bar
+    # Each bar's line and equity.csv's row show that bar's own state (issue 24 item 13): the
+    # line's equity is the row's, and a trade's open date is the row of its opening action.
+    equity = pd.read_csv(out / "equity.csv", index_col=0)
+    lines = [line for line in done.stdout.splitlines() if " bar " in line]
+    for line in lines:
+        date, bar = line.split()[0], int(line.split()[2].rstrip(":"))
+        assert equity.index[bar].startswith(date), line
+        shown = float(line.rsplit("equity ", 1)[1].split()[0].replace(",", ""))
+        assert shown == pytest.approx(equity["equity_usd"].iloc[bar], abs=0.006), line
+        assert line.split(" -> ")[1].split()[0] == equity["action"].iloc[bar], line
+    for opened in trades["open_date"]:
+        assert equity.loc[opened, "action"].startswith("open_"), opened
+    assert equity["action"].iloc[-1] == "none"
 
 
 def test_a_second_start_replays_the_journal_and_adds_nothing(trained):
