@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_equity,
         plot_pnl_by_strategy,
         plot_tearsheet,
+        pnl_attribution,
         write_report,
     )
     from common.io import write_text_atomic
@@ -246,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         for label, result in results.items():
             result.equity.to_csv(staging / f"equity_{label}.csv")
             result.trades.to_csv(staging / f"trades_{label}.csv", index=False)
+            attribution = pnl_attribution(result)  # the report's; the dashboard shows the file
+            if attribution is not None:
+                attribution.to_csv(staging / f"attribution_{label}.csv")
         plots = []
         if not args.no_plots:
             plots.append(plot_equity(results, staging / "equity.png", title))

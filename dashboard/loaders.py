@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from common.analytics import ATTRIBUTION_COLUMNS
 from common.errors import UserInputError
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "RunSummary",
     "available_eval_sources",
     "find_runs",
+    "load_attribution",
     "load_equity_curves",
     "load_eval_metrics",
     "load_forecast_eval",
@@ -287,6 +289,23 @@ def load_equity_curves(run: Path, source: EvalSource) -> dict[str, pd.DataFrame]
     if not curves:
         raise DashboardInputError(f"{folder}: no equity_*{source.suffix}.csv files")
     return curves
+
+
+def load_attribution(run: Path, source: EvalSource, policy: str) -> pd.DataFrame | None:
+    """``attribution_<policy>.csv``: the per-bar P&L attribution (USD) that ``evaluate.py``
+    computed for its report (``common.analytics.pnl_attribution``), indexed by date. None
+    when the evaluation wrote none (a reference curve, or an evaluation folder from before
+    the file existed: the page says so)."""
+    path = Path(run) / source.folder / f"attribution_{policy}{source.suffix}.csv"
+    if not path.is_file():
+        return None
+    frame = _read_csv(path, ("date", *ATTRIBUTION_COLUMNS), "P&L attribution")
+    frame["date"] = _parse_dates(frame, "date", path)
+    values = frame[list(ATTRIBUTION_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    if values.isna().any().any():
+        raise DashboardInputError(f"{path}: columns {', '.join(ATTRIBUTION_COLUMNS)} must be "
+                                  f"numbers")
+    return values.set_index(frame["date"]).sort_index()
 
 
 def load_trades(run: Path, source: EvalSource, policy: str) -> pd.DataFrame:

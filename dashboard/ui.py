@@ -15,8 +15,8 @@ from common.errors import UserInputError
 from dashboard import loaders
 from dashboard.settings import DEFAULT_RUNS, ENV_JOURNAL, ENV_RUNS
 
-__all__ = ["ENV_JOURNAL", "ENV_RUNS", "eval_source_picker", "guarded", "journal_path",
-           "runs_root", "selected_run", "show_problems"]
+__all__ = ["ENV_JOURNAL", "ENV_RUNS", "attribution_missing", "eval_source_picker", "guarded",
+           "journal_path", "runs_root", "selected_run", "show_problems"]
 
 RUN_KEY = "run"
 CACHE_TTL_S = 10  # files change while a run trains or evaluates; cached reads expire soon
@@ -113,3 +113,11 @@ def equity_curves(run: str, source_key: str) -> dict[str, pd.DataFrame]:
 def eval_metrics(run: str, source_key: str) -> dict:
     source = next(s for s in loaders.EVAL_SOURCES if s.key == source_key)
     return loaders.load_eval_metrics(Path(run), source)
+
+
+def attribution_missing(policy: str, source: loaders.EvalSource) -> str:
+    """Why a policy shows no P&L attribution: its evaluation folder holds no
+    ``attribution_<policy>.csv`` (the report's attribution, written by evaluate.py)."""
+    return (f"{policy}: no P&L attribution (no attribution_{policy}{source.suffix}.csv in "
+            f"{source.folder}/): a reference curve such as buy_and_hold has none; an "
+            f"evaluation made before the file existed needs evaluate.py again")

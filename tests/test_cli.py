@@ -127,6 +127,15 @@ def test_evaluate_writes_metrics_for_ppo_and_every_baseline(trained):
     assert inputs["forecast_panel_sha256"] in report and inputs["market_data_sha256"] in report
     assert "| buy_and_hold |" in report and "| - |" in report
     assert "Tear sheet: ppo" in report and "attribution" in report
+    # One attribution (issue 24 item 10): the file the dashboard shows is the report's, with
+    # per-bar costs that add up to the policy's total costs (not a cumulative column).
+    for name in expected - {"buy_and_hold"}:
+        attribution = pd.read_csv(trained / "eval" / f"attribution_{name}.csv", index_col=0)
+        assert -attribution["costs"].sum() == pytest.approx(metrics[name]["total_costs_usd"],
+                                                            abs=0.01)
+        components = attribution[["delta", "gamma", "theta", "vega", "costs", "residual"]]
+        np.testing.assert_allclose(components.sum(axis=1), attribution["total"], atol=1e-6)
+    assert not (trained / "eval" / "attribution_buy_and_hold.csv").exists()
     assert "report:" in out.stdout
     assert not [p for p in trained.iterdir() if p.name.startswith(".eval.")]
 

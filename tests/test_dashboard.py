@@ -153,14 +153,29 @@ def _episode(seed: int = 3, bars: int = 150) -> tuple[EpisodeResult, pd.DataFram
     return result, equity.join(greeks)
 
 
-def test_analytics_match_the_evaluation_report():
+def test_analytics_are_the_evaluation_reports(tmp_path):
+    """issue 24 item 10: one attribution. The report's (``agents.report``, per-bar costs,
+    greeks held over each bar) is what evaluate.py writes and the dashboard loads, to the
+    cent; the dashboard's equity analytics are the report's functions."""
     result, frame = _episode()
     pd.testing.assert_series_equal(analytics.rolling_sharpe(frame["equity_usd"]),
                                    rolling_sharpe(result, 252.0), check_names=False)
     pd.testing.assert_frame_equal(analytics.monthly_returns_pct(frame["equity_usd"]),
                                   monthly_returns(result))
-    pd.testing.assert_frame_equal(analytics.pnl_attribution(frame), pnl_attribution(result))
-    assert analytics.pnl_attribution(frame[["equity_usd", "spot"]]) is None
+    report = pnl_attribution(result)
+    assert report["costs"].sum() == pytest.approx(-result.greeks["costs_usd"].sum())
+    source = loaders.EVAL_SOURCES[0]
+    folder = tmp_path / source.folder
+    folder.mkdir()
+    report.rename_axis("date").to_csv(folder / f"attribution_ppo{source.suffix}.csv")
+    shown = loaders.load_attribution(tmp_path, source, "ppo")
+    pd.testing.assert_frame_equal(shown, report, check_names=False, check_freq=False,
+                                  check_index_type=False)
+    assert loaders.load_attribution(tmp_path, source, "buy_and_hold") is None
+    (folder / f"attribution_bad{source.suffix}.csv").write_text("date,delta\n2016-01-04,x\n")
+    with pytest.raises(loaders.DashboardInputError, match="attribution_bad.csv: column"):
+        loaders.load_attribution(tmp_path, source, "bad")
+    assert not hasattr(analytics, "pnl_attribution")  # no second copy
 
 
 def test_drawdown_known_answer():
@@ -297,6 +312,11 @@ def test_positions_page_timeline_greeks_and_trade_legs(runs, monkeypatch):
     legs = next(d.value for d in at.dataframe if "strike" in d.value.columns)
     assert legs["strike"].tolist() == [190.0, 215.0, 185.0, 220.0]
     assert "Trade 2: iron_condor" in texts(at)
+    # The attribution shown is evaluate.py's file (the report's), to the cent.
+    written = pd.read_csv(runs / "synthetic" / "eval" / "attribution_ppo.csv", index_col=0)
+    totals = next(d.value for d in at.dataframe if "residual" in d.value.columns)
+    for column in ("delta", "gamma", "theta", "vega", "costs", "residual", "total"):
+        assert totals[column].iloc[0] == pytest.approx(written[column].sum(), abs=0.005)
 
 
 def test_live_page_reads_the_journal(runs, journal_file, monkeypatch):

@@ -90,8 +90,10 @@ def render() -> None:
             cols[i % 2].altair_chart(charts.line_chart({policy: equity[column]}, column, column,
                                                        height=charts.SMALL_HEIGHT_PX),
                                      width="stretch")
-    attribution = analytics.pnl_attribution(equity)
-    if attribution is not None:
+    attribution = loaders.load_attribution(run, source, policy)
+    if attribution is None:
+        st.caption(ui.attribution_missing(policy, source))
+    else:
         st.subheader("P&L attribution")
         totals = attribution.sum().rename("usd").to_frame().T
         st.dataframe(totals, hide_index=True)
