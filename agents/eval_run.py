@@ -55,9 +55,10 @@ log = logging.getLogger(__name__)
 CUSTOM_SEGMENT = "custom"
 CI_LEVEL = 0.95
 _SB3_DATA_MEMBER = "data"
-# Baselines that cannot be "beaten" in a meaningful sense by a trading agent are still tested;
-# cash is excluded from the comparison because its returns are identically zero.
-_NOT_COMPARED = ("cash",)
+# Every baseline is compared, cash included ("beats cash": a mean return above zero); its flat
+# series is skipped only by the block-length estimate, where it is undefined.
+_NOT_COMPARED: tuple[str, ...] = ()
+_IDENTICAL = 1e-15  # per-bar returns this close are the same curve: no evidence either way
 
 
 class EvaluationInputError(UserInputError):
@@ -236,7 +237,10 @@ def compare_with_baselines(results: dict[str, EpisodeResult], ppo_labels: list[s
     ppo = np.column_stack([returns[label] for label in ppo_labels])
     series = [ppo[:, k] for k in range(ppo.shape[1])] + [returns[n] for n in compared]
     block = block_length_bars(*series)
-    pvalues = {name: spa_test(returns[name], ppo, block, reps, seed) for name in compared}
+    # A PPO curve identical to the baseline (e.g. flat like cash) is no evidence: p = 1
+    # (the SPA statistic of all-zero differences would otherwise read as p = 0).
+    pvalues = {name: 1.0 if np.all(np.abs(ppo - returns[name][:, None]) < _IDENTICAL)
+               else spa_test(returns[name], ppo, block, reps, seed) for name in compared}
     sharpe = {name: per_bar_sharpe(returns[name]) for name in [*ppo_labels, *compared]}
     best_baseline = max(compared, key=sharpe.get)
     # The PPO curve compared is the single run, or the seed nearest the median Sharpe.
@@ -245,7 +249,8 @@ def compare_with_baselines(results: dict[str, EpisodeResult], ppo_labels: list[s
     interval = sharpe_diff_interval(returns[label], returns[best_baseline],
                                     bars_per_year, block, reps, seed, CI_LEVEL)
     comparison = {"spa_pvalue": max(pvalues.values()), "sharpe_diff_ci": interval,
-                  "block_length_bars": block, "best_baseline": best_baseline}
+                  "block_length_bars": block, "best_baseline": best_baseline,
+                  "compared": compared}
     detail = {"ppo_curve": label, "spa_pvalue_per_baseline": pvalues,
               "bootstrap": "stationary", "reps": reps, "seed": seed,
               "loss": "negative per-bar return", "spa_pvalue_kind": "consistent"}

@@ -288,8 +288,11 @@ def _comparison_markdown(comparison: dict, detail: dict) -> list[str]:
     per = ", ".join(f"{name} {p:.3f}" for name, p in detail["spa_pvalue_per_baseline"].items())
     verdict = ("The interval includes 0: no evidence of a difference."
                if ci["low"] <= 0 <= ci["high"] else "The interval excludes 0.")
+    compared = comparison.get("compared") or list(detail["spa_pvalue_per_baseline"])
     return [
         "## Does PPO beat the baselines?", "",
+        f"Baselines compared: {', '.join(f'`{n}`' for n in compared)}"
+        + ("" if "cash" in compared else " (not `cash`: it was not evaluated)") + ".", "",
         f"Hansen's SPA test of \"PPO beats every baseline\": p = {comparison['spa_pvalue']:.3f} "
         f"(the largest of the per-baseline SPA p-values of \"no PPO seed beats this baseline\": "
         f"{per}; a small value is evidence for PPO).", "",

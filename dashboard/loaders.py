@@ -219,7 +219,8 @@ def load_run_summary(run: Path, label: str | None = None) -> RunSummary:
 
 
 def verdict(comparison: dict | None) -> str:
-    """One line: does the evaluation show PPO beating every baseline?"""
+    """One line: does the evaluation show PPO beating every baseline, and was cash among
+    them (``comparison["compared"]``)?"""
     if not comparison:
         return "no comparison (no baselines evaluated)"
     p = comparison.get("spa_pvalue")
@@ -230,9 +231,12 @@ def verdict(comparison: dict | None) -> str:
     interval = (f"; Sharpe diff vs {comparison.get('best_baseline')} "
                 f"[{low:.2f}, {high:.2f}]" if isinstance(low, int | float)
                 and isinstance(high, int | float) else "")
+    compared = comparison.get("compared")
+    # Evaluations before cash was compared have no "compared" list: cash was left out.
+    which = "incl. cash" if isinstance(compared, list) and "cash" in compared else "excl. cash"
     if p < SIGNIFICANCE_LEVEL and isinstance(low, int | float) and low > 0:
-        return f"PPO beats every baseline (SPA p = {p:.3f}{interval})"
-    return f"no evidence PPO beats every baseline (SPA p = {p:.3f}{interval})"
+        return f"PPO beats every baseline, {which} (SPA p = {p:.3f}{interval})"
+    return f"no evidence PPO beats every baseline, {which} (SPA p = {p:.3f}{interval})"
 
 
 # ------------------------------------------------------------------------------ evaluation

@@ -106,12 +106,13 @@ def test_evaluate_writes_metrics_for_ppo_and_every_baseline(trained):
     assert hold["trades"] is None and hold["profit_factor"] is None and hold["exposure"] is None
     comparison = document["comparison"]
     assert set(comparison) == {"spa_pvalue", "sharpe_diff_ci", "block_length_bars",
-                               "best_baseline"}
+                               "best_baseline", "compared"}
+    assert sorted(comparison["compared"]) == sorted(expected - {"ppo"})  # cash included
     assert 0.0 <= comparison["spa_pvalue"] <= 1.0
     assert comparison["block_length_bars"] >= 1
     ci = comparison["sharpe_diff_ci"]
     assert ci["low"] <= ci["high"] and ci["level"] == 0.95
-    assert comparison["best_baseline"] in expected - {"cash", "ppo"}
+    assert comparison["best_baseline"] in expected - {"ppo"}
     inputs = document["inputs"]
     assert len(inputs["forecast_panel_sha256"]) == len(inputs["market_data_sha256"]) == 64
     provenance = json.loads((trained / "provenance.json").read_text())
@@ -124,6 +125,7 @@ def test_evaluate_writes_metrics_for_ppo_and_every_baseline(trained):
         assert (trained / "eval" / plot).stat().st_size > 10_000
     report = (trained / "eval" / "report.md").read_text()
     assert "| ppo |" in report and "SPA" in report and "stationary-bootstrap" in report
+    assert "Baselines compared: " in report and "`cash`" in report
     assert inputs["forecast_panel_sha256"] in report and inputs["market_data_sha256"] in report
     assert "| buy_and_hold |" in report and "| - |" in report
     assert "Tear sheet: ppo" in report and "attribution" in report

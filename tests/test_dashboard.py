@@ -99,6 +99,10 @@ def test_verdict_needs_a_small_p_value_and_an_interval_above_zero():
     low = {"low": -0.1, "high": 1.0}
     assert loaders.verdict({"spa_pvalue": 0.01, "sharpe_diff_ci": low}).startswith("no evid")
     assert loaders.verdict(None).startswith("no comparison")
+    # issue 24 item 11: the verdict says whether cash was among the baselines compared
+    with_cash = {"spa_pvalue": 0.01, "sharpe_diff_ci": ci, "compared": ["cash", "random"]}
+    assert loaders.verdict(with_cash).startswith("PPO beats every baseline, incl. cash")
+    assert ", excl. cash" in loaders.verdict({"spa_pvalue": 0.01, "sharpe_diff_ci": ci})
 
 
 def test_equity_loader_names_the_file_and_column(tmp_path):

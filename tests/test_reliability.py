@@ -728,3 +728,44 @@ def test_install_of_the_project_is_quiet():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "" and out.stderr.strip() == "", out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------- comparison (issue 24, 1 and 11)
+def _result(name: str, equity: np.ndarray, start: str = "2016-01-04"):
+    from agents.evaluation import EpisodeResult
+
+    dates = pd.bdate_range(start, periods=len(equity), name="date")
+    frame = pd.DataFrame({"equity_usd": equity}, index=dates)
+    return EpisodeResult(name, frame, pd.DataFrame(), float(equity[0]), 0.0)
+
+
+def test_cash_is_compared_and_a_flat_ppo_does_not_beat_it():
+    """Cash is a baseline like any other; a PPO curve identical to it is no evidence (p = 1,
+    where the SPA statistic of all-zero differences would say 0)."""
+    from agents.eval_run import compare_with_baselines
+
+    rng = np.random.default_rng(0)
+    flat = np.full(120, 1e5)
+    spread = 1e5 * np.cumprod(1 + rng.normal(0.0, 0.01, 120))
+    results = {"ppo": _result("ppo", flat), "cash": _result("cash", flat),
+               "short_put_spread": _result("short_put_spread", spread)}
+    comparison, detail = compare_with_baselines(results, ["ppo"], ["cash", "short_put_spread"],
+                                                252.0, 200, 0)
+    assert comparison["compared"] == ["cash", "short_put_spread"]
+    assert detail["spa_pvalue_per_baseline"]["cash"] == 1.0
+    assert comparison["spa_pvalue"] == 1.0
+
+
+def test_a_ruined_policy_is_compared_flat_after_its_last_bar():
+    from agents.eval_run import compare_with_baselines, ruined_policies
+
+    rng = np.random.default_rng(1)
+    full = 1e5 * np.cumprod(1 + rng.normal(0.001, 0.01, 250))
+    ruined = 1e5 * np.cumprod(1 + rng.normal(-0.01, 0.02, 234))
+    results = {"ppo": _result("ppo", full), "random": _result("random", ruined),
+               "cash": _result("cash", np.full(250, 1e5))}
+    dates = results["ppo"].equity.index
+    assert ruined_policies(results, dates[-1]) == {"random": str(dates[233].date())}
+    comparison, _ = compare_with_baselines(results, ["ppo"], ["random", "cash"], 252.0, 200, 0,
+                                           dates=dates)
+    assert 0.0 <= comparison["spa_pvalue"] <= 1.0
