@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -378,6 +380,57 @@ def test_cli_rejects_bad_flags_in_one_line(args, message):
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT],
+                         ids=["SIGTERM", "SIGHUP", "SIGINT"])
+def test_first_run_serves_without_a_prompt_and_a_signal_stops_everything(runs, tmp_path, stop):
+    """issue 24 item 7: a fresh machine (no ~/.streamlit), no --headless, no terminal on
+    standard input: it serves (no e-mail prompt) and opens the browser (here the command
+    BROWSER names); SIGTERM, SIGHUP or Ctrl-C to ``python -m dashboard`` stops the Streamlit
+    child too, so the port stops answering."""
+    port = browser.free_port()
+    url = f"http://127.0.0.1:{port}"
+    opened = tmp_path / "opened.txt"
+    env = {**os.environ, "HOME": str(tmp_path / "home"),
+           "BROWSER": f"{sys.executable} -c \"import sys; open({str(opened)!r}, 'w')"
+                      f".write(sys.argv[1])\" %s"}
+    (tmp_path / "home").mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "dashboard", "--runs", str(runs),
+                                "--port", str(port)], cwd=ROOT, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _answers(url):
+            assert process.poll() is None, process.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "the dashboard never answered"
+            time.sleep(0.3)
+        while not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert opened.read_text() == url  # the browser was opened at the dashboard
+        process.send_signal(stop)
+        assert process.wait(timeout=60) == 0
+        output = process.stdout.read()
+        assert "Email" not in output and "Traceback" not in output, output[-3000:]
+        deadline = time.monotonic() + 10
+        while _answers(url) and time.monotonic() < deadline:  # the child is gone too
+            time.sleep(0.2)
+        assert not _answers(url), "Streamlit still serves after the dashboard stopped"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 # ----------------------------------------------------------------------------- real browser
