@@ -26,6 +26,7 @@ __all__ = [
     "EvalSource",
     "RunSummary",
     "available_eval_sources",
+    "eval_folder_problem",
     "find_runs",
     "load_attribution",
     "load_equity_curves",
@@ -38,6 +39,7 @@ __all__ = [
     "parse_legs",
     "read_json",
     "read_yaml",
+    "short_verdict",
     "verdict",
 ]
 
@@ -239,6 +241,16 @@ def verdict(comparison: dict | None) -> str:
     return f"no evidence PPO beats every baseline, {which} (SPA p = {p:.3f}{interval})"
 
 
+def short_verdict(comparison: dict | None) -> str:
+    """The verdict in a few words for a table cell (``verdict`` has the figures)."""
+    text = verdict(comparison)
+    if text.startswith("PPO beats"):
+        return "beats all" + (", incl. cash" if "incl. cash" in text else ", excl. cash")
+    if text.startswith("no evidence"):
+        return "no evidence" + (", incl. cash" if "incl. cash" in text else ", excl. cash")
+    return text
+
+
 # ------------------------------------------------------------------------------ evaluation
 def available_eval_sources(run: Path) -> list[EvalSource]:
     """The evaluations this run folder holds, in ``EVAL_SOURCES`` order."""
@@ -248,6 +260,21 @@ def available_eval_sources(run: Path) -> list[EvalSource]:
         if any((run / source.folder).glob(f"equity_*{source.suffix}.csv")):
             out.append(source)
     return out
+
+
+def eval_folder_problem(run: Path) -> str | None:
+    """Why an evaluation folder that exists shows nothing (no equity CSVs; its metrics.json
+    malformed or missing), or None when the run has no evaluation folder at all."""
+    for source in EVAL_SOURCES:
+        folder = Path(run) / source.folder
+        if not folder.is_dir():
+            continue
+        try:
+            load_eval_metrics(run, source)
+        except DashboardInputError as exc:
+            return str(exc)
+        return f"{folder}: no equity_*{source.suffix}.csv files (an incomplete evaluation)"
+    return None
 
 
 def load_eval_metrics(run: Path, source: EvalSource) -> dict:

@@ -96,7 +96,11 @@ def eval_source_picker(run: Path, key: str) -> loaders.EvalSource | None:
     """Pick one of the run's evaluations (eval/, eval_chain/ chain or model quotes)."""
     sources = loaders.available_eval_sources(run)
     if not sources:
-        st.info(f"{run}: no evaluation yet (run `python evaluate.py --run {run}`)")
+        problem = loaders.eval_folder_problem(run)
+        if problem:
+            st.error(problem)
+        else:
+            st.info(f"{run}: no evaluation yet (run `python evaluate.py --run {run}`)")
         return None
     labels = [s.label for s in sources]
     choice = st.selectbox("Evaluation", labels, key=key) if len(sources) > 1 else labels[0]

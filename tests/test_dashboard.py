@@ -266,11 +266,14 @@ def test_runs_page_lists_every_run_with_metrics_and_verdict(runs, monkeypatch):
     at = app(runs, monkeypatch=monkeypatch)
     table = at.dataframe[0].value
     assert table["run"].tolist() == ["bad", "group/five", "synthetic"]
+    assert table.set_index("run").loc["synthetic", "seeds"] == 1
+    assert table.set_index("run").loc["group/five", "seeds"] == 5
+    results = at.dataframe[1].value
+    assert results["run"].tolist() == ["group/five", "synthetic"]  # "bad" has no results
     document = json.loads((runs / "synthetic" / "eval" / "metrics.json").read_text())
-    row = table.set_index("run").loc["synthetic"]
-    assert row["ppo sharpe"] == pytest.approx(document["policies"]["ppo"]["sharpe"])
-    assert row["seeds"] == 1 and table.set_index("run").loc["group/five", "seeds"] == 5
-    assert "SPA p = 0.412" in row["verdict"] and row["verdict"].startswith("no evidence")
+    row = results.set_index("run").loc["synthetic"]
+    assert row["ppo Sharpe"] == pytest.approx(document["policies"]["ppo"]["sharpe"])
+    assert row["SPA p"] == 0.412 and row["verdict"] == "no evidence, excl. cash"
     assert any("bad" in w.value and "not valid JSON" in w.value for w in at.warning)
     assert len(charts_of(at)) == 1  # the compared runs' PPO curves
 
@@ -362,6 +365,14 @@ def test_a_broken_run_gives_a_message_not_a_traceback(runs, page, monkeypatch):
     at = app(runs, run="bad", page=page, monkeypatch=monkeypatch)
     shown = texts(at)
     assert ("bad" in shown) and (at.error or at.info or at.warning), shown
+
+
+@pytest.mark.parametrize("page", ["performance", "positions"])
+def test_a_malformed_metrics_file_is_named_not_called_no_evaluation(runs, page, monkeypatch):
+    """issue 24 item 15: eval/metrics.json that is not JSON is an error naming the file."""
+    at = app(runs, run="bad", page=page, monkeypatch=monkeypatch)
+    assert any("eval/metrics.json: not valid JSON" in e.value for e in at.error), texts(at)
+    assert "no evaluation yet" not in texts(at)
 
 
 def test_missing_runs_folder_is_a_message(tmp_path, monkeypatch):
