@@ -321,6 +321,12 @@ def test_positions_page_timeline_greeks_and_trade_legs(runs, monkeypatch):
     legs = next(d.value for d in at.dataframe if "strike" in d.value.columns)
     assert legs["strike"].tolist() == [190.0, 215.0, 185.0, 220.0]
     assert "Trade 2: iron_condor" in texts(at)
+    # Greek charts: short titles with units, no y-axis title or legend to crowd them out.
+    specs = [json.loads(c.proto.spec) for c in charts_of(at)]
+    titles = [spec.get("title") for spec in specs]
+    for title in ("delta, shares", "gamma, shares per USD", "theta, USD per day",
+                  "vega, USD per vol point"):
+        assert title in titles, titles
     # The attribution shown is evaluate.py's file (the report's), to the cent.
     written = pd.read_csv(runs / "synthetic" / "eval" / "attribution_ppo.csv", index_col=0)
     totals = next(d.value for d in at.dataframe if "residual" in d.value.columns)
@@ -464,5 +470,46 @@ def test_performance_page_renders_in_headless_chromium(runs, tmp_path):
             body = driver.find_element("tag name", "body").text
             assert "run: synthetic" in body and "Equity" in body
             assert "Traceback" not in body
+        finally:
+            driver.quit()
+
+
+SHOT_PAGES = {"": ("Runs", 0), "performance": ("run: synthetic", 4),
+              "positions": ("run: synthetic", 7), "forecasts": ("run: synthetic", 2),
+              "live": ("Live", 1), "training": ("run: synthetic", 4)}
+# The first tables of each page that must show every column (the trade ledgers and the
+# journal's tables have more columns than a page is wide: they scroll by design).
+GRIDS_THAT_FIT = {"": 3, "performance": 1, "positions": 1, "forecasts": 1, "live": 0,
+                  "training": 0}
+MIN_CHART_HEIGHT_PX = 100  # the heatmap strip (60 px) and squashed timeline (80 px) were less
+SHOT_WIDTH_PX, SHOT_HEIGHT_PX = 1400, 1000
+
+
+def test_every_page_fits_a_1400_by_1000_window_in_headless_chromium(runs, journal_file,
+                                                                    tmp_path):
+    """issue 24 item 15, in the real browser at 1400 x 1000: each page's screenshot; no table
+    pushes columns off-screen (the Runs page's verdict), no page scrolls sideways, and every
+    chart is drawn at a readable height (the monthly heatmap, the positions timeline)."""
+    if not browser.browser_available():
+        if os.environ.get("CI"):
+            pytest.fail("CI must have chromium and chromium-driver (.ci/run installs them)")
+        pytest.skip("Debian's chromium and chromium-driver are not installed")
+    with browser.serve(runs, browser.free_port(), journal_file) as url:
+        driver = browser.make_driver(tmp_path / "profile", SHOT_WIDTH_PX, SHOT_HEIGHT_PX)
+        try:
+            for page, (text, charts) in SHOT_PAGES.items():
+                browser.load_page(driver, f"{url}/{page}?run=synthetic", text, charts)
+                shot = tmp_path / f"dashboard_{page or 'runs'}.png"
+                driver.save_screenshot(str(shot))
+                assert shot.stat().st_size > 20_000, page
+                window, document = browser.page_width(driver)
+                assert document <= window, (page, window, document)
+                for visible, content in browser.grid_widths(driver)[:GRIDS_THAT_FIT[page]]:
+                    assert content <= visible + 1, (page, visible, content)
+                sizes = browser.chart_sizes(driver)
+                assert len(sizes) >= charts, (page, sizes)
+                for width, height, marks in sizes:
+                    assert width > 0 and height >= MIN_CHART_HEIGHT_PX and marks > 0, (
+                        page, sizes)
         finally:
             driver.quit()
