@@ -10,11 +10,16 @@ CONFIG ?= configs/quick.yaml
 
 setup: $(STAMP)
 
+# Quiet: one line says what happens; pip prints only errors (and its warnings with -q).
+PIP_QUIET := --quiet --disable-pip-version-check --no-input --progress-bar off
+
 $(STAMP): pyproject.toml
+	@echo "setup: installing the pinned dependencies into $(VENV) (a few minutes the first time)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,alpaca]'
+	@$(PY) -m pip install $(PIP_QUIET) --upgrade pip
+	@$(PY) -m pip install $(PIP_QUIET) -e '.[dev,alpaca]'
 	@touch $(STAMP)
+	@echo "setup: done"
 
 # The main job on the embedded data: data summary, walk-forward forecasts, PPO training, the
 # forecasts' own evaluation, and PPO against every baseline on the held-out segment of $(CONFIG).

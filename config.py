@@ -13,6 +13,7 @@ merged when the config is loaded (the run's resolved ``config.yaml`` holds the m
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -127,6 +128,38 @@ class EvalConfig(_Section):
     bootstrap_samples: int = Field(2000, ge=100)
 
 
+# Upper bounds checked before anything is written: beyond them a run overflows or exhausts
+# memory after its folder was started (1e300 USD of equity overflows the contract counts; a
+# rollout buffer of n_steps x n_envs bars is held in memory; each environment holds its tables).
+MAX_STARTING_EQUITY_USD = 1e12
+MAX_N_STEPS = 1_000_000
+MAX_N_ENVS = 256
+MAX_ROLLOUT_STEPS = 4_194_304  # n_steps x n_envs: 2**22 transitions in one rollout buffer
+MAX_TOTAL_TIMESTEPS = 10**10
+MAX_N_EPOCHS = 1_000
+_UPPER_BOUNDS = {
+    ("env", "starting_equity_usd"): MAX_STARTING_EQUITY_USD,
+    ("agent", "n_steps"): MAX_N_STEPS,
+    ("agent", "n_epochs"): MAX_N_EPOCHS,
+    ("train", "n_envs"): MAX_N_ENVS,
+    ("train", "total_timesteps"): MAX_TOTAL_TIMESTEPS,
+    ("train", "checkpoint_every_steps"): MAX_TOTAL_TIMESTEPS,
+    ("train", "eval_every_steps"): MAX_TOTAL_TIMESTEPS,
+}
+
+
+def _non_finite_keys(value: Any, path: str = "") -> list[str]:
+    """Dotted keys of every NaN or infinite float in a plain (model_dump) config tree."""
+    if isinstance(value, dict):
+        return [k for key, item in value.items()
+                for k in _non_finite_keys(item, f"{path}.{key}" if path else str(key))]
+    if isinstance(value, list | tuple):
+        return [k for i, item in enumerate(value) for k in _non_finite_keys(item, f"{path}[{i}]")]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{path} (got {value})"]
+    return []
+
+
 class ExperimentConfig(_Section):
     name: str = "experiment"
     seed: Seed = 0
@@ -139,6 +172,28 @@ class ExperimentConfig(_Section):
     baselines: BaselinesConfig = BaselinesConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _sane(self) -> ExperimentConfig:
+        """Finite numbers, values within ``_UPPER_BOUNDS``, and a PPO minibatch that divides
+        the rollout (``agent.batch_size`` into ``agent.n_steps x train.n_envs``)."""
+        bad = _non_finite_keys(self.model_dump())
+        if bad:
+            raise ValueError(f"expected finite numbers: {', '.join(bad)}")
+        for (section, key), limit in _UPPER_BOUNDS.items():
+            value = getattr(getattr(self, section), key)
+            if value > limit:
+                raise ValueError(f"{section}.{key}: {value} is above the limit {limit:g}")
+        rollout = self.agent.n_steps * self.train.n_envs
+        if rollout > MAX_ROLLOUT_STEPS:
+            raise ValueError(f"agent.n_steps x train.n_envs = {self.agent.n_steps} x "
+                             f"{self.train.n_envs} = {rollout} steps per rollout is above the "
+                             f"limit {MAX_ROLLOUT_STEPS}")
+        if rollout % self.agent.batch_size:
+            raise ValueError(f"agent.batch_size {self.agent.batch_size} must divide the rollout "
+                             f"agent.n_steps x train.n_envs = {self.agent.n_steps} x "
+                             f"{self.train.n_envs} = {rollout}")
+        return self
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -209,6 +264,8 @@ def _describe(err: ValidationError, origin: str) -> str:
         key = ".".join(str(p) for p in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
             lines.append(f"  unknown key '{key}'")
+        elif not item["loc"]:  # a check across sections: its message names the keys
+            lines.append(f"  {item['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
     return "\n".join(lines)
@@ -251,7 +308,10 @@ def _read_file(path: Path) -> dict:
         raise ConfigError(f"{origin}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ConfigError(f"{origin}: cannot read ({exc.strerror})") from None
-    raw = strict_yaml_load(text, origin) or {}
+    raw = strict_yaml_load(text, origin)
+    if raw is None:
+        raise ConfigError(f"{origin}: the config file is empty; expected a mapping with at "
+                          f"least 'segments' (train, valid, test)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: expected a mapping at the top level")
     return raw

@@ -78,7 +78,7 @@ def _load_policy(seed_dir: Path, cfg, which: str, env, allow_modified: bool = Fa
     from agents.checkpoint import load_vecnormalize
     from common.runfolder import verify_model_sha256
 
-    name = "best_model" if which == "best" and (seed_dir / "best_model.zip").exists() else "model"
+    name = "best_model" if which == "best" else "model"
     verify_model_sha256(seed_dir, seed_dir / f"{name}.zip", allow_modified)
     model = load_model(seed_dir / f"{name}.zip", cfg.agent.algo)
     vec_norm = None
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_equity,
         plot_pnl_by_strategy,
         plot_tearsheet,
+        pnl_attribution,
         write_report,
     )
     from common.io import write_text_atomic
@@ -192,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     seed_dirs = steps.seed_dirs(run)
     cfg = load_config(seed_dirs[0] / "config.yaml", args.overrides)
     baseline_names = steps.parse_baselines(args.baselines, cfg.baselines.names)
+    for seed_dir in seed_dirs:
+        steps.check_model_file(steps.model_file(seed_dir, args.model), cfg.agent.algo)
     inputs = load_env_inputs(cfg, panel_long=steps.read_panel(seed_dirs[0]))
     if args.quotes == "chain":
         return _evaluate_on_chain(args, run, cfg, inputs, seed_dirs, baseline_names)
@@ -205,10 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     log.info("implied vol: %s", iv_proxy["summary"])
     env = make_env(cfg, segment, mode="eval", inputs=inputs)
     bars_per_year = env.panel.bars_per_year
-    for seed_dir in seed_dirs:
-        best = seed_dir / "best_model.zip"
-        steps.check_model_file(best if args.model == "best" and best.exists()
-                               else seed_dir / "model.zip", cfg.agent.algo)
     segment_name = steps.CUSTOM_SEGMENT if custom else segment
     log.info("evaluating on %s: %d bars %s..%s", segment_name, len(env.panel),
              env.panel.dates[0].date(), env.panel.dates[-1].date())
@@ -235,10 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = run_episode(env, policy, seed=cfg.seed)
         metrics[name] = performance_metrics(results[name], bars_per_year)
 
+    ruined = steps.ruined_policies(results, env.panel.dates[-1])
+    for name, date in ruined.items():
+        log.warning("%s was ruined on %s (equity at or below %g of the start); it stays flat "
+                    "after that in the comparison", name, date, cfg.env.ruin_equity_fraction)
+
     # Does PPO beat every baseline? Hansen's SPA and the Sharpe-difference interval.
     comparison, detail = steps.compare_with_baselines(
         results, list(per_seed), baseline_names, bars_per_year, cfg.eval.bootstrap_samples,
-        cfg.seed)
+        cfg.seed, dates=env.panel.dates)
 
     start, end = env.panel.dates[0].date(), env.panel.dates[-1].date()
     document = steps.json_ready({
@@ -246,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model, "overrides": args.overrides,
         "inputs": steps.input_hashes(seed_dirs[0], cfg, inputs.frame),
         "policies": metrics, "comparison": comparison, "comparison_detail": detail,
-        "seeds": seeds, "iv_proxy": iv_proxy,
+        "seeds": seeds, "iv_proxy": iv_proxy, "ruined": ruined,
     })
     audit = steps.json_ready(steps.audit_results(env, results))
     title = f"{cfg.name}: {segment_name} {start}..{end}"
@@ -255,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         f"deterministic actions; every policy runs through the same environment and costs.",
         "`buy_and_hold` is the underlying's price curve (no dividends, no costs) for reference.",
         f"Implied vol: {iv_proxy['summary']}.",
+    ] + [f"**Ruined:** `{name}` ended on {date}, its equity at or below "
+         f"{cfg.env.ruin_equity_fraction:g} of the start; the comparison counts it flat after "
+         f"that date." for name, date in ruined.items()
     ] + steps.window_notes(cfg, custom, args.model) + ([f"Config overrides: {', '.join(f'`{o}`' for o in args.overrides)}."]
          if args.overrides else [])
 
@@ -264,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         for label, result in results.items():
             result.equity.to_csv(staging / f"equity_{label}.csv")
             result.trades.to_csv(staging / f"trades_{label}.csv", index=False)
+            attribution = pnl_attribution(result)  # the report's; the dashboard shows the file
+            if attribution is not None:
+                attribution.to_csv(staging / f"attribution_{label}.csv")
         plots = []
         if not args.no_plots:
             plots.append(plot_equity(results, staging / "equity.png", title))

@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     from envs import load_env_inputs, make_env
     from execution.brokers.paper import PaperBroker
     from execution.executor import ExecutorSettings, ReplayExecutor
+    from execution.journal import check_journal_file
     from execution.risk import KillSwitch
 
     run = Path(args.run)
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         raise TradeInputError(f"${BAR_DELAY_ENV}={delay!r}: expected seconds") from None
     out = Path(args.out) if args.out else run / "trade" / f"{args.policy}_{mode}"
     journal_path = Path(args.journal) if args.journal else out / "journal.sqlite"
+    check_journal_file(journal_path)  # a folder, not SQLite, damaged or read-only: one line
     if args.live:
         return main_live(args, argv, cfg, run, seed_dir, out, journal_path, limits, bar_delay_s)
     inputs = load_env_inputs(cfg, panel_long=steps.read_panel(seed_dir))

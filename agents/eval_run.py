@@ -42,8 +42,10 @@ __all__ = [
     "compare_with_baselines",
     "input_hashes",
     "json_ready",
+    "model_file",
     "parse_baselines",
     "read_panel",
+    "ruined_policies",
     "seed_dirs",
     "seeds_summary",
     "staged_directory",
@@ -55,9 +57,10 @@ log = logging.getLogger(__name__)
 CUSTOM_SEGMENT = "custom"
 CI_LEVEL = 0.95
 _SB3_DATA_MEMBER = "data"
-# Baselines that cannot be "beaten" in a meaningful sense by a trading agent are still tested;
-# cash is excluded from the comparison because its returns are identically zero.
-_NOT_COMPARED = ("cash",)
+# Every baseline is compared, cash included ("beats cash": a mean return above zero); its flat
+# series is skipped only by the block-length estimate, where it is undefined.
+_NOT_COMPARED: tuple[str, ...] = ()
+_IDENTICAL = 1e-15  # per-bar returns this close are the same curve: no evidence either way
 
 
 class EvaluationInputError(UserInputError):
@@ -74,6 +77,19 @@ def seed_dirs(run: Path) -> list[Path]:
     if not found:
         raise EvaluationInputError(f"{run}: no model.zip here nor in seed_*/ (run train.py first)")
     return found
+
+
+def model_file(seed_dir: Path, which: str) -> Path:
+    """``best_model.zip`` for ``--model best`` (an error naming it when missing: no silent
+    fallback to the final weights), ``model.zip`` for ``--model final``."""
+    if which == "best":
+        best = seed_dir / "best_model.zip"
+        if not best.exists():
+            raise EvaluationInputError(
+                f"{best}: missing (no validation checkpoint was saved); use --model final "
+                f"to evaluate {seed_dir / 'model.zip'}")
+        return best
+    return seed_dir / "model.zip"
 
 
 def check_model_file(path: Path, algo: str) -> None:
@@ -179,13 +195,28 @@ def input_hashes(seed_dir: Path, cfg, frame: pd.DataFrame) -> dict:
     return hashes
 
 
-def _returns(result: EpisodeResult) -> np.ndarray:
-    return bar_returns(result)
+def _returns(result: EpisodeResult, dates: pd.DatetimeIndex | None = None) -> np.ndarray:
+    """Per-bar returns; with ``dates`` (the bars the returns end on), aligned on them, a
+    ruined policy's missing bars counting as flat (zero return)."""
+    returns = bar_returns(result)
+    if dates is None:
+        return returns
+    series = pd.Series(returns, index=pd.DatetimeIndex(result.equity.index[1:]))
+    return series.reindex(dates, fill_value=0.0).to_numpy(dtype=float)
+
+
+def ruined_policies(results: dict[str, EpisodeResult], last_date) -> dict[str, str]:
+    """``{policy: date}`` of each policy whose episode ended before ``last_date`` (its equity
+    fell to ``env.ruin_equity_fraction`` of the start): the date of its last bar."""
+    last = pd.Timestamp(last_date)
+    return {name: str(pd.Timestamp(r.equity.index[-1]).date()) for name, r in results.items()
+            if pd.Timestamp(r.equity.index[-1]) < last}
 
 
 def compare_with_baselines(results: dict[str, EpisodeResult], ppo_labels: list[str],
                            baseline_names: list[str], bars_per_year: float,
-                           reps: int, seed: int) -> tuple[dict | None, dict | None]:
+                           reps: int, seed: int, dates: pd.DatetimeIndex | None = None
+                           ) -> tuple[dict | None, dict | None]:
     """Hansen's SPA test of "PPO beats every baseline" and the Sharpe-difference interval
     against the best baseline; ``(comparison, detail)`` or ``(None, None)`` without baselines.
 
@@ -193,25 +224,35 @@ def compare_with_baselines(results: dict[str, EpisodeResult], ppo_labels: list[s
     picking the best seed is accounted for). "PPO beats every baseline" holds only if each of
     these nulls is rejected, so its p-value is the largest of them (an intersection-union test,
     which needs no further multiplicity correction). The block length is the Politis-White
-    automatic one over all series compared.
+    automatic one over all series compared. The series are aligned on ``dates`` (the bars of
+    the window; by default those of the policies compared): a policy ruined before the end
+    counts as flat after its last bar.
     """
     compared = [n for n in baseline_names if n not in _NOT_COMPARED]
     if not compared:
         return None, None
-    ppo = np.column_stack([_returns(results[label]) for label in ppo_labels])
-    series = [ppo[:, k] for k in range(ppo.shape[1])] + [_returns(results[n]) for n in compared]
+    if dates is None:
+        dates = pd.DatetimeIndex(sorted(set().union(
+            *(pd.DatetimeIndex(results[n].equity.index) for n in [*ppo_labels, *compared]))))
+    returns = {name: _returns(results[name], pd.DatetimeIndex(dates)[1:])
+               for name in [*ppo_labels, *compared]}
+    ppo = np.column_stack([returns[label] for label in ppo_labels])
+    series = [ppo[:, k] for k in range(ppo.shape[1])] + [returns[n] for n in compared]
     block = block_length_bars(*series)
-    pvalues = {name: spa_test(_returns(results[name]), ppo, block, reps, seed)
-               for name in compared}
-    sharpe = {name: per_bar_sharpe(_returns(results[name])) for name in [*ppo_labels, *compared]}
+    # A PPO curve identical to the baseline (e.g. flat like cash) is no evidence: p = 1
+    # (the SPA statistic of all-zero differences would otherwise read as p = 0).
+    pvalues = {name: 1.0 if np.all(np.abs(ppo - returns[name][:, None]) < _IDENTICAL)
+               else spa_test(returns[name], ppo, block, reps, seed) for name in compared}
+    sharpe = {name: per_bar_sharpe(returns[name]) for name in [*ppo_labels, *compared]}
     best_baseline = max(compared, key=sharpe.get)
     # The PPO curve compared is the single run, or the seed nearest the median Sharpe.
     median = float(np.median([sharpe[k] for k in ppo_labels]))
     label = min(ppo_labels, key=lambda k: abs(sharpe[k] - median))
-    interval = sharpe_diff_interval(_returns(results[label]), _returns(results[best_baseline]),
+    interval = sharpe_diff_interval(returns[label], returns[best_baseline],
                                     bars_per_year, block, reps, seed, CI_LEVEL)
     comparison = {"spa_pvalue": max(pvalues.values()), "sharpe_diff_ci": interval,
-                  "block_length_bars": block, "best_baseline": best_baseline}
+                  "block_length_bars": block, "best_baseline": best_baseline,
+                  "compared": compared}
     detail = {"ppo_curve": label, "spa_pvalue_per_baseline": pvalues,
               "bootstrap": "stationary", "reps": reps, "seed": seed,
               "loss": "negative per-bar return", "spa_pvalue_kind": "consistent"}

@@ -28,6 +28,7 @@ from options.positions import MarketState
 __all__ = ["GREEK_COLUMNS", "EpisodeRecorder", "EpisodeResult", "deflated_sharpe_ratio",
            "performance_metrics", "policy_action", "run_episode", "sharpe_ratio"]
 
+NO_ACTION = "none"  # the ``action`` of an episode's last bar: no decision is taken there
 GREEK_COLUMNS = ("delta_shares", "gamma_shares_per_usd", "theta_usd_per_day",
                  "vega_usd_per_vol_point")
 
@@ -103,7 +104,11 @@ class EpisodeRecorder:
         """The episode's equity curve and ledger (``info``: the last step's)."""
         greeks = pd.DataFrame(self.rows, columns=["date", *GREEK_COLUMNS, "atm_iv", "costs_usd"]
                               ).set_index("date")
-        equity = env.equity_curve()
+        equity = env.equity_curve().copy()
+        # The env records the action taken at bar t on the row of bar t+1 (the bar it was
+        # marked after); each row carries its own bar's decision, as the ledger's open dates
+        # do. The last bar of an episode takes none.
+        equity["action"] = equity["action"].shift(-1).fillna(NO_ACTION)
         reference = getattr(policy, "reference_curve", None) == "underlying"
         if reference:
             equity = equity.copy()

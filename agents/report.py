@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from agents.audit import audit_markdown
-from agents.evaluation import EpisodeResult, bar_returns
+from agents.evaluation import EpisodeResult
+from common import analytics
 from common.io import write_text_atomic
 from envs.actions import ACTION_NAMES
 
@@ -23,7 +24,7 @@ __all__ = ["ACTION_COLOURS", "ROLLING_SHARPE_BARS", "markdown_table", "monthly_r
            "pnl_attribution", "plot_actions", "plot_equity", "plot_pnl_by_strategy",
            "plot_tearsheet", "rolling_sharpe", "write_report"]
 
-ROLLING_SHARPE_BARS = 63  # about a quarter of daily bars
+ROLLING_SHARPE_BARS = analytics.ROLLING_SHARPE_BARS
 _TAB20 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
           "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")
@@ -31,8 +32,6 @@ ACTION_COLOURS = {name: _TAB20[k % len(_TAB20)] for k, name in enumerate(ACTION_
 ATTRIBUTION_COLOURS = {"delta": "#1f77b4", "gamma": "#ff7f0e", "theta": "#2ca02c",
                        "vega": "#9467bd", "costs": "#d62728", "residual": "#7f7f7f"}
 MISSING = "-"
-_VOL_POINTS_PER_UNIT = 100.0  # an implied vol of 0.20 is 20 vol points
-_NS_PER_DAY = 86_400 * 10**9
 
 TABLE_COLUMNS = (
     ("total_return_pct", "return %", "{:.2f}"),
@@ -86,53 +85,25 @@ def _cell(value, fmt: str) -> str:
 # ---------------------------------------------------------------------------- analytics
 def rolling_sharpe(result: EpisodeResult, bars_per_year: float,
                    window: int = ROLLING_SHARPE_BARS) -> pd.Series:
-    """Annualised Sharpe over the last ``window`` bars (NaN until enough bars or when flat)."""
-    returns = pd.Series(bar_returns(result), index=result.equity.index[1:])
-    mean = returns.rolling(window).mean()
-    sd = returns.rolling(window).std(ddof=1)
-    return (mean / sd.where(sd > 1e-12)) * math.sqrt(bars_per_year)
+    """Annualised Sharpe over the last ``window`` bars (``common.analytics.rolling_sharpe``)."""
+    return analytics.rolling_sharpe(result.equity["equity_usd"], bars_per_year, window)
 
 
 def monthly_returns(result: EpisodeResult) -> pd.DataFrame:
     """Compounded return of each calendar month in percent: rows years, columns 1..12."""
-    equity = result.equity["equity_usd"]
-    month_end = equity.groupby([equity.index.year, equity.index.month]).last()
-    previous = month_end.shift(1)
-    previous.iloc[0] = equity.iloc[0]
-    table = (100 * (month_end / previous - 1)).rename("return_pct")
-    table.index.names = ["year", "month"]
-    return table.unstack("month").reindex(columns=range(1, 13))
+    return analytics.monthly_returns_pct(result.equity["equity_usd"])
 
 
 def pnl_attribution(result: EpisodeResult) -> pd.DataFrame | None:
-    """Per-bar P&L split into delta, gamma, theta, vega, costs and residual (USD).
-
-    Over a bar from t-1 to t, with the greeks of the positions held over it: delta = delta *
-    dS; gamma = gamma * dS^2 / 2; theta = theta per day * calendar days; vega = vega per vol
-    point * change of the ATM implied vol in points (a parallel shift of the smile); costs =
-    commissions and half-spreads paid; residual = the equity change not explained (higher
-    order terms, smile moves, settlement and positions closed inside the bar). None for a
-    reference curve.
-    """
+    """Per-bar P&L split into delta, gamma, theta, vega, costs and residual (USD), from the
+    greeks held over each bar and the costs paid in it (``common.analytics.pnl_attribution``,
+    the one computation the dashboard shows too). None for a reference curve."""
     if result.greeks is None:
         return None
     greeks = result.greeks
-    spot = result.equity["spot"]
-    d_spot = spot.diff().fillna(0.0)
-    days = pd.Series(result.equity.index.as_unit("ns").asi8, index=spot.index).diff()
-    days = (days / _NS_PER_DAY).fillna(0.0)
-    d_vol_points = greeks["atm_iv"].diff().fillna(0.0) * _VOL_POINTS_PER_UNIT
-    frame = pd.DataFrame({
-        "delta": greeks["delta_shares"] * d_spot,
-        "gamma": 0.5 * greeks["gamma_shares_per_usd"] * d_spot**2,
-        "theta": greeks["theta_usd_per_day"] * days,
-        "vega": greeks["vega_usd_per_vol_point"] * d_vol_points,
-        "costs": -greeks["costs_usd"],
-    }, index=spot.index)
-    total = result.equity["equity_usd"].diff().fillna(0.0)
-    frame["residual"] = total - frame.sum(axis=1)
-    frame["total"] = total
-    return frame
+    return analytics.pnl_attribution(result.equity["equity_usd"], result.equity["spot"],
+                                     greeks["atm_iv"], greeks[list(analytics.GREEK_COLUMNS)],
+                                     greeks["costs_usd"])
 
 
 # ---------------------------------------------------------------------------- plots
@@ -318,8 +289,11 @@ def _comparison_markdown(comparison: dict, detail: dict) -> list[str]:
     per = ", ".join(f"{name} {p:.3f}" for name, p in detail["spa_pvalue_per_baseline"].items())
     verdict = ("The interval includes 0: no evidence of a difference."
                if ci["low"] <= 0 <= ci["high"] else "The interval excludes 0.")
+    compared = comparison.get("compared") or list(detail["spa_pvalue_per_baseline"])
     return [
         "## Does PPO beat the baselines?", "",
+        f"Baselines compared: {', '.join(f'`{n}`' for n in compared)}"
+        + ("" if "cash" in compared else " (not `cash`: it was not evaluated)") + ".", "",
         f"Hansen's SPA test of \"PPO beats every baseline\": p = {comparison['spa_pvalue']:.3f} "
         f"(the largest of the per-baseline SPA p-values of \"no PPO seed beats this baseline\": "
         f"{per}; a small value is evidence for PPO).", "",

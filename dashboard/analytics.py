@@ -1,18 +1,18 @@
-"""Pure functions over the frames the loaders return: drawdowns, rolling Sharpe, monthly returns,
-P&L attribution and forecast-interval coverage.
+"""Pure functions over the frames the loaders return: forecast-interval coverage, and the
+equity analytics of ``common.analytics`` (the report's own functions, not a copy) applied to
+an equity CSV with its bars per year.
 
-The formulas are the evaluation report's (``agents/report.py``, ``forecasters/metrics.py``),
-recomputed here from the CSV and Parquet files so that the dashboard depends on files only; the
-tests cross-check both.
+The P&L attribution is not recomputed here: ``evaluate.py`` writes the report's attribution
+(``attribution_<policy>.csv``) and the dashboard shows that file.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from common import analytics
+from common.analytics import GREEK_COLUMNS, ROLLING_SHARPE_BARS, drawdown_pct, monthly_returns_pct
 from data.calendar import bars_per_year
 
 __all__ = [
@@ -24,85 +24,24 @@ __all__ = [
     "drawdown_pct",
     "interval_table",
     "monthly_returns_pct",
-    "pnl_attribution",
     "realised_intervals",
     "rolling_sharpe",
 ]
 
-ROLLING_SHARPE_BARS = 63  # about a quarter of daily bars, as in the evaluation report
 ROLLING_COVERAGE_BARS = 63
 PERCENT = 100.0
-VOL_POINTS_PER_UNIT = 100.0  # an implied vol of 0.20 is 20 vol points
-NS_PER_DAY = 86_400 * 10**9
-MIN_SD = 1e-12
-GREEK_COLUMNS = ("delta_shares", "gamma_shares_per_usd", "theta_usd_per_day",
-                 "vega_usd_per_vol_point")
-# nominal coverage (%) -> (lower, upper) quantile level of the central interval
-NOMINAL_INTERVALS = {75: (0.125, 0.875), 90: (0.05, 0.95)}
-
-
-def drawdown_pct(equity_usd: pd.Series) -> pd.Series:
-    """Drawdown from the running peak in percent (0 at a new high, negative below it)."""
-    return (equity_usd / equity_usd.cummax() - 1.0) * PERCENT
-
-
-def bar_returns(equity_usd: pd.Series) -> pd.Series:
-    """Simple per-bar returns, indexed by the bar that ends each return."""
-    values = equity_usd.to_numpy(dtype=float)
-    return pd.Series(np.diff(values) / values[:-1], index=equity_usd.index[1:])
+DEFAULT_BARS_PER_YEAR = 252.0  # a curve too short to measure its bars per year
 
 
 def rolling_sharpe(equity_usd: pd.Series, window: int = ROLLING_SHARPE_BARS) -> pd.Series:
-    """Annualised Sharpe over the last ``window`` bars (NaN until enough bars or when flat)."""
-    returns = bar_returns(equity_usd)
-    mean = returns.rolling(window).mean()
-    sd = returns.rolling(window).std(ddof=1)
-    per_year = bars_per_year(pd.DatetimeIndex(equity_usd.index)) if len(equity_usd) > 2 else 252.0
-    return (mean / sd.where(sd > MIN_SD)) * math.sqrt(per_year)
-
-
-def monthly_returns_pct(equity_usd: pd.Series) -> pd.DataFrame:
-    """Compounded return of each calendar month in percent: rows years, columns 1..12.
-
-    The first month is measured from the first equity value (the start of the episode).
-    """
+    """``common.analytics.rolling_sharpe`` with the curve's own bars per year."""
     index = pd.DatetimeIndex(equity_usd.index)
-    month_end = equity_usd.groupby([index.year, index.month]).last()
-    previous = month_end.shift(1)
-    previous.iloc[0] = equity_usd.iloc[0]
-    table = (PERCENT * (month_end / previous - 1)).rename("return_pct")
-    table.index.names = ["year", "month"]
-    return table.unstack("month").reindex(columns=range(1, 13))
+    per_year = bars_per_year(index) if len(index) > 2 else DEFAULT_BARS_PER_YEAR
+    return analytics.rolling_sharpe(equity_usd, per_year, window)
 
 
-def pnl_attribution(equity: pd.DataFrame) -> pd.DataFrame | None:
-    """Per-bar P&L (USD) split into delta, gamma, theta, vega, costs and residual.
-
-    ``equity`` is an ``equity_<policy>.csv`` frame (indexed by date) with the greeks of the
-    positions held over each bar, ``spot``, ``atm_iv`` and ``costs_usd``. Over a bar: delta =
-    delta * dS; gamma = gamma * dS^2 / 2; theta = theta per day * calendar days; vega = vega per
-    vol point * change of the ATM IV in points; costs = -costs paid; residual = the rest. None
-    when the file has no greeks (a reference curve such as buy-and-hold).
-    """
-    needed = (*GREEK_COLUMNS, "spot", "atm_iv", "costs_usd")
-    if any(c not in equity.columns for c in needed):
-        return None
-    spot = equity["spot"].astype(float)
-    d_spot = spot.diff().fillna(0.0)
-    stamps = pd.DatetimeIndex(equity.index).as_unit("ns").asi8
-    days = (pd.Series(stamps, index=equity.index).diff() / NS_PER_DAY).fillna(0.0)
-    d_vol_points = equity["atm_iv"].astype(float).diff().fillna(0.0) * VOL_POINTS_PER_UNIT
-    frame = pd.DataFrame({
-        "delta": equity["delta_shares"] * d_spot,
-        "gamma": 0.5 * equity["gamma_shares_per_usd"] * d_spot**2,
-        "theta": equity["theta_usd_per_day"] * days,
-        "vega": equity["vega_usd_per_vol_point"] * d_vol_points,
-        "costs": -equity["costs_usd"],
-    }, index=equity.index)
-    total = equity["equity_usd"].diff().fillna(0.0)
-    frame["residual"] = total - frame.sum(axis=1)
-    frame["total"] = total
-    return frame
+# nominal coverage (%) -> (lower, upper) quantile level of the central interval
+NOMINAL_INTERVALS = {75: (0.125, 0.875), 90: (0.05, 0.95)}
 
 
 def realised_intervals(panel: pd.DataFrame, close: pd.Series, model: str,

@@ -21,7 +21,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 __all__ = ["CHROMEDRIVER", "CHROMIUM", "browser_available", "chart_sizes", "free_port",
-           "load_page", "make_driver", "serve"]
+           "grid_widths", "load_page", "make_driver", "page_width", "serve"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -34,6 +34,7 @@ START_TIMEOUT_S = 60.0
 POLL_S = 0.2
 CHART = '[data-testid="stVegaLiteChart"]'
 RUNNING = '[data-testid="stStatusWidget"]'
+GRID = '[data-testid="stDataFrame"]'
 
 
 def browser_available() -> bool:
@@ -105,6 +106,23 @@ def chart_sizes(driver: webdriver.Chrome) -> list[tuple[int, int, int]]:
         return [Math.round(r.width), Math.round(r.height), marks];
       }});"""
     return [tuple(x) for x in driver.execute_script(script)]
+
+
+def grid_widths(driver: webdriver.Chrome) -> list[tuple[int, int]]:
+    """(visible width, content width) of each table (Streamlit's data grid): a content width
+    above the visible one means columns pushed off-screen behind a scroll bar."""
+    script = f"""
+      return Array.from(document.querySelectorAll('{GRID}')).map(el => {{
+        const s = el.querySelector('.dvn-scroller');
+        return s ? [s.clientWidth, s.scrollWidth] : [0, 0];
+      }});"""
+    return [tuple(x) for x in driver.execute_script(script)]
+
+
+def page_width(driver: webdriver.Chrome) -> tuple[int, int]:
+    """(window width, document width): a wider document scrolls sideways."""
+    return tuple(driver.execute_script(
+        "return [window.innerWidth, document.documentElement.scrollWidth]"))
 
 
 def load_page(driver: webdriver.Chrome, url: str, text: str, charts: int = 1,

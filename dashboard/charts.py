@@ -9,6 +9,7 @@ __all__ = ["band_chart", "bar_chart", "equity_chart", "heatmap", "line_chart"]
 
 HEIGHT_PX = 300
 SMALL_HEIGHT_PX = 180
+HEATMAP_ROW_PX = 44  # one year of the monthly-returns heatmap
 
 
 def _long(series: dict[str, pd.Series], value: str, x_field: str = "date") -> pd.DataFrame:
@@ -20,14 +21,19 @@ def _long(series: dict[str, pd.Series], value: str, x_field: str = "date") -> pd
 
 def line_chart(series: dict[str, pd.Series], value: str, title: str,
                height: int = HEIGHT_PX, rule_at: float | None = None,
-               x_field: str = "date") -> alt.Chart:
-    """One line per named series over dates (or steps), with a hover tooltip."""
+               x_field: str = "date", y_title: str | None = "",
+               legend: bool = True) -> alt.Chart:
+    """One line per named series over dates (or steps), with a hover tooltip. ``y_title``:
+    the axis title ("" for ``value``, None for none: the chart's title says it); ``legend``:
+    False for a single series named in the title."""
     data = _long(series, value, x_field)
     x_type = "T" if x_field == "date" else "Q"
     base = alt.Chart(data).mark_line(strokeWidth=1.4).encode(
         x=alt.X(f"{x_field}:{x_type}", title=None if x_type == "T" else x_field),
-        y=alt.Y(f"{value}:Q", title=value, scale=alt.Scale(zero=False)),
-        color=alt.Color("series:N", title=None, scale=alt.Scale(scheme="tableau10")),
+        y=alt.Y(f"{value}:Q", title=value if y_title == "" else y_title,
+                scale=alt.Scale(zero=False)),
+        color=alt.Color("series:N", title=None, scale=alt.Scale(scheme="tableau10"),
+                        legend=alt.Legend() if legend else None),
         tooltip=["series:N", alt.Tooltip(f"{x_field}:{x_type}"),
                  alt.Tooltip(f"{value}:Q", format=",.4g")],
     ).properties(title=title, height=height)
@@ -72,7 +78,8 @@ def heatmap(table: pd.DataFrame, title: str) -> alt.LayerChart:
             scheme="redyellowgreen", domain=[-bound, bound])),
         tooltip=["year:O", "month:O", alt.Tooltip("return_pct:Q", format=".2f")])
     labels = base.mark_text(fontSize=11).encode(text=alt.Text("return_pct:Q", format=".1f"))
-    return (cells + labels).properties(title=title, height=max(60, 40 * data["year"].nunique()))
+    # A fixed height per year: a one-year table is a row of readable cells, not a strip.
+    return (cells + labels).properties(title=title, height=alt.Step(HEATMAP_ROW_PX))
 
 
 def band_chart(frame: pd.DataFrame, title: str) -> alt.LayerChart:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from common.analytics import ATTRIBUTION_COLUMNS
 from common.errors import UserInputError
 
 __all__ = [
@@ -25,7 +26,9 @@ __all__ = [
     "EvalSource",
     "RunSummary",
     "available_eval_sources",
+    "eval_folder_problem",
     "find_runs",
+    "load_attribution",
     "load_equity_curves",
     "load_eval_metrics",
     "load_forecast_eval",
@@ -36,6 +39,7 @@ __all__ = [
     "parse_legs",
     "read_json",
     "read_yaml",
+    "short_verdict",
     "verdict",
 ]
 
@@ -217,7 +221,8 @@ def load_run_summary(run: Path, label: str | None = None) -> RunSummary:
 
 
 def verdict(comparison: dict | None) -> str:
-    """One line: does the evaluation show PPO beating every baseline?"""
+    """One line: does the evaluation show PPO beating every baseline, and was cash among
+    them (``comparison["compared"]``)?"""
     if not comparison:
         return "no comparison (no baselines evaluated)"
     p = comparison.get("spa_pvalue")
@@ -228,9 +233,22 @@ def verdict(comparison: dict | None) -> str:
     interval = (f"; Sharpe diff vs {comparison.get('best_baseline')} "
                 f"[{low:.2f}, {high:.2f}]" if isinstance(low, int | float)
                 and isinstance(high, int | float) else "")
+    compared = comparison.get("compared")
+    # Evaluations before cash was compared have no "compared" list: cash was left out.
+    which = "incl. cash" if isinstance(compared, list) and "cash" in compared else "excl. cash"
     if p < SIGNIFICANCE_LEVEL and isinstance(low, int | float) and low > 0:
-        return f"PPO beats every baseline (SPA p = {p:.3f}{interval})"
-    return f"no evidence PPO beats every baseline (SPA p = {p:.3f}{interval})"
+        return f"PPO beats every baseline, {which} (SPA p = {p:.3f}{interval})"
+    return f"no evidence PPO beats every baseline, {which} (SPA p = {p:.3f}{interval})"
+
+
+def short_verdict(comparison: dict | None) -> str:
+    """The verdict in a few words for a table cell (``verdict`` has the figures)."""
+    text = verdict(comparison)
+    if text.startswith("PPO beats"):
+        return "beats all" + (", incl. cash" if "incl. cash" in text else ", excl. cash")
+    if text.startswith("no evidence"):
+        return "no evidence" + (", incl. cash" if "incl. cash" in text else ", excl. cash")
+    return text
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -242,6 +260,21 @@ def available_eval_sources(run: Path) -> list[EvalSource]:
         if any((run / source.folder).glob(f"equity_*{source.suffix}.csv")):
             out.append(source)
     return out
+
+
+def eval_folder_problem(run: Path) -> str | None:
+    """Why an evaluation folder that exists shows nothing (no equity CSVs; its metrics.json
+    malformed or missing), or None when the run has no evaluation folder at all."""
+    for source in EVAL_SOURCES:
+        folder = Path(run) / source.folder
+        if not folder.is_dir():
+            continue
+        try:
+            load_eval_metrics(run, source)
+        except DashboardInputError as exc:
+            return str(exc)
+        return f"{folder}: no equity_*{source.suffix}.csv files (an incomplete evaluation)"
+    return None
 
 
 def load_eval_metrics(run: Path, source: EvalSource) -> dict:
@@ -287,6 +320,23 @@ def load_equity_curves(run: Path, source: EvalSource) -> dict[str, pd.DataFrame]
     if not curves:
         raise DashboardInputError(f"{folder}: no equity_*{source.suffix}.csv files")
     return curves
+
+
+def load_attribution(run: Path, source: EvalSource, policy: str) -> pd.DataFrame | None:
+    """``attribution_<policy>.csv``: the per-bar P&L attribution (USD) that ``evaluate.py``
+    computed for its report (``common.analytics.pnl_attribution``), indexed by date. None
+    when the evaluation wrote none (a reference curve, or an evaluation folder from before
+    the file existed: the page says so)."""
+    path = Path(run) / source.folder / f"attribution_{policy}{source.suffix}.csv"
+    if not path.is_file():
+        return None
+    frame = _read_csv(path, ("date", *ATTRIBUTION_COLUMNS), "P&L attribution")
+    frame["date"] = _parse_dates(frame, "date", path)
+    values = frame[list(ATTRIBUTION_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    if values.isna().any().any():
+        raise DashboardInputError(f"{path}: columns {', '.join(ATTRIBUTION_COLUMNS)} must be "
+                                  f"numbers")
+    return values.set_index(frame["date"]).sort_index()
 
 
 def load_trades(run: Path, source: EvalSource, policy: str) -> pd.DataFrame:

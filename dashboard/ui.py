@@ -15,8 +15,8 @@ from common.errors import UserInputError
 from dashboard import loaders
 from dashboard.settings import DEFAULT_RUNS, ENV_JOURNAL, ENV_RUNS
 
-__all__ = ["ENV_JOURNAL", "ENV_RUNS", "eval_source_picker", "guarded", "journal_path",
-           "runs_root", "selected_run", "show_problems"]
+__all__ = ["ENV_JOURNAL", "ENV_RUNS", "attribution_missing", "eval_source_picker", "guarded",
+           "journal_path", "runs_root", "selected_run", "show_problems"]
 
 RUN_KEY = "run"
 CACHE_TTL_S = 10  # files change while a run trains or evaluates; cached reads expire soon
@@ -96,7 +96,11 @@ def eval_source_picker(run: Path, key: str) -> loaders.EvalSource | None:
     """Pick one of the run's evaluations (eval/, eval_chain/ chain or model quotes)."""
     sources = loaders.available_eval_sources(run)
     if not sources:
-        st.info(f"{run}: no evaluation yet (run `python evaluate.py --run {run}`)")
+        problem = loaders.eval_folder_problem(run)
+        if problem:
+            st.error(problem)
+        else:
+            st.info(f"{run}: no evaluation yet (run `python evaluate.py --run {run}`)")
         return None
     labels = [s.label for s in sources]
     choice = st.selectbox("Evaluation", labels, key=key) if len(sources) > 1 else labels[0]
@@ -113,3 +117,11 @@ def equity_curves(run: str, source_key: str) -> dict[str, pd.DataFrame]:
 def eval_metrics(run: str, source_key: str) -> dict:
     source = next(s for s in loaders.EVAL_SOURCES if s.key == source_key)
     return loaders.load_eval_metrics(Path(run), source)
+
+
+def attribution_missing(policy: str, source: loaders.EvalSource) -> str:
+    """Why a policy shows no P&L attribution: its evaluation folder holds no
+    ``attribution_<policy>.csv`` (the report's attribution, written by evaluate.py)."""
+    return (f"{policy}: no P&L attribution (no attribution_{policy}{source.suffix}.csv in "
+            f"{source.folder}/): a reference curve such as buy_and_hold has none; an "
+            f"evaluation made before the file existed needs evaluate.py again")

@@ -97,6 +97,10 @@ def check_segments_covered(index: pd.DatetimeIndex, segments: Mapping[str, tuple
         before = int(np.busday_count(start, first)) if start < first else 0
         after = int(np.busday_count(last, end)) if end > last else 0
         inside = bool(((index.date >= start) & (index.date <= end)).any())
+        if not inside and start >= first and end <= last:
+            raise MarketDataError(
+                f"segments.{name} {start}..{end} holds no bar of the data (no trading session "
+                f"in it: a weekend or holiday?); widen it ({source})")
         if not inside:
             raise MarketDataError(
                 f"segments.{name} {start}..{end} lies outside the data {first}..{last} "

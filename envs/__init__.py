@@ -1,4 +1,10 @@
-"""The Gymnasium options-trading environment (``SpyOptions-v1``; ``SpyOptions-v0`` is an alias)."""
+"""The Gymnasium options-trading environment ``SpyOptions-v1``.
+
+Importing ``envs`` registers the id; plain Gymnasium code reaches it with
+``gym.make("envs:SpyOptions-v1", config=..., segment=...)``, Gymnasium's module-prefixed id,
+which imports ``envs`` first (Gymnasium 1.x has no plugin entry points). There is no v0: the
+first version's code is not kept, and an alias of v1 under its name would mislead.
+"""
 
 from gymnasium.envs.registration import register, registry
 
@@ -9,16 +15,13 @@ from envs.market import MarketPanel, build_market_panel
 from envs.spy_options_env import SpyOptionsEnv
 
 ENV_ID = "SpyOptions-v1"
-LEGACY_ENV_ID = "SpyOptions-v0"  # alias of the current version (the v0 code is not kept)
 
-for _env_id in (ENV_ID, LEGACY_ENV_ID):
-    if _env_id not in registry:
-        register(id=_env_id, entry_point="envs.factory:make_registered", disable_env_checker=True)
+if ENV_ID not in registry:
+    register(id=ENV_ID, entry_point="envs.factory:make_registered", disable_env_checker=True)
 
 __all__ = [
     "ACTION_NAMES",
     "ENV_ID",
-    "LEGACY_ENV_ID",
     "STRATEGIES",
     "EnvConfig",
     "EnvInputs",

@@ -254,6 +254,7 @@ class ReplayExecutor:
                 break
             if not replaying and t in missed:
                 self._cancel_stale(t)
+            equity_at_t = env.sim.equity  # the bar's own mark, before the market moves on
             decision = self._bar_decision(t, obs, info, day_start, missed.get(t))
             statuses = self._submit(decision)
             if replaying:
@@ -274,7 +275,7 @@ class ReplayExecutor:
             final_name = env.action_names[decision.final_action]
             verb = "filled" if replaying else f"{decision.policy_action} -> {final_name}"
             self.progress(f"{bar_time[:10]} bar {t}: {verb} ({decision.reason}); equity "
-                          f"{env.sim.equity:,.2f} USD")
+                          f"{equity_at_t:,.2f} USD")
         result = recorder.result(env, self.policy, info)
         return ReplayOutcome(result, written, replayed, tuple(differences), stopped)
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from common.errors import UserInputError
 
-__all__ = ["MISSED_PREFIX", "SCHEMA_PATH", "SCHEMA_VERSION", "TABLES", "Journal", "JournalMismatchError",
-           "now_iso"]
+__all__ = ["MISSED_PREFIX", "SCHEMA_PATH", "SCHEMA_VERSION", "TABLES", "Journal", "JournalError",
+           "JournalMismatchError", "check_journal_file", "now_iso"]
 
 SCHEMA_PATH = Path(__file__).with_name("journal_schema.sql")
 SCHEMA_VERSION = "1"
@@ -33,6 +35,55 @@ class JournalMismatchError(UserInputError):
     """A journal written by another run, policy, mode or broker than the command's."""
 
 
+class JournalError(UserInputError):
+    """A journal path that is not a usable journal (a folder, not SQLite, damaged, read-only)."""
+
+
+def check_journal_file(path: str | Path) -> None:
+    """Before anything is written: an existing ``path`` must be a readable, intact SQLite file
+    that this process can write, in a folder it can write (WAL adds files beside it). A path
+    that does not exist yet is fine. Errors name the file (``--journal``) and what is wrong."""
+    path = Path(path)
+    where = f"--journal {path}"
+    if path.is_dir():
+        raise JournalError(f"{where}: is a folder; expected a journal file (SQLite)")
+    if not path.exists():
+        if path.parent.exists() and not path.parent.is_dir():
+            raise JournalError(f"{where}: {path.parent} is not a folder")
+        return
+    if not os.access(path, os.R_OK):
+        raise JournalError(f"{where}: not readable (permissions)")
+    if path.stat().st_size == 0:
+        return  # an empty file: SQLite makes it a new database
+    # Without a WAL beside it the file is read as immutable, so the check itself leaves no
+    # -wal/-shm files next to a file that may not be a journal at all.
+    wal = path.with_name(path.name + "-wal").exists()
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro" + ("" if wal else "&immutable=1")
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            check = connection.execute("PRAGMA quick_check").fetchone()[0]
+            tables = {r[0] for r in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        if "malformed" in str(exc):  # SQLite's word for a truncated or overwritten file
+            raise JournalError(f"{where}: damaged SQLite file ({exc}); restore it or start "
+                               f"another --journal") from None
+        raise JournalError(f"{where}: not a journal ({exc}); expected an SQLite file written "
+                           f"by trade.py") from None
+    if check != "ok":
+        raise JournalError(f"{where}: damaged SQLite file ({check}); restore it or start "
+                           f"another --journal")
+    if tables and "meta" not in tables:
+        raise JournalError(f"{where}: an SQLite file without the journal's tables "
+                           f"(has {sorted(tables)}); expected a journal written by trade.py")
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        raise JournalError(f"{where}: read-only (the file or its folder); trade.py appends "
+                           f"to its journal")
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
@@ -42,11 +93,16 @@ class Journal:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        check_journal_file(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(SCHEMA_PATH.read_text())
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.executescript(SCHEMA_PATH.read_text())
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise JournalError(f"--journal {self.path}: cannot open for writing ({exc})") from None
 
     def close(self) -> None:
         self.conn.close()

@@ -17,6 +17,7 @@ import yaml
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from common.analytics import GREEK_COLUMNS, pnl_attribution
 from data.market import load_market
 
 SCHEMA = Path(__file__).resolve().parent.parent / "execution" / "journal_schema.sql"
@@ -162,6 +163,11 @@ def make_run(folder: Path, name: str = "synthetic", seeds: int = 1, seed: int = 
     eval_dir.mkdir(exist_ok=True)
     for label, frame in curves.items():
         frame.to_csv(eval_dir / f"equity_{label}.csv", index=False)
+        if "delta_shares" in frame.columns:  # as evaluate.py writes the report's attribution
+            indexed = frame.set_index(pd.DatetimeIndex(frame["date"], name="date"))
+            pnl_attribution(indexed["equity_usd"], indexed["spot"], indexed["atm_iv"],
+                            indexed[list(GREEK_COLUMNS)], indexed["costs_usd"]
+                            ).to_csv(eval_dir / f"attribution_{label}.csv")
         trades = _trades(dates) if label != "buy_and_hold" and label != "cash" else \
             pd.DataFrame(columns=list(_trades(dates).columns))
         trades.to_csv(eval_dir / f"trades_{label}.csv", index=False)

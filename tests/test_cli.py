@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -105,12 +106,13 @@ def test_evaluate_writes_metrics_for_ppo_and_every_baseline(trained):
     assert hold["trades"] is None and hold["profit_factor"] is None and hold["exposure"] is None
     comparison = document["comparison"]
     assert set(comparison) == {"spa_pvalue", "sharpe_diff_ci", "block_length_bars",
-                               "best_baseline"}
+                               "best_baseline", "compared"}
+    assert sorted(comparison["compared"]) == sorted(expected - {"ppo"})  # cash included
     assert 0.0 <= comparison["spa_pvalue"] <= 1.0
     assert comparison["block_length_bars"] >= 1
     ci = comparison["sharpe_diff_ci"]
     assert ci["low"] <= ci["high"] and ci["level"] == 0.95
-    assert comparison["best_baseline"] in expected - {"cash", "ppo"}
+    assert comparison["best_baseline"] in expected - {"ppo"}
     inputs = document["inputs"]
     assert len(inputs["forecast_panel_sha256"]) == len(inputs["market_data_sha256"]) == 64
     provenance = json.loads((trained / "provenance.json").read_text())
@@ -123,9 +125,19 @@ def test_evaluate_writes_metrics_for_ppo_and_every_baseline(trained):
         assert (trained / "eval" / plot).stat().st_size > 10_000
     report = (trained / "eval" / "report.md").read_text()
     assert "| ppo |" in report and "SPA" in report and "stationary-bootstrap" in report
+    assert "Baselines compared: " in report and "`cash`" in report
     assert inputs["forecast_panel_sha256"] in report and inputs["market_data_sha256"] in report
     assert "| buy_and_hold |" in report and "| - |" in report
     assert "Tear sheet: ppo" in report and "attribution" in report
+    # One attribution (issue 24 item 10): the file the dashboard shows is the report's, with
+    # per-bar costs that add up to the policy's total costs (not a cumulative column).
+    for name in expected - {"buy_and_hold"}:
+        attribution = pd.read_csv(trained / "eval" / f"attribution_{name}.csv", index_col=0)
+        assert -attribution["costs"].sum() == pytest.approx(metrics[name]["total_costs_usd"],
+                                                            abs=0.01)
+        components = attribution[["delta", "gamma", "theta", "vega", "costs", "residual"]]
+        np.testing.assert_allclose(components.sum(axis=1), attribution["total"], atol=1e-6)
+    assert not (trained / "eval" / "attribution_buy_and_hold.csv").exists()
     assert "report:" in out.stdout
     assert not [p for p in trained.iterdir() if p.name.startswith(".eval.")]
 
@@ -176,6 +188,8 @@ def _copy_run(trained: Path, tmp_path: Path) -> Path:
          "saved by maskable_ppo but config.yaml says agent.algo: ppo"),
         (lambda r: (r / "forecasts" / "panel.parquet").unlink(), (), "forecast panel missing"),
         (lambda r: (r / "best_vecnormalize.npz").unlink(), (), "best_vecnormalize.npz"),
+        (lambda r: (r / "best_model.zip").unlink(), (),
+         "best_model.zip: missing (no validation checkpoint was saved); use --model final"),
         (lambda r: None, ("--baselines", "cash,moon"), "--baselines: unknown baseline"),
         (lambda r: None, ("--start", "2014-06-01", "--end", "2014-12-31"),
          "must be after the train segment's end"),
@@ -196,6 +210,26 @@ def test_evaluate_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_p
     assert "Traceback" not in out.stderr
     assert not (run_dir / "eval").exists()
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".eval")]
+
+
+def test_evaluate_with_a_ruined_policy_compares_on_dates_and_names_it(trained, tmp_path):
+    """A policy ruined before the end (here every trader: ruin at 99.9% of the start) makes
+    the comparison align on dates (flat after ruin) instead of crashing, and the report and
+    metrics.json say who was ruined and when."""
+    out_dir = tmp_path / "ruin"
+    out = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--set",
+              "env.ruin_equity_fraction=0.999", "--baselines", "cash,random,short_put_spread",
+              "--out", str(out_dir), "--no-plots")
+    assert out.returncode == 0, out.stderr[-3000:]
+    document = json.loads((out_dir / "metrics.json").read_text())
+    ruined = document["ruined"]
+    assert "short_put_spread" in ruined and "cash" not in ruined
+    equity = pd.read_csv(out_dir / "equity_short_put_spread.csv", index_col=0)
+    assert ruined["short_put_spread"] == equity.index[-1] < document["end"]
+    assert 0.0 <= document["comparison"]["spa_pvalue"] <= 1.0
+    report = (out_dir / "report.md").read_text()
+    assert f"**Ruined:** `short_put_spread` ended on {ruined['short_put_spread']}" in report
+    assert "was ruined on" in out.stderr
 
 
 def test_resume_reaches_the_same_totals(workspace, trained):
@@ -301,13 +335,34 @@ def test_evaluate_quotes_chain_needs_a_chain_file(trained):
     assert out.returncode == 2 and "--chain" in out.stderr and "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("env_id", ["SpyOptions-v1", "SpyOptions-v0"])
-def test_plain_gymnasium_code_drives_the_env_made_by_id(trained, workspace, env_id):
+GYM_MAKE = """
+import sys, warnings
+warnings.simplefilter("error")
+import gymnasium as gym
+env = gym.make("envs:SpyOptions-v1", config=sys.argv[1], segment="test")
+obs, info = env.reset(seed=0)
+print("made", env.unwrapped.spec.id, len(obs))
+try:
+    gym.make("SpyOptions-v0", config=sys.argv[1], segment="test")
+except gym.error.Error as exc:
+    print("v0:", type(exc).__name__)
+"""
+
+
+def test_plain_gymnasium_code_makes_the_env_without_importing_envs(trained, workspace):
+    """A fresh interpreter that never imports ``envs`` itself: the module-prefixed id finds
+    the environment, with no warning; ``SpyOptions-v0`` does not exist (no alias)."""
+    out = run("-c", GYM_MAKE, str(workspace / "tiny.yaml"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "made SpyOptions-v1" in out.stdout
+    # Gymnasium's own refusal of an id whose later version exists: no environment is made.
+    assert "v0: DeprecatedEnv" in out.stdout, out.stdout
+
+
+def test_plain_gymnasium_code_drives_the_env_made_by_id(trained, workspace):
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the ids)
-
-    env = gym.make(env_id, config=str(workspace / "tiny.yaml"), segment="test")
+    env = gym.make("envs:SpyOptions-v1", config=str(workspace / "tiny.yaml"), segment="test")
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     rng = np.random.default_rng(0)

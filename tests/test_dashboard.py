@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +101,10 @@ def test_verdict_needs_a_small_p_value_and_an_interval_above_zero():
     low = {"low": -0.1, "high": 1.0}
     assert loaders.verdict({"spa_pvalue": 0.01, "sharpe_diff_ci": low}).startswith("no evid")
     assert loaders.verdict(None).startswith("no comparison")
+    # issue 24 item 11: the verdict says whether cash was among the baselines compared
+    with_cash = {"spa_pvalue": 0.01, "sharpe_diff_ci": ci, "compared": ["cash", "random"]}
+    assert loaders.verdict(with_cash).startswith("PPO beats every baseline, incl. cash")
+    assert ", excl. cash" in loaders.verdict({"spa_pvalue": 0.01, "sharpe_diff_ci": ci})
 
 
 def test_equity_loader_names_the_file_and_column(tmp_path):
@@ -153,14 +159,29 @@ def _episode(seed: int = 3, bars: int = 150) -> tuple[EpisodeResult, pd.DataFram
     return result, equity.join(greeks)
 
 
-def test_analytics_match_the_evaluation_report():
+def test_analytics_are_the_evaluation_reports(tmp_path):
+    """issue 24 item 10: one attribution. The report's (``agents.report``, per-bar costs,
+    greeks held over each bar) is what evaluate.py writes and the dashboard loads, to the
+    cent; the dashboard's equity analytics are the report's functions."""
     result, frame = _episode()
     pd.testing.assert_series_equal(analytics.rolling_sharpe(frame["equity_usd"]),
                                    rolling_sharpe(result, 252.0), check_names=False)
     pd.testing.assert_frame_equal(analytics.monthly_returns_pct(frame["equity_usd"]),
                                   monthly_returns(result))
-    pd.testing.assert_frame_equal(analytics.pnl_attribution(frame), pnl_attribution(result))
-    assert analytics.pnl_attribution(frame[["equity_usd", "spot"]]) is None
+    report = pnl_attribution(result)
+    assert report["costs"].sum() == pytest.approx(-result.greeks["costs_usd"].sum())
+    source = loaders.EVAL_SOURCES[0]
+    folder = tmp_path / source.folder
+    folder.mkdir()
+    report.rename_axis("date").to_csv(folder / f"attribution_ppo{source.suffix}.csv")
+    shown = loaders.load_attribution(tmp_path, source, "ppo")
+    pd.testing.assert_frame_equal(shown, report, check_names=False, check_freq=False,
+                                  check_index_type=False)
+    assert loaders.load_attribution(tmp_path, source, "buy_and_hold") is None
+    (folder / f"attribution_bad{source.suffix}.csv").write_text("date,delta\n2016-01-04,x\n")
+    with pytest.raises(loaders.DashboardInputError, match="attribution_bad.csv: column"):
+        loaders.load_attribution(tmp_path, source, "bad")
+    assert not hasattr(analytics, "pnl_attribution")  # no second copy
 
 
 def test_drawdown_known_answer():
@@ -245,11 +266,14 @@ def test_runs_page_lists_every_run_with_metrics_and_verdict(runs, monkeypatch):
     at = app(runs, monkeypatch=monkeypatch)
     table = at.dataframe[0].value
     assert table["run"].tolist() == ["bad", "group/five", "synthetic"]
+    assert table.set_index("run").loc["synthetic", "seeds"] == 1
+    assert table.set_index("run").loc["group/five", "seeds"] == 5
+    results = at.dataframe[1].value
+    assert results["run"].tolist() == ["group/five", "synthetic"]  # "bad" has no results
     document = json.loads((runs / "synthetic" / "eval" / "metrics.json").read_text())
-    row = table.set_index("run").loc["synthetic"]
-    assert row["ppo sharpe"] == pytest.approx(document["policies"]["ppo"]["sharpe"])
-    assert row["seeds"] == 1 and table.set_index("run").loc["group/five", "seeds"] == 5
-    assert "SPA p = 0.412" in row["verdict"] and row["verdict"].startswith("no evidence")
+    row = results.set_index("run").loc["synthetic"]
+    assert row["ppo Sharpe"] == pytest.approx(document["policies"]["ppo"]["sharpe"])
+    assert row["SPA p"] == 0.412 and row["verdict"] == "no evidence, excl. cash"
     assert any("bad" in w.value and "not valid JSON" in w.value for w in at.warning)
     assert len(charts_of(at)) == 1  # the compared runs' PPO curves
 
@@ -297,6 +321,17 @@ def test_positions_page_timeline_greeks_and_trade_legs(runs, monkeypatch):
     legs = next(d.value for d in at.dataframe if "strike" in d.value.columns)
     assert legs["strike"].tolist() == [190.0, 215.0, 185.0, 220.0]
     assert "Trade 2: iron_condor" in texts(at)
+    # Greek charts: short titles with units, no y-axis title or legend to crowd them out.
+    specs = [json.loads(c.proto.spec) for c in charts_of(at)]
+    titles = [spec.get("title") for spec in specs]
+    for title in ("delta, shares", "gamma, shares per USD", "theta, USD per day",
+                  "vega, USD per vol point"):
+        assert title in titles, titles
+    # The attribution shown is evaluate.py's file (the report's), to the cent.
+    written = pd.read_csv(runs / "synthetic" / "eval" / "attribution_ppo.csv", index_col=0)
+    totals = next(d.value for d in at.dataframe if "residual" in d.value.columns)
+    for column in ("delta", "gamma", "theta", "vega", "costs", "residual", "total"):
+        assert totals[column].iloc[0] == pytest.approx(written[column].sum(), abs=0.005)
 
 
 def test_live_page_reads_the_journal(runs, journal_file, monkeypatch):
@@ -338,6 +373,14 @@ def test_a_broken_run_gives_a_message_not_a_traceback(runs, page, monkeypatch):
     assert ("bad" in shown) and (at.error or at.info or at.warning), shown
 
 
+@pytest.mark.parametrize("page", ["performance", "positions"])
+def test_a_malformed_metrics_file_is_named_not_called_no_evaluation(runs, page, monkeypatch):
+    """issue 24 item 15: eval/metrics.json that is not JSON is an error naming the file."""
+    at = app(runs, run="bad", page=page, monkeypatch=monkeypatch)
+    assert any("eval/metrics.json: not valid JSON" in e.value for e in at.error), texts(at)
+    assert "no evaluation yet" not in texts(at)
+
+
 def test_missing_runs_folder_is_a_message(tmp_path, monkeypatch):
     at = app(tmp_path / "nowhere", page="performance", monkeypatch=monkeypatch)
     assert any("no such folder" in e.value for e in at.error)
@@ -354,6 +397,57 @@ def test_cli_rejects_bad_flags_in_one_line(args, message):
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT],
+                         ids=["SIGTERM", "SIGHUP", "SIGINT"])
+def test_first_run_serves_without_a_prompt_and_a_signal_stops_everything(runs, tmp_path, stop):
+    """issue 24 item 7: a fresh machine (no ~/.streamlit), no --headless, no terminal on
+    standard input: it serves (no e-mail prompt) and opens the browser (here the command
+    BROWSER names); SIGTERM, SIGHUP or Ctrl-C to ``python -m dashboard`` stops the Streamlit
+    child too, so the port stops answering."""
+    port = browser.free_port()
+    url = f"http://127.0.0.1:{port}"
+    opened = tmp_path / "opened.txt"
+    env = {**os.environ, "HOME": str(tmp_path / "home"),
+           "BROWSER": f"{sys.executable} -c \"import sys; open({str(opened)!r}, 'w')"
+                      f".write(sys.argv[1])\" %s"}
+    (tmp_path / "home").mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "dashboard", "--runs", str(runs),
+                                "--port", str(port)], cwd=ROOT, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _answers(url):
+            assert process.poll() is None, process.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "the dashboard never answered"
+            time.sleep(0.3)
+        while not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert opened.read_text() == url  # the browser was opened at the dashboard
+        process.send_signal(stop)
+        assert process.wait(timeout=60) == 0
+        output = process.stdout.read()
+        assert "Email" not in output and "Traceback" not in output, output[-3000:]
+        deadline = time.monotonic() + 10
+        while _answers(url) and time.monotonic() < deadline:  # the child is gone too
+            time.sleep(0.2)
+        assert not _answers(url), "Streamlit still serves after the dashboard stopped"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 # ----------------------------------------------------------------------------- real browser
@@ -376,5 +470,46 @@ def test_performance_page_renders_in_headless_chromium(runs, tmp_path):
             body = driver.find_element("tag name", "body").text
             assert "run: synthetic" in body and "Equity" in body
             assert "Traceback" not in body
+        finally:
+            driver.quit()
+
+
+SHOT_PAGES = {"": ("Runs", 0), "performance": ("run: synthetic", 4),
+              "positions": ("run: synthetic", 7), "forecasts": ("run: synthetic", 2),
+              "live": ("Live", 1), "training": ("run: synthetic", 4)}
+# The first tables of each page that must show every column (the trade ledgers and the
+# journal's tables have more columns than a page is wide: they scroll by design).
+GRIDS_THAT_FIT = {"": 3, "performance": 1, "positions": 1, "forecasts": 1, "live": 0,
+                  "training": 0}
+MIN_CHART_HEIGHT_PX = 100  # the heatmap strip (60 px) and squashed timeline (80 px) were less
+SHOT_WIDTH_PX, SHOT_HEIGHT_PX = 1400, 1000
+
+
+def test_every_page_fits_a_1400_by_1000_window_in_headless_chromium(runs, journal_file,
+                                                                    tmp_path):
+    """issue 24 item 15, in the real browser at 1400 x 1000: each page's screenshot; no table
+    pushes columns off-screen (the Runs page's verdict), no page scrolls sideways, and every
+    chart is drawn at a readable height (the monthly heatmap, the positions timeline)."""
+    if not browser.browser_available():
+        if os.environ.get("CI"):
+            pytest.fail("CI must have chromium and chromium-driver (.ci/run installs them)")
+        pytest.skip("Debian's chromium and chromium-driver are not installed")
+    with browser.serve(runs, browser.free_port(), journal_file) as url:
+        driver = browser.make_driver(tmp_path / "profile", SHOT_WIDTH_PX, SHOT_HEIGHT_PX)
+        try:
+            for page, (text, charts) in SHOT_PAGES.items():
+                browser.load_page(driver, f"{url}/{page}?run=synthetic", text, charts)
+                shot = tmp_path / f"dashboard_{page or 'runs'}.png"
+                driver.save_screenshot(str(shot))
+                assert shot.stat().st_size > 20_000, page
+                window, document = browser.page_width(driver)
+                assert document <= window, (page, window, document)
+                for visible, content in browser.grid_widths(driver)[:GRIDS_THAT_FIT[page]]:
+                    assert content <= visible + 1, (page, visible, content)
+                sizes = browser.chart_sizes(driver)
+                assert len(sizes) >= charts, (page, sizes)
+                for width, height, marks in sizes:
+                    assert width > 0 and height >= MIN_CHART_HEIGHT_PX and marks > 0, (
+                        page, sizes)
         finally:
             driver.quit()

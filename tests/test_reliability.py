@@ -116,6 +116,23 @@ CONFIG_CASES = [
      "segments.train 2014-01-01..2015-06-30 lies partly outside the data"),
     ("tuned_params_missing", _set(["forecast", "tuned_params_path"], "no_such_params.yaml"),
      "tuned_params_path"),
+    # issue 24 item 3: values that validated and then crashed after the run folder was started
+    ("equity_infinite", _set(["env", "starting_equity_usd"], float("inf")),
+     "expected finite numbers: env.starting_equity_usd (got inf)"),
+    ("equity_huge", _set(["env", "starting_equity_usd"], 1e300),
+     "env.starting_equity_usd: 1e+300 is above the limit 1e+12"),
+    ("learning_rate_nan", _set(["agent", "learning_rate"], float("nan")), "agent.learning_rate"),
+    ("n_steps_huge", _set(["agent", "n_steps"], 99999999999999999999),
+     "agent.n_steps: 99999999999999999999 is above the limit"),
+    ("n_envs_huge", _set(["train", "n_envs"], 100000), "train.n_envs: 100000 is above the limit"),
+    ("rollout_huge", lambda c: (c["agent"].update(n_steps=1_000_000), c["train"].update(n_envs=8)),
+     "steps per rollout is above the limit"),
+    ("batch_not_dividing_rollout", _set(["agent", "batch_size"], 48),
+     "agent.batch_size 48 must divide the rollout agent.n_steps x train.n_envs = 64 x 2 = 128"),
+    # issue 24 item 18: a segment inside the data with no session is not "outside the data"
+    ("segment_on_a_weekend", _set(["segments", "valid"], {"start": "2015-07-04",
+                                                          "end": "2015-07-05"}),
+     "segments.valid 2015-07-04..2015-07-05 holds no bar of the data"),
 ]
 
 
@@ -160,6 +177,16 @@ def test_bad_config_text(tmp_path, capsys, edit, message):
     code, err = invoke(train_cli.main, ["--config", str(path), "--run-dir", str(run_dir)], capsys)
     assert_clean_failure(code, err, message, run_dir)
     assert str(path) in err or "line" in err
+
+
+@pytest.mark.parametrize("text", ["", "\n# only a comment\n"])
+def test_empty_config_file_is_named_empty(tmp_path, capsys, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    code, err = invoke(train_cli.main, ["--config", str(path), "--run-dir",
+                                        str(tmp_path / "run")], capsys)
+    assert_clean_failure(code, err, f"{path}: the config file is empty", tmp_path / "run")
+    assert "Field required" not in err
 
 
 def test_config_file_not_utf8_and_folder_and_missing(tmp_path, capsys):
@@ -688,3 +715,57 @@ def test_output_folder_under_a_file_is_reported_with_its_path(tmp_path, capsys):
     code, err = invoke(data_main, ["--source", "csv", "--path", str(tmp_path / "iso.csv"),
                                    "--out", str(blocker / "out")], capsys)
     assert_clean_failure(code, err, str(blocker))
+
+
+# ---------------------------------------------------------------- installation (issue 24, 17)
+def test_install_of_the_project_is_quiet():
+    """The project's own build, with the Makefile's pip flags, prints nothing: no setuptools
+    licence-table warning, no progress bars (dependencies are not fetched: --no-deps)."""
+    flags = next(line.split(":=", 1)[1].split() for line in
+                 (ROOT / "Makefile").read_text().splitlines() if line.startswith("PIP_QUIET"))
+    out = subprocess.run([sys.executable, "-m", "pip", "install", *flags, "--no-deps",
+                          "--no-build-isolation", "--dry-run", "-e", str(ROOT)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "" and out.stderr.strip() == "", out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------- comparison (issue 24, 1 and 11)
+def _result(name: str, equity: np.ndarray, start: str = "2016-01-04"):
+    from agents.evaluation import EpisodeResult
+
+    dates = pd.bdate_range(start, periods=len(equity), name="date")
+    frame = pd.DataFrame({"equity_usd": equity}, index=dates)
+    return EpisodeResult(name, frame, pd.DataFrame(), float(equity[0]), 0.0)
+
+
+def test_cash_is_compared_and_a_flat_ppo_does_not_beat_it():
+    """Cash is a baseline like any other; a PPO curve identical to it is no evidence (p = 1,
+    where the SPA statistic of all-zero differences would say 0)."""
+    from agents.eval_run import compare_with_baselines
+
+    rng = np.random.default_rng(0)
+    flat = np.full(120, 1e5)
+    spread = 1e5 * np.cumprod(1 + rng.normal(0.0, 0.01, 120))
+    results = {"ppo": _result("ppo", flat), "cash": _result("cash", flat),
+               "short_put_spread": _result("short_put_spread", spread)}
+    comparison, detail = compare_with_baselines(results, ["ppo"], ["cash", "short_put_spread"],
+                                                252.0, 200, 0)
+    assert comparison["compared"] == ["cash", "short_put_spread"]
+    assert detail["spa_pvalue_per_baseline"]["cash"] == 1.0
+    assert comparison["spa_pvalue"] == 1.0
+
+
+def test_a_ruined_policy_is_compared_flat_after_its_last_bar():
+    from agents.eval_run import compare_with_baselines, ruined_policies
+
+    rng = np.random.default_rng(1)
+    full = 1e5 * np.cumprod(1 + rng.normal(0.001, 0.01, 250))
+    ruined = 1e5 * np.cumprod(1 + rng.normal(-0.01, 0.02, 234))
+    results = {"ppo": _result("ppo", full), "random": _result("random", ruined),
+               "cash": _result("cash", np.full(250, 1e5))}
+    dates = results["ppo"].equity.index
+    assert ruined_policies(results, dates[-1]) == {"random": str(dates[233].date())}
+    comparison, _ = compare_with_baselines(results, ["ppo"], ["random", "cash"], 252.0, 200, 0,
+                                           dates=dates)
+    assert 0.0 <= comparison["spa_pvalue"] <= 1.0

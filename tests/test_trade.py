@@ -88,6 +88,19 @@ def test_replay_writes_the_same_ledgers_as_evaluate(trained, evaluated, policy):
     assert len(opened) == len(trades)  # one opening order per trade of the ledger
     assert all(r[7] == "filled" for r in rows["orders"])
     assert len(done.stdout.splitlines()) >= len(rows["decisions"])  # a progress line per bar
+    # Each bar's line and equity.csv's row show that bar's own state (issue 24 item 13): the
+    # line's equity is the row's, and a trade's open date is the row of its opening action.
+    equity = pd.read_csv(out / "equity.csv", index_col=0)
+    lines = [line for line in done.stdout.splitlines() if " bar " in line]
+    for line in lines:
+        date, bar = line.split()[0], int(line.split()[2].rstrip(":"))
+        assert equity.index[bar].startswith(date), line
+        shown = float(line.rsplit("equity ", 1)[1].split()[0].replace(",", ""))
+        assert shown == pytest.approx(equity["equity_usd"].iloc[bar], abs=0.006), line
+        assert line.split(" -> ")[1].split()[0] == equity["action"].iloc[bar], line
+    for opened in trades["open_date"]:
+        assert equity.loc[opened, "action"].startswith("open_"), opened
+    assert equity["action"].iloc[-1] == "none"
 
 
 def test_a_second_start_replays_the_journal_and_adds_nothing(trained):
@@ -356,3 +369,68 @@ def test_sigterm_stops_at_the_next_bar_and_a_restart_continues(trained, tmp_path
     journal.close()
     done = trade(trained, POLICY, out)
     assert done.returncode == 0 and f"{stopped_at} replayed from the journal" in done.stdout
+
+
+def _journal_file(path: Path, bars: int = 200) -> Path:
+    """A real journal with ``bars`` decisions, closed (its WAL folded into the file)."""
+    journal = Journal(path)
+    journal.open_for({"run": "tiny", "policy": POLICY, "mode": "replay", "broker": "paper",
+                      "segment": "test"}, {})
+    for bar in range(bars):
+        journal.write_decision(bar, f"2016-01-{bar % 28 + 1:02d}", "hold", "hold", "x" * 200)
+    journal.close()
+    return path
+
+
+def _truncated(path: Path) -> Path:
+    data = _journal_file(path).read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p.mkdir() or p, "is a folder; expected a journal file"),
+    (lambda p: p.write_bytes(random.Random(0).randbytes(8192)) and p, "not a journal"),
+    (lambda p: p.write_text("date,equity\n2016-01-04,100000\n" * 50) and p, "not a journal"),
+    (_truncated, "damaged SQLite file"),
+    (lambda p: (sqlite3.connect(p).execute("CREATE TABLE t (x)").connection.commit(), p)[1],
+     "an SQLite file without the journal's tables"),
+])
+def test_a_bad_journal_is_one_line_naming_it(trained, tmp_path, make, message):
+    """issue 24 item 6: --journal that is a folder, random bytes, a text file, a truncated
+    journal or another SQLite file: one line naming --journal, exit 2, nothing written."""
+    journal = make(tmp_path / "journal.sqlite")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = trade(trained, POLICY, tmp_path / "out", "--journal", str(journal))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"--journal {journal}" in done.stderr and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no out/, no -wal/-shm
+
+
+def test_a_read_only_journal_is_named_before_anything_is_written(tmp_path):
+    """Checked as an unprivileged user (root writes through file permissions): the process
+    imports as itself, then drops to ``nobody`` before the check."""
+    import pwd
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="ro-journal-"))
+    try:
+        path = _journal_file(folder / "journal.sqlite", bars=5)
+        path.chmod(0o444)
+        folder.chmod(0o755)
+        drop = ""
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            drop = f"os.setgid({nobody.pw_gid}); os.setuid({nobody.pw_uid}); "
+        check = ("import os, sys; from common.cli import run_cli; "
+                 "from execution.journal import check_journal_file; " + drop +
+                 "sys.exit(run_cli(lambda a: check_journal_file(a[0]), sys.argv[1:], prog='t'))")
+        done = subprocess.run([sys.executable, "-c", check, str(path)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert f"--journal {path}: read-only" in done.stderr, done.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["journal.sqlite"]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

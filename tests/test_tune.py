@@ -25,7 +25,13 @@ import optuna
 import pytest
 import yaml
 
-from agents.tune import NET_ARCHS, TuneError, sample_agent_params
+from agents.tune import (
+    NET_ARCHS,
+    TuneError,
+    below_baselines,
+    sample_agent_params,
+    storage_url,
+)
 from config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +45,99 @@ def test_search_space_fits_the_budget():
         params = sample_agent_params(study.ask(), n_envs=2, total_timesteps=1024)
         assert 2 * params["n_steps"] * 2 <= 1024
         assert params["batch_size"] <= params["n_steps"] * 2
+        assert (params["n_steps"] * 2) % params["batch_size"] == 0
         assert 1e-5 <= params["learning_rate"] <= 1e-2
         assert params["net_arch"] in NET_ARCHS.values()
         load_config(ROOT / "configs" / "quick.yaml",
                     [f"agent.{k}={json.dumps(v)}" for k, v in params.items()])
     with pytest.raises(TuneError, match="--timesteps 100"):
         sample_agent_params(study.ask(), n_envs=1, total_timesteps=100)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(30):  # a rollout that is not a power of two: the batch still divides it
+        params = sample_agent_params(study.ask(), n_envs=3, total_timesteps=4096)
+        assert (params["n_steps"] * 3) % params["batch_size"] == 0
+
+
+def _tune(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agents.tune", "--config", "configs/quick.yaml",
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(("storage", "message"), [
+    ("notaurl", "--storage 'notaurl': not a database URL"),
+    ("sqlite:////no/such/folder/optuna.db", "folder /no/such/folder does not exist"),
+    ("oracle+nodriver://x@h/db", "unknown database 'oracle+nodriver'"),
+    ("postgresql://nobody@127.0.0.1:1/optuna", "storage postgresql+psycopg2://nobody@127.0.0.1:1"
+                                               "/optuna: cannot open"),
+])
+def test_bad_storage_is_one_line_before_anything_is_written(tmp_path, storage, message):
+    """The postgresql:// case reaches the server (refused): the driver is installed."""
+    out = _tune("--trials", "1", "--storage", storage, "--out", str(tmp_path / "out"))
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert message in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "No module named" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_small_budget_is_refused_before_the_study_starts(tmp_path):
+    out = _tune("--trials", "2", "--timesteps", "100", "--out", str(tmp_path / "out"))
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "--timesteps 100: too small for two rollouts" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "out").exists()
+
+
+KILLABLE_WORKER = """
+import sys, time
+from agents.tune import optimize
+url, trials, marker, sleep_s = sys.argv[1:5]
+
+def objective(trial):
+    open(marker, "a").close()
+    time.sleep(float(sleep_s))
+    return trial.suggest_float("x", -1.0, 1.0)
+
+optimize("restart", url, int(trials), objective)
+"""
+
+
+def test_a_killed_trial_is_failed_on_restart_and_not_counted(tmp_path):
+    """A worker killed mid-trial leaves it 'running'; the rerun marks it failed and runs the
+    number of trials asked for. Earlier failed trials (a bad budget) do not count either."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(study_name="restart", storage=url, direction="maximize")
+    poisoned = optuna.load_study(study_name="restart", storage=url)
+    for _ in range(2):
+        poisoned.tell(poisoned.ask(), state=optuna.trial.TrialState.FAIL)
+    marker = tmp_path / "started"
+    worker = subprocess.Popen([sys.executable, "-c", KILLABLE_WORKER, url, "3", str(marker),
+                               "600"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert worker.poll() is None and time.monotonic() < deadline, worker.stderr.read()
+        time.sleep(0.1)
+    worker.kill()
+    worker.wait(timeout=30)
+    states = [t.state for t in optuna.load_study(study_name="restart", storage=url).trials]
+    assert states.count(optuna.trial.TrialState.RUNNING) == 1
+    rerun = subprocess.run([sys.executable, "-c", KILLABLE_WORKER, url, "3", str(marker), "0"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "left running by a worker that is gone" in rerun.stderr
+    states = [t.state for t in optuna.load_study(study_name="restart", storage=url).trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
+    assert states.count(optuna.trial.TrialState.FAIL) == 3
+    assert optuna.trial.TrialState.RUNNING not in states
+
+
+def test_warning_when_the_best_trial_does_not_beat_a_baseline_or_cash():
+    assert below_baselines(0.8, {"cash": 0.0, "iron_condor": 0.5}) is None
+    beaten = below_baselines(0.3, {"cash": 0.0, "iron_condor": 0.5})
+    assert "below the best baseline's (iron_condor 0.500)" in beaten
+    negative = below_baselines(-0.2, {"cash": 0.0, "random": -1.0})
+    assert "below cash (0)" in negative and "random" not in negative
+    both = below_baselines(-0.2, {"cash": 0.0, "short_put_spread": 0.1})
+    assert "short_put_spread 0.100" in both and "cash (0)" in both
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
@@ -92,7 +185,7 @@ def postgres_url():
         [*prefix, str(bindir / "postgres"), "-D", str(data_dir), "-p", str(port),
          "-h", "127.0.0.1", "-k", str(base), "-c", "fsync=off"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"postgresql+psycopg2://optuna@127.0.0.1:{port}/postgres"
+    url = f"postgresql://optuna@127.0.0.1:{port}/postgres"  # as the README writes it
     try:
         deadline = time.monotonic() + SERVER_START_SECONDS
         while True:
@@ -105,7 +198,7 @@ def postgres_url():
                 time.sleep(0.2)
         import sqlalchemy
 
-        engine = sqlalchemy.create_engine(url)
+        engine = sqlalchemy.create_engine(storage_url(url))
         for _ in range(50):  # accepting connections is not the same as ready
             try:
                 with engine.connect():
@@ -150,7 +243,7 @@ def test_two_workers_share_one_postgresql_study(postgres_url, tmp_path):
                                 stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
     for worker in workers:
         assert worker.wait(timeout=120) == 0, worker.stderr.read()[-2000:]
-    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    study = optuna.load_study(study_name="shared", storage=storage_url(postgres_url))
     trials = study.get_trials(deepcopy=False)
     numbers = [t.number for t in trials]
     executions = [line.split() for line in log_path.read_text().splitlines()]
@@ -174,7 +267,12 @@ def test_tiny_search_on_the_quick_config_feeds_train(tmp_path):
          "--out", str(out), "--no-progress", *fast],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert tune.returncode == 0, tune.stderr[-3000:]
+    assert tune.stdout.count("validation Sharpe") >= 2  # one line per trial, then the best
+    assert "trial 0 " in tune.stdout and "trial 1 " in tune.stdout and "n_steps=" in tune.stdout
     summary = json.loads((out / "tune_summary.json").read_text())
+    assert set(summary["baseline_validation_sharpes"]) >= {"cash", "short_put_spread"}
+    assert (summary["warning"] is None) == (summary["best_validation_sharpe"] >= max(
+        0.0, *summary["baseline_validation_sharpes"].values()))
     assert len(summary["trials"]) == 2 and summary["completed"] >= 1
     assert 0.0 <= summary["deflated_sharpe"] <= 1.0
     assert len(summary["best_seed_sharpes"]) == 2

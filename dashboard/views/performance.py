@@ -64,9 +64,9 @@ def render() -> None:
     policy = st.selectbox("Policy", names, index=default, key="perf_policy")
     months = analytics.monthly_returns_pct(equity[policy])
     st.altair_chart(charts.heatmap(months, f"{policy}: monthly returns, %"), width="stretch")
-    attribution = analytics.pnl_attribution(curves[policy])
+    attribution = loaders.load_attribution(run, source, policy)
     if attribution is None:
-        st.caption(f"{policy}: a reference curve, no options, no P&L attribution")
+        st.caption(ui.attribution_missing(policy, source))
     else:
         cumulative = attribution.cumsum()
         st.altair_chart(charts.line_chart(

@@ -7,26 +7,50 @@ import streamlit as st
 
 from dashboard import analytics, charts, loaders, ui
 
+TIMELINE_LANE_PX = 36  # one row of the positions timeline
+# The greeks' charts: short titles with units, so that they fit half the page's width.
+GREEK_TITLES = {"delta_shares": "delta, shares", "gamma_shares_per_usd": "gamma, shares per USD",
+                "theta_usd_per_day": "theta, USD per day",
+                "vega_usd_per_vol_point": "vega, USD per vol point"}
+
+
+def lanes(trades: pd.DataFrame, end: pd.Series) -> pd.Series:
+    """A row label per trade: its strategy, numbered when trades of that strategy overlap in
+    time (the first lane free at its open date), so that no two bars are drawn on each other."""
+    labels = pd.Series(index=trades.index, dtype=object)
+    for strategy, group in trades.groupby("strategy", sort=False):
+        free_from: list[pd.Timestamp] = []  # per lane: when its last trade ends
+        for i in group.sort_values("open_date").index:
+            lane = next((k for k, until in enumerate(free_from)
+                         if until < trades.at[i, "open_date"]), len(free_from))
+            if lane == len(free_from):
+                free_from.append(end[i])
+            free_from[lane] = end[i]
+            labels[i] = strategy if lane == 0 else f"{strategy} ({lane + 1})"
+    return labels
+
 
 def timeline(trades: pd.DataFrame, last_date: pd.Timestamp) -> alt.Chart:
-    """One bar per trade from its open to its close date (still open: to the last bar)."""
+    """One bar per trade from its open to its close date (still open: to the last bar), one
+    row per strategy, more rows where its trades overlap."""
     frame = trades.copy()
     frame["end"] = frame["close_date"].fillna(last_date) if "close_date" in frame else last_date
     frame["status"] = "closed"
     if "close_date" in frame:
         frame.loc[frame["close_date"].isna(), "status"] = "open"
+    frame["lane"] = lanes(frame, frame["end"])
     tooltip = [c for c in ("trade_id", "strategy", "open_date", "close_date", "exit_reason",
                            "contracts", "pnl_usd", "legs") if c in frame.columns]
-    lanes = frame["strategy"].nunique()
-    return alt.Chart(frame).mark_bar(height=14).encode(
+    return alt.Chart(frame).mark_bar(height=TIMELINE_LANE_PX * 0.6).encode(
         x=alt.X("open_date:T", title=None), x2="end:T",
-        y=alt.Y("strategy:N", title=None, axis=alt.Axis(labelOverlap=False)),
+        y=alt.Y("lane:N", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
         color=alt.Color("pnl_usd:Q", title="P&L, USD", scale=alt.Scale(
-            scheme="redyellowgreen", domainMid=0)),
+            scheme="redyellowgreen", domainMid=0),
+            legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=240)),
         stroke=alt.condition(alt.datum.status == "open", alt.value("black"), alt.value(None)),
         tooltip=tooltip,
     ).properties(title="Positions over time (one bar per trade, open to close; outlined: still "
-                 "open)", height=max(80, 32 * lanes)).interactive(bind_y=False)
+                 "open)", height=alt.Step(TIMELINE_LANE_PX)).interactive(bind_y=False)
 
 
 def strikes_chart(trades: pd.DataFrame, spot: pd.Series | None,
@@ -87,11 +111,13 @@ def render() -> None:
         st.subheader("Greeks of the positions held")
         cols = st.columns(2)
         for i, column in enumerate(greeks):
-            cols[i % 2].altair_chart(charts.line_chart({policy: equity[column]}, column, column,
-                                                       height=charts.SMALL_HEIGHT_PX),
-                                     width="stretch")
-    attribution = analytics.pnl_attribution(equity)
-    if attribution is not None:
+            cols[i % 2].altair_chart(charts.line_chart(
+                {policy: equity[column]}, column, GREEK_TITLES.get(column, column),
+                height=charts.SMALL_HEIGHT_PX, y_title=None, legend=False), width="stretch")
+    attribution = loaders.load_attribution(run, source, policy)
+    if attribution is None:
+        st.caption(ui.attribution_missing(policy, source))
+    else:
         st.subheader("P&L attribution")
         totals = attribution.sum().rename("usd").to_frame().T
         st.dataframe(totals, hide_index=True)
