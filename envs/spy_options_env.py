@@ -320,6 +320,7 @@ class SpyOptionsEnv(gym.Env):
         if n_open < self.cfg.max_open_positions and (sim.bar < self._end
                                                       or self.last_bar_tradable):
             bar = sim.bar
+            self.tables.ensure_bar(bar)
             for k, strategy in enumerate(STRATEGIES):
                 unit = self.tables.unit(bar, strategy)
                 if unit is not None:

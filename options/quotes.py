@@ -131,6 +131,9 @@ class ModelQuoteSource:
     """Model quotes: the calibrated surface and the cost model over a table of bars."""
 
     name = "model"
+    # Each output element depends on its own (bar, strike) only: one call over many contracts
+    # equals the calls on each, bit for bit (the environment's tables batch on it).
+    elementwise_quotes = True
 
     def __init__(self, bars: MarketBars, surface_cfg: SurfaceConfig | None = None,
                  cost_cfg: CostConfig | None = None, *, strike_spacing: float = 1.0,
