@@ -84,7 +84,12 @@ def quote_is_valid(bid_per_share, ask_per_share, from_smile=False) -> np.ndarray
     bid = np.asarray(bid_per_share, dtype=float)
     ask = np.asarray(ask_per_share, dtype=float)
     with np.errstate(invalid="ignore"):
-        two_sided = np.isfinite(bid) & np.isfinite(ask) & (ask > 0) & (bid >= 0) & (bid <= ask)
+        return _valid_quote(bid, ask, from_smile)
+
+
+def _valid_quote(bid: np.ndarray, ask: np.ndarray, from_smile=False) -> np.ndarray:
+    """:func:`quote_is_valid` on float arrays, inside the caller's ``np.errstate``."""
+    two_sided = np.isfinite(bid) & np.isfinite(ask) & (ask > 0) & (bid >= 0) & (bid <= ask)
     return two_sided & ~np.asarray(from_smile, dtype=bool)
 
 
@@ -163,6 +168,7 @@ class UnitTables:
         self._grid: dict[tuple[int, str, str], LegQuotes] = {}
         self._built_blocks: set[int] = set()
         self._spot = self.bars.spot.tolist()
+        self._dates = list(self.bars.dates)
         # Each quote of an elementwise source depends on its own (bar, strike) only, so the
         # tables may be built in a few large calls that equal the many small ones bit for bit.
         self.batched = bool(getattr(source, "elementwise_quotes", False))
@@ -176,7 +182,7 @@ class UnitTables:
             return chosen
         cfg = self.cfg
         expiries = settleable_expiries(self.source.expiries(bar), self.bars)
-        now_day = self.bars.dates[bar].normalize().value
+        now_day = self._dates[bar].normalize().value
         dte = (expiries.as_unit("ns").asi8 - now_day) / NS_PER_DAY if len(expiries) else np.array([])
         ok = dte >= max(1, cfg.min_dte_days)
         chosen = {}
@@ -355,8 +361,9 @@ class UnitTables:
                 volume, oi = self.source.volume(bar, leg.option_type, leg.strike, leg.expiry)
                 if max(volume, oi) <= 0:
                     raise ValueError(f"{leg.option_type} {leg.strike:g} has no volume")
-        probe = Position(strategy, legs, self.bars.dates[bar], tuple(
-            Fill(leg, self.bars.dates[bar], leg.quantity_contracts, p, m, 0.0, "open")
+        date = self._dates[bar]
+        probe = Position(strategy, legs, date, tuple(
+            Fill(leg, date, leg.quantity_contracts, p, m, 0.0, "open")
             for leg, p, m in zip(legs, price, mid, strict=True)))
         max_loss, max_profit = probe.max_loss_usd, probe.max_profit_usd
         if spec.is_calendar:
@@ -444,6 +451,10 @@ class UnitTables:
             for u, j, b, _ in items:
                 leg_quotes[u][j] = _slice_quotes(q, start, start + len(b))
                 start += len(b)
+        with np.errstate(invalid="ignore"):
+            self._assemble_all(todo, plans, leg_quotes)
+
+    def _assemble_all(self, todo, plans, leg_quotes) -> None:
         for unit, plan, quotes in zip(todo, plans, leg_quotes, strict=True):
             if any(q is None and end > 0 for q, end in zip(quotes, plan[2], strict=True)):
                 with contextlib.suppress(ValueError):  # raised again when opened, as before
@@ -455,7 +466,8 @@ class UnitTables:
         settle_bar, idx, ends = plan
         quotes = [self.source.quote(idx[:end], leg.option_type, leg.strike, leg.expiry)
                   if end > 0 else None for leg, end in zip(unit.legs, ends, strict=True)]
-        self._assemble_path(unit, settle_bar, idx, ends, quotes)
+        with np.errstate(invalid="ignore"):
+            self._assemble_path(unit, settle_bar, idx, ends, quotes)
 
     def _path_plan(self, unit: UnitStructure) -> tuple[list[int], np.ndarray, list[int]]:
         """Settlement bar per leg (-1: after the bars), the path's bars, and per leg the number
@@ -497,7 +509,7 @@ class UnitTables:
             q = quotes[j]
             leg_bid[j, :end], leg_ask[j, :end], leg_mid[j, :end] = (
                 q.bid_per_share, q.ask_per_share, q.mid_per_share)
-            fallback[j, :end] = ~quote_is_valid(q.bid_per_share, q.ask_per_share, q.from_smile)
+            fallback[j, :end] = ~_valid_quote(q.bid_per_share, q.ask_per_share, q.from_smile)
             alive[j, :end] = True
             greeks[:, :end] += units * np.vstack([q.delta, q.gamma, q.theta_per_day,
                                                   q.vega_per_vol_point])
@@ -519,7 +531,7 @@ class UnitTables:
             (leg_settle[:, None] == np.arange(n)[None, :]).any(axis=0).tolist(),
             alive_contracts.tolist(), *(g.tolist() for g in greeks), margin.tolist(),
             first_expiry.tolist(), leg_bid, leg_ask, leg_mid, alive, leg_settle, fallback,
-            alive & ~quote_is_valid(leg_bid, leg_ask))
+            alive & ~_valid_quote(leg_bid, leg_ask))
 
 
 def _slice_quotes(q: LegQuotes, start: int, stop: int) -> LegQuotes:
