@@ -733,6 +733,27 @@ class PortfolioSimulator:
                 contracts = min(contracts, int(cap))
         return min(contracts, max_contracts)
 
+    def openable(self, units, sizing: str, risk_fraction: float, fixed_contracts: int,
+                 max_contracts: int) -> list[bool]:
+        """``can_open(unit, contracts_for(unit, ...))`` for each of ``units``, the same
+        arithmetic without a call per unit."""
+        if self.tables.max_volume_share is not None:
+            return [self.can_open(u, self.contracts_for(u, sizing, risk_fraction,
+                                                        fixed_contracts, max_contracts))
+                    for u in units]
+        equity = self.equity
+        free = equity - self.margin_used
+        budget = risk_fraction * equity
+        out = []
+        for unit in units:
+            if sizing == "fixed_contracts":
+                contracts = fixed_contracts
+            else:
+                contracts = int(min(budget // unit.risk_usd, free // unit.margin_usd))
+            contracts = min(contracts, max_contracts)
+            out.append(contracts >= 1 and unit.margin_usd * contracts <= free)
+        return out
+
     def can_open(self, unit: UnitStructure, contracts: int) -> bool:
         return contracts >= 1 and unit.margin_usd * contracts <= self.equity - self.margin_used
 
