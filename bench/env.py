@@ -18,7 +18,13 @@ tables are all built (what a long training run sees after its first pass). The h
 figures (``hold_heavy_steps_per_s``, ``masked_random_steps_per_s``) are the warm ones; the cold
 ones are written beside them. ``--json OUT`` writes every figure.
 
+``--ready CONFIG`` instead times, in two fresh processes one after the other, the seconds from
+the process's start (the parent's clock just before it starts the child) to a training
+environment of that config (e.g. ``configs/quick.yaml``) reset with its first action mask: what
+``train.py`` waits for before stepping (the second process finds whatever the first cached).
+
     python bench/env.py [--steps 50000] [--p-close 0.05] [--seed 0] [--profile] [--json OUT]
+    python bench/env.py --ready configs/quick.yaml
 """
 
 from __future__ import annotations
@@ -178,6 +184,33 @@ def profile_ours(env, steps: int, p_close: float, seed: int, top: int = 15) -> s
     return out.getvalue()
 
 
+_READY_CHILD = """
+import sys, time
+sys.path.insert(0, {root!r})
+from envs import make_env
+env = make_env({config!r}, "train")
+env.reset(seed=0)
+env.action_masks()
+print(time.time() - {t0!r})
+"""
+
+
+def time_to_ready(config: str) -> list[float]:
+    """Seconds from process start to a reset training env with its mask, two processes."""
+    import subprocess
+
+    root = str(Path(__file__).resolve().parents[1])
+    out = []
+    for _ in range(2):
+        t0 = time.time()
+        done = subprocess.run([sys.executable, "-c", _READY_CHILD.format(
+            root=root, config=config, t0=t0)], capture_output=True, text=True, cwd=root)
+        if done.returncode != 0:
+            raise SystemExit(f"the environment of {config} failed:\n{done.stderr[-3000:]}")
+        out.append(float(done.stdout.strip().splitlines()[-1]))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50_000)
@@ -196,7 +229,18 @@ def main() -> None:
     parser.add_argument("--profile-steps", type=int, default=10_000)
     parser.add_argument("--json", metavar="OUT", default=None,
                         help="also write the figures to this JSON file")
+    parser.add_argument("--ready", metavar="CONFIG", default=None,
+                        help="only time a fresh process until this config's env is ready")
     args = parser.parse_args()
+    if args.ready:
+        first, second = time_to_ready(args.ready)
+        print(f"{args.ready}: training environment ready (reset and first mask) "
+              f"{first:.2f} s after the first process started, {second:.2f} s after the second")
+        if args.json:
+            Path(args.json).write_text(json.dumps(
+                {"config": args.ready, "first_process_ready_s": first,
+                 "second_process_ready_s": second}, indent=2) + "\n")
+        return
 
     # Cold: fresh environments whose tables are built inside the timed pass.
     build_start = time.perf_counter()

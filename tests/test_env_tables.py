@@ -67,7 +67,7 @@ def test_batched_tables_equal_the_lazy_ones_bit_for_bit():
     batched, lazy = make_env().tables, make_env().tables
     assert batched.batched and lazy.batched  # model quotes are elementwise
     lazy.batched = False  # one quote call per grid, unit and leg, as built before batching
-    bars = range(0, 40)
+    bars = range(0, 30)
     batched.build_bars(bars)
     compared = missing = 0
     for bar in bars:
@@ -89,7 +89,7 @@ def test_batched_tables_equal_the_lazy_ones_bit_for_bit():
                 assert _same(getattr(unit.path, f.name), getattr(lazy_unit.path, f.name)), \
                     (bar, strategy, f.name)
             compared += 1
-    assert compared > 300 and missing > 0  # both kinds of outcome were compared
+    assert compared > 200 and missing > 0  # both kinds of outcome were compared
 
 
 def test_a_block_is_built_once_when_one_of_its_bars_is_first_needed():
@@ -128,7 +128,7 @@ def test_fast_observation_and_mask_equal_the_tables(env_kwargs):
     env.reset(seed=5)
     cfg = env.cfg
     several = 0
-    for _ in range(400):
+    for _ in range(250):
         sim = env.sim
         i = sim.bar
         equity = sim.equity
