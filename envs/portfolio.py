@@ -70,7 +70,7 @@ __all__ = [
 ]
 
 
-TABLE_BLOCK_BARS = 256  # bars whose tables are built together, the first time one is needed
+TABLE_BLOCK_BARS = 64  # bars whose tables are built together, the first time one is needed
 _QUOTE_FIELDS = tuple(f.name for f in fields(LegQuotes))
 # (expiry rule, right) of every leg of every spec: the strike grids a bar's units quote.
 _GRID_KEYS = tuple(sorted({(leg.expiry, leg.option_type) for spec in STRUCTURES.values()
