@@ -9,7 +9,22 @@ gym-anytrading's ``stocks-v0`` on its own STOCKS_GOOGL data (window 10) with uni
 actions. Both environments are stepped raw (``.unwrapped``: no Gymnasium checker wrappers), resets
 included in the time. ``--profile`` adds a cProfile of our steps (top 15 by cumulative time).
 
-    python bench/env.py [--steps 50000] [--p-close 0.05] [--seed 0] [--profile]
+Tables are measured as a user meets them and warm. *Cold*: a fresh environment, whose per-bar
+structure tables (units, leg quotes, position paths) are built inside the timed pass, whatever
+builds them (lazily or up front); its steps/s include that building. ``table_build_s`` is the
+time to build every bar's tables on another fresh environment, reported apart (and
+``env_ready_s`` the time to construct one). *Warm*: the same loops on an environment whose
+tables are all built (what a long training run sees after its first pass). The headline
+figures (``hold_heavy_steps_per_s``, ``masked_random_steps_per_s``) are the warm ones; the cold
+ones are written beside them. ``--json OUT`` writes every figure.
+
+``--ready CONFIG`` instead times, in two fresh processes one after the other, the seconds from
+the process's start (the parent's clock just before it starts the child) to a training
+environment of that config (e.g. ``configs/quick.yaml``) reset with its first action mask: what
+``train.py`` waits for before stepping (the second process finds whatever the first cached).
+
+    python bench/env.py [--steps 50000] [--p-close 0.05] [--seed 0] [--profile] [--json OUT]
+    python bench/env.py --ready configs/quick.yaml
 """
 
 from __future__ import annotations
@@ -17,6 +32,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import math
 import pstats
 import sys
@@ -64,6 +80,23 @@ def make_our_env():
         price_scale=PRICE_SCALE,
     )
     return SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=PRICE_SCALE), mode="train")
+
+
+def build_all_tables(env) -> float:
+    """Build every bar's structure tables of ``env`` (units and position paths); seconds."""
+    from envs.actions import STRATEGIES
+
+    start = time.perf_counter()
+    tables = env.tables
+    if hasattr(tables, "build_all"):
+        tables.build_all()
+    else:  # environments without a bulk builder: every (bar, structure) one by one
+        for bar in range(len(env.panel) - 1):
+            for strategy in STRATEGIES:
+                unit = tables.unit(bar, strategy)
+                if unit is not None:
+                    tables.path(unit)
+    return time.perf_counter() - start
 
 
 def run_ours(env, steps: int, p_close: float, seed: int) -> dict:
@@ -151,6 +184,33 @@ def profile_ours(env, steps: int, p_close: float, seed: int, top: int = 15) -> s
     return out.getvalue()
 
 
+_READY_CHILD = """
+import sys, time
+sys.path.insert(0, {root!r})
+from envs import make_env
+env = make_env({config!r}, "train")
+env.reset(seed=0)
+env.action_masks()
+print(time.time() - {t0!r})
+"""
+
+
+def time_to_ready(config: str) -> list[float]:
+    """Seconds from process start to a reset training env with its mask, two processes."""
+    import subprocess
+
+    root = str(Path(__file__).resolve().parents[1])
+    out = []
+    for _ in range(2):
+        t0 = time.time()
+        done = subprocess.run([sys.executable, "-c", _READY_CHILD.format(
+            root=root, config=config, t0=t0)], capture_output=True, text=True, cwd=root)
+        if done.returncode != 0:
+            raise SystemExit(f"the environment of {config} failed:\n{done.stderr[-3000:]}")
+        out.append(float(done.stdout.strip().splitlines()[-1]))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50_000)
@@ -167,23 +227,38 @@ def main() -> None:
         help="also print a cProfile top-15 (cumulative) of our env's steps",
     )
     parser.add_argument("--profile-steps", type=int, default=10_000)
+    parser.add_argument("--json", metavar="OUT", default=None,
+                        help="also write the figures to this JSON file")
+    parser.add_argument("--ready", metavar="CONFIG", default=None,
+                        help="only time a fresh process until this config's env is ready")
     args = parser.parse_args()
+    if args.ready:
+        first, second = time_to_ready(args.ready)
+        print(f"{args.ready}: training environment ready (reset and first mask) "
+              f"{first:.2f} s after the first process started, {second:.2f} s after the second")
+        if args.json:
+            Path(args.json).write_text(json.dumps(
+                {"config": args.ready, "first_process_ready_s": first,
+                 "second_process_ready_s": second}, indent=2) + "\n")
+        return
 
+    # Cold: fresh environments whose tables are built inside the timed pass.
     build_start = time.perf_counter()
     env = make_our_env()
-    build_s = time.perf_counter() - build_start
-    # First pass: includes building each bar's one-contract strategy table, which the env does
-    # lazily the first time a bar is seen flat. Second pass: the same env, table cached (what a
-    # long training run sees after its first pass over the data).
+    env_ready_s = time.perf_counter() - build_start
     cold = run_ours(env, args.steps, args.p_close, args.seed)
+    rand_cold = run_masked_random(make_our_env(), args.steps, args.seed + 2)
+    # The table build alone, on another fresh environment; then warm passes on it.
+    env = make_our_env()
+    table_build_s = build_all_tables(env)
     ours = run_ours(env, args.steps, args.p_close, args.seed + 1)
-    rand_cold = run_masked_random(env, args.steps, args.seed + 2)
     rand = run_masked_random(env, args.steps, args.seed + 3)
     ref = run_anytrading(args.steps, args.seed)
     ratio = ours["steps_per_s"] / ref["steps_per_s"]
-    print(f"SpyOptions-v1 (embedded 2014-2018, {len(env.panel)} bars; built in {build_s:.2f} s)")
+    print(f"SpyOptions-v1 (embedded 2014-2018, {len(env.panel)} bars): environment ready in "
+          f"{env_ready_s:.2f} s; every bar's structure tables built in {table_build_s:.2f} s")
     print("hold-heavy loop")
-    for label, result in (("first pass", cold), ("steady state", ours)):
+    for label, result in (("cold tables", cold), ("warm tables", ours)):
         print(
             f"  {label}: {args.steps:,} steps in {result['seconds']:.2f} s: "
             f"{result['steps_per_s']:,.0f} steps/s  (position open "
@@ -191,7 +266,7 @@ def main() -> None:
             f"{result['episodes']} episodes)"
         )
     print("masked-random actions (uniform over the valid ones)")
-    for label, result in (("next pass", rand_cold), ("steady state", rand)):
+    for label, result in (("cold tables", rand_cold), ("warm tables", rand)):
         print(f"  {label}: {args.steps:,} steps in {result['seconds']:.2f} s: "
               f"{result['steps_per_s']:,.0f} steps/s ({result['episodes']} episodes)")
     print("gym-anytrading stocks-v0 (STOCKS_GOOGL, window 10)")
@@ -202,12 +277,34 @@ def main() -> None:
     def verdict(value: float, target: int) -> str:
         return f"{'meets' if value >= target else 'misses'} {target:,} steps/s"
 
-    print(f"ratio ours (hold-heavy, steady state) / gym-anytrading: {ratio:.3f}")
-    print(f"targets: hold-heavy {verdict(ours['steps_per_s'], TARGET_HOLD_HEAVY_STEPS_PER_S)}; "
-          f"masked-random {verdict(rand['steps_per_s'], TARGET_MASKED_RANDOM_STEPS_PER_S)}")
+    print(f"ratio ours (hold-heavy, warm tables) / gym-anytrading: {ratio:.3f}")
+    print(f"targets (warm tables): hold-heavy "
+          f"{verdict(ours['steps_per_s'], TARGET_HOLD_HEAVY_STEPS_PER_S)}; masked-random "
+          f"{verdict(rand['steps_per_s'], TARGET_MASKED_RANDOM_STEPS_PER_S)}")
+    if args.json:
+        figures = {
+            "steps": args.steps,
+            "seed": args.seed,
+            "bars": len(env.panel),
+            "env_ready_s": env_ready_s,
+            "table_build_s": table_build_s,
+            "hold_heavy_steps_per_s": ours["steps_per_s"],
+            "hold_heavy_cold_steps_per_s": cold["steps_per_s"],
+            "masked_random_steps_per_s": rand["steps_per_s"],
+            "masked_random_cold_steps_per_s": rand_cold["steps_per_s"],
+            "reference_steps_per_s": ref["steps_per_s"],
+            "hold_heavy_opens": ours["trades"],
+            "hold_heavy_episodes": ours["episodes"],
+            "targets": {"hold_heavy_steps_per_s": TARGET_HOLD_HEAVY_STEPS_PER_S,
+                        "masked_random_steps_per_s": TARGET_MASKED_RANDOM_STEPS_PER_S},
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"figures: {args.json}")
     if args.profile:
-        print(f"\ncProfile of {args.profile_steps:,} of our steps (continuing the same env):")
-        print(profile_ours(env, args.profile_steps, args.p_close, args.seed + 1))
+        print(f"\ncProfile of {args.profile_steps:,} of our steps (fresh environment, cold "
+              "tables):")
+        print(profile_ours(make_our_env(), args.profile_steps, args.p_close, args.seed + 1))
 
 
 if __name__ == "__main__":

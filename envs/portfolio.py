@@ -42,8 +42,9 @@ counts such fills per trade.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,7 @@ from options.strategies import within_band
 from options.structures import STRUCTURES, build_structure_legs
 
 __all__ = [
+    "TABLE_BLOCK_BARS",
     "ExitRules",
     "OpenPosition",
     "PortfolioSimulator",
@@ -68,6 +70,13 @@ __all__ = [
 ]
 
 
+TABLE_BLOCK_BARS = 64  # bars whose tables are built together, the first time one is needed
+_QUOTE_FIELDS = tuple(f.name for f in fields(LegQuotes))
+# (expiry rule, right) of every leg of every spec: the strike grids a bar's units quote.
+_GRID_KEYS = tuple(sorted({(leg.expiry, leg.option_type) for spec in STRUCTURES.values()
+                           for leg in spec.legs}))
+
+
 def quote_is_valid(bid_per_share, ask_per_share, from_smile=False) -> np.ndarray:
     """Where a quote is a valid fill price: a listed two-sided quote (``from_smile`` False),
     bid and ask finite, ``0 <= bid <= ask`` and ``ask > 0``. Zero, crossed and one-sided
@@ -75,7 +84,12 @@ def quote_is_valid(bid_per_share, ask_per_share, from_smile=False) -> np.ndarray
     bid = np.asarray(bid_per_share, dtype=float)
     ask = np.asarray(ask_per_share, dtype=float)
     with np.errstate(invalid="ignore"):
-        two_sided = np.isfinite(bid) & np.isfinite(ask) & (ask > 0) & (bid >= 0) & (bid <= ask)
+        return _valid_quote(bid, ask, from_smile)
+
+
+def _valid_quote(bid: np.ndarray, ask: np.ndarray, from_smile=False) -> np.ndarray:
+    """:func:`quote_is_valid` on float arrays, inside the caller's ``np.errstate``."""
+    two_sided = np.isfinite(bid) & np.isfinite(ask) & (ask > 0) & (bid >= 0) & (bid <= ask)
     return two_sided & ~np.asarray(from_smile, dtype=bool)
 
 
@@ -149,20 +163,29 @@ class UnitTables:
         self._units: dict[tuple[int, str], UnitStructure | None] = {}
         self._why: dict[tuple[int, str], str] = {}
         self._selection: dict[int, dict] = {}
+        self._chosen: dict[int, dict[str, pd.Timestamp]] = {}
+        self._strikes: dict[tuple[int, str, str], np.ndarray] = {}
+        self._grid: dict[tuple[int, str, str], LegQuotes] = {}
+        self._built_blocks: set[int] = set()
         self._spot = self.bars.spot.tolist()
+        self._dates = list(self.bars.dates)
+        # Each quote of an elementwise source depends on its own (bar, strike) only, so the
+        # tables may be built in a few large calls that equal the many small ones bit for bit.
+        self.batched = bool(getattr(source, "elementwise_quotes", False))
 
     # ----------------------------------------------------------------- selection per bar
-    def _bar_selection(self, bar: int) -> dict:
-        """Front/back expiries and the strike selectors of one bar (cached)."""
-        sel = self._selection.get(bar)
-        if sel is not None:
-            return sel
+    def _chosen_expiries(self, bar: int) -> dict[str, pd.Timestamp]:
+        """The front (and back) expiry of one bar: the listed expiries nearest the target days
+        (cached)."""
+        chosen = self._chosen.get(bar)
+        if chosen is not None:
+            return chosen
         cfg = self.cfg
         expiries = settleable_expiries(self.source.expiries(bar), self.bars)
-        now_day = self.bars.dates[bar].normalize().value
+        now_day = self._dates[bar].normalize().value
         dte = (expiries.as_unit("ns").asi8 - now_day) / NS_PER_DAY if len(expiries) else np.array([])
         ok = dte >= max(1, cfg.min_dte_days)
-        chosen: dict[str, pd.Timestamp] = {}
+        chosen = {}
         if ok.any():
             cand, cand_dte = expiries[ok], dte[ok]
             gap = np.abs(cand_dte - cfg.dte_days)
@@ -173,23 +196,64 @@ class UnitTables:
                 gap_b = np.where(later, np.abs(cand_dte - cfg.back_dte_days), np.inf)
                 back = len(gap_b) - 1 - int(np.argmin(gap_b[::-1]))
                 chosen["back"] = cand[back]
-        strikes_cache: dict[tuple[str, str], np.ndarray] = {}
-        quote_cache: dict[tuple[str, str], LegQuotes] = {}
+        self._chosen[bar] = chosen
+        return chosen
+
+    def _listed_strikes(self, bar: int, rule: str, option_type: str) -> np.ndarray:
+        key = (bar, rule, option_type)
+        strikes = self._strikes.get(key)
+        if strikes is None:
+            strikes = self._strikes[key] = self.source.strikes(
+                bar, self._chosen_expiries(bar)[rule], option_type)
+        return strikes
+
+    def _grid_quotes(self, bar: int, rule: str, option_type: str) -> LegQuotes:
+        """Quotes of every listed strike of one expiry and right at one bar (once)."""
+        key = (bar, rule, option_type)
+        q = self._grid.get(key)
+        if q is None:
+            q = self._grid[key] = self.source.quote(
+                bar, option_type, self._listed_strikes(bar, rule, option_type),
+                self._chosen_expiries(bar)[rule])
+        return q
+
+    def _prefetch_grids(self, bars) -> None:
+        """Quote the strike grids of ``bars`` with one call per (expiry, right) (elementwise
+        sources only: each value is the one the per-bar call gives, bit for bit)."""
+        groups: dict[tuple, list[tuple[int, str, np.ndarray]]] = {}
+        for bar in bars:
+            chosen = self._chosen_expiries(bar)
+            for rule, option_type in _GRID_KEYS:
+                if rule not in chosen or (bar, rule, option_type) in self._grid:
+                    continue
+                strikes = self._listed_strikes(bar, rule, option_type)
+                groups.setdefault((chosen[rule], option_type), []).append(
+                    (bar, rule, strikes))
+        for (expiry, option_type), items in groups.items():
+            bar_idx = np.concatenate([np.full(len(k), b) for b, _, k in items])
+            strikes = np.concatenate([k for _, _, k in items])
+            try:
+                q = self.source.quote(bar_idx, option_type, strikes, expiry)
+            except ValueError:  # some bar cannot be quoted: leave these bars to the lazy path
+                continue
+            start = 0
+            for bar, rule, k in items:
+                self._grid[(bar, rule, option_type)] = _slice_quotes(q, start, start + len(k))
+                start += len(k)
+
+    def _bar_selection(self, bar: int) -> dict:
+        """Front/back expiries and the strike selectors of one bar (cached)."""
+        sel = self._selection.get(bar)
+        if sel is not None:
+            return sel
+        cfg = self.cfg
+        chosen = self._chosen_expiries(bar)
 
         def listed_strikes(rule: str, option_type: str) -> np.ndarray:
-            key = (rule, option_type)
-            if key not in strikes_cache:
-                strikes_cache[key] = self.source.strikes(bar, chosen[rule], option_type)
-            return strikes_cache[key]
+            return self._listed_strikes(bar, rule, option_type)
 
         def grid_quotes(rule: str, option_type: str) -> LegQuotes:
-            """Quotes of every listed strike of one expiry and right at this bar (once)."""
-            key = (rule, option_type)
-            if key not in quote_cache:
-                quote_cache[key] = self.source.quote(bar, option_type,
-                                                     listed_strikes(rule, option_type),
-                                                     chosen[rule])
-            return quote_cache[key]
+            return self._grid_quotes(bar, rule, option_type)
 
         spot = self._spot[bar]
         band = cfg.max_abs_log_moneyness
@@ -297,8 +361,9 @@ class UnitTables:
                 volume, oi = self.source.volume(bar, leg.option_type, leg.strike, leg.expiry)
                 if max(volume, oi) <= 0:
                     raise ValueError(f"{leg.option_type} {leg.strike:g} has no volume")
-        probe = Position(strategy, legs, self.bars.dates[bar], tuple(
-            Fill(leg, self.bars.dates[bar], leg.quantity_contracts, p, m, 0.0, "open")
+        date = self._dates[bar]
+        probe = Position(strategy, legs, date, tuple(
+            Fill(leg, date, leg.quantity_contracts, p, m, 0.0, "open")
             for leg, p, m in zip(legs, price, mid, strict=True)))
         max_loss, max_profit = probe.max_loss_usd, probe.max_profit_usd
         if spec.is_calendar:
@@ -322,18 +387,105 @@ class UnitTables:
             tuple(expiry_close_ns(leg.expiry) for leg in legs), spec.is_calendar,
             leg_delta=leg_delta, quote_source=str(getattr(self.source, "name", "model")))
 
+    # ----------------------------------------------------------------- bulk building
+    def build_bars(self, bars) -> None:
+        """Build the units of every structure at ``bars`` and their paths, quoting each
+        (expiry, right) once for all of them where the source is elementwise."""
+        bars = list(bars)
+        if self.batched:
+            self._prefetch_grids(bars)
+        units = [self.unit(bar, strategy) for bar in bars for strategy in STRUCTURES]
+        self.build_paths([u for u in units if u is not None])
+
+    def build_all(self) -> None:
+        """Build every bar's units and paths (what a long training run visits)."""
+        self.build_bars(range(len(self.bars)))
+        self._built_blocks.update(range(len(self.bars) // TABLE_BLOCK_BARS + 1))
+
+    def ensure_bar(self, bar: int) -> None:
+        """Build the block of :data:`TABLE_BLOCK_BARS` bars around ``bar`` in one pass, the
+        first time one of its bars is needed (elementwise sources; others stay lazy)."""
+        if not self.batched:
+            return
+        block = bar // TABLE_BLOCK_BARS
+        if block in self._built_blocks:
+            return
+        self._built_blocks.add(block)
+        self.build_bars(range(block * TABLE_BLOCK_BARS,
+                              min((block + 1) * TABLE_BLOCK_BARS, len(self.bars))))
+
     def path(self, unit: UnitStructure) -> _UnitPath:
         """Quotes of the unit's legs on every bar from entry to its last expiry (built once)."""
-        if unit.path is not None:
-            return unit.path
+        if unit.path is None:
+            self.build_paths((unit,))
+        return unit.path
+
+    def build_paths(self, units) -> None:
+        """Build the paths of ``units`` (those not built yet); with an elementwise source, one
+        quote call per (expiry, right) for all their legs and bars."""
+        todo, seen = [], set()
+        for unit in units:
+            if unit.path is None and id(unit) not in seen:
+                seen.add(id(unit))
+                todo.append(unit)
+        plans = [self._path_plan(unit) for unit in todo]
+        if not self.batched or len(todo) == 1:
+            for unit, plan in zip(todo, plans, strict=True):
+                self._path_one_by_one(unit, plan)
+            return
+        groups: dict[tuple, list[tuple[int, int, np.ndarray, float]]] = {}
+        for u, (unit, (_, idx, ends)) in enumerate(zip(todo, plans, strict=True)):
+            for j, (leg, end) in enumerate(zip(unit.legs, ends, strict=True)):
+                if end > 0:
+                    groups.setdefault((leg.expiry, leg.option_type), []).append(
+                        (u, j, idx[:end], leg.strike))
+        leg_quotes: list[list[LegQuotes | None]] = [[None] * len(unit.legs) for unit in todo]
+        for (expiry, option_type), items in groups.items():
+            bar_idx = np.concatenate([b for _, _, b, _ in items])
+            strikes = np.concatenate([np.full(len(b), k) for _, _, b, k in items])
+            try:
+                q = self.source.quote(bar_idx, option_type, strikes, expiry)
+            except ValueError:  # left to each unit's own calls (below), as if built lazily
+                continue
+            start = 0
+            for u, j, b, _ in items:
+                leg_quotes[u][j] = _slice_quotes(q, start, start + len(b))
+                start += len(b)
+        with np.errstate(invalid="ignore"):
+            self._assemble_all(todo, plans, leg_quotes)
+
+    def _assemble_all(self, todo, plans, leg_quotes) -> None:
+        for unit, plan, quotes in zip(todo, plans, leg_quotes, strict=True):
+            if any(q is None and end > 0 for q, end in zip(quotes, plan[2], strict=True)):
+                with contextlib.suppress(ValueError):  # raised again when opened, as before
+                    self._path_one_by_one(unit, plan)
+                continue
+            self._assemble_path(unit, *plan, quotes)
+
+    def _path_one_by_one(self, unit: UnitStructure, plan) -> None:
+        settle_bar, idx, ends = plan
+        quotes = [self.source.quote(idx[:end], leg.option_type, leg.strike, leg.expiry)
+                  if end > 0 else None for leg, end in zip(unit.legs, ends, strict=True)]
+        with np.errstate(invalid="ignore"):
+            self._assemble_path(unit, settle_bar, idx, ends, quotes)
+
+    def _path_plan(self, unit: UnitStructure) -> tuple[list[int], np.ndarray, list[int]]:
+        """Settlement bar per leg (-1: after the bars), the path's bars, and per leg the number
+        of path bars on which it is quoted (before its settlement)."""
         bars = self.bars
-        n_bars = len(bars)
         settle_bar = []
         for close_ns in unit.expiry_close_ns:
             b = bars.bar_of_close(close_ns)
             settle_bar.append(b if b is not None else -1)
-        last = n_bars - 1 if min(settle_bar) < 0 else max(settle_bar)
+        last = len(bars) - 1 if min(settle_bar) < 0 else max(settle_bar)
         idx = np.arange(unit.entry_bar, last + 1)
+        n = len(idx)
+        ends = [n if sb < 0 else sb - unit.entry_bar for sb in settle_bar]
+        return settle_bar, idx, ends
+
+    def _assemble_path(self, unit: UnitStructure, settle_bar: list[int], idx: np.ndarray,
+                       ends: list[int], quotes: list[LegQuotes | None]) -> None:
+        bars = self.bars
         n = len(idx)
         n_legs = len(unit.legs)
         leg_bid = np.zeros((n_legs, n))
@@ -346,7 +498,7 @@ class UnitTables:
         leg_settle = np.full(n_legs, -1)
         for j, leg in enumerate(unit.legs):
             units = leg.quantity_contracts * CONTRACT_MULTIPLIER
-            end = n if settle_bar[j] < 0 else settle_bar[j] - unit.entry_bar
+            end = ends[j]
             if end < n:
                 leg_settle[j] = end
                 intrinsic = float(leg.intrinsic_per_share(bars.spot[settle_bar[j]]))
@@ -354,10 +506,10 @@ class UnitTables:
                 leg_mid[j, end] = leg_bid[j, end] = leg_ask[j, end] = intrinsic
             if end <= 0:
                 continue
-            q: LegQuotes = self.source.quote(idx[:end], leg.option_type, leg.strike, leg.expiry)
+            q = quotes[j]
             leg_bid[j, :end], leg_ask[j, :end], leg_mid[j, :end] = (
                 q.bid_per_share, q.ask_per_share, q.mid_per_share)
-            fallback[j, :end] = ~quote_is_valid(q.bid_per_share, q.ask_per_share, q.from_smile)
+            fallback[j, :end] = ~_valid_quote(q.bid_per_share, q.ask_per_share, q.from_smile)
             alive[j, :end] = True
             greeks[:, :end] += units * np.vstack([q.delta, q.gamma, q.theta_per_day,
                                                   q.vega_per_vol_point])
@@ -379,8 +531,12 @@ class UnitTables:
             (leg_settle[:, None] == np.arange(n)[None, :]).any(axis=0).tolist(),
             alive_contracts.tolist(), *(g.tolist() for g in greeks), margin.tolist(),
             first_expiry.tolist(), leg_bid, leg_ask, leg_mid, alive, leg_settle, fallback,
-            alive & ~quote_is_valid(leg_bid, leg_ask))
-        return unit.path
+            alive & ~_valid_quote(leg_bid, leg_ask))
+
+
+def _slice_quotes(q: LegQuotes, start: int, stop: int) -> LegQuotes:
+    """Elements ``start:stop`` of every array of ``q``."""
+    return LegQuotes(*(getattr(q, f)[start:stop] for f in _QUOTE_FIELDS))
 
 
 def _refuse_if_cannot_pay(max_profit_usd: float, entry_cash_usd: float,
@@ -576,6 +732,27 @@ class PortfolioSimulator:
                 cap = self.tables.max_volume_share * max(volume, oi) / abs(leg.quantity_contracts)
                 contracts = min(contracts, int(cap))
         return min(contracts, max_contracts)
+
+    def openable(self, units, sizing: str, risk_fraction: float, fixed_contracts: int,
+                 max_contracts: int) -> list[bool]:
+        """``can_open(unit, contracts_for(unit, ...))`` for each of ``units``, the same
+        arithmetic without a call per unit."""
+        if self.tables.max_volume_share is not None:
+            return [self.can_open(u, self.contracts_for(u, sizing, risk_fraction,
+                                                        fixed_contracts, max_contracts))
+                    for u in units]
+        equity = self.equity
+        free = equity - self.margin_used
+        budget = risk_fraction * equity
+        out = []
+        for unit in units:
+            if sizing == "fixed_contracts":
+                contracts = fixed_contracts
+            else:
+                contracts = int(min(budget // unit.risk_usd, free // unit.margin_usd))
+            contracts = min(contracts, max_contracts)
+            out.append(contracts >= 1 and unit.margin_usd * contracts <= free)
+        return out
 
     def can_open(self, unit: UnitStructure, contracts: int) -> bool:
         return contracts >= 1 and unit.margin_usd * contracts <= self.equity - self.margin_used

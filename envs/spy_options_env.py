@@ -13,7 +13,7 @@ from envs.actions import ACTION_CLOSE, ACTION_HOLD, FIRST_OPEN_ACTION, STRATEGIE
 from envs.config import EnvConfig, pricing_dividend_yield
 from envs.ledgers import trade_ledger
 from envs.market import MarketPanel
-from envs.observations import PORTFOLIO_ENTRIES, PortfolioContext, portfolio_values
+from envs.observations import PORTFOLIO_ENTRIES, portfolio_values_fast
 from envs.portfolio import ExitRules, PortfolioSimulator, StepResult, UnitTables, quote_is_valid
 from envs.rewards import make_reward
 from options.calendar import NS_PER_DAY, expiry_close_ns
@@ -188,6 +188,7 @@ class SpyOptionsEnv(gym.Env):
         self._atm_iv = panel.atm_iv.tolist()
         self._close_ns = panel.close_ns.tolist()
         self._ready = False
+        self._bar_units: dict[int, tuple[list[int], list]] = {}
         self._close_label: str | None = None  # exit_reason of the next step's closes
         self._reset_state(0, len(panel) - 1)
 
@@ -319,13 +320,23 @@ class SpyOptionsEnv(gym.Env):
         mask[self._first_slot_action:self._first_slot_action + n_open] = True
         if n_open < self.cfg.max_open_positions and (sim.bar < self._end
                                                       or self.last_bar_tradable):
-            bar = sim.bar
-            for k, strategy in enumerate(STRATEGIES):
-                unit = self.tables.unit(bar, strategy)
-                if unit is not None:
-                    mask[FIRST_OPEN_ACTION + k] = sim.can_open(unit, self._contracts(unit))
+            actions, units = self._units_at(sim.bar)
+            if units:
+                cfg = self.cfg
+                mask[actions] = sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
+                                             cfg.fixed_contracts, cfg.max_contracts)
         self._mask = mask
         return mask
+
+    def _units_at(self, bar: int) -> tuple[list[int], list]:
+        """The opening actions with a unit at ``bar`` and those units (cached per bar)."""
+        found = self._bar_units.get(bar)
+        if found is None:
+            self.tables.ensure_bar(bar)
+            pairs = [(FIRST_OPEN_ACTION + k, unit) for k, strategy in enumerate(STRATEGIES)
+                     if (unit := self.tables.unit(bar, strategy)) is not None]
+            found = self._bar_units[bar] = ([a for a, _ in pairs], [u for _, u in pairs])
+        return found
 
     def _why_invalid(self, action: int) -> str:
         name = self.action_names[action]
@@ -353,9 +364,9 @@ class SpyOptionsEnv(gym.Env):
         obs = np.empty(self.observation_space.shape[0], dtype=np.float32)
         obs[: self._n_market] = self._market_obs[i]  # clipped once at construction
         equity = self.sim.equity
-        ctx = PortfolioContext(self.sim, self._spot[i], equity if equity > 1e-9 else 1e-9,
-                               self._close_ns[i], self.cfg.max_open_positions)
-        obs[self._n_market:] = portfolio_values(ctx, self._clip)
+        obs[self._n_market:] = portfolio_values_fast(
+            self.sim, self._spot[i], equity if equity > 1e-9 else 1e-9, self._close_ns[i],
+            self.cfg.max_open_positions, self._clip)
         return obs
 
     def unrealized_pnl(self) -> float:

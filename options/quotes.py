@@ -117,11 +117,35 @@ class QuoteSource(Protocol):
         """(volume, open interest) of a contract that day; ``inf`` where not modelled."""
 
 
+@lru_cache(maxsize=65536)
+def _day_close_ns(day_ns: int) -> int:
+    """:func:`options.calendar.expiry_close_ns` of a naive midnight in ns (cached)."""
+    return expiry_close_ns(pd.Timestamp(day_ns))
+
+
+def _close_ns_of(expiries: pd.DatetimeIndex) -> np.ndarray:
+    """Session close (ns) of each expiry of a naive midnight index, int64."""
+    days = expiries.as_unit("ns").asi8
+    return np.fromiter((_day_close_ns(d) for d in days.tolist()), dtype=np.int64,
+                       count=len(days))
+
+
+def _midnight_naive(expiries: pd.DatetimeIndex) -> bool:
+    return (expiries.dtype == np.dtype("datetime64[ns]")
+            and not (expiries.asi8 % NS_PER_DAY).any())
+
+
 def settleable_expiries(expiries: pd.DatetimeIndex, bars: MarketBars) -> pd.DatetimeIndex:
     """The ``expiries`` whose session close is a bar, or after the last bar."""
     if len(expiries) == 0:
         return expiries
     last = int(bars.close_ns[-1])
+    if isinstance(expiries, pd.DatetimeIndex) and _midnight_naive(expiries):
+        closes = _close_ns_of(expiries)
+        bar_closes = np.asarray(bars.close_ns)
+        at = np.minimum(np.searchsorted(bar_closes, closes), len(bar_closes) - 1)
+        keep = (closes > last) | (bar_closes[at] == closes)
+        return pd.DatetimeIndex(expiries[keep].as_unit("ns"), freq=None, name=None)
     keep = [e for e in expiries
             if (c := expiry_close_ns(e)) > last or bars.bar_of_close(c) is not None]
     return pd.DatetimeIndex(keep)
@@ -131,6 +155,9 @@ class ModelQuoteSource:
     """Model quotes: the calibrated surface and the cost model over a table of bars."""
 
     name = "model"
+    # Each output element depends on its own (bar, strike) only: one call over many contracts
+    # equals the calls on each, bit for bit (the environment's tables batch on it).
+    elementwise_quotes = True
 
     def __init__(self, bars: MarketBars, surface_cfg: SurfaceConfig | None = None,
                  cost_cfg: CostConfig | None = None, *, strike_spacing: float = 1.0,
@@ -149,7 +176,11 @@ class ModelQuoteSource:
         listed = listed_expiries(self.bars.dates[bar], self.max_dte_days, self.expiry_kinds,
                                  min_dte_days=0)
         now = int(self.bars.close_ns[bar])
-        listed = pd.DatetimeIndex([e for e in listed if expiry_close_ns(e) > now])
+        if len(listed) and _midnight_naive(listed):
+            listed = pd.DatetimeIndex(listed[_close_ns_of(listed) > now].as_unit("ns"),
+                                      freq=None, name=None)
+        else:
+            listed = pd.DatetimeIndex([e for e in listed if expiry_close_ns(e) > now])
         return settleable_expiries(listed, self.bars)
 
     def expiries(self, bar: int) -> pd.DatetimeIndex:

@@ -1,0 +1,173 @@
+"""The environment's fast paths equal the slow obvious ones bit for bit.
+
+* Per-bar structure tables built in blocks, with one quote call per (expiry, right) for all
+  bars and legs, equal the tables built lazily one unit and one leg at a time.
+* The portfolio observation computed without a context object equals the observation table's.
+* The mask's sizing pass equals ``can_open(unit, contracts_for(unit))`` unit by unit.
+* The vectorised settleable-expiry filter equals the per-expiry reference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+import data
+from envs import EnvConfig, SpyOptionsEnv, build_market_panel
+from envs.actions import FIRST_OPEN_ACTION, STRATEGIES
+from envs.market import bar_close_ns
+from envs.observations import PortfolioContext, portfolio_values, portfolio_values_fast
+from envs.portfolio import TABLE_BLOCK_BARS
+from forecasters.panel import ForecastPanel
+from options.calendar import expiry_close_ns, listed_expiries
+from options.quotes import MarketBars, ModelQuoteSource, settleable_expiries
+from options.strategies import StrategyConfig
+from options.structures import STRUCTURES
+from options.surface import SurfaceConfig
+
+SCALE = 0.1
+HORIZONS = (1, 2, 3, 4, 5)
+LEVELS = (0.05, 0.125, 0.5, 0.875, 0.95)
+
+
+@cache
+def panel():
+    frame = data.load_market("embedded")
+    iv = frame["iv_index"].ffill().dropna()
+    values = np.stack([np.outer(iv.to_numpy() * math.sqrt(h / 252), norm.ppf(LEVELS))
+                       for h in HORIZONS], axis=1)
+    forecasts = ForecastPanel(pd.DatetimeIndex(iv.index), HORIZONS, LEVELS, values)
+    return build_market_panel(frame, data.build_features(frame), forecasts, "2016-01-01",
+                              "2016-08-31", SurfaceConfig(), price_scale=SCALE)
+
+
+def make_env(**env_kwargs) -> SpyOptionsEnv:
+    """A training env on 2016 (a narrow moneyness band, so that some structures are refused)."""
+    env_kwargs.setdefault("strategies", StrategyConfig(max_abs_log_moneyness=0.04))
+    return SpyOptionsEnv(panel(), EnvConfig(underlying_price_scale=SCALE, **env_kwargs),
+                         mode="train")
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    if isinstance(a, list | tuple) and a and isinstance(a[0], float):
+        return np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    return a == b
+
+
+def test_batched_tables_equal_the_lazy_ones_bit_for_bit():
+    batched, lazy = make_env().tables, make_env().tables
+    assert batched.batched and lazy.batched  # model quotes are elementwise
+    lazy.batched = False  # one quote call per grid, unit and leg, as built before batching
+    bars = range(0, 30)
+    batched.build_bars(bars)
+    compared = missing = 0
+    for bar in bars:
+        for strategy in STRUCTURES:
+            lazy_unit = lazy.unit(bar, strategy)
+            assert (bar, strategy) in batched._units  # built up front
+            unit = batched.unit(bar, strategy)
+            assert (unit is None) == (lazy_unit is None), (bar, strategy)
+            if unit is None:
+                missing += 1
+                assert batched.why_missing(bar, strategy) == lazy.why_missing(bar, strategy)
+                continue
+            assert unit.path is not None  # paths built with the block
+            lazy.path(lazy_unit)
+            for f in fields(unit):
+                if f.name != "path":
+                    assert _same(getattr(unit, f.name), getattr(lazy_unit, f.name)), f.name
+            for f in fields(unit.path):
+                assert _same(getattr(unit.path, f.name), getattr(lazy_unit.path, f.name)), \
+                    (bar, strategy, f.name)
+            compared += 1
+    assert compared > 200 and missing > 0  # both kinds of outcome were compared
+
+
+def test_a_block_is_built_once_when_one_of_its_bars_is_first_needed():
+    env = make_env()
+    env.reset(seed=0, options={"start_index": 3, "length_bars": 5})
+    env.action_masks()
+    tables = env.tables
+    block = range(0, min(TABLE_BLOCK_BARS, len(panel())))
+    assert all((bar, s) in tables._units for bar in block for s in STRUCTURES)
+    built = dict(tables._units)
+    tables.ensure_bar(block[-1])
+    assert tables._units == built  # nothing rebuilt
+
+
+def test_a_source_without_elementwise_quotes_stays_lazy():
+    class OneByOne(ModelQuoteSource):
+        elementwise_quotes = False
+
+    p = panel()
+    env = SpyOptionsEnv(p, EnvConfig(underlying_price_scale=SCALE), mode="train",
+                        quote_source=OneByOne(p.market_bars(), SurfaceConfig(),
+                                              expiry_kinds=EnvConfig().strategies.expiry_kinds,
+                                              max_dte_days=400))
+    env.reset(seed=0, options={"start_index": 3, "length_bars": 5})
+    env.action_masks()
+    assert {bar for bar, _ in env.tables._units} == {3}
+
+
+@pytest.mark.parametrize("env_kwargs", [
+    {"max_open_positions": 3},
+    {"max_open_positions": 2, "sizing": "fixed_contracts", "fixed_contracts": 3},
+])
+def test_fast_observation_and_mask_equal_the_tables(env_kwargs):
+    env = make_env(**env_kwargs)
+    rng = np.random.default_rng(3)
+    env.reset(seed=5)
+    cfg = env.cfg
+    several = 0
+    for _ in range(250):
+        sim = env.sim
+        i = sim.bar
+        equity = sim.equity
+        safe = equity if equity > 1e-9 else 1e-9
+        fast = portfolio_values_fast(sim, env._spot[i], safe, env._close_ns[i],
+                                     cfg.max_open_positions, env._clip)
+        table = portfolio_values(PortfolioContext(sim, env._spot[i], safe, env._close_ns[i],
+                                                  cfg.max_open_positions), env._clip)
+        assert np.asarray(fast).tobytes() == np.asarray(table).tobytes()
+        several += len(sim.positions) > 1
+        units = [u for s in STRATEGIES if (u := env.tables.unit(i, s)) is not None]
+        assert sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
+                            cfg.fixed_contracts, cfg.max_contracts) == [
+            sim.can_open(u, env._contracts(u)) for u in units]
+        mask = env.action_masks()
+        if len(sim.positions) < cfg.max_open_positions and i < env._end:
+            expected = [u is not None and sim.can_open(u, env._contracts(u))
+                        for u in (env.tables.unit(i, s) for s in STRATEGIES)]
+            assert mask[FIRST_OPEN_ACTION:FIRST_OPEN_ACTION + len(STRATEGIES)].tolist() \
+                == expected
+        valid = np.flatnonzero(mask)
+        action = int(valid[rng.integers(len(valid))]) if rng.random() < 0.3 else 0
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    assert several > 10  # aggregation over several positions was exercised
+
+
+@pytest.mark.parametrize("start", ["2014-01-03", "2016-11-23", "2018-12-20"])
+def test_settleable_expiries_fast_path_equals_the_reference(start):
+    rng = np.random.default_rng(0)
+    listed = listed_expiries(pd.Timestamp(start), 400, None, min_dte_days=0)
+    dates = pd.bdate_range(start, periods=300)
+    dates = dates[rng.random(len(dates)) < 0.7]  # gaps: some expiry closes are no bar
+    n = len(dates)
+    bars = MarketBars(dates, bar_close_ns(dates), np.ones(n), np.full(n, 0.2), np.zeros(n))
+    last = int(bars.close_ns[-1])
+    reference = pd.DatetimeIndex([e for e in listed if (c := expiry_close_ns(e)) > last
+                                  or bars.bar_of_close(c) is not None])
+    fast = settleable_expiries(listed, bars)
+    assert fast.equals(reference) and fast.dtype == reference.dtype
+    assert 0 < len(fast) < len(listed)
