@@ -1,0 +1,238 @@
+"""The learnability suite: PPO on synthetic markets where a good policy is known in advance.
+
+A market (``vrp``, ``signal``, ``no_edge``; :mod:`data.synthetic`) is drawn as many independent
+paths. PPO trains on ``n_train_paths`` of them (one vectorised environment per path, random
+episode starts, the same ``SpyOptionsEnv`` and observation table as the real runs) and every
+policy is scored on ``n_heldout_paths`` other paths (other seeds), one evaluation episode of
+``episode_length_bars`` each. The reference is the rule that earns the planted edge:
+
+* ``vrp``: the ``short_put_spread`` baseline (always short a put spread, held to expiry);
+* ``signal``: :class:`SignalSpreadPolicy` (a bull call spread when the planted direction is up,
+  a bear put spread when down; closed when the direction turns);
+* ``no_edge``: cash.
+
+Nothing here is tuned on the held-out paths: PPO's score is its final model's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agents.baselines import CashPolicy, RandomPolicy, ShortPutSpreadPolicy
+from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
+
+__all__ = ["HELDOUT_SEED_OFFSET", "SUITE_CONFIG", "SignalSpreadPolicy", "SuiteSettings",
+           "evaluate_policy", "heldout_envs", "market_inputs", "reference_policy",
+           "suite_config", "train_envs", "train_seed"]
+
+log = logging.getLogger(__name__)
+
+SUITE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
+HELDOUT_SEED_OFFSET = 1_000_000  # held-out path seeds never meet training path seeds
+WARMUP_BARS = 60  # features (MACD 26+9, ADX 14x2, 20-bar windows) are complete after these
+_TRAIN_SEED_STRIDE = 1000
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """How one market is run (sizes in bars and paths; ``overrides`` are config ``--set``s)."""
+
+    market: str
+    timesteps: int = 100_000
+    n_train_paths: int = 16
+    train_path_bars: int = 500
+    n_heldout_paths: int = 4
+    heldout_episodes_per_path: int = 20
+    curve_paths: int = 2
+    eval_points: int = 10
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+
+def suite_config(settings: SuiteSettings, n_bars: int):
+    """The quick config on synthetic dates with a flat surface (the markets' own pricing)."""
+    from config import load_config
+    from data.synthetic import FLAT_SURFACE, SyntheticSpec, make_synthetic_market
+
+    dates = make_synthetic_market(SyntheticSpec(settings.market, n_bars=n_bars), 0).frame.index
+    overrides = [f"options.surface.{k}={v}" for k, v in FLAT_SURFACE.items()]
+    overrides += [f"segments.train={{start: {dates[WARMUP_BARS].date()}, end: {dates[-1].date()}}}",
+                  "segments.valid={start: 2100-01-01, end: 2100-06-30}",
+                  "segments.test={start: 2100-07-01, end: 2100-12-31}",
+                  "train.progress_bar=false"]
+    return load_config(SUITE_CONFIG, [*overrides, *settings.overrides])
+
+
+def market_inputs(market: str, seed: int, n_bars: int, cfg):
+    """``EnvInputs`` of one synthetic path: frame, causal features, the planted panel."""
+    from data import build_features
+    from data.synthetic import SyntheticSpec, make_synthetic_market
+    from envs.factory import EnvInputs
+    from forecasters.synthetic import synthetic_forecast_panel
+
+    path = make_synthetic_market(SyntheticSpec(market, n_bars=n_bars), seed)
+    panel, long = synthetic_forecast_panel(path, cfg.forecast.horizons,
+                                           cfg.forecast.quantile_levels)
+    return EnvInputs(path.frame, build_features(path.frame), panel, long)
+
+
+def train_seed(seed: int, k: int) -> int:
+    """Seed of training path ``k`` of PPO seed ``seed``."""
+    return seed * _TRAIN_SEED_STRIDE + k
+
+
+def _env_on(cfg, inputs, mode: str):
+    from envs import make_env
+
+    dates = inputs.frame.index
+    return make_env(cfg, "train", mode=mode, inputs=inputs, start=dates[WARMUP_BARS],
+                    end=dates[-1])
+
+
+def train_envs(settings: SuiteSettings, cfg, seed: int) -> list:
+    """One training environment (random starts) per training path of ``seed``."""
+    return [_env_on(cfg, market_inputs(settings.market, train_seed(seed, k),
+                                       settings.train_path_bars, cfg), "train")
+            for k in range(settings.n_train_paths)]
+
+
+def heldout_envs(settings: SuiteSettings, cfg) -> list:
+    """Evaluation environments, one per held-out path, each ``heldout_episodes_per_path``
+    consecutive episodes of ``env.episode_length_bars`` long."""
+    n_bars = WARMUP_BARS + settings.heldout_episodes_per_path * cfg.env.episode_length_bars + 1
+    return [_env_on(cfg, market_inputs(settings.market, HELDOUT_SEED_OFFSET + k, n_bars, cfg),
+                    "eval") for k in range(settings.n_heldout_paths)]
+
+
+class SignalSpreadPolicy:
+    """Trade the planted direction with debit spreads: a bull call spread when the median
+    forecast at the signal horizon is above zero, a bear put spread when below; a position
+    whose direction disagrees with today's forecast is closed (the new one opens next bar)."""
+
+    name = "signal_spread"
+    _DIRECTION = {"bull_call_spread": 1.0, "bear_put_spread": -1.0}
+
+    def __init__(self, observation_names, horizon_bars: int = 5) -> None:
+        self.column = list(observation_names).index(
+            f"forecast_h{horizon_bars}_q0.500_vs_implied_move")
+
+    def reset(self, seed: int | None = None) -> None:
+        return None
+
+    def act(self, observation, info, action_mask) -> int:
+        view = 1.0 if observation[self.column] > 0 else -1.0
+        positions = info["portfolio"].positions
+        if positions:
+            held = self._DIRECTION.get(positions[0].strategy, 0.0)
+            return ACTION_CLOSE if held != view else ACTION_HOLD
+        action = action_for_strategy("bull_call_spread" if view > 0 else "bear_put_spread")
+        return action if action_mask[action] else ACTION_HOLD
+
+
+def reference_policy(market: str, observation_names, cfg):
+    """The rule that earns the market's planted edge (cash where there is none)."""
+    if market == "vrp":
+        return ShortPutSpreadPolicy(observation_names, cfg.baselines)
+    if market == "signal":
+        from data.synthetic import SyntheticSpec
+
+        return SignalSpreadPolicy(observation_names, SyntheticSpec("signal").signal_horizon_bars)
+    return CashPolicy(observation_names, cfg.baselines)
+
+
+def random_policy(observation_names, cfg, seed: int = 0):
+    return RandomPolicy(observation_names, cfg.baselines, seed=seed)
+
+
+def evaluate_policy(envs: list, policy, length_bars: int) -> list[float]:
+    """Return (percent of starting equity) of ``policy`` over every consecutive episode of
+    ``length_bars`` of each environment, each starting afresh in cash."""
+    out = []
+    for env in envs:
+        for start in range(0, len(env.panel) - length_bars, length_bars):
+            obs, info = env.reset(options={"start_index": start, "length_bars": length_bars})
+            policy.reset(start)
+            done = False
+            while not done:
+                obs, _, terminated, truncated, info = env.step(
+                    policy.act(obs, info, env.action_masks()))
+                done = terminated or truncated
+            out.append(float(100.0 * (env.equity / env.start_equity - 1.0)))
+    return out
+
+
+def train_one_seed(settings: SuiteSettings, seed: int) -> dict:
+    """Train PPO on the seed's training paths; its learning curve and final held-out scores."""
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.ppo import PPOPolicy, build_model
+
+    cfg = suite_config(settings, settings.train_path_bars)
+    torch.set_num_threads(cfg.agent.torch_threads)
+    envs = train_envs(settings, cfg, seed)
+    heldout = heldout_envs(settings, cfg)
+
+    def maker(k: int):
+        def _make():
+            env = envs[k % len(envs)]
+            env.reset(seed=seed * _TRAIN_SEED_STRIDE + k)
+            return Monitor(env)
+        return _make
+
+    n_envs = len(envs)
+    vec_env = DummyVecEnv([maker(k) for k in range(n_envs)])
+    model = build_model(cfg.agent, vec_env, seed, None)
+    every = max(1, settings.timesteps // max(1, settings.eval_points))
+    curve: list[dict] = []
+
+    length = cfg.env.episode_length_bars
+
+    def score() -> float:
+        return float(np.mean(evaluate_policy(heldout[:settings.curve_paths],
+                                             PPOPolicy(model, cfg.agent.algo), length)))
+
+    class Curve(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self._next = every
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_start(self) -> None:
+            if self.num_timesteps >= self._next:
+                curve.append({"timesteps": int(self.num_timesteps), "return_pct": score()})
+                while self._next <= self.num_timesteps:
+                    self._next += every
+
+    started = time.time()
+    model.learn(total_timesteps=settings.timesteps, callback=Curve())
+    final = evaluate_policy(heldout, PPOPolicy(model, cfg.agent.algo), length)
+    curve.append({"timesteps": int(model.num_timesteps), "return_pct": score()})
+    logger_values = dict(model.logger.name_to_value)
+    return {"seed": seed, "episode_return_pct": final, "mean_episode_return_pct":
+            float(np.mean(final)), "curve": curve, "wall_seconds": time.time() - started,
+            "explained_variance": float(logger_values.get("train/explained_variance", np.nan)),
+            "entropy_loss": float(logger_values.get("train/entropy_loss", np.nan))}
+
+
+def score_rules(settings: SuiteSettings) -> dict:
+    """The reference rule's and the random policy's held-out episode returns."""
+    cfg = suite_config(settings, settings.train_path_bars)
+    heldout = heldout_envs(settings, cfg)
+    names = heldout[0].observation_names
+    length = cfg.env.episode_length_bars
+    scores = {}
+    for name, policy in (("reference", reference_policy(settings.market, names, cfg)),
+                         ("random", random_policy(names, cfg))):
+        scores[name] = evaluate_policy(heldout, policy, length)
+        scores[f"{name}_curve_paths"] = evaluate_policy(heldout[:settings.curve_paths], policy,
+                                                        length)
+    return scores
