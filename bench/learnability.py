@@ -30,7 +30,6 @@ Bad input is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -185,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(document, out / "learnability.json")
     plot_curves(document, out / "learning_curves.png")
     ratio = document["ratio_to_reference"]
+    by_seed = ", ".join(f"{v:+.2f}" for v in document["ppo_by_seed"])
     print(f"{settings.market}: PPO {document['ppo_median_over_seeds_pct']:+.2f}% per episode "
-          f"(median of seeds {['%+.2f' % v for v in document['ppo_by_seed']]}), reference "
+          f"(median of seeds: {by_seed}), reference "
           f"{document['reference_mean_episode_return_pct']:+.2f}%, random "
           f"{document['random_mean_episode_return_pct']:+.2f}%, ratio "
           f"{'-' if ratio is None else f'{ratio:.2f}'}; target "
