@@ -191,12 +191,20 @@ def _vec_env(cfg, inputs, seed: int):
     subproc = cfg.train.vec_env == "subproc" and n > 1
 
     first = make_env(cfg, "train", inputs=inputs)  # the others share its per-bar tables
+    switching = None
+    if cfg.train.paths.source != "real":  # generated paths, from the training segment only
+        from agents.paths import path_envs, training_panels
+
+        panels = training_panels(cfg, inputs, first.panel)
+        log.info("training paths: %s, %d path(s)", cfg.train.paths.source, len(panels))
+        switching = path_envs(cfg, panels, n)
 
     def factory(rank: int):
         def _make():
             if subproc:  # in the worker: Ctrl-C is the parent's to handle (checkpoint first)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-            env = make_env(cfg, "train", share_with=first)
+            env = (switching[rank] if switching is not None
+                   else make_env(cfg, "train", share_with=first))
             env.reset(seed=seed + rank)
             return EpisodeRecorder(Monitor(env))
         return _make
