@@ -126,6 +126,8 @@ class TrainConfig(_Section):
         None, ge=1, description="stop after this many validations in a row without a new best "
                                 "Sharpe (None: never)")
     paths: PathsConfig = PathsConfig()
+    reward_scale: float = Field(1.0, gt=0, description="multiply the rewards PPO learns from")
+    normalize_reward: bool = Field(False, description="VecNormalize the rewards PPO learns from")
     progress_bar: bool = True
 
     @model_validator(mode="after")

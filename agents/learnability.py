@@ -26,9 +26,10 @@ import numpy as np
 from agents.baselines import CashPolicy, RandomPolicy, ShortPutSpreadPolicy
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
 
-__all__ = ["HELDOUT_SEED_OFFSET", "SUITE_CONFIG", "SignalSpreadPolicy", "SuiteSettings",
-           "evaluate_policy", "heldout_envs", "market_inputs", "reference_policy",
-           "suite_config", "train_envs", "train_seed"]
+__all__ = ["HELDOUT_SEED_OFFSET", "SUITE_CONFIG", "Prepared", "SignalSpreadPolicy",
+           "SuiteSettings", "evaluate_policy", "heldout_envs", "market_inputs", "prepare",
+           "reference_policy", "score_rules", "suite_config", "train_envs", "train_one_seed",
+           "warm"]
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,10 @@ class SuiteSettings:
 
     market: str
     timesteps: int = 100_000
-    n_train_paths: int = 16
-    train_path_bars: int = 500
+    n_train_paths: int = 8
+    train_path_bars: int = 400
     n_heldout_paths: int = 4
-    heldout_episodes_per_path: int = 20
+    heldout_episodes_per_path: int = 12
     curve_paths: int = 2
     eval_points: int = 10
     overrides: tuple[str, ...] = field(default_factory=tuple)
@@ -80,11 +81,6 @@ def market_inputs(market: str, seed: int, n_bars: int, cfg):
     return EnvInputs(path.frame, build_features(path.frame), panel, long)
 
 
-def train_seed(seed: int, k: int) -> int:
-    """Seed of training path ``k`` of PPO seed ``seed``."""
-    return seed * _TRAIN_SEED_STRIDE + k
-
-
 def _env_on(cfg, inputs, mode: str):
     from envs import make_env
 
@@ -93,11 +89,42 @@ def _env_on(cfg, inputs, mode: str):
                     end=dates[-1])
 
 
-def train_envs(settings: SuiteSettings, cfg, seed: int) -> list:
-    """One training environment (random starts) per training path of ``seed``."""
-    return [_env_on(cfg, market_inputs(settings.market, train_seed(seed, k),
-                                       settings.train_path_bars, cfg), "train")
-            for k in range(settings.n_train_paths)]
+def train_envs(settings: SuiteSettings, cfg) -> list:
+    """One environment (random starts) per training path; path ``k`` is seed ``k`` (the same
+    paths for every PPO seed: seeds differ in the learner, not in the market)."""
+    return [_env_on(cfg, market_inputs(settings.market, k, settings.train_path_bars, cfg),
+                    "train") for k in range(settings.n_train_paths)]
+
+
+def warm(envs: list) -> None:
+    """Build every bar's structure tables now (before worker processes fork and share them)."""
+    from envs.actions import STRATEGIES
+
+    for env in envs:
+        for bar in range(len(env.panel) - 1):
+            for strategy in STRATEGIES:
+                unit = env.tables.unit(bar, strategy)
+                if unit is not None:
+                    env.tables.path(unit)
+
+
+@dataclass
+class Prepared:
+    """What every seed of one suite run shares: config, training and held-out environments."""
+
+    settings: SuiteSettings
+    cfg: object
+    train: list
+    heldout: list
+
+
+def prepare(settings: SuiteSettings, warm_tables: bool = True) -> Prepared:
+    """Draw the paths, build their environments and (by default) their tables, once."""
+    cfg = suite_config(settings, settings.train_path_bars)
+    prepared = Prepared(settings, cfg, train_envs(settings, cfg), heldout_envs(settings, cfg))
+    if warm_tables:
+        warm(prepared.train + prepared.heldout)
+    return prepared
 
 
 def heldout_envs(settings: SuiteSettings, cfg) -> list:
@@ -165,68 +192,79 @@ def evaluate_policy(envs: list, policy, length_bars: int) -> list[float]:
     return out
 
 
-def train_one_seed(settings: SuiteSettings, seed: int) -> dict:
-    """Train PPO on the seed's training paths; its learning curve and final held-out scores."""
+def train_one_seed(prepared: Prepared, seed: int) -> dict:
+    """Train PPO on the prepared training paths (each episode draws one); its learning curve
+    and its final model's held-out scores."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
+    from agents.paths import switching_envs
     from agents.ppo import PPOPolicy, build_model
+    from agents.training import wrap_training_vec_env
 
-    cfg = suite_config(settings, settings.train_path_bars)
+    settings, cfg, heldout = prepared.settings, prepared.cfg, prepared.heldout
     torch.set_num_threads(cfg.agent.torch_threads)
-    envs = train_envs(settings, cfg, seed)
-    heldout = heldout_envs(settings, cfg)
+    envs = switching_envs(cfg, prepared.train, cfg.train.n_envs)
 
     def maker(k: int):
         def _make():
-            env = envs[k % len(envs)]
-            env.reset(seed=seed * _TRAIN_SEED_STRIDE + k)
-            return Monitor(env)
+            envs[k].reset(seed=seed * _TRAIN_SEED_STRIDE + k)
+            return Monitor(envs[k])
         return _make
 
-    n_envs = len(envs)
-    vec_env = DummyVecEnv([maker(k) for k in range(n_envs)])
+    vec_env, vec_norm = wrap_training_vec_env(DummyVecEnv([maker(k) for k in range(len(envs))]),
+                                              cfg)
     model = build_model(cfg.agent, vec_env, seed, None)
     every = max(1, settings.timesteps // max(1, settings.eval_points))
     curve: list[dict] = []
-
     length = cfg.env.episode_length_bars
 
+    def policy():
+        return PPOPolicy(model, cfg.agent.algo, vec_norm)
+
     def score() -> float:
-        return float(np.mean(evaluate_policy(heldout[:settings.curve_paths],
-                                             PPOPolicy(model, cfg.agent.algo), length)))
+        return float(np.mean(evaluate_policy(heldout[:settings.curve_paths], policy(), length)))
 
     class Curve(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
             self._next = every
+            self.health: dict = {}
 
         def _on_step(self) -> bool:
             return True
 
         def _on_rollout_start(self) -> None:
+            values = self.logger.name_to_value
+            if "train/explained_variance" in values:
+                self.health = {k: float(values[f"train/{k}"]) for k in (
+                    "explained_variance", "entropy_loss", "approx_kl") if f"train/{k}" in values}
             if self.num_timesteps >= self._next:
                 curve.append({"timesteps": int(self.num_timesteps), "return_pct": score()})
                 while self._next <= self.num_timesteps:
                     self._next += every
 
     started = time.time()
-    model.learn(total_timesteps=settings.timesteps, callback=Curve())
-    final = evaluate_policy(heldout, PPOPolicy(model, cfg.agent.algo), length)
+    tracker = Curve()
+    model.learn(total_timesteps=settings.timesteps, callback=tracker)
+    values = model.logger.name_to_value
+    health = {k: float(values[f"train/{k}"]) for k in ("explained_variance", "entropy_loss",
+                                                         "approx_kl") if f"train/{k}" in values}
+    health = health or tracker.health
+    final = evaluate_policy(heldout, policy(), length)
     curve.append({"timesteps": int(model.num_timesteps), "return_pct": score()})
-    logger_values = dict(model.logger.name_to_value)
     return {"seed": seed, "episode_return_pct": final, "mean_episode_return_pct":
             float(np.mean(final)), "curve": curve, "wall_seconds": time.time() - started,
-            "explained_variance": float(logger_values.get("train/explained_variance", np.nan)),
-            "entropy_loss": float(logger_values.get("train/entropy_loss", np.nan))}
+            "explained_variance": health.get("explained_variance", float("nan")),
+            "entropy_loss": health.get("entropy_loss", float("nan")),
+            "approx_kl": health.get("approx_kl", float("nan"))}
 
 
-def score_rules(settings: SuiteSettings) -> dict:
+def score_rules(prepared: Prepared) -> dict:
     """The reference rule's and the random policy's held-out episode returns."""
-    cfg = suite_config(settings, settings.train_path_bars)
-    heldout = heldout_envs(settings, cfg)
+    settings, cfg, heldout = prepared.settings, prepared.cfg, prepared.heldout
     names = heldout[0].observation_names
     length = cfg.env.episode_length_bars
     scores = {}

@@ -38,7 +38,8 @@ from data.calendar import TRADING_DAYS_PER_YEAR
 from envs.market import MarketPanel, build_market_panel
 
 __all__ = ["PATH_SOURCES", "GjrGarchModel", "PathSwitchingEnv", "bootstrap_indices",
-           "bootstrap_panel", "fit_gjr_garch", "garch_panel", "path_envs", "training_panels"]
+           "bootstrap_panel", "fit_gjr_garch", "garch_panel", "path_envs", "switching_envs",
+           "training_panels"]
 
 PATH_SOURCES = ("real", "bootstrap", "garch", "mix")
 _EXPIRY_OBS = "days_to_monthly_expiry_over_30"
@@ -274,10 +275,19 @@ def path_envs(cfg, panels: list[MarketPanel], n_envs: int) -> list[PathSwitching
     per-bar structure tables."""
     from envs.spy_options_env import SpyOptionsEnv
 
-    def make(panel, tables=None):
-        return SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
-                             cfg.options.margin, mode="train", unit_tables=tables)
+    bases = [SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
+                           cfg.options.margin, mode="train") for panel in panels]
+    return switching_envs(cfg, bases, n_envs)
 
-    bases = [make(panel) for panel in panels]
-    return [PathSwitchingEnv([base if rank == 0 else make(base.panel, base.tables)
-                              for base in bases]) for rank in range(n_envs)]
+
+def switching_envs(cfg, bases: list, n_envs: int) -> list[PathSwitchingEnv]:
+    """``n_envs`` path-switching environments over the paths of ``bases`` (environments made on
+    one panel each): the first uses ``bases`` themselves, the others share their tables."""
+    from envs.spy_options_env import SpyOptionsEnv
+
+    def share(base):
+        return SpyOptionsEnv(base.panel, cfg.env, cfg.options.surface, cfg.options.costs,
+                             cfg.options.margin, mode="train", unit_tables=base.tables)
+
+    return [PathSwitchingEnv([base if rank == 0 else share(base) for base in bases])
+            for rank in range(n_envs)]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 from stable_baselines3.common.callbacks import CallbackList
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 
 from agents.baselines import make_baseline
 from agents.callbacks import (
@@ -47,7 +47,7 @@ from common.runfolder import (
     verify_model_sha256,
 )
 
-__all__ = ["TrainingError", "health_lines", "learning_health", "provenance", "train",
+__all__ = ["TrainingError", "health_lines", "wrap_training_vec_env", "learning_health", "provenance", "train",
            "validation_interval", "write_run_metadata"]
 
 log = logging.getLogger(__name__)
@@ -215,6 +215,36 @@ def _vec_env(cfg, inputs, seed: int):
     return DummyVecEnv(makers)
 
 
+class _ScaledReward(VecEnvWrapper):
+    """Multiplies the rewards PPO learns from by a constant (the environment's own rewards,
+    and every reported return, are unchanged)."""
+
+    def __init__(self, venv, scale: float) -> None:
+        super().__init__(venv)
+        self.scale = float(scale)
+
+    def reset(self):
+        return self.venv.reset()
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        return obs, rewards * self.scale, dones, infos
+
+
+def wrap_training_vec_env(vec_env, cfg):
+    """The training vectorised env as PPO sees it: rewards times ``train.reward_scale``, then
+    ``VecNormalize`` of observations (``agent.vec_normalize``) and/or of rewards
+    (``train.normalize_reward``). Returns ``(vec_env, vec_normalize or None)``."""
+    if cfg.train.reward_scale != 1.0:
+        vec_env = _ScaledReward(vec_env, cfg.train.reward_scale)
+    if not (cfg.agent.vec_normalize or cfg.train.normalize_reward):
+        return vec_env, None
+    vec_env = VecNormalize(vec_env, norm_obs=cfg.agent.vec_normalize,
+                           norm_reward=cfg.train.normalize_reward, clip_obs=CLIP_OBS,
+                           gamma=cfg.agent.gamma)
+    return vec_env, vec_env
+
+
 def train(cfg, run_dir: Path, resume: bool = False, progress: bool = True,
           command: list[str] | None = None, allow_modified: bool = False) -> dict:
     """Train one seed of ``cfg`` into ``run_dir``; returns the training summary.
@@ -272,11 +302,7 @@ def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
     from envs import make_env
 
     write_run_metadata(cfg, run_dir, inputs, command)
-    vec_env = _vec_env(cfg, inputs, cfg.seed)
-    vec_norm = None
-    if cfg.agent.vec_normalize:
-        vec_env = VecNormalize(vec_env, norm_obs=True, norm_reward=False, clip_obs=CLIP_OBS)
-        vec_norm = vec_env
+    vec_env, vec_norm = wrap_training_vec_env(_vec_env(cfg, inputs, cfg.seed), cfg)
     validation = ValidationCallback(lambda: make_env(cfg, "valid", inputs=inputs),
                                     cfg.agent.algo, validation_interval(cfg.train), run_dir,
                                     probe.panel.bars_per_year, vec_norm,

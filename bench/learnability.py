@@ -30,6 +30,7 @@ Bad input is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import sys
@@ -62,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seeds trained at once (processes)")
     parser.add_argument("--train-paths", type=int, default=None,
                         help="training paths per seed (default: the suite's)")
+    parser.add_argument("--train-path-bars", type=int, default=None,
+                        help="bars of each training path (default: the suite's)")
     parser.add_argument("--heldout-paths", type=int, default=None,
                         help="held-out paths (default: the suite's)")
     parser.add_argument("--heldout-episodes-per-path", type=int, default=None)
@@ -69,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         metavar="KEY=VALUE", help="config override for every run")
     parser.add_argument("--out", required=True, help="output folder")
     args = parser.parse_args(argv)
-    for flag in ("timesteps", "seeds", "jobs", "train_paths", "heldout_paths",
+    for flag in ("timesteps", "seeds", "jobs", "train_paths", "train_path_bars", "heldout_paths",
                  "heldout_episodes_per_path"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -84,6 +87,8 @@ def _settings(args):
     extra = {}
     if args.train_paths:
         extra["n_train_paths"] = args.train_paths
+    if args.train_path_bars:
+        extra["train_path_bars"] = args.train_path_bars
     if args.heldout_paths:
         extra["n_heldout_paths"] = args.heldout_paths
         extra["curve_paths"] = min(args.heldout_paths, SuiteSettings("vrp").curve_paths)
@@ -155,29 +160,34 @@ def plot_curves(document: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _train(settings, seed: int) -> dict:
+_PREPARED = None  # set in the parent before the workers fork: they share its tables
+
+
+def _train(seed: int) -> dict:
     from agents.learnability import train_one_seed
 
-    return train_one_seed(settings, seed)
+    return train_one_seed(_PREPARED, seed)
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _PREPARED
     args = parse_args(argv)
-    from agents.learnability import score_rules, suite_config
+    from agents.learnability import prepare, score_rules, suite_config
     from common.io import write_json_atomic
 
     settings = _settings(args)
     suite_config(settings, settings.train_path_bars)  # bad --set: one line, before any work
     out = Path(args.out)
     started = time.time()
-    rules = score_rules(settings)
+    _PREPARED = prepare(settings)
+    rules = score_rules(_PREPARED)
     seeds = list(range(args.seeds))
     jobs = min(args.jobs, len(seeds))
     if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            results = list(pool.map(_train, [settings] * len(seeds), seeds))
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            results = list(pool.map(_train, seeds))
     else:
-        results = [_train(settings, seed) for seed in seeds]
+        results = [_train(seed) for seed in seeds]
     document = summarise(settings, results, rules)
     document["wall_seconds"] = time.time() - started
     out.mkdir(parents=True, exist_ok=True)

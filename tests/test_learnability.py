@@ -112,7 +112,7 @@ def test_reference_rules_run_through_the_environment_on_held_out_paths():
 def test_the_suite_cli_writes_its_document_and_plot(tmp_path):
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "learnability.py"), "--market", "vrp",
-         "--timesteps", "128", "--seeds", "1", "--train-paths", "2", "--heldout-paths", "1",
+         "--timesteps", "128", "--seeds", "1", "--train-paths", "2", "--train-path-bars", "120", "--heldout-paths", "1",
          "--heldout-episodes-per-path", "1", "--set", "agent.n_steps=64",
          "--set", "agent.batch_size=64", "--set", "agent.n_epochs=1",
          "--set", "env.episode_length_bars=30", "--out", str(tmp_path)],
