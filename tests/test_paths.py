@@ -132,3 +132,33 @@ def test_unknown_path_source_is_a_config_error():
         load_config("configs/quick.yaml", ["train.paths.source=shuffled"])
     assert load_config("configs/quick.yaml").train.paths.source == "real"
     assert isinstance(pd.Timestamp(_inputs().frame.index[0]), pd.Timestamp)
+
+
+# ---------------------------------------------------------------- ablations
+def _metrics_doc(sharpes: list[float], spa: float) -> dict:
+    per_seed = {f"ppo_seed_{k}": {"sharpe": s, "bars": 252} for k, s in enumerate(sharpes)}
+    return {"seeds": {"per_seed": per_seed}, "comparison": {"spa_pvalue": spa,
+                                                            "best_baseline": "iron_condor"},
+            "policies": {"iron_condor": {"sharpe": 0.8}}}
+
+
+def test_ablation_table_has_median_range_spa_and_deflated_sharpe():
+    from agents.ablate import ablation_table
+
+    table = ablation_table({"real": _metrics_doc([-1.0, 0.5, 1.7], 0.6),
+                            "bootstrap": _metrics_doc([0.2, 0.9, 1.1], 0.3)}, 252.0)
+    real = table["variants"]["real"]
+    assert (real["sharpe_median"], real["sharpe_min"], real["sharpe_max"]) == (0.5, -1.0, 1.7)
+    assert table["variants"]["bootstrap"]["spa_pvalue"] == 0.3
+    assert table["trials"] == 6 and table["best_trial"]["variant"] == "real"
+    assert 0.0 <= table["deflated_sharpe_best_trial"] <= 1.0
+
+
+def test_ablate_refuses_an_unknown_variant_in_one_line():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "agents.ablate", "--config", "configs/quick.yaml",
+                          "--variants", "real,shuffled"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2 and "--variants" in out.stderr and "Traceback" not in out.stderr
