@@ -196,3 +196,46 @@ def test_early_stopping_stops_when_validation_stops_improving(tmp_path):
     assert len(validation.history) == 2
     assert model.num_timesteps < 32 * 20
     assert {"explained_variance", "entropy_loss", "approx_kl"} <= set(health.last)
+
+
+@pytest.mark.slow
+def test_train_py_ends_with_learning_health_and_stops_early(tmp_path):
+    """End to end on a tiny real config: the summary's health fields, the console block, and
+    early stopping of a policy that cannot improve (learning rate ~0)."""
+    import yaml
+
+    config = {
+        "name": "tiny_health",
+        "data": {"source": "embedded", "start": "2010-01-01"},
+        "segments": {"train": {"start": "2014-01-01", "end": "2015-06-30"},
+                     "valid": {"start": "2015-07-01", "end": "2015-12-31"},
+                     "test": {"start": "2016-01-01", "end": "2016-06-30"}},
+        "forecast": {"first_forecast_date": "2013-10-01", "members": ["vol_rw"],
+                     "references": ["random_walk"], "refit_every_bars": 252,
+                     "cache_dir": str(tmp_path / "cache")},
+        "env": {"underlying_price_scale": 0.1, "episode_length_bars": 40},
+        "agent": {"n_steps": 64, "batch_size": 32, "n_epochs": 1, "net_arch": [16],
+                  "learning_rate": 1e-12},
+        "baselines": {"names": ["cash", "short_put_spread"]},
+        "train": {"total_timesteps": 1280, "checkpoint_every_steps": 640,
+                  "eval_every_steps": 640, "early_stopping_patience": 2, "n_envs": 1,
+                  "progress_bar": False},
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "run"
+    out = subprocess.run([sys.executable, str(ROOT / "train.py"), "--config",
+                          str(tmp_path / "tiny.yaml"), "--run-dir", str(run_dir),
+                          "--no-progress"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    health = summary["learning_health"]
+    for key in ("explained_variance", "entropy", "approx_kl", "validation_sharpe",
+                "baseline_validation_sharpe", "top_trade_pnl_share_at_best", "warnings"):
+        assert key in health
+    assert summary["validation_interval_steps"] == 128  # 1280 / 10 validation points
+    assert summary["stopped_early"] and summary["timesteps"] < 1280
+    assert len(health["validation_sharpe"]) >= 3
+    assert set(health["baseline_validation_sharpe"]) == {"cash", "short_put_spread"}
+    assert "learning health: explained variance" in out.stdout
+    assert "stopped early" in out.stdout
