@@ -1,7 +1,8 @@
 """Learnability suite: can PPO find an edge that is planted in a synthetic market?
 
     python bench/learnability.py --market {vrp,signal,no_edge} [--timesteps N] [--seeds K]
-                                 [--jobs J] [--set KEY=VALUE ...] --out DIR
+                                 [--jobs J] [--set KEY=VALUE ...]
+                                 [--compare NAME:KEY=VALUE[;KEY=VALUE] ...] --out DIR
 
 PPO (the quick config's agent and environment, on a flat volatility surface) trains on
 synthetic training paths (``agents.learnability``) for each of ``--seeds`` seeds (0..K-1, one
@@ -22,7 +23,9 @@ random policy on the same held-out episodes. Writes ``DIR/learnability.json``:
   curves (held-out return of the first ``curve_paths`` paths against timesteps) and the
   settings; and ``DIR/learning_curves.png``.
 
-``--set`` passes config overrides to every run (``--set agent.ent_coef=0.0``): the suite is how
+``--set`` passes config overrides to every run (``--set agent.ent_coef=0.0``); ``--compare
+NAME:KEY=VALUE[;KEY=VALUE]`` (repeatable) also trains a variant on the same paths and seeds
+(``DIR/variant_NAME/``, and ``DIR/compare.json`` with every variant's row): the suite is how
 candidate fixes are checked. The defaults finish one market in about 10 minutes on 2 cores.
 Bad input is one line on stderr and exit status 2.
 """
@@ -70,6 +73,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--heldout-episodes-per-path", type=int, default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="config override for every run")
+    parser.add_argument("--compare", action="append", default=[],
+                        metavar="NAME:KEY=VALUE[;KEY=VALUE]",
+                        help="also train this variant on the same paths and seeds (agent.* "
+                             "and train.* keys); DIR/variant_NAME/ and DIR/compare.json")
     parser.add_argument("--out", required=True, help="output folder")
     args = parser.parse_args(argv)
     for flag in ("timesteps", "seeds", "jobs", "train_paths", "train_path_bars", "heldout_paths",
@@ -160,48 +167,97 @@ def plot_curves(document: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-_PREPARED = None  # set in the parent before the workers fork: they share its tables
+_PREPARED: dict = {}  # variant -> Prepared, set before the workers fork: they share the tables
+AS_IS = "as_is"
 
 
-def _train(seed: int) -> dict:
+def parse_compare(items: list[str]) -> dict[str, list[str]]:
+    """``NAME:KEY=VALUE;KEY=VALUE`` -> {NAME: [overrides]} (agent.* and train.* keys only:
+    every variant runs on the same environments)."""
+    variants: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, body = item.partition(":")
+        overrides = [o.strip() for o in body.split(";") if o.strip()]
+        if not sep or not name.strip() or not overrides or name.strip() == AS_IS:
+            raise UserInputError(f"--compare '{item}': expected NAME:KEY=VALUE[;KEY=VALUE...] "
+                                 f"with a NAME other than {AS_IS}")
+        bad = [o for o in overrides if not o.startswith(("agent.", "train."))]
+        if bad:
+            raise UserInputError(f"--compare '{item}': only agent.* and train.* keys may vary "
+                                 f"(the environments are shared), got {bad}")
+        if name.strip() in variants:
+            raise UserInputError(f"--compare: variant '{name.strip()}' given twice")
+        variants[name.strip()] = overrides
+    return variants
+
+
+def _train(job: tuple[str, int]) -> dict:
     from agents.learnability import train_one_seed
 
-    return train_one_seed(_PREPARED, seed)
+    variant, seed = job
+    return train_one_seed(_PREPARED[variant], seed)
+
+
+def _headline(document: dict, out: Path, label: str) -> str:
+    ratio = document["ratio_to_reference"]
+    by_seed = ", ".join(f"{v:+.2f}" for v in document["ppo_by_seed"])
+    return (f"{label}: PPO {document['ppo_median_over_seeds_pct']:+.2f}% per episode "
+            f"(median of seeds: {by_seed}), reference "
+            f"{document['reference_mean_episode_return_pct']:+.2f}%, random "
+            f"{document['random_mean_episode_return_pct']:+.2f}%, ratio "
+            f"{'-' if ratio is None else f'{ratio:.2f}'}; target "
+            f"{'met' if document['target_met'] else 'not met'}; {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    global _PREPARED
     args = parse_args(argv)
+    from dataclasses import replace
+
     from agents.learnability import prepare, score_rules, suite_config
     from common.io import write_json_atomic
 
     settings = _settings(args)
-    suite_config(settings, settings.train_path_bars)  # bad --set: one line, before any work
+    variants = parse_compare(args.compare)
+    configs = {AS_IS: suite_config(settings, settings.train_path_bars)}  # bad --set: one line
+    for name, overrides in variants.items():
+        configs[name] = suite_config(replace(settings, overrides=(*settings.overrides,
+                                                                    *overrides)),
+                                     settings.train_path_bars)
     out = Path(args.out)
     started = time.time()
-    _PREPARED = prepare(settings)
-    rules = score_rules(_PREPARED)
-    seeds = list(range(args.seeds))
-    jobs = min(args.jobs, len(seeds))
+    prepared = prepare(settings)
+    for name, cfg in configs.items():
+        _PREPARED[name] = replace(prepared, cfg=cfg)
+    rules = score_rules(prepared)
+    jobs_list = [(name, seed) for name in configs for seed in range(args.seeds)]
+    jobs = min(args.jobs, len(jobs_list))
     if jobs > 1:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(_train, seeds))
+            results = list(pool.map(_train, jobs_list))
     else:
-        results = [_train(seed) for seed in seeds]
-    document = summarise(settings, results, rules)
-    document["wall_seconds"] = time.time() - started
+        results = [_train(job) for job in jobs_list]
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(document, out / "learnability.json")
-    plot_curves(document, out / "learning_curves.png")
-    ratio = document["ratio_to_reference"]
-    by_seed = ", ".join(f"{v:+.2f}" for v in document["ppo_by_seed"])
-    print(f"{settings.market}: PPO {document['ppo_median_over_seeds_pct']:+.2f}% per episode "
-          f"(median of seeds: {by_seed}), reference "
-          f"{document['reference_mean_episode_return_pct']:+.2f}%, random "
-          f"{document['random_mean_episode_return_pct']:+.2f}%, ratio "
-          f"{'-' if ratio is None else f'{ratio:.2f}'}; target "
-          f"{'met' if document['target_met'] else 'not met'} "
-          f"({document['wall_seconds']:.0f} s); {out / 'learnability.json'}")
+    table = {}
+    for name in configs:
+        mine = [r for (variant, _), r in zip(jobs_list, results, strict=True) if variant == name]
+        document = summarise(replace(settings, overrides=(*settings.overrides,
+                                                          *variants.get(name, ()))), mine, rules)
+        document["wall_seconds"] = time.time() - started
+        folder = out if name == AS_IS else out / f"variant_{name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(document, folder / "learnability.json")
+        plot_curves(document, folder / "learning_curves.png")
+        table[name] = {k: document[k] for k in (
+            "ppo_median_over_seeds_pct", "ppo_by_seed", "ratio_to_reference", "target_met")}
+        table[name]["explained_variance"] = [h["explained_variance"]
+                                             for h in document["learning_health"]]
+        print(_headline(document, folder / "learnability.json",
+                        settings.market if name == AS_IS else f"{settings.market} [{name}]"))
+    if variants:
+        write_json_atomic({"market": settings.market, "timesteps": settings.timesteps,
+                           "variants": {k: variants.get(k, []) for k in configs},
+                           "table": table}, out / "compare.json")
+    print(f"({time.time() - started:.0f} s)")
     return 0
 
 
