@@ -97,15 +97,14 @@ def train_envs(settings: SuiteSettings, cfg) -> list:
 
 
 def warm(envs: list) -> None:
-    """Build every bar's structure tables now (before worker processes fork and share them)."""
+    """Build every bar's structures now (before worker processes fork and share them); the
+    price path of a structure over its life is built when one is first opened."""
     from envs.actions import STRATEGIES
 
     for env in envs:
         for bar in range(len(env.panel) - 1):
             for strategy in STRATEGIES:
-                unit = env.tables.unit(bar, strategy)
-                if unit is not None:
-                    env.tables.path(unit)
+                env.tables.unit(bar, strategy)
 
 
 @dataclass
