@@ -8,7 +8,7 @@ policy is scored on ``n_heldout_paths`` other paths (other seeds), one evaluatio
 
 * ``vrp``: the ``short_put_spread`` baseline (always short a put spread, held to expiry);
 * ``signal``: :class:`SignalSpreadPolicy` (a bull call spread when the planted direction is up,
-  a bear put spread when down; closed when the direction turns);
+  a bear put spread when down; held for the signal's 20 bars);
 * ``no_edge``: cash.
 
 Nothing here is tuned on the held-out paths: PPO's score is its final model's.
@@ -135,27 +135,29 @@ def heldout_envs(settings: SuiteSettings, cfg) -> list:
 
 
 class SignalSpreadPolicy:
-    """Trade the planted direction with debit spreads: a bull call spread when the median
-    forecast at the signal horizon is above zero, a bear put spread when below; a position
-    whose direction disagrees with today's forecast is closed (the new one opens next bar)."""
+    """Trade the planted direction with debit spreads: when flat, a bull call spread if the
+    median forecast at ``horizon_bars`` is above zero, a bear put spread if below; each
+    position is closed after ``hold_bars`` bars (the signal's horizon), then the rule looks
+    again."""
 
     name = "signal_spread"
-    _DIRECTION = {"bull_call_spread": 1.0, "bear_put_spread": -1.0}
 
-    def __init__(self, observation_names, horizon_bars: int = 5) -> None:
+    def __init__(self, observation_names, horizon_bars: int = 5, hold_bars: int = 20) -> None:
         self.column = list(observation_names).index(
             f"forecast_h{horizon_bars}_q0.500_vs_implied_move")
+        self.hold_bars = hold_bars
+        self.held_bars = 0
 
     def reset(self, seed: int | None = None) -> None:
-        return None
+        self.held_bars = 0
 
     def act(self, observation, info, action_mask) -> int:
-        view = 1.0 if observation[self.column] > 0 else -1.0
-        positions = info["portfolio"].positions
-        if positions:
-            held = self._DIRECTION.get(positions[0].strategy, 0.0)
-            return ACTION_CLOSE if held != view else ACTION_HOLD
-        action = action_for_strategy("bull_call_spread" if view > 0 else "bear_put_spread")
+        if info["portfolio"].positions:
+            self.held_bars += 1
+            return ACTION_CLOSE if self.held_bars >= self.hold_bars else ACTION_HOLD
+        self.held_bars = 0
+        up = observation[self.column] > 0
+        action = action_for_strategy("bull_call_spread" if up else "bear_put_spread")
         return action if action_mask[action] else ACTION_HOLD
 
 
@@ -166,7 +168,8 @@ def reference_policy(market: str, observation_names, cfg):
     if market == "signal":
         from data.synthetic import SyntheticSpec
 
-        return SignalSpreadPolicy(observation_names, SyntheticSpec("signal").signal_horizon_bars)
+        return SignalSpreadPolicy(observation_names, max(cfg.forecast.horizons),
+                                  SyntheticSpec("signal").signal_horizon_bars)
     return CashPolicy(observation_names, cfg.baselines)
 
 

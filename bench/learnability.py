@@ -132,6 +132,10 @@ def summarise(settings, seeds: list[dict], rules: dict) -> dict:
         "target_met": bool(met),
         "heldout_episodes": len(rules["reference"]),
         "reference_episode_sd_pct": float(statistics.pstdev(rules["reference"])),
+        "reference_stderr_pct": float(statistics.pstdev(rules["reference"])
+                                      / len(rules["reference"]) ** 0.5),
+        "ppo_stderr_by_seed_pct": [float(statistics.pstdev(s["episode_return_pct"])
+                                         / len(s["episode_return_pct"]) ** 0.5) for s in seeds],
         "learning_health": [{"seed": s["seed"], "explained_variance": s["explained_variance"],
                              "entropy_loss": s["entropy_loss"],
                              "wall_seconds": s["wall_seconds"]} for s in seeds],

@@ -8,8 +8,10 @@ on real NYSE sessions, so that expiries and session closes are the real calendar
   annualised, times ``1 + premium`` (0.25). Implied vol is rich: selling premium earns.
 * ``signal``: a martingale (log returns ``N(-sigma^2/2, sigma^2)`` at a constant volatility) with
   fair implied vol (``iv_index`` = the true volatility); alongside it a planted direction
-  ``signal[t]`` in {-1, +1} that equals the sign of the next ``signal_horizon_bars`` bars' log
-  return with probability ``signal_hit_rate`` (0.6). The signal is drawn from the future and is
+  ``signal[t]`` in {-1, +1} that equals the sign of the next ``signal_horizon_bars`` (20) bars'
+  log return with probability ``signal_hit_rate`` (0.6). Twenty bars, a holding period of an
+  option spread: on a 5-bar horizon the signal's expected move (0.16 sd) does not pay the
+  round trip's spread and commissions of a 0.2-delta debit spread. The signal is drawn from the future and is
   handed to the forecast panel (``forecasters.synthetic``), never to the price path.
 * ``no_edge``: the ``signal`` market's prices and implied vol with no signal (all zeros).
 
@@ -57,7 +59,7 @@ class SyntheticSpec:
     garch_beta: float = 0.90
     t_dof: float = 5.0
     premium: float = 0.25
-    signal_horizon_bars: int = 5
+    signal_horizon_bars: int = 20
     signal_hit_rate: float = 0.60
 
     def __post_init__(self) -> None:

@@ -64,7 +64,8 @@ def test_signal_hits_the_future_direction_about_60_percent_and_reaches_the_panel
     assert abs(hit - 0.60) < 0.025
     # The future return matches the closes (the last h rows look beyond the frame).
     closes = np.log(market.frame["close"].to_numpy())
-    np.testing.assert_allclose(market.future_log_return[:-5], closes[5:] - closes[:-5])
+    h = market.spec.signal_horizon_bars
+    np.testing.assert_allclose(market.future_log_return[:-h], closes[h:] - closes[:-h])
     panel, long = synthetic_forecast_panel(market, [1, 5], [0.125, 0.5, 0.875])
     median = panel.quantile(5, 0.5)
     assert np.all(np.sign(median) == market.signal)
@@ -103,7 +104,7 @@ def test_reference_rules_run_through_the_environment_on_held_out_paths():
     settings = SuiteSettings("signal", n_heldout_paths=1, heldout_episodes_per_path=2)
     cfg = suite_config(settings, 200)
     envs = heldout_envs(settings, cfg)
-    policy = SignalSpreadPolicy(envs[0].observation_names)
+    policy = SignalSpreadPolicy(envs[0].observation_names, 5, hold_bars=20)
     returns = evaluate_policy(envs, policy, cfg.env.episode_length_bars)
     assert len(returns) == 2 and all(np.isfinite(returns))
     assert returns != [0.0, 0.0]  # it traded
