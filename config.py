@@ -104,6 +104,17 @@ class OptionsConfig(_Section):
         return data
 
 
+class PathsConfig(_Section):
+    """Market paths the training episodes are drawn from (``agents.paths``); validation and
+    test always run on the real history."""
+
+    source: str = Field("real", pattern="^(real|bootstrap|garch|mix)$",
+                        description="real history, block bootstrap, GJR-GARCH paths, or a mix")
+    n_paths: int = Field(16, ge=1, description="generated paths (each episode draws one)")
+    block_bars: int = Field(20, ge=1, description="mean block length of the bootstrap, bars")
+    seed: Seed = 0
+
+
 class TrainConfig(_Section):
     total_timesteps: int = Field(20_000, ge=1)
     n_envs: int = Field(1, ge=1, description="vectorised environments per seed")
@@ -112,6 +123,15 @@ class TrainConfig(_Section):
                               description="seeds train.py starts when given no --seed/--seeds")
     checkpoint_every_steps: int = Field(10_000, ge=1)
     eval_every_steps: int = Field(5_000, ge=1)
+    min_validation_points: int = Field(
+        10, ge=1, description="validate at least this often per run: the interval is "
+                              "min(eval_every_steps, total_timesteps / min_validation_points)")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="stop after this many validations in a row without a new best "
+                                "Sharpe (None: never)")
+    paths: PathsConfig = PathsConfig()
+    reward_scale: float = Field(1.0, gt=0, description="multiply the rewards PPO learns from")
+    normalize_reward: bool = Field(False, description="VecNormalize the rewards PPO learns from")
     progress_bar: bool = True
 
     @model_validator(mode="after")

@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if seed != cfg.seed:
         cfg = load_config(args.config, [*overrides, f"seed={seed}"])
 
-    from agents.training import train
+    from agents.training import health_lines, train
 
     summary = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress,
                     command=[sys.executable, *sys.argv] if argv is None else ["train.py", *argv],
@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({summary['timesteps_per_second']:.0f}/s); run directory: {run_dir}")
     print(f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
     print(f"next: python evaluate.py --run {run_dir}")
+    for line in health_lines(summary):
+        print(line)
     return 0
 
 

@@ -44,14 +44,17 @@ from common.io import write_json_atomic
 from common.runfolder import forget_model_sha256, record_model_sha256
 
 __all__ = [
+    "HEALTH_KEYS",
     "CheckpointCallback",
     "EpisodeStatsCallback",
     "GracefulStop",
+    "HealthCallback",
     "StepMetrics",
     "ValidationCallback",
     "latest_checkpoint",
     "log_hparams",
     "step_metrics",
+    "top_trade_pnl_share",
 ]
 
 _TB_ONLY = ("stdout", "log", "json", "csv")
@@ -159,15 +162,63 @@ def log_hparams(logger, hparams: dict) -> None:
     logger.record("hparams", HParam(plain, {"eval/sharpe": 0.0}), exclude=_TB_ONLY)
 
 
+# ---------------------------------------------------------------- learning health
+HEALTH_KEYS = {"explained_variance": "train/explained_variance",
+               "entropy_loss": "train/entropy_loss", "approx_kl": "train/approx_kl",
+               "clip_fraction": "train/clip_fraction", "value_loss": "train/value_loss"}
+
+
+class HealthCallback(BaseCallback):
+    """Keeps the last policy update's ``train/*`` scalars (SB3 records them after each update
+    and clears them at the next dump), so that the run can report them at its end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: dict[str, float] = {}
+
+    def _capture(self) -> None:
+        values = getattr(self.logger, "name_to_value", {}) if self.model is not None else {}
+        got = {name: float(values[tag]) for name, tag in HEALTH_KEYS.items() if tag in values}
+        if got:
+            self.last = got
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:  # before the validation's dump clears them
+        self._capture()
+
+    def _on_training_end(self) -> None:
+        self._capture()
+
+
+def top_trade_pnl_share(trades) -> float | None:
+    """The largest absolute trade P&L over the absolute total P&L of a ledger (above 1 when
+    one trade made more than the whole episode); None without trades or with a zero total."""
+    if trades is None or not len(trades) or "pnl_usd" not in trades:
+        return None
+    pnl = trades["pnl_usd"].to_numpy(dtype=float)
+    total = abs(float(pnl.sum()))
+    return float(np.abs(pnl).max() / total) if total > 0 else None
+
+
 # ---------------------------------------------------------------- validation
 class ValidationCallback(BaseCallback):
     """Every ``every_steps``: one deterministic episode on the validation segment, written to
     TensorBoard at the step it was measured; keeps the best validation Sharpe's model as
-    ``best_model.zip`` (its normalisation statistics as ``best_vecnormalize.npz``)."""
+    ``best_model.zip`` (its normalisation statistics as ``best_vecnormalize.npz``).
+
+    With ``patience`` (a number of validations), training stops once that many validations in
+    a row have not beaten the best Sharpe (``stopped_early`` is then the step it stopped at).
+    """
 
     def __init__(self, make_valid_env, algo: str, every_steps: int, run_dir: Path,
-                 bars_per_year: float, vec_normalize=None, hparams: dict | None = None) -> None:
+                 bars_per_year: float, vec_normalize=None, hparams: dict | None = None,
+                 patience: int | None = None) -> None:
         super().__init__()
+        self.patience = patience
+        self.since_best = 0
+        self.stopped_early: int | None = None
         self.hparams = hparams
         self._fresh = True  # a new run logs its hparams and baselines at the start
         self.make_valid_env = make_valid_env
@@ -185,13 +236,14 @@ class ValidationCallback(BaseCallback):
     # state carried by checkpoints
     def state(self) -> dict:
         return {"best_sharpe": self.best_sharpe, "next": self._next, "history": self.history,
-                "baseline_sharpe": self.baseline_sharpe}
+                "baseline_sharpe": self.baseline_sharpe, "since_best": self.since_best}
 
     def load_state(self, state: dict) -> None:
         self.best_sharpe = float(state["best_sharpe"])
         self._next = int(state["next"])
         self.history = list(state["history"])
         self.baseline_sharpe = state.get("baseline_sharpe")
+        self.since_best = int(state.get("since_best", 0))
         self._fresh = False
 
     def _valid_env(self):
@@ -218,27 +270,34 @@ class ValidationCallback(BaseCallback):
         self.logger.dump(step=self.num_timesteps)
 
     def _on_step(self) -> bool:
-        return True
+        return self.stopped_early is None
 
     def evaluate_now(self) -> dict:
         policy = PPOPolicy(self.model, self.algo, self.vec_normalize)
-        metrics = performance_metrics(run_episode(self._valid_env(), policy), self.bars_per_year)
+        episode = run_episode(self._valid_env(), policy)
+        metrics = performance_metrics(episode, self.bars_per_year)
         step = int(self.model.num_timesteps)
         for tag, key in EVAL_KEYS.items():
             self.logger.record(f"eval/{tag}", float(metrics[key]))
         self.logger.dump(step=step)  # at the step it was measured, not the next rollout's
         row = {"timesteps": step, **{k: metrics[k] for k in (
-            "sharpe", "sortino", "total_return_pct", "max_drawdown_pct", "win_rate", "trades")}}
+            "sharpe", "sortino", "total_return_pct", "max_drawdown_pct", "win_rate", "trades")},
+               "top_trade_pnl_share": top_trade_pnl_share(episode.trades)}
         self.history.append(row)
         while self._next <= step:
             self._next += self.every_steps
         if metrics["sharpe"] > self.best_sharpe:
+            self.since_best = 0
             self.best_sharpe = metrics["sharpe"]
             best = atomic_save(self.model, self.run_dir / "best_model.zip")
             record_model_sha256(self.run_dir, best)
             if self.vec_normalize is not None:
                 save_vecnormalize(self.vec_normalize, self.run_dir / "best_vecnormalize.npz")
             write_json_atomic(row, self.run_dir / "best_model.json")
+        else:
+            self.since_best += 1
+            if self.patience is not None and self.since_best >= self.patience:
+                self.stopped_early = step
         return metrics
 
     def _on_rollout_start(self) -> None:

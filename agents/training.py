@@ -19,13 +19,14 @@ from pathlib import Path
 
 import yaml
 from stable_baselines3.common.callbacks import CallbackList
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 
 from agents.baselines import make_baseline
 from agents.callbacks import (
     CheckpointCallback,
     EpisodeStatsCallback,
     GracefulStop,
+    HealthCallback,
     ValidationCallback,
 )
 from agents.checkpoint import (
@@ -46,7 +47,8 @@ from common.runfolder import (
     verify_model_sha256,
 )
 
-__all__ = ["TrainingError", "provenance", "train", "write_run_metadata"]
+__all__ = ["TrainingError", "health_lines", "wrap_training_vec_env", "learning_health", "provenance", "train",
+           "validation_interval", "write_run_metadata"]
 
 log = logging.getLogger(__name__)
 PACKAGES = ("numpy", "pandas", "torch", "gymnasium", "stable-baselines3", "sb3-contrib",
@@ -149,7 +151,8 @@ def _finished_summary(cfg, run_dir: Path) -> dict | None:
     if not ((run_dir / "model.zip").exists() and summary_path.exists()):
         return None
     summary = json.loads(summary_path.read_text())
-    return summary if summary.get("timesteps", 0) >= cfg.train.total_timesteps else None
+    done = summary.get("timesteps", 0) >= cfg.train.total_timesteps or summary.get("stopped_early")
+    return summary if done else None
 
 
 def _segments(cfg) -> dict:
@@ -191,12 +194,20 @@ def _vec_env(cfg, inputs, seed: int):
     subproc = cfg.train.vec_env == "subproc" and n > 1
 
     first = make_env(cfg, "train", inputs=inputs)  # the others share its per-bar tables
+    switching = None
+    if cfg.train.paths.source != "real":  # generated paths, from the training segment only
+        from agents.paths import path_envs, training_panels
+
+        panels = training_panels(cfg, inputs, first.panel)
+        log.info("training paths: %s, %d path(s)", cfg.train.paths.source, len(panels))
+        switching = path_envs(cfg, panels, n)
 
     def factory(rank: int):
         def _make():
             if subproc:  # in the worker: Ctrl-C is the parent's to handle (checkpoint first)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-            env = make_env(cfg, "train", share_with=first)
+            env = (switching[rank] if switching is not None
+                   else make_env(cfg, "train", share_with=first))
             env.reset(seed=seed + rank)
             return EpisodeRecorder(Monitor(env))
         return _make
@@ -205,6 +216,36 @@ def _vec_env(cfg, inputs, seed: int):
     if subproc:
         return SubprocVecEnv(makers, start_method="fork")
     return DummyVecEnv(makers)
+
+
+class _ScaledReward(VecEnvWrapper):
+    """Multiplies the rewards PPO learns from by a constant (the environment's own rewards,
+    and every reported return, are unchanged)."""
+
+    def __init__(self, venv, scale: float) -> None:
+        super().__init__(venv)
+        self.scale = float(scale)
+
+    def reset(self):
+        return self.venv.reset()
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        return obs, rewards * self.scale, dones, infos
+
+
+def wrap_training_vec_env(vec_env, cfg):
+    """The training vectorised env as PPO sees it: rewards times ``train.reward_scale``, then
+    ``VecNormalize`` of observations (``agent.vec_normalize``) and/or of rewards
+    (``train.normalize_reward``). Returns ``(vec_env, vec_normalize or None)``."""
+    if cfg.train.reward_scale != 1.0:
+        vec_env = _ScaledReward(vec_env, cfg.train.reward_scale)
+    if not (cfg.agent.vec_normalize or cfg.train.normalize_reward):
+        return vec_env, None
+    vec_env = VecNormalize(vec_env, norm_obs=cfg.agent.vec_normalize,
+                           norm_reward=cfg.train.normalize_reward, clip_obs=CLIP_OBS,
+                           gamma=cfg.agent.gamma)
+    return vec_env, vec_env
 
 
 def train(cfg, run_dir: Path, resume: bool = False, progress: bool = True,
@@ -268,15 +309,12 @@ def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
     from envs import make_env
 
     write_run_metadata(cfg, run_dir, inputs, command, iv_proxy)
-    vec_env = _vec_env(cfg, inputs, cfg.seed)
-    vec_norm = None
-    if cfg.agent.vec_normalize:
-        vec_env = VecNormalize(vec_env, norm_obs=True, norm_reward=False, clip_obs=CLIP_OBS)
-        vec_norm = vec_env
+    vec_env, vec_norm = wrap_training_vec_env(_vec_env(cfg, inputs, cfg.seed), cfg)
     validation = ValidationCallback(lambda: make_env(cfg, "valid", inputs=inputs),
-                                    cfg.agent.algo, cfg.train.eval_every_steps, run_dir,
+                                    cfg.agent.algo, validation_interval(cfg.train), run_dir,
                                     probe.panel.bars_per_year, vec_norm,
-                                    hparams=_hparams(cfg))
+                                    hparams=_hparams(cfg),
+                                    patience=cfg.train.early_stopping_patience)
     stop = GracefulStop()
     checkpoints = CheckpointCallback(cfg.train.checkpoint_every_steps, run_dir / "checkpoints",
                                      run_dir, vec_norm, validation=validation, stop=stop)
@@ -296,7 +334,8 @@ def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
     total = int(cfg.train.total_timesteps)
     remaining = max(0, total - done_steps)
 
-    callbacks = [EpisodeStatsCallback(probe.action_names), validation, checkpoints]
+    health = HealthCallback()  # before the validation: it reads train/* before they are dumped
+    callbacks = [EpisodeStatsCallback(probe.action_names), health, validation, checkpoints]
     if progress and cfg.train.progress_bar:
         callbacks.append(_ProgressBar(total, done_steps))
     started = time.time()
@@ -309,6 +348,10 @@ def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
         log.warning("stopped by Ctrl-C: checkpoint %s (at a rollout boundary); continue with "
                     "--resume", checkpoints.stopped_at)
         raise KeyboardInterrupt
+    if validation.stopped_early is not None:
+        log.warning("early stopping at %d timesteps: %d validations without a better Sharpe "
+                    "(train.early_stopping_patience)", validation.stopped_early,
+                    validation.since_best)
     # A last validation at the end (so best_model.zip always exists), then the final files.
     if not validation.history or validation.history[-1]["timesteps"] != model.num_timesteps:
         validation.evaluate_now()
@@ -327,11 +370,87 @@ def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
         "best_validation_sharpe": validation.best_sharpe,
         "baseline_validation_sharpe": validation.baseline_sharpe,
         "iv_proxy": iv_proxy,
+        "stopped_early": validation.stopped_early is not None,
+        "validation_interval_steps": validation.every_steps,
     }
+    summary["learning_health"] = learning_health(health.last, validation.history,
+                                                 validation.baseline_sharpe)
     write_json_atomic(summary, run_dir / "train_summary.json")
     log.info("model saved to %s (best validation Sharpe %.2f in best_model.zip)",
              run_dir / "model.zip", validation.best_sharpe)
     return summary
+
+
+def validation_interval(train_cfg) -> int:
+    """Steps between validations: ``eval_every_steps``, shortened so that a run has at least
+    ``min_validation_points`` of them."""
+    scaled = train_cfg.total_timesteps // train_cfg.min_validation_points
+    return max(1, min(train_cfg.eval_every_steps, scaled))
+
+
+def learning_health(last_update: dict, history: list[dict], baselines: dict | None) -> dict:
+    """How learning went: the last update's value fit, entropy and KL, the validation Sharpe at
+    every evaluation beside the baselines', the largest trade's P&L share at the best
+    validation, and plain warnings."""
+    sharpes = [row["sharpe"] for row in history]
+    best = max(sharpes) if sharpes else None
+    best_row = history[sharpes.index(best)] if sharpes else {}
+    baselines = {k: v for k, v in (baselines or {}).items() if v is not None}
+    best_baseline = max(baselines, key=baselines.get) if baselines else None
+    entropy_loss = last_update.get("entropy_loss")
+    health = {
+        "explained_variance": last_update.get("explained_variance"),
+        "entropy": None if entropy_loss is None else -entropy_loss,
+        "approx_kl": last_update.get("approx_kl"),
+        "clip_fraction": last_update.get("clip_fraction"),
+        "validation_sharpe": [{"timesteps": row["timesteps"], "sharpe": row["sharpe"]}
+                              for row in history],
+        "best_validation_sharpe": best,
+        "baseline_validation_sharpe": baselines,
+        "best_baseline": best_baseline,
+        "top_trade_pnl_share_at_best": best_row.get("top_trade_pnl_share"),
+        "warnings": [],
+    }
+    ev = health["explained_variance"]
+    if ev is not None and ev < 0:
+        health["warnings"].append(
+            f"the value function does not fit: explained variance {ev:.2f} < 0 at the end")
+    if best is not None and best_baseline is not None and best < baselines[best_baseline]:
+        health["warnings"].append(
+            f"PPO's best validation Sharpe {best:.2f} is below the best baseline's "
+            f"({best_baseline} {baselines[best_baseline]:.2f})")
+    share = health["top_trade_pnl_share_at_best"]
+    if share is not None and share > 1:
+        health["warnings"].append(
+            f"one trade made {share:.1f} times the best validation episode's whole P&L")
+    return health
+
+
+def _fmt(value, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def health_lines(summary: dict) -> list[str]:
+    """The learning-health block the console ends with."""
+    health = summary.get("learning_health")
+    if not health:
+        return []
+    lines = [f"learning health: explained variance {_fmt(health['explained_variance'])}, "
+             f"entropy {_fmt(health['entropy'], '.3f')}, approx KL "
+             f"{_fmt(health['approx_kl'], '.4f')} (last update)"]
+    points = ", ".join(f"{p['timesteps']}: {p['sharpe']:.2f}" for p in health["validation_sharpe"])
+    lines.append(f"validation Sharpe by timesteps: {points}")
+    if health["baseline_validation_sharpe"]:
+        lines.append("baselines' validation Sharpe: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in health["baseline_validation_sharpe"].items())
+            + f"; PPO best {_fmt(health['best_validation_sharpe'])}")
+    lines.append("largest trade's share of the best validation P&L: "
+                 f"{_fmt(health['top_trade_pnl_share_at_best'])}")
+    if summary.get("stopped_early"):
+        lines.append(f"stopped early at {summary['timesteps']} timesteps "
+                     "(train.early_stopping_patience)")
+    lines += [f"WARNING: {w}" for w in health["warnings"]]
+    return lines
 
 
 def _hparams(cfg) -> dict:

@@ -1,0 +1,278 @@
+"""The learnability suite: PPO on synthetic markets where a good policy is known in advance.
+
+A market (``vrp``, ``signal``, ``no_edge``; :mod:`data.synthetic`) is drawn as many independent
+paths. PPO trains on ``n_train_paths`` of them (one vectorised environment per path, random
+episode starts, the same ``SpyOptionsEnv`` and observation table as the real runs) and every
+policy is scored on ``n_heldout_paths`` other paths (other seeds), one evaluation episode of
+``episode_length_bars`` each. The reference is the rule that earns the planted edge:
+
+* ``vrp``: the ``short_put_spread`` baseline (always short a put spread, held to expiry);
+* ``signal``: :class:`SignalSpreadPolicy` (a bull call spread when the planted direction is up,
+  a bear put spread when down; held for the signal's 20 bars);
+* ``no_edge``: cash.
+
+Nothing here is tuned on the held-out paths: PPO's score is its final model's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agents.baselines import CashPolicy, RandomPolicy, ShortPutSpreadPolicy
+from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
+
+__all__ = ["HELDOUT_SEED_OFFSET", "SUITE_CONFIG", "Prepared", "SignalSpreadPolicy",
+           "SuiteSettings", "evaluate_policy", "heldout_envs", "market_inputs", "prepare",
+           "reference_policy", "score_rules", "suite_config", "train_envs", "train_one_seed",
+           "warm"]
+
+log = logging.getLogger(__name__)
+
+SUITE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
+HELDOUT_SEED_OFFSET = 1_000_000  # held-out path seeds never meet training path seeds
+WARMUP_BARS = 60  # features (MACD 26+9, ADX 14x2, 20-bar windows) are complete after these
+_TRAIN_SEED_STRIDE = 1000
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """How one market is run (sizes in bars and paths; ``overrides`` are config ``--set``s)."""
+
+    market: str
+    timesteps: int = 100_000
+    n_train_paths: int = 8
+    train_path_bars: int = 400
+    n_heldout_paths: int = 4
+    heldout_episodes_per_path: int = 12
+    curve_paths: int = 2
+    eval_points: int = 10
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+
+def suite_config(settings: SuiteSettings, n_bars: int):
+    """The quick config on synthetic dates with a flat surface (the markets' own pricing)."""
+    from config import load_config
+    from data.synthetic import FLAT_SURFACE, SyntheticSpec, make_synthetic_market
+
+    dates = make_synthetic_market(SyntheticSpec(settings.market, n_bars=n_bars), 0).frame.index
+    overrides = [f"options.surface.{k}={v}" for k, v in FLAT_SURFACE.items()]
+    overrides += [f"segments.train={{start: {dates[WARMUP_BARS].date()}, end: {dates[-1].date()}}}",
+                  "segments.valid={start: 2100-01-01, end: 2100-06-30}",
+                  "segments.test={start: 2100-07-01, end: 2100-12-31}",
+                  "train.progress_bar=false"]
+    return load_config(SUITE_CONFIG, [*overrides, *settings.overrides])
+
+
+def market_inputs(market: str, seed: int, n_bars: int, cfg):
+    """``EnvInputs`` of one synthetic path: frame, causal features, the planted panel."""
+    from data import build_features
+    from data.synthetic import SyntheticSpec, make_synthetic_market
+    from envs.factory import EnvInputs
+    from forecasters.synthetic import synthetic_forecast_panel
+
+    path = make_synthetic_market(SyntheticSpec(market, n_bars=n_bars), seed)
+    panel, long = synthetic_forecast_panel(path, cfg.forecast.horizons,
+                                           cfg.forecast.quantile_levels)
+    return EnvInputs(path.frame, build_features(path.frame), panel, long)
+
+
+def _env_on(cfg, inputs, mode: str):
+    from envs import make_env
+
+    dates = inputs.frame.index
+    return make_env(cfg, "train", mode=mode, inputs=inputs, start=dates[WARMUP_BARS],
+                    end=dates[-1])
+
+
+def train_envs(settings: SuiteSettings, cfg) -> list:
+    """One environment (random starts) per training path; path ``k`` is seed ``k`` (the same
+    paths for every PPO seed: seeds differ in the learner, not in the market)."""
+    return [_env_on(cfg, market_inputs(settings.market, k, settings.train_path_bars, cfg),
+                    "train") for k in range(settings.n_train_paths)]
+
+
+def warm(envs: list) -> None:
+    """Build every bar's structures now (before worker processes fork and share them); the
+    price path of a structure over its life is built when one is first opened."""
+    from envs.actions import STRATEGIES
+
+    for env in envs:
+        for bar in range(len(env.panel) - 1):
+            for strategy in STRATEGIES:
+                env.tables.unit(bar, strategy)
+
+
+@dataclass
+class Prepared:
+    """What every seed of one suite run shares: config, training and held-out environments."""
+
+    settings: SuiteSettings
+    cfg: object
+    train: list
+    heldout: list
+
+
+def prepare(settings: SuiteSettings, warm_tables: bool = True) -> Prepared:
+    """Draw the paths, build their environments and (by default) their tables, once."""
+    cfg = suite_config(settings, settings.train_path_bars)
+    prepared = Prepared(settings, cfg, train_envs(settings, cfg), heldout_envs(settings, cfg))
+    if warm_tables:
+        warm(prepared.train + prepared.heldout)
+    return prepared
+
+
+def heldout_envs(settings: SuiteSettings, cfg) -> list:
+    """Evaluation environments, one per held-out path, each ``heldout_episodes_per_path``
+    consecutive episodes of ``env.episode_length_bars`` long."""
+    n_bars = WARMUP_BARS + settings.heldout_episodes_per_path * cfg.env.episode_length_bars + 1
+    return [_env_on(cfg, market_inputs(settings.market, HELDOUT_SEED_OFFSET + k, n_bars, cfg),
+                    "eval") for k in range(settings.n_heldout_paths)]
+
+
+class SignalSpreadPolicy:
+    """Trade the planted direction with debit spreads: when flat, a bull call spread if the
+    median forecast at ``horizon_bars`` is above zero, a bear put spread if below; each
+    position is closed after ``hold_bars`` bars (the signal's horizon), then the rule looks
+    again."""
+
+    name = "signal_spread"
+
+    def __init__(self, observation_names, horizon_bars: int = 5, hold_bars: int = 20) -> None:
+        self.column = list(observation_names).index(
+            f"forecast_h{horizon_bars}_q0.500_vs_implied_move")
+        self.hold_bars = hold_bars
+        self.held_bars = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        self.held_bars = 0
+
+    def act(self, observation, info, action_mask) -> int:
+        if info["portfolio"].positions:
+            self.held_bars += 1
+            return ACTION_CLOSE if self.held_bars >= self.hold_bars else ACTION_HOLD
+        self.held_bars = 0
+        up = observation[self.column] > 0
+        action = action_for_strategy("bull_call_spread" if up else "bear_put_spread")
+        return action if action_mask[action] else ACTION_HOLD
+
+
+def reference_policy(market: str, observation_names, cfg):
+    """The rule that earns the market's planted edge (cash where there is none)."""
+    if market == "vrp":
+        return ShortPutSpreadPolicy(observation_names, cfg.baselines)
+    if market == "signal":
+        from data.synthetic import SyntheticSpec
+
+        return SignalSpreadPolicy(observation_names, max(cfg.forecast.horizons),
+                                  SyntheticSpec("signal").signal_horizon_bars)
+    return CashPolicy(observation_names, cfg.baselines)
+
+
+def random_policy(observation_names, cfg, seed: int = 0):
+    return RandomPolicy(observation_names, cfg.baselines, seed=seed)
+
+
+def evaluate_policy(envs: list, policy, length_bars: int) -> list[float]:
+    """Return (percent of starting equity) of ``policy`` over every consecutive episode of
+    ``length_bars`` of each environment, each starting afresh in cash."""
+    out = []
+    for env in envs:
+        for start in range(0, len(env.panel) - length_bars, length_bars):
+            obs, info = env.reset(options={"start_index": start, "length_bars": length_bars})
+            policy.reset(start)
+            done = False
+            while not done:
+                obs, _, terminated, truncated, info = env.step(
+                    policy.act(obs, info, env.action_masks()))
+                done = terminated or truncated
+            out.append(float(100.0 * (env.equity / env.start_equity - 1.0)))
+    return out
+
+
+def train_one_seed(prepared: Prepared, seed: int) -> dict:
+    """Train PPO on the prepared training paths (each episode draws one); its learning curve
+    and its final model's held-out scores."""
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.paths import switching_envs
+    from agents.ppo import PPOPolicy, build_model
+    from agents.training import wrap_training_vec_env
+
+    settings, cfg, heldout = prepared.settings, prepared.cfg, prepared.heldout
+    torch.set_num_threads(cfg.agent.torch_threads)
+    envs = switching_envs(cfg, prepared.train, cfg.train.n_envs)
+
+    def maker(k: int):
+        def _make():
+            envs[k].reset(seed=seed * _TRAIN_SEED_STRIDE + k)
+            return Monitor(envs[k])
+        return _make
+
+    vec_env, vec_norm = wrap_training_vec_env(DummyVecEnv([maker(k) for k in range(len(envs))]),
+                                              cfg)
+    model = build_model(cfg.agent, vec_env, seed, None)
+    every = max(1, settings.timesteps // max(1, settings.eval_points))
+    curve: list[dict] = []
+    length = cfg.env.episode_length_bars
+
+    def policy():
+        return PPOPolicy(model, cfg.agent.algo, vec_norm)
+
+    def score() -> float:
+        return float(np.mean(evaluate_policy(heldout[:settings.curve_paths], policy(), length)))
+
+    class Curve(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self._next = every
+            self.health: dict = {}
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_start(self) -> None:
+            values = self.logger.name_to_value
+            if "train/explained_variance" in values:
+                self.health = {k: float(values[f"train/{k}"]) for k in (
+                    "explained_variance", "entropy_loss", "approx_kl") if f"train/{k}" in values}
+            if self.num_timesteps >= self._next:
+                curve.append({"timesteps": int(self.num_timesteps), "return_pct": score()})
+                while self._next <= self.num_timesteps:
+                    self._next += every
+
+    started = time.time()
+    tracker = Curve()
+    model.learn(total_timesteps=settings.timesteps, callback=tracker)
+    values = model.logger.name_to_value
+    health = {k: float(values[f"train/{k}"]) for k in ("explained_variance", "entropy_loss",
+                                                         "approx_kl") if f"train/{k}" in values}
+    health = health or tracker.health
+    final = evaluate_policy(heldout, policy(), length)
+    curve.append({"timesteps": int(model.num_timesteps), "return_pct": score()})
+    return {"seed": seed, "episode_return_pct": final, "mean_episode_return_pct":
+            float(np.mean(final)), "curve": curve, "wall_seconds": time.time() - started,
+            "explained_variance": health.get("explained_variance", float("nan")),
+            "entropy_loss": health.get("entropy_loss", float("nan")),
+            "approx_kl": health.get("approx_kl", float("nan"))}
+
+
+def score_rules(prepared: Prepared) -> dict:
+    """The reference rule's and the random policy's held-out episode returns."""
+    settings, cfg, heldout = prepared.settings, prepared.cfg, prepared.heldout
+    names = heldout[0].observation_names
+    length = cfg.env.episode_length_bars
+    scores = {}
+    for name, policy in (("reference", reference_policy(settings.market, names, cfg)),
+                         ("random", random_policy(names, cfg))):
+        scores[name] = evaluate_policy(heldout, policy, length)
+        scores[f"{name}_curve_paths"] = evaluate_policy(heldout[:settings.curve_paths], policy,
+                                                        length)
+    return scores

@@ -1,0 +1,242 @@
+"""The learnability suite: synthetic markets' statistics, the suite's plumbing, learning health
+and early stopping."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.callbacks import HealthCallback, ValidationCallback, top_trade_pnl_share
+from agents.config import AgentConfig
+from agents.learnability import (
+    SignalSpreadPolicy,
+    SuiteSettings,
+    evaluate_policy,
+    heldout_envs,
+    suite_config,
+)
+from agents.training import health_lines, learning_health, validation_interval
+from data.synthetic import SyntheticSpec, garch_t_returns, make_synthetic_market
+from forecasters.synthetic import synthetic_forecast_panel
+
+ROOT = Path(__file__).resolve().parent.parent
+N_LONG = 5000  # bars: 2005..2024 on the NYSE calendar
+
+
+# ---------------------------------------------------------------- synthetic markets
+def test_garch_persistence_is_recovered_by_a_fitted_model():
+    from arch import arch_model
+
+    rng = np.random.default_rng(7)
+    spec = SyntheticSpec("vrp")
+    daily_var = spec.vol_annualized ** 2 / 252
+    omega = daily_var * (1 - spec.garch_alpha - spec.garch_beta)
+    returns, variance = garch_t_returns(rng, 8000, omega, spec.garch_alpha, spec.garch_beta,
+                                        spec.t_dof)
+    assert variance.shape == (8001,)
+    fit = arch_model(100 * returns, mean="Zero", vol="GARCH", p=1, q=1, dist="t").fit(disp="off")
+    persistence = fit.params["alpha[1]"] + fit.params["beta[1]"]
+    assert abs(persistence - (spec.garch_alpha + spec.garch_beta)) < 0.02
+    assert abs(fit.params["nu"] - spec.t_dof) < 1.5
+
+
+def test_vrp_implied_vol_carries_the_premium_over_the_true_and_the_realised_vol():
+    market = make_synthetic_market(SyntheticSpec("vrp", n_bars=N_LONG), seed=3)
+    iv = market.frame["iv_index"].to_numpy()
+    np.testing.assert_allclose(iv / market.next_bar_vol_annualized, 1.25, rtol=1e-12)
+    # Realised: the next bar's squared return against the implied variance known before it.
+    log_ret = np.diff(np.log(market.frame["close"].to_numpy()))
+    implied_var = (iv[:-1] / 1.25) ** 2 / 252
+    ratio = np.mean(log_ret ** 2) / np.mean(implied_var)
+    assert abs(ratio - 1.0) < 0.1  # the true vol is the realised one...
+    assert abs(np.mean(iv[:-1] ** 2 / 252) / np.mean(log_ret ** 2) - 1.25 ** 2) < 0.2  # ...premium
+
+
+def test_signal_hits_the_future_direction_about_60_percent_and_reaches_the_panel():
+    market = make_synthetic_market(SyntheticSpec("signal", n_bars=N_LONG), seed=5)
+    hit = np.mean(np.sign(market.future_log_return) == market.signal)
+    assert abs(hit - 0.60) < 0.025
+    # The future return matches the closes (the last h rows look beyond the frame).
+    closes = np.log(market.frame["close"].to_numpy())
+    h = market.spec.signal_horizon_bars
+    np.testing.assert_allclose(market.future_log_return[:-h], closes[h:] - closes[:-h])
+    panel, long = synthetic_forecast_panel(market, [1, 5], [0.125, 0.5, 0.875])
+    median = panel.quantile(5, 0.5)
+    assert np.all(np.sign(median) == market.signal)
+    assert set(long.columns) == {"date", "model", "horizon", "q0.125", "q0.500", "q0.875"}
+    assert len(long) == 2 * len(market.frame)
+
+
+def test_no_edge_is_a_fair_martingale_with_uninformative_forecasts():
+    market = make_synthetic_market(SyntheticSpec("no_edge", n_bars=N_LONG), seed=11)
+    assert not market.signal.any()
+    np.testing.assert_allclose(market.frame["iv_index"], 0.16)
+    gross = np.exp(np.diff(np.log(market.frame["close"].to_numpy())))
+    assert abs(gross.mean() - 1.0) < 3 * gross.std() / math.sqrt(len(gross))
+    panel, _ = synthetic_forecast_panel(market, [5], [0.5])
+    assert np.ptp(panel.values) == 0.0  # one forecast for every date: nothing to learn from
+
+
+def test_a_seed_is_one_path_and_another_seed_another():
+    a = make_synthetic_market(SyntheticSpec("vrp", n_bars=300), seed=1)
+    b = make_synthetic_market(SyntheticSpec("vrp", n_bars=300), seed=1)
+    c = make_synthetic_market(SyntheticSpec("vrp", n_bars=300), seed=2)
+    assert a.frame.equals(b.frame)
+    assert not np.allclose(a.frame["close"], c.frame["close"])
+    assert a.frame.attrs["source"] == "synthetic"
+
+
+def test_bad_specs_are_refused():
+    with pytest.raises(ValueError, match="market must be one of"):
+        SyntheticSpec("trend")
+    with pytest.raises(ValueError, match="stationary"):
+        SyntheticSpec("vrp", garch_alpha=0.2, garch_beta=0.85)
+
+
+# ---------------------------------------------------------------- the suite
+def test_reference_rules_run_through_the_environment_on_held_out_paths():
+    settings = SuiteSettings("signal", n_heldout_paths=1, heldout_episodes_per_path=2)
+    cfg = suite_config(settings, 200)
+    envs = heldout_envs(settings, cfg)
+    policy = SignalSpreadPolicy(envs[0].observation_names, 5, hold_bars=20)
+    returns = evaluate_policy(envs, policy, cfg.env.episode_length_bars)
+    assert len(returns) == 2 and all(np.isfinite(returns))
+    assert returns != [0.0, 0.0]  # it traded
+
+
+def test_the_suite_cli_writes_its_document_and_plot(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "learnability.py"), "--market", "vrp",
+         "--timesteps", "128", "--seeds", "1", "--train-paths", "2", "--train-path-bars", "120", "--heldout-paths", "1",
+         "--heldout-episodes-per-path", "1", "--set", "agent.n_steps=64",
+         "--set", "agent.batch_size=64", "--set", "agent.n_epochs=1",
+         "--set", "env.episode_length_bars=30", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    document = json.loads((tmp_path / "learnability.json").read_text())
+    for key in ("market", "timesteps", "seeds", "ppo_mean_episode_return_pct", "ppo_by_seed",
+                "reference_mean_episode_return_pct", "random_mean_episode_return_pct",
+                "ratio_to_reference"):
+        assert key in document
+    assert document["market"] == "vrp" and document["seeds"] == [0]
+    assert len(document["ppo_by_seed"]) == 1
+    assert (tmp_path / "learning_curves.png").stat().st_size > 0
+
+
+def test_the_suite_cli_refuses_bad_input_in_one_line(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "learnability.py"), "--market",
+                          "vrp", "--timesteps", "0", "--out", str(tmp_path / "x")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--timesteps" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------- learning health
+def test_validation_interval_gives_at_least_the_minimum_number_of_points():
+    from config import TrainConfig
+
+    train = TrainConfig(total_timesteps=30_000, eval_every_steps=10_000)
+    assert validation_interval(train) == 3_000
+    assert validation_interval(TrainConfig(total_timesteps=1_000_000,
+                                           eval_every_steps=20_000)) == 20_000
+
+
+def test_learning_health_fields_and_warnings():
+    history = [{"timesteps": 100, "sharpe": 0.4, "top_trade_pnl_share": 2.2},
+               {"timesteps": 200, "sharpe": -0.7, "top_trade_pnl_share": 0.3}]
+    health = learning_health({"explained_variance": -0.36, "entropy_loss": -0.8,
+                              "approx_kl": 0.01}, history, {"cash": 0.0, "short_put_spread": 1.1})
+    assert health["explained_variance"] == -0.36 and health["entropy"] == 0.8
+    assert health["approx_kl"] == 0.01
+    assert [p["sharpe"] for p in health["validation_sharpe"]] == [0.4, -0.7]
+    assert health["best_baseline"] == "short_put_spread"
+    assert health["top_trade_pnl_share_at_best"] == 2.2
+    text = " ".join(health["warnings"])
+    assert "explained variance" in text and "below the best baseline" in text
+    lines = health_lines({"learning_health": health, "timesteps": 200})
+    assert any(line.startswith("WARNING") for line in lines)
+    fine = learning_health({"explained_variance": 0.5}, history[:1], {"cash": 0.0})
+    assert fine["warnings"] == [] or "one trade" in fine["warnings"][0]
+
+
+def test_top_trade_share():
+    import pandas as pd
+
+    assert top_trade_pnl_share(pd.DataFrame({"pnl_usd": [5638.0, -3112.0]})) == pytest.approx(
+        5638.0 / 2526.0)
+    assert top_trade_pnl_share(pd.DataFrame({"pnl_usd": []})) is None
+
+
+def test_early_stopping_stops_when_validation_stops_improving(tmp_path):
+    """A policy that cannot change (learning rate ~0) scores the same Sharpe at every
+    validation: with patience 1, training stops at the second validation."""
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.ppo import build_model
+
+    settings = SuiteSettings("vrp", n_heldout_paths=1, heldout_episodes_per_path=1)
+    cfg = suite_config(settings, 200)
+    train_env = heldout_envs(settings, cfg)[0]
+    train_env.mode = "train"
+    valid = heldout_envs(settings, cfg)[0]
+    vec = DummyVecEnv([lambda: train_env])
+    model = build_model(AgentConfig(learning_rate=1e-12, n_steps=32, batch_size=32, n_epochs=1,
+                                    net_arch=[8]), vec, 0, None)
+    validation = ValidationCallback(lambda: valid, "maskable_ppo", 32, tmp_path, 252.0,
+                                    patience=1)
+    health = HealthCallback()
+    model.learn(total_timesteps=32 * 20, callback=CallbackList([health, validation]))
+    assert validation.stopped_early is not None
+    assert len(validation.history) == 2
+    assert model.num_timesteps < 32 * 20
+    assert {"explained_variance", "entropy_loss", "approx_kl"} <= set(health.last)
+
+
+@pytest.mark.slow
+def test_train_py_ends_with_learning_health_and_stops_early(tmp_path):
+    """End to end on a tiny real config: the summary's health fields, the console block, and
+    early stopping of a policy that cannot improve (learning rate ~0)."""
+    import yaml
+
+    config = {
+        "name": "tiny_health",
+        "data": {"source": "embedded", "start": "2010-01-01"},
+        "segments": {"train": {"start": "2014-01-01", "end": "2015-06-30"},
+                     "valid": {"start": "2015-07-01", "end": "2015-12-31"},
+                     "test": {"start": "2016-01-01", "end": "2016-06-30"}},
+        "forecast": {"first_forecast_date": "2013-10-01", "members": ["vol_rw"],
+                     "references": ["random_walk"], "refit_every_bars": 252,
+                     "cache_dir": str(tmp_path / "cache")},
+        "env": {"underlying_price_scale": 0.1, "episode_length_bars": 40},
+        "agent": {"n_steps": 64, "batch_size": 32, "n_epochs": 1, "net_arch": [16],
+                  "learning_rate": 1e-12},
+        "baselines": {"names": ["cash", "short_put_spread"]},
+        "train": {"total_timesteps": 1280, "checkpoint_every_steps": 640,
+                  "eval_every_steps": 640, "early_stopping_patience": 2, "n_envs": 1,
+                  "progress_bar": False},
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "run"
+    out = subprocess.run([sys.executable, str(ROOT / "train.py"), "--config",
+                          str(tmp_path / "tiny.yaml"), "--run-dir", str(run_dir),
+                          "--no-progress"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    health = summary["learning_health"]
+    for key in ("explained_variance", "entropy", "approx_kl", "validation_sharpe",
+                "baseline_validation_sharpe", "top_trade_pnl_share_at_best", "warnings"):
+        assert key in health
+    assert summary["validation_interval_steps"] == 128  # 1280 / 10 validation points
+    assert summary["stopped_early"] and summary["timesteps"] < 1280
+    assert len(health["validation_sharpe"]) >= 3
+    assert set(health["baseline_validation_sharpe"]) == {"cash", "short_put_spread"}
+    assert "learning health: explained variance" in out.stdout
+    assert "stopped early" in out.stdout
