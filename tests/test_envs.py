@@ -570,7 +570,9 @@ def test_action_masks_agree_with_what_step_accepts():
             seen_masks.add(tuple(mask))
             assert mask[HOLD] and mask[CLOSE] == bool(env.positions)
             for action in range(env.action_space.n):
-                probe = copy.deepcopy(env, {id(env.panel): env.panel})
+                # The tables are a cache of pure functions of the bar: the probes share it.
+                probe = copy.deepcopy(env, {id(env.panel): env.panel,
+                                            id(env.tables): env.tables})
                 info = probe.step(action)[4]
                 valid = mask[action]
                 assert (info["invalid_action"] is None) == valid, (step, action, mask)
