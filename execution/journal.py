@@ -22,7 +22,7 @@ __all__ = ["MISSED_PREFIX", "SCHEMA_PATH", "SCHEMA_VERSION", "TABLES", "Journal"
            "JournalMismatchError", "check_journal_file", "now_iso"]
 
 SCHEMA_PATH = Path(__file__).with_name("journal_schema.sql")
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: fills.quote_source
 TABLES = ("meta", "decisions", "orders", "fills", "equity", "positions", "refusals")
 BUSY_TIMEOUT_S = 30.0
 # meta keys that must agree between a journal and the command that reopens it
@@ -100,12 +100,26 @@ class Journal:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.executescript(SCHEMA_PATH.read_text())
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise JournalError(f"--journal {self.path}: cannot open for writing ({exc})") from None
 
     def close(self) -> None:
         self.conn.close()
+
+    def _migrate(self) -> None:
+        """Bring a journal of an earlier schema up to :data:`SCHEMA_VERSION` in place.
+
+        Version 1 had no ``fills.quote_source``: the column is added (NULL, "not known", for the
+        fills journalled before) and ``meta.schema_version`` is set to the current version."""
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(fills)")}
+        if "quote_source" in columns:
+            return
+        with self.transaction():
+            self.conn.execute("ALTER TABLE fills ADD COLUMN quote_source TEXT")
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                              (SCHEMA_VERSION,))
 
     # ----------------------------------------------------------------- meta
     def meta(self) -> dict[str, str]:
@@ -203,10 +217,10 @@ class Journal:
     def write_fill(self, fill) -> None:
         """``fill``: an :class:`execution.brokers.base.BrokerFill`."""
         self.conn.execute(
-            "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (fill.fill_id, fill.client_order_id, fill.bar_index, fill.bar_time.isoformat(),
              now_iso(), fill.symbol, fill.quantity_contracts, fill.price_per_share,
-             fill.mid_per_share, fill.commission_usd, fill.kind))
+             fill.mid_per_share, fill.commission_usd, fill.kind, fill.quote_source))
 
     def write_refusal(self, bar_index: int, bar_time: str, rule: str, detail: str) -> None:
         self.conn.execute("INSERT INTO refusals (bar_index, bar_time, logged_at, rule, detail) "

@@ -3,7 +3,7 @@
 -- (excluded when two journals are compared for equality).
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   -- keys: run, policy, mode (replay|live), broker (paper|alpaca), segment, started_at,
-  --       limits (JSON of the risk manager's config), schema_version ('1')
+  --       limits (JSON of the risk manager's config), schema_version ('2')
 CREATE TABLE IF NOT EXISTS decisions (
   bar_index INTEGER PRIMARY KEY, bar_time TEXT NOT NULL, logged_at TEXT NOT NULL,
   policy_action TEXT NOT NULL,      -- what the policy asked (action name, e.g. open_iron_condor)
@@ -21,7 +21,9 @@ CREATE TABLE IF NOT EXISTS fills (
   fill_id TEXT PRIMARY KEY, client_order_id TEXT,  -- NULL for settlements at expiry
   bar_index INTEGER NOT NULL, bar_time TEXT NOT NULL, logged_at TEXT NOT NULL,
   symbol TEXT NOT NULL, quantity_contracts INTEGER NOT NULL, price_per_share REAL NOT NULL,
-  mid_per_share REAL, commission_usd REAL NOT NULL, kind TEXT NOT NULL);  -- open|close|settle
+  mid_per_share REAL, commission_usd REAL NOT NULL, kind TEXT NOT NULL,  -- open|close|settle
+  quote_source TEXT);               -- model|chain (valid quote), fallback (no valid quote:
+                                    -- the source's fallback price), broker; NULL: not known
 CREATE TABLE IF NOT EXISTS equity (
   bar_index INTEGER PRIMARY KEY, bar_time TEXT NOT NULL, logged_at TEXT NOT NULL,
   equity_usd REAL NOT NULL, cash_usd REAL NOT NULL, margin_used_usd REAL NOT NULL,

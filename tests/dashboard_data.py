@@ -215,7 +215,7 @@ def make_journal(path: Path) -> Path:
     connection.executescript(SCHEMA.read_text())
     connection.execute("PRAGMA journal_mode=WAL")
     meta = {"run": "runs/synthetic", "policy": "ppo", "mode": "replay", "broker": "paper",
-            "segment": "test", "started_at": "2026-11-24T20:59:00+00:00", "schema_version": "1",
+            "segment": "test", "started_at": "2026-11-24T20:59:00+00:00", "schema_version": "2",
             "limits": json.dumps({"daily_loss_limit_usd": DAILY_LOSS_LIMIT_USD,
                                   "max_contracts": 10})}
     connection.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
@@ -234,10 +234,10 @@ def make_journal(path: Path) -> Path:
                        ("ord-1", 1, JOURNAL_DAY1[1][1], JOURNAL_DAY1[1][1], "open", "iron_condor",
                         json.dumps(legs), -2.15, "filled", "paper-1", None))
     for k, leg in enumerate(legs):
-        connection.execute("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        connection.execute("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                            (f"fill-{k}", "ord-1", 1, JOURNAL_DAY1[1][1], JOURNAL_DAY1[1][1],
                             leg["symbol"], leg["quantity_contracts"], 1.05 + k, 1.0 + k, 0.65,
-                            "open"))
+                            "open", "model"))
     connection.execute("INSERT INTO refusals (bar_index, bar_time, logged_at, rule, detail) "
                        "VALUES (?,?,?,?,?)", (3, JOURNAL_DAY2[1][1], JOURNAL_DAY2[1][1],
                                               "max_contracts", "12 contracts > limit 10"))

@@ -181,3 +181,34 @@ def test_journal_bar_transactions_are_all_or_nothing(tmp_path):
     with pytest.raises(JournalMismatchError, match="policy"):
         journal.open_for({**identity, "policy": "random"}, {})
     journal.close()
+
+
+V1_FILLS = """CREATE TABLE fills (
+  fill_id TEXT PRIMARY KEY, client_order_id TEXT,
+  bar_index INTEGER NOT NULL, bar_time TEXT NOT NULL, logged_at TEXT NOT NULL,
+  symbol TEXT NOT NULL, quantity_contracts INTEGER NOT NULL, price_per_share REAL NOT NULL,
+  mid_per_share REAL, commission_usd REAL NOT NULL, kind TEXT NOT NULL);"""
+
+
+def test_a_version_1_journal_gains_the_quote_source_column_on_open(tmp_path):
+    """A journal written before ``fills.quote_source`` existed opens, keeps its fills (their
+    source unknown: NULL), records new fills with their source and says schema version 2."""
+    path = tmp_path / "v1.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(V1_FILLS + "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);")
+    old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    old.execute("INSERT INTO fills VALUES ('f0', NULL, 0, '2016-01-04', 'x', ?, 1, 1.0, 1.0, 0.0,"
+                " 'settle')", (CONDOR[0].symbol,))
+    old.commit()
+    old.close()
+    journal = Journal(path)
+    assert journal.meta()["schema_version"] == "2"
+    with journal.transaction():
+        journal.write_fill(BrokerFill("f1", None, 1, pd.Timestamp("2016-01-05"),
+                                      CONDOR[0].symbol, 1, 0.4, 1.0, 0.0, "close", "fallback"))
+    rows = journal.conn.execute("SELECT fill_id, quote_source FROM fills ORDER BY fill_id")
+    assert rows.fetchall() == [("f0", None), ("f1", "fallback")]
+    journal.close()
+    again = Journal(path)  # a second open finds nothing to migrate
+    assert again.meta()["schema_version"] == "2"
+    again.close()

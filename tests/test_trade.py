@@ -28,6 +28,7 @@ from execution.executor import ExecutorSettings, ReplayExecutor
 from execution.journal import Journal
 from execution.orders import MultiLegOrder, OrderLeg
 from execution.risk import KillSwitch, RiskConfig
+from options.positions import Fill, Leg
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = "iron_condor"  # a credit structure, so stop-loss and take-profit both apply
@@ -434,3 +435,21 @@ def test_a_read_only_journal_is_named_before_anything_is_written(tmp_path):
         assert sorted(p.name for p in folder.iterdir()) == ["journal.sqlite"]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_journal_fills_name_the_quote_source_that_priced_them(trained, tmp_path):
+    """Every paper fill says where its price came from: the replay's model quotes are ``model``;
+    a leg the simulator filled at its fallback price (no valid quote) journals ``fallback``."""
+    cfg, env, _, journal, executor = _setup(trained, tmp_path / "src", RiskConfig())
+    executor.run()
+    sources = [r[0] for r in journal.conn.execute("SELECT quote_source FROM fills")]
+    journal.close()
+    assert sources and set(sources) == {"model"}
+    broker = executor.broker
+    t = 0
+    when = pd.Timestamp(env.panel.dates[t + 1])
+    fallback = Fill(Leg("put", 200.0, when, -1), when, 1, 3.5, 3.0, 0.0, "settle", "fallback")
+    model = Fill(Leg("put", 200.0, when, -1), when, 1, 3.5, 3.0, 0.0, "settle", "model")
+    unknown = Fill(Leg("put", 200.0, when, -1), when, 1, 3.5, 3.0, 0.0, "settle")
+    out = broker._attribute([fallback, model, unknown], t)
+    assert [f.quote_source for f in out] == ["fallback", "model", None]

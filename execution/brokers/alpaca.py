@@ -266,7 +266,7 @@ class AlpacaBroker:
             qty = int(float(a["qty"])) * (1 if a["side"] == "buy" else -1)
             out.append(BrokerFill(a["id"], client_order_id, bar_index,
                                   pd.Timestamp(a["transaction_time"]), a["symbol"], qty,
-                                  float(a["price"]), None, 0.0, kind))
+                                  float(a["price"]), None, 0.0, kind, "broker"))
         return out
 
 

@@ -58,6 +58,10 @@ class BrokerFill:
     mid_per_share: float | None
     commission_usd: float
     kind: str  # open | close | settle
+    # where the price came from: "model" or "chain" (a valid quote of the simulator's source),
+    # "fallback" (no valid quote: the source's documented fallback price), "broker" (the
+    # broker's own execution report), or None where not known
+    quote_source: str | None = None
 
 
 @dataclass(frozen=True)

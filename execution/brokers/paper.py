@@ -277,7 +277,7 @@ class PaperBroker:
             out.append(BrokerFill(fill_id, coid, bar, pd.Timestamp(dates[bar]), symbol,
                                   int(fill.quantity_contracts), float(fill.premium_per_share),
                                   float(fill.mid_per_share), float(fill.commission_usd),
-                                  fill.kind))
+                                  fill.kind, fill.quote_source or None))
         return out
 
     # ----------------------------------------------------------------- account
