@@ -177,3 +177,18 @@ def test_bad_attention_param_is_one_line_naming_the_key(capsys):
         err = capsys.readouterr().err
         assert status == 2 and key in err, err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_tune_search_space_gives_valid_params(tmp_path):
+    import optuna
+
+    from forecasters.config import AttentionParams
+    from forecasters.tune import save_best_params, search_space
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        params = search_space(study.ask(), "attention")
+        AttentionParams(**params)
+    path = save_best_params("attention", params, tmp_path / "best.yaml")
+    config = ForecastConfig(members=["attention"], tuned_params_path=str(path)).resolved()
+    assert config.attention.d_model == params["d_model"]
