@@ -9,9 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common.paths import user_cache_root
 
-MemberName = Literal["rf", "gb", "xgb", "lstm", "vol_rw", "har"]
+MemberName = Literal["rf", "gb", "xgb", "lstm", "attention", "vol_rw", "har"]
 ReferenceName = Literal["random_walk", "garch"]
-TUNABLE = ("rf", "gb", "xgb", "lstm")
+TUNABLE = ("rf", "gb", "xgb", "lstm", "attention")
+OPTIONAL_MEMBERS = ("attention",)
+"""Members added after forecast panels were first cached: their parameters enter the cache key
+only when they are selected, so configs that leave them out keep their keys."""
 
 
 class _Section(BaseModel):
@@ -54,19 +57,48 @@ class XGBParams(_Section):
     max_bin: int = Field(64, ge=2, description="histogram bins per feature")
 
 
-class LSTMParams(_Section):
-    """Small PyTorch LSTM trained on CPU with the pinball loss over all horizons and levels."""
+class _SequenceParams(_Section):
+    """What every PyTorch sequence member shares: its input windows and its training loop."""
 
     window_bars: int = Field(20, ge=1, description="bars of past features in one input sequence")
-    hidden_size: int = Field(16, ge=1, description="LSTM hidden units")
-    num_layers: int = Field(1, ge=1, description="stacked LSTM layers")
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout between layers")
     epochs: int = Field(15, ge=1, description="passes over the training rows per refit")
     batch_size: int = Field(256, ge=1, description="rows per gradient step")
     learning_rate: float = Field(3e-3, gt=0, description="Adam learning rate")
     weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay")
     max_train_rows: int | None = Field(2520, ge=1, description="train on at most the latest N rows")
     num_threads: int = Field(1, ge=1, description="torch.set_num_threads inside the fit")
+
+
+class LSTMParams(_SequenceParams):
+    """Small PyTorch LSTM trained on CPU with the pinball loss over all horizons and levels."""
+
+    hidden_size: int = Field(16, ge=1, description="LSTM hidden units")
+    num_layers: int = Field(1, ge=1, description="stacked LSTM layers")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout between layers")
+
+
+class AttentionParams(_SequenceParams):
+    """Small temporal self-attention (Transformer encoder) trained like the LSTM (optional member).
+
+    Each bar of the window is embedded linearly, a learned position embedding is added, and the
+    last bar's encoding after ``num_layers`` encoder layers gives every horizon and level.
+    """
+
+    epochs: int = Field(8, ge=1, description="passes over the training rows per refit")
+    d_model: int = Field(16, ge=1, description="width of the bar embedding and attention")
+    num_heads: int = Field(2, ge=1, description="attention heads (must divide d_model)")
+    num_layers: int = Field(1, ge=1, description="stacked encoder layers")
+    feedforward_size: int = Field(32, ge=1, description="hidden units of each layer's MLP")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout inside the encoder layers")
+
+    @model_validator(mode="after")
+    def _check(self) -> AttentionParams:
+        if self.d_model % self.num_heads:
+            raise ValueError(
+                f"forecast.attention.num_heads ({self.num_heads}) must divide "
+                f"forecast.attention.d_model ({self.d_model})"
+            )
+        return self
 
 
 class RandomWalkParams(_Section):
@@ -251,7 +283,8 @@ class ForecastConfig(_Section):
         description="quantile levels; symmetric pairs (0.125, 0.875) and (0.05, 0.95) give the 75% and 90% intervals",
     )
     members: list[MemberName] = Field(
-        ["rf", "gb", "xgb", "lstm", "vol_rw"], description="learned members"
+        ["rf", "gb", "xgb", "lstm", "vol_rw"],
+        description="learned members (optional ones, such as attention, only when listed)",
     )
     references: list[ReferenceName] = Field(
         ["random_walk", "garch"], description="reference models"
@@ -279,6 +312,7 @@ class ForecastConfig(_Section):
     gb: GBParams = GBParams()
     xgb: XGBParams = XGBParams()
     lstm: LSTMParams = LSTMParams()
+    attention: AttentionParams = AttentionParams()
     vol_rw: VolRandomWalkParams = VolRandomWalkParams()
     har: HarParams = HarParams()
     random_walk: RandomWalkParams = RandomWalkParams()

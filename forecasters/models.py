@@ -155,17 +155,22 @@ class XGBoostQuantile(QuantileForecaster):
         return repair_crossing(out * self._horizon_scale(X)[:, :, None])
 
 
-class LSTMQuantile(QuantileForecaster):
-    """A small PyTorch LSTM over the last ``window_bars`` rows of standardised features.
+class TorchSequenceQuantile(QuantileForecaster):
+    """Base of the PyTorch members: one network over the last ``window_bars`` rows of features.
 
-    One network outputs every horizon and level; it is trained with the mean pinball loss on
-    vol-scaled targets. Scalers are fitted on the training window only; missing features are 0
-    after standardisation (the window mean).
+    The network (``_network``) outputs every horizon and level; it is trained with the mean
+    pinball loss on vol-scaled targets, with Adam in shuffled mini-batches, seeded and with
+    deterministic kernels. Scalers are fitted on the training window only; missing features are 0
+    after standardisation (the window mean). Subclasses only build the network.
     """
 
     @property
     def context_bars(self) -> int:  # type: ignore[override]
         return self.params.window_bars - 1
+
+    def _network(self, n_features: int):
+        """The torch module mapping (batch, window_bars, n_features) to (batch, H, Q)."""
+        raise NotImplementedError  # pragma: no cover - interface
 
     def _standardise(self, X: pd.DataFrame) -> np.ndarray:
         values = (self._features(X) - self._mean) / self._std
@@ -198,7 +203,7 @@ class LSTMQuantile(QuantileForecaster):
         with _deterministic_torch(p.num_threads):
             torch.manual_seed(self.seed)
             generator = torch.Generator().manual_seed(self.seed)
-            self._net = _LSTMNet(values.shape[1], p, len(self.horizons), len(self.levels))
+            self._net = self._network(values.shape[1])
             optimiser = torch.optim.Adam(
                 self._net.parameters(), lr=p.learning_rate, weight_decay=p.weight_decay
             )
@@ -226,6 +231,26 @@ class LSTMQuantile(QuantileForecaster):
         return repair_crossing(out * self._horizon_scale(X)[:, :, None])
 
 
+class LSTMQuantile(TorchSequenceQuantile):
+    """A small PyTorch LSTM over the window; its last output gives every horizon and level."""
+
+    def _network(self, n_features: int):
+        return _lstm_net(n_features, self.params, len(self.horizons), len(self.levels))
+
+
+class AttentionQuantile(TorchSequenceQuantile):
+    """Temporal self-attention over the window (optional member, ``forecast.attention``).
+
+    Each bar is embedded linearly and a learned position embedding is added; ``num_layers``
+    Transformer encoder layers (pre-norm, ``num_heads`` heads) let every bar attend to the whole
+    window, and the last bar's encoding gives every horizon and level. Every bar of the window is
+    known at its last bar, so attending in both directions sees nothing later.
+    """
+
+    def _network(self, n_features: int):
+        return _attention_net(n_features, self.params, len(self.horizons), len(self.levels))
+
+
 @contextmanager
 def _deterministic_torch(num_threads: int):
     """Fixed thread count, deterministic kernels and no oneDNN (its kernels depend on the CPU's
@@ -248,8 +273,21 @@ def _deterministic_torch(num_threads: int):
         torch.backends.mkldnn.enabled = previous[2]
 
 
-def _LSTMNet(n_features: int, p, n_horizons: int, n_levels: int):
+def _quantile_head(in_features: int, n_horizons: int, n_levels: int):
+    """Linear layer to H * Q outputs that starts at the standard-normal quantiles (weights scaled
+    by 0.1, biases at the normal quantiles of evenly spaced levels): early epochs are sensible."""
     import torch
+    from torch import nn
+
+    head = nn.Linear(in_features, n_horizons * n_levels)
+    with torch.no_grad():
+        head.weight.mul_(0.1)
+        normal = torch.tensor(stats.norm.ppf(np.linspace(0, 1, n_levels + 2)[1:-1]))
+        head.bias.copy_(normal.float().repeat(n_horizons))
+    return head
+
+
+def _lstm_net(n_features: int, p, n_horizons: int, n_levels: int):
     from torch import nn
 
     class Net(nn.Module):
@@ -262,16 +300,45 @@ def _LSTMNet(n_features: int, p, n_horizons: int, n_levels: int):
                 dropout=p.dropout if p.num_layers > 1 else 0.0,
                 batch_first=True,
             )
-            self.head = nn.Linear(p.hidden_size, n_horizons * n_levels)
-            # Start from the standard-normal quantiles so early epochs are already sensible.
-            with torch.no_grad():
-                self.head.weight.mul_(0.1)
-                normal = torch.tensor(stats.norm.ppf(np.linspace(0, 1, n_levels + 2)[1:-1]))
-                self.head.bias.copy_(normal.float().repeat(n_horizons))
+            self.head = _quantile_head(p.hidden_size, n_horizons, n_levels)
 
         def forward(self, x):
             out, _ = self.lstm(x)
             return self.head(out[:, -1]).view(-1, n_horizons, n_levels)
+
+    return Net()
+
+
+POSITION_INIT_STD = 0.02
+"""Standard deviation of the attention member's learned position embedding at initialisation."""
+
+
+def _attention_net(n_features: int, p, n_horizons: int, n_levels: int):
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Linear(n_features, p.d_model)
+            self.position = nn.Parameter(
+                POSITION_INIT_STD * torch.randn(1, p.window_bars, p.d_model)
+            )
+            layer = nn.TransformerEncoderLayer(
+                p.d_model,
+                p.num_heads,
+                dim_feedforward=p.feedforward_size,
+                dropout=p.dropout,
+                batch_first=True,
+                norm_first=True,
+            )
+            self.encoder = nn.TransformerEncoder(layer, p.num_layers, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(p.d_model)
+            self.head = _quantile_head(p.d_model, n_horizons, n_levels)
+
+        def forward(self, x):
+            encoded = self.encoder(self.embed(x) + self.position)
+            return self.head(self.norm(encoded[:, -1])).view(-1, n_horizons, n_levels)
 
     return Net()
 
@@ -460,6 +527,7 @@ FORECASTERS: dict[str, type[QuantileForecaster]] = {
     "gb": GradientBoostingQuantile,
     "xgb": XGBoostQuantile,
     "lstm": LSTMQuantile,
+    "attention": AttentionQuantile,
     "vol_rw": VolScaledRandomWalk,
     "har": HarVol,
     "random_walk": RandomWalk,

@@ -50,6 +50,15 @@ def search_space(trial, member: str) -> dict:
             "epochs": trial.suggest_int("epochs", 5, 30),
             "learning_rate": trial.suggest_float("learning_rate", 1e-3, 1e-2, log=True),
         }
+    if member == "attention":
+        return {  # every d_model here is divisible by every num_heads
+            "window_bars": trial.suggest_int("window_bars", 5, 40),
+            "d_model": trial.suggest_categorical("d_model", [8, 16, 32]),
+            "num_heads": trial.suggest_categorical("num_heads", [1, 2, 4]),
+            "epochs": trial.suggest_int("epochs", 3, 20),
+            "learning_rate": trial.suggest_float("learning_rate", 1e-3, 1e-2, log=True),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+        }
     raise ValueError(f"member {member!r} has no search space; tunable: {TUNABLE}")
 
 

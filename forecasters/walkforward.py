@@ -21,7 +21,7 @@ from forecasters.base import (
     repair_crossing,
     wide_column,
 )
-from forecasters.config import ForecastConfig
+from forecasters.config import OPTIONAL_MEMBERS, ForecastConfig
 from forecasters.conformal import StepChoice, calibrate_intervals
 from forecasters.ensemble import StackedEnsemble
 from forecasters.models import make_forecaster
@@ -377,8 +377,15 @@ def panel_key(
 
 
 def _config_digest(config: ForecastConfig):
-    """SHA-256 of the panel version and the config less settings that do not change results."""
-    settings = config.model_dump(mode="json", exclude={"cache_dir", "n_jobs", "tune", "gate"})
+    """SHA-256 of the panel version and the config less settings that do not change results.
+
+    The parameters of an optional member that is not selected are left out too, so that adding
+    one leaves the keys of the configs that do not use it as they were.
+    """
+    unused = {name for name in OPTIONAL_MEMBERS if name not in config.members}
+    settings = config.model_dump(
+        mode="json", exclude={"cache_dir", "n_jobs", "tune", "gate", *unused}
+    )
     digest = hashlib.sha256()
     digest.update(PANEL_VERSION.encode())
     digest.update(json.dumps(settings, sort_keys=True).encode())
