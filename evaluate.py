@@ -23,6 +23,7 @@ from pathlib import Path
 
 from common.cli import run_cli
 from common.runfolder import RunLock
+from common.units import PERCENT_PER_UNIT
 
 log = logging.getLogger("evaluate")
 
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         ci = comparison["sharpe_diff_ci"]
         print(f"SPA p-value (PPO beats every baseline): {comparison['spa_pvalue']:.3f}; "
               f"Sharpe(ppo) - Sharpe({comparison['best_baseline']}) = {ci['estimate']:.2f} "
-              f"[{ci['low']:.2f}, {ci['high']:.2f}] ({100 * ci['level']:.0f}% stationary "
+              f"[{ci['low']:.2f}, {ci['high']:.2f}] ({PERCENT_PER_UNIT * ci['level']:.0f}% stationary "
               f"bootstrap, blocks of {comparison['block_length_bars']} bars)")
     print(f"report: {out / 'report.md'}")
     return 0

@@ -37,6 +37,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from common.units import PERCENT_PER_UNIT
+
 __all__ = [
     "CONCENTRATION_SHARE",
     "DELTA_BUCKETS",
@@ -303,7 +305,7 @@ def audit_markdown(audits: dict[str, dict]) -> list[str]:
     for name in flagged:
         a = audits[name]
         lines.append(f"**{name}: one trade carries more than half of the P&L** "
-                     f"({100 * a['top_trade_pnl_share']:.0f}% of {a['total_pnl_usd']:,.0f} USD); "
+                     f"({PERCENT_PER_UNIT * a['top_trade_pnl_share']:.0f}% of {a['total_pnl_usd']:,.0f} USD); "
                      "its result rests on that trade.")
     if not flagged:
         lines.append("No policy's largest trade carries more than half of its P&L.")

@@ -42,6 +42,7 @@ from agents.evaluation import performance_metrics, run_episode
 from agents.ppo import PPOPolicy, atomic_save
 from common.io import write_json_atomic
 from common.runfolder import forget_model_sha256, record_model_sha256
+from common.units import PERCENT_PER_UNIT
 
 __all__ = [
     "HEALTH_KEYS",
@@ -128,7 +129,7 @@ class EpisodeStatsCallback(BaseCallback):
             self._steps += 1
             self._invalid += metrics.invalid_action
             if metrics.equity_usd > 0:
-                self._margin_pct.append(100 * metrics.margin_used_usd / metrics.equity_usd)
+                self._margin_pct.append(PERCENT_PER_UNIT * metrics.margin_used_usd / metrics.equity_usd)
             self._open.append(metrics.open_positions)
             for key, value in metrics.greeks.items():
                 self._greeks[key].append(value)

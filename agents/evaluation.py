@@ -23,6 +23,7 @@ from agents.statistics import (
     per_bar_sharpe,
     probabilistic_sharpe_ratio,
 )
+from common.units import PERCENT_PER_UNIT
 from options.positions import MarketState
 
 __all__ = ["GREEK_COLUMNS", "EpisodeRecorder", "EpisodeResult", "deflated_sharpe_ratio",
@@ -217,13 +218,13 @@ def performance_metrics(result: EpisodeResult, bars_per_year: float = 252.0) -> 
     margin = result.equity["margin_used_usd"].to_numpy(dtype=float)
     mean_margin = float(margin[margin > 0].mean()) if (margin > 0).any() else 0.0
     return {
-        "total_return_pct": 100 * total,
-        "annual_return_pct": 100 * annual,
-        "annual_vol_pct": 100 * vol,
+        "total_return_pct": PERCENT_PER_UNIT * total,
+        "annual_return_pct": PERCENT_PER_UNIT * annual,
+        "annual_vol_pct": PERCENT_PER_UNIT * vol,
         "sharpe": sharpe_ratio(returns, bars_per_year),
         "sortino": _ratio(float(np.mean(returns)) * math.sqrt(bars_per_year), downside)
         if len(returns) else None,
-        "max_drawdown_pct": 100 * mdd,
+        "max_drawdown_pct": PERCENT_PER_UNIT * mdd,
         "calmar": _ratio(annual, mdd),
         "probabilistic_sharpe": probabilistic_sharpe_ratio(returns),
         "min_track_record_bars": min_track_record_bars(returns),
@@ -232,10 +233,10 @@ def performance_metrics(result: EpisodeResult, bars_per_year: float = 252.0) -> 
         "avg_pnl_per_trade_usd": float(pnl.mean()) if traded else None,
         "profit_factor": _ratio(gains, losses) if traded else None,
         "total_costs_usd": float(result.total_costs_usd),
-        "costs_pct_of_start": 100 * result.total_costs_usd / result.starting_equity_usd,
+        "costs_pct_of_start": PERCENT_PER_UNIT * result.total_costs_usd / result.starting_equity_usd,
         "exposure": None if result.reference_curve else float(
             np.mean(result.equity["open_positions"].to_numpy() > 0)),
-        "return_on_margin_pct": 100 * float(pnl.sum()) / mean_margin if traded and mean_margin > 0
+        "return_on_margin_pct": PERCENT_PER_UNIT * float(pnl.sum()) / mean_margin if traded and mean_margin > 0
         else None,
         "final_equity_usd": float(equity[-1]),
         "bars": int(len(equity)),

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from agents.baselines import CashPolicy, RandomPolicy, ShortPutSpreadPolicy
+from common.units import PERCENT_PER_UNIT
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
 
 __all__ = ["HELDOUT_SEED_OFFSET", "SUITE_CONFIG", "Prepared", "SignalSpreadPolicy",
@@ -190,7 +191,7 @@ def evaluate_policy(envs: list, policy, length_bars: int) -> list[float]:
                 obs, _, terminated, truncated, info = env.step(
                     policy.act(obs, info, env.action_masks()))
                 done = terminated or truncated
-            out.append(float(100.0 * (env.equity / env.start_equity - 1.0)))
+            out.append(float(PERCENT_PER_UNIT * (env.equity / env.start_equity - 1.0)))
     return out
 
 

@@ -34,6 +34,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
+from common.units import PERCENT_PER_UNIT
 from data.calendar import TRADING_DAYS_PER_YEAR
 from envs.market import MarketPanel, build_market_panel
 
@@ -45,7 +46,6 @@ PATH_SOURCES = ("real", "bootstrap", "garch", "mix")
 _EXPIRY_OBS = "days_to_monthly_expiry_over_30"
 _WARMUP_BARS = 60  # generated GARCH frames start this many real dates before the segment
 _MIN_IV_ROWS = 60  # training rows with an iv_index needed to fit the implied-vol process
-_PERCENT = 100.0
 
 
 # ---------------------------------------------------------------- block bootstrap
@@ -136,11 +136,11 @@ def fit_gjr_garch(train_frame: pd.DataFrame, atm_iv: pd.Series) -> GjrGarchModel
 
     close = train_frame["close"].to_numpy(dtype=float)
     log_ret = np.diff(np.log(close))
-    fit = arch_model(_PERCENT * log_ret, mean="Constant", vol="GARCH", p=1, o=1, q=1,
+    fit = arch_model(PERCENT_PER_UNIT * log_ret, mean="Constant", vol="GARCH", p=1, o=1, q=1,
                      dist="t", rescale=False).fit(disp="off")
     p = fit.params
-    cond_var = (fit.conditional_volatility / _PERCENT) ** 2
-    mu, omega = p["mu"] / _PERCENT, p["omega"] / _PERCENT ** 2
+    cond_var = (fit.conditional_volatility / PERCENT_PER_UNIT) ** 2
+    mu, omega = p["mu"] / PERCENT_PER_UNIT, p["omega"] / PERCENT_PER_UNIT ** 2
     alpha, gamma, beta = p["alpha[1]"], p["gamma[1]"], p["beta[1]"]
     eps = log_ret - mu
     # The variance of bar t+1, known at the close of t (rows 1.. of the frame).

@@ -18,6 +18,7 @@ from agents.audit import audit_markdown
 from agents.evaluation import EpisodeResult
 from common import analytics
 from common.io import write_text_atomic
+from common.units import PERCENT_PER_UNIT
 from envs.actions import ACTION_NAMES
 
 __all__ = ["ACTION_COLOURS", "ROLLING_SHARPE_BARS", "markdown_table", "monthly_returns",
@@ -115,8 +116,8 @@ def plot_equity(results: dict[str, EpisodeResult], path: Path, title: str) -> Pa
     for name, result in results.items():
         eq = result.equity["equity_usd"]
         style = {"lw": 2.0} if name.startswith("ppo") else {"lw": 1.0, "alpha": 0.85}
-        top.plot(eq.index, eq / result.starting_equity_usd * 100, label=name, **style)
-        bottom.plot(eq.index, (eq / eq.cummax() - 1) * 100, **style)
+        top.plot(eq.index, eq / result.starting_equity_usd * PERCENT_PER_UNIT, label=name, **style)
+        bottom.plot(eq.index, (eq / eq.cummax() - 1) * PERCENT_PER_UNIT, **style)
     top.set_ylabel("equity (% of start)")
     top.set_title(title)
     top.legend(fontsize=8, ncol=3)
@@ -192,7 +193,7 @@ def plot_tearsheet(result: EpisodeResult, bars_per_year: float, path: Path) -> P
     sharpe_ax.set_title(f"rolling {ROLLING_SHARPE_BARS}-bar Sharpe (annualised)")
 
     eq = result.equity["equity_usd"]
-    underwater = (eq / eq.cummax() - 1) * 100
+    underwater = (eq / eq.cummax() - 1) * PERCENT_PER_UNIT
     water_ax.fill_between(underwater.index, underwater, 0, color="#d62728", alpha=0.5)
     water_ax.set_title("underwater: drawdown from the running peak, %")
 
@@ -298,7 +299,7 @@ def _comparison_markdown(comparison: dict, detail: dict) -> list[str]:
         f"(the largest of the per-baseline SPA p-values of \"no PPO seed beats this baseline\": "
         f"{per}; a small value is evidence for PPO).", "",
         f"Sharpe({detail['ppo_curve']}) - Sharpe({comparison['best_baseline']}, the best "
-        f"baseline) = {ci['estimate']:.2f}; {100 * ci['level']:.0f}% stationary-bootstrap "
+        f"baseline) = {ci['estimate']:.2f}; {PERCENT_PER_UNIT * ci['level']:.0f}% stationary-bootstrap "
         f"interval [{ci['low']:.2f}, {ci['high']:.2f}] (automatic block length "
         f"{comparison['block_length_bars']} bars, {detail['reps']} resamples). {verdict}", ""]
 

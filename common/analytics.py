@@ -14,6 +14,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from common.units import PERCENT_PER_UNIT
+
 __all__ = [
     "ATTRIBUTION_COLUMNS",
     "GREEK_COLUMNS",
@@ -26,7 +28,6 @@ __all__ = [
 ]
 
 ROLLING_SHARPE_BARS = 63  # about a quarter of daily bars
-PERCENT = 100.0
 VOL_POINTS_PER_UNIT = 100.0  # an implied vol of 0.20 is 20 vol points
 NS_PER_DAY = 86_400 * 10**9
 MIN_SD = 1e-12
@@ -43,7 +44,7 @@ def bar_returns(equity_usd: pd.Series) -> pd.Series:
 
 def drawdown_pct(equity_usd: pd.Series) -> pd.Series:
     """Drawdown from the running peak in percent (0 at a new high, negative below it)."""
-    return (equity_usd / equity_usd.cummax() - 1.0) * PERCENT
+    return (equity_usd / equity_usd.cummax() - 1.0) * PERCENT_PER_UNIT
 
 
 def rolling_sharpe(equity_usd: pd.Series, bars_per_year: float,
@@ -64,7 +65,7 @@ def monthly_returns_pct(equity_usd: pd.Series) -> pd.DataFrame:
     month_end = equity_usd.groupby([index.year, index.month]).last()
     previous = month_end.shift(1)
     previous.iloc[0] = equity_usd.iloc[0]
-    table = (PERCENT * (month_end / previous - 1)).rename("return_pct")
+    table = (PERCENT_PER_UNIT * (month_end / previous - 1)).rename("return_pct")
     table.index.names = ["year", "month"]
     return table.unstack("month").reindex(columns=range(1, 13))
 

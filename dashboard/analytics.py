@@ -13,6 +13,7 @@ import pandas as pd
 
 from common import analytics
 from common.analytics import GREEK_COLUMNS, ROLLING_SHARPE_BARS, drawdown_pct, monthly_returns_pct
+from common.units import PERCENT_PER_UNIT
 from data.calendar import bars_per_year
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
 ]
 
 ROLLING_COVERAGE_BARS = 63
-PERCENT = 100.0
 DEFAULT_BARS_PER_YEAR = 252.0  # a curve too short to measure its bars per year
 
 
@@ -92,7 +92,7 @@ def rolling_coverage(realised: pd.DataFrame,
             continue
         share = realised[column].astype(float).rolling(window).mean()
         parts.append(pd.DataFrame({"date": realised["date"], "interval": f"{nominal}%",
-                                   "nominal": nominal / PERCENT, "coverage": share}))
+                                   "nominal": nominal / PERCENT_PER_UNIT, "coverage": share}))
     if not parts:
         return pd.DataFrame(columns=["date", "interval", "nominal", "coverage"])
     return pd.concat(parts, ignore_index=True).dropna(subset=["coverage"])
@@ -106,7 +106,7 @@ def coverage_rows(realised: pd.DataFrame) -> dict:
             continue
         out[f"coverage_{nominal}"] = float(realised[f"inside_{nominal}"].mean())
         width = (realised[f"upper_{nominal}"] - realised[f"lower_{nominal}"]) / realised["close_t"]
-        out[f"width_{nominal}_pct"] = float(width.mean() * PERCENT)
+        out[f"width_{nominal}_pct"] = float(width.mean() * PERCENT_PER_UNIT)
     return out
 
 

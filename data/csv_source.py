@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.units import VOL_POINTS_PER_UNIT
 from data.errors import MarketDataError
 from data.validation import OHLCV_COLUMNS, validate_market_frame
 
@@ -127,7 +128,7 @@ def parse_dates(column: pd.Series, source: str, date_format: str | None = None
 def _iv_to_decimal(iv: pd.Series, source: str, iv_in_points: bool | None) -> pd.Series:
     """VIX-style points -> decimals; a file mixing both units is an error naming lines."""
     if iv_in_points is not None:
-        return iv / 100.0 if iv_in_points else iv
+        return iv / VOL_POINTS_PER_UNIT if iv_in_points else iv
     values = iv.to_numpy(dtype="float64", na_value=np.nan)
     points, decimals = values > IV_POINTS_ABOVE, values <= IV_DECIMAL_AT_MOST
     if points.any() and decimals.any():
@@ -135,7 +136,7 @@ def _iv_to_decimal(iv: pd.Series, source: str, iv_in_points: bool | None) -> pd.
             f"{source}: column 'iv_index' mixes units: points (above {IV_POINTS_ABOVE:g}) on "
             f"line(s) {_rows(points)} and decimals (at most {IV_DECIMAL_AT_MOST:g}) on line(s) "
             f"{_rows(decimals)}; use one unit for the whole column")
-    return iv / 100.0 if points.any() else iv
+    return iv / VOL_POINTS_PER_UNIT if points.any() else iv
 
 
 def _read(path: Path, source: str) -> pd.DataFrame:

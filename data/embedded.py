@@ -15,13 +15,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from common.units import PERCENT_PER_UNIT
 from data.macro import CPI_RELEASE_DAY, MONTHS_PER_YEAR, align_monthly_to_bars, publication_dates
 from data.validation import validate_market_frame
 
 __all__ = ["EMBEDDED_SYMBOL", "load_embedded"]
 
 EMBEDDED_SYMBOL = "^GSPC"
-PERCENT = 100.0
 
 
 def _french_rf() -> pd.Series:
@@ -52,11 +52,11 @@ def load_embedded(start: str | None = None, end: str | None = None) -> pd.DataFr
     bars = frame.index
 
     vix_close = vix.load()["vix"].astype("float64")
-    frame["iv_index"] = (vix_close / PERCENT).reindex(bars)
+    frame["iv_index"] = (vix_close / PERCENT_PER_UNIT).reindex(bars)
 
     rf = _french_rf()
     frame["rate"] = align_monthly_to_bars(
-        rf * MONTHS_PER_YEAR / PERCENT, publication_dates(rf.index, lag_months=0), bars
+        rf * MONTHS_PER_YEAR / PERCENT_PER_UNIT, publication_dates(rf.index, lag_months=0), bars
     )
 
     cpi = core_cpi.load()["CPILFESL"].astype("float64")
@@ -69,8 +69,8 @@ def load_embedded(start: str | None = None, end: str | None = None) -> pd.DataFr
     yields = default.load().astype("float64")
     yields.index = pd.DatetimeIndex(yields.index)
     yields_public = publication_dates(yields.index, lag_months=1)
-    frame["aaa_yield"] = align_monthly_to_bars(yields["AAA"] / PERCENT, yields_public, bars)
-    frame["baa_yield"] = align_monthly_to_bars(yields["BAA"] / PERCENT, yields_public, bars)
+    frame["aaa_yield"] = align_monthly_to_bars(yields["AAA"] / PERCENT_PER_UNIT, yields_public, bars)
+    frame["baa_yield"] = align_monthly_to_bars(yields["BAA"] / PERCENT_PER_UNIT, yields_public, bars)
     frame["credit_spread"] = frame["baa_yield"] - frame["aaa_yield"]
 
     if start is not None or end is not None:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import talib
 
+from common.units import PERCENT_PER_UNIT
 from data.calendar import bars_per_year
 
 __all__ = ["FEATURE_WINDOWS_BARS", "build_features"]
@@ -19,7 +20,6 @@ __all__ = ["FEATURE_WINDOWS_BARS", "build_features"]
 FEATURE_WINDOWS_BARS = (1, 5, 10, 20, 60)
 VOL_WINDOWS_BARS = (5, 20, 60)
 PARKINSON_CONSTANT = 1.0 / (4.0 * np.log(2.0))
-PERCENT = 100.0
 MACRO_COLUMNS = ("rate", "cpi_core_yoy", "credit_spread", "aaa_yield", "baa_yield",
                  # optional (data.gdp, data.sentiment_path): present only when configured
                  "gdp_growth_qoq_ann", "sentiment_score_mean", "sentiment_items_count")
@@ -46,20 +46,20 @@ def build_features(frame: pd.DataFrame) -> pd.DataFrame:
         )
 
     macd, macd_signal, macd_hist = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
-    out["macd_pct"] = macd / close * PERCENT
-    out["macd_signal_pct"] = macd_signal / close * PERCENT
-    out["macd_hist_pct"] = macd_hist / close * PERCENT
+    out["macd_pct"] = macd / close * PERCENT_PER_UNIT
+    out["macd_signal_pct"] = macd_signal / close * PERCENT_PER_UNIT
+    out["macd_hist_pct"] = macd_hist / close * PERCENT_PER_UNIT
     out["rsi_14b"] = talib.RSI(close, timeperiod=14)
-    out["atr_pct_14b"] = talib.ATR(high, low, close, timeperiod=14) / close * PERCENT
+    out["atr_pct_14b"] = talib.ATR(high, low, close, timeperiod=14) / close * PERCENT_PER_UNIT
     out["adx_14b"] = talib.ADX(high, low, close, timeperiod=14)
     for window in (10, 50):
-        out[f"ema_gap_pct_{window}b"] = (close / talib.EMA(close, timeperiod=window) - 1) * PERCENT
+        out[f"ema_gap_pct_{window}b"] = (close / talib.EMA(close, timeperiod=window) - 1) * PERCENT_PER_UNIT
     upper, middle, lower = talib.BBANDS(close, timeperiod=20, nbdevup=2.0, nbdevdn=2.0)
     band = upper - lower
     with np.errstate(invalid="ignore", divide="ignore"):
         out["bb_pctb_20b"] = np.where(band > 0, (close - lower) / band, 0.5)
     out["bb_pctb_20b"][np.isnan(band)] = np.nan
-    out["bb_width_pct_20b"] = band / middle * PERCENT
+    out["bb_width_pct_20b"] = band / middle * PERCENT_PER_UNIT
 
     if "iv_index" in frame.columns:
         iv = frame["iv_index"].astype("float64")

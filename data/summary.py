@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.units import VOL_POINTS_PER_UNIT
 from data.calendar import gap_report
 
 __all__ = ["plot_market", "summarise"]
@@ -50,7 +51,7 @@ def plot_market(frame: pd.DataFrame, path: str | Path) -> Path:
     axes[1].fill_between(frame.index, frame["volume"], step="mid", color="tab:gray", lw=0)
     axes[1].set_ylabel("volume")
     if "iv_index" in frame.columns:
-        axes[2].plot(frame.index, frame["iv_index"] * 100, lw=0.8, color="tab:red")
+        axes[2].plot(frame.index, frame["iv_index"] * VOL_POINTS_PER_UNIT, lw=0.8, color="tab:red")
     axes[2].set_ylabel("IV index (vol pts)")
     for ax in axes:
         ax.grid(alpha=0.3)

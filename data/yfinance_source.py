@@ -16,6 +16,7 @@ import pandas as pd
 
 from common.io import write_parquet_atomic
 from common.paths import user_cache_root
+from common.units import VOL_POINTS_PER_UNIT
 from data.errors import MarketDataError
 from data.validation import validate_market_frame
 
@@ -96,7 +97,7 @@ def load_yfinance(symbol: str = "SPY", interval: str = "1d", start: str | None =
             frame["iv_index"] = float("nan")
         else:
             # As-of join: each bar sees the latest VIX bar at or before it, never a later one.
-            frame["iv_index"] = (vix["close"] / 100.0).reindex(frame.index, method="ffill")
+            frame["iv_index"] = (vix["close"] / VOL_POINTS_PER_UNIT).reindex(frame.index, method="ffill")
     frame.attrs.update(source="yfinance", symbol=symbol, interval=interval,
                        cache_dir=str(cache), bar_stamp="start")  # yfinance stamps bar starts
     return validate_market_frame(frame, source=f"yfinance {symbol} {interval}")

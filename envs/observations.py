@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.units import PERCENT_PER_UNIT
 from options.calendar import NS_PER_DAY
 from options.structures import STRUCTURE_NAMES
 
@@ -137,12 +138,12 @@ PORTFOLIO_ENTRIES: tuple[ObsEntry, ...] = (
     ObsEntry("position_dollar_delta_over_equity",
              lambda c: c.sim.greeks[0] * c.spot / c.equity_safe, 1.0, "fraction"),
     ObsEntry("position_dollar_gamma_1pct_over_equity_x100",
-             lambda c: 0.5 * c.sim.greeks[1] * (0.01 * c.spot) ** 2 / c.equity_safe * 100, 1.0,
+             lambda c: 0.5 * c.sim.greeks[1] * (0.01 * c.spot) ** 2 / c.equity_safe * PERCENT_PER_UNIT, 1.0,
              "% of equity"),
     ObsEntry("position_theta_usd_per_day_over_equity_x100",
-             lambda c: c.sim.greeks[2] / c.equity_safe * 100, 1.0, "% of equity"),
+             lambda c: c.sim.greeks[2] / c.equity_safe * PERCENT_PER_UNIT, 1.0, "% of equity"),
     ObsEntry("position_vega_usd_per_vol_point_over_equity_x100",
-             lambda c: c.sim.greeks[3] / c.equity_safe * 100, 1.0, "% of equity"),
+             lambda c: c.sim.greeks[3] / c.equity_safe * PERCENT_PER_UNIT, 1.0, "% of equity"),
     ObsEntry("margin_used_over_equity", lambda c: c.sim.margin_used / c.equity_safe, 1.0,
              "fraction"),
 )
@@ -202,8 +203,8 @@ def portfolio_values_fast(sim, spot: float, equity_safe: float, now_ns: int,
         out[n + 1] = (max(best, 0.0) if best < math.inf else 0.0) / 60.0
         out[n + 2] = unrealized / risk if risk > 0 else 0.0
         out[n + 3] = delta * spot / equity_safe
-        out[n + 4] = 0.5 * gamma * (0.01 * spot) ** 2 / equity_safe * 100
-        out[n + 5] = theta / equity_safe * 100
-        out[n + 6] = vega / equity_safe * 100
+        out[n + 4] = 0.5 * gamma * (0.01 * spot) ** 2 / equity_safe * PERCENT_PER_UNIT
+        out[n + 5] = theta / equity_safe * PERCENT_PER_UNIT
+        out[n + 6] = vega / equity_safe * PERCENT_PER_UNIT
         out[n + 7] = sim.margin_used / equity_safe
     return [clip if v > clip else (-clip if v < -clip else v) for v in out]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
+from common.units import PERCENT_PER_UNIT
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, FIRST_OPEN_ACTION, STRATEGIES, action_names
 from envs.config import EnvConfig, pricing_dividend_yield
 from envs.ledgers import trade_ledger
@@ -424,10 +425,10 @@ class SpyOptionsEnv(gym.Env):
     def _episode_stats(self) -> dict:
         pnl = [t.pnl_usd for t in self.sim.closed]
         return {
-            "return_pct": 100 * (self.sim.equity / self.start_equity - 1),
+            "return_pct": PERCENT_PER_UNIT * (self.sim.equity / self.start_equity - 1),
             "trades": self.sim.trade_counter,
             "win_rate": float(np.mean(np.asarray(pnl) > 0)) if pnl else float("nan"),
-            "costs_pct": 100 * (self.sim.total_commission + self.sim.total_spread_cost)
+            "costs_pct": PERCENT_PER_UNIT * (self.sim.total_commission + self.sim.total_spread_cost)
             / self.start_equity,
             "bars": self.sim.bar - self._start,
         }

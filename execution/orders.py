@@ -16,7 +16,7 @@ from typing import Literal
 
 import pandas as pd
 
-from common.units import CONTRACT_MULTIPLIER
+from options.positions import per_share_to_position
 
 __all__ = ["OCC_ROOT_WIDTH", "Intent", "MultiLegOrder", "OrderLeg", "client_order_id",
            "occ_symbol", "order_legs", "parse_occ_symbol"]
@@ -109,7 +109,7 @@ class MultiLegOrder:
     @property
     def net_limit_usd(self) -> float:
         """The order's net premium in USD at its limit (+ paid, - received)."""
-        return self.net_limit_price_per_share * CONTRACT_MULTIPLIER * self.ratio_units
+        return per_share_to_position(self.net_limit_price_per_share, 1) * self.ratio_units
 
     @property
     def ratio_units(self) -> int:

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from common.units import PERCENT_PER_UNIT
 from forecasters.base import interval_pairs, quantile_column
 from forecasters.config import GateConfig
-from forecasters.metrics import PERCENT, panel_levels, realised
+from forecasters.metrics import panel_levels, realised
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def evaluate_gate(
         target = pd.DatetimeIndex(rows["target_date"])
         known &= (dates <= pd.Timestamp(end)) & (target <= pd.Timestamp(end) + pd.Timedelta(days=1))
     rows = rows[known]
-    tolerance = gate.hit_tolerance_pct / PERCENT
+    tolerance = gate.hit_tolerance_pct / PERCENT_PER_UNIT
     checks = []
     for horizon in gate.horizons:
         g = rows[rows["horizon"] == horizon]
@@ -132,7 +133,7 @@ def evaluate_gate(
                       gate.min_hit_share, 1.0, n, hit >= gate.min_hit_share)
         )  # fmt: skip
         checks.append(
-            GateCheck(int(horizon), f"coverage_{round(gate.coverage_nominal * PERCENT)}",
+            GateCheck(int(horizon), f"coverage_{round(gate.coverage_nominal * PERCENT_PER_UNIT)}",
                       coverage, gate.coverage_min, gate.coverage_max, n,
                       gate.coverage_min <= coverage <= gate.coverage_max)
         )  # fmt: skip

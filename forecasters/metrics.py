@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from common.units import PERCENT_PER_UNIT
 from forecasters.base import interval_pairs, pinball_loss, quantile_column
 from forecasters.conformal import interval_score
 from forecasters.coverage_tests import (
@@ -23,7 +24,6 @@ REFERENCE = "random_walk"
 ENSEMBLE_NAME = "ensemble"
 HIT_TOLERANCE = 0.02
 """Share of price within which a median forecast counts as a hit (the roadmap's +/-2%)."""
-PERCENT = 100.0
 METRIC_KEYS = (
     "mae_pct",
     "rmse_pct",
@@ -77,9 +77,9 @@ def _interval_figures(r: np.ndarray, bounds: dict[int, tuple[np.ndarray, np.ndar
             continue
         lo, hi = bounds[nominal]
         out[f"coverage_{nominal}"] = float(np.mean((r >= lo) & (r <= hi)))
-        out[f"width_{nominal}_pct"] = float(np.mean(np.exp(hi) - np.exp(lo)) * PERCENT)
+        out[f"width_{nominal}_pct"] = float(np.mean(np.exp(hi) - np.exp(lo)) * PERCENT_PER_UNIT)
         out[f"interval_score_{nominal}"] = float(
-            np.mean(interval_score(lo, hi, r, nominal / PERCENT)) * PERCENT
+            np.mean(interval_score(lo, hi, r, nominal / PERCENT_PER_UNIT)) * PERCENT_PER_UNIT
         )
     return out
 
@@ -169,7 +169,7 @@ def evaluate_panel(
     median = quantile_column(0.5)
     if median not in rows.columns:
         raise ValueError("the panel has no median (q0.500) column")
-    pairs = {round(cov * 100): (levels[lo], levels[hi]) for lo, hi, cov in interval_pairs(levels)}
+    pairs = {round(cov * PERCENT_PER_UNIT): (levels[lo], levels[hi]) for lo, hi, cov in interval_pairs(levels)}
 
     if vol is not None and edges is not None:
         rows["vol_tercile"] = vol_tercile(vol.reindex(dates[keep]).to_numpy(float), edges)
@@ -183,13 +183,13 @@ def evaluate_panel(
         predicted = group["close_t"].to_numpy() * np.exp(group[median].to_numpy())
         rel_error = (predicted - actual) / actual
         abs_errors[model, horizon] = pd.Series(
-            np.abs(rel_error) * PERCENT, index=group["date"].to_numpy()
+            np.abs(rel_error) * PERCENT_PER_UNIT, index=group["date"].to_numpy()
         )
         moving = r != 0
         out = {
             "n": int(len(group)),
-            "mae_pct": float(np.mean(np.abs(rel_error)) * PERCENT),
-            "rmse_pct": float(np.sqrt(np.mean(rel_error**2)) * PERCENT),
+            "mae_pct": float(np.mean(np.abs(rel_error)) * PERCENT_PER_UNIT),
+            "rmse_pct": float(np.sqrt(np.mean(rel_error**2)) * PERCENT_PER_UNIT),
             "hit_2pct": float(np.mean(np.abs(rel_error) <= HIT_TOLERANCE)),
             "direction_hit": float(
                 np.mean(np.sign(group[median].to_numpy()[moving]) == np.sign(r[moving]))
@@ -207,14 +207,14 @@ def evaluate_panel(
             if nominal in bounds:
                 lo, hi = bounds[nominal]
                 miss = (r < lo) | (r > hi)
-                out[f"kupiec_pvalue_{nominal}"] = kupiec_pvalue(miss, nominal / PERCENT)
+                out[f"kupiec_pvalue_{nominal}"] = kupiec_pvalue(miss, nominal / PERCENT_PER_UNIT)
                 out[f"christoffersen_pvalue_{nominal}"] = christoffersen_pvalue(miss)
         out["reliability"] = reliability(r, group, levels)
         out["by_year"] = _breakdown(r, bounds, pd.DatetimeIndex(group["date"]).year.astype(str))
         if "vol_tercile" in group.columns:
             out["by_vol_tercile"] = _breakdown(r, bounds, group["vol_tercile"].to_numpy())
         losses = [
-            pinball_loss(r * PERCENT, group[quantile_column(q)].to_numpy() * PERCENT, q)
+            pinball_loss(r * PERCENT_PER_UNIT, group[quantile_column(q)].to_numpy() * PERCENT_PER_UNIT, q)
             for q in levels
         ]
         out["pinball"] = float(np.mean([loss.mean() for loss in losses]))
@@ -267,7 +267,7 @@ def _breakdown(r: np.ndarray, bounds: dict, labels: np.ndarray) -> dict[str, dic
         figures = _interval_figures(r[mask], sub)
         for nominal, (lo, hi) in sub.items():
             miss = (r[mask] < lo) | (r[mask] > hi)
-            figures[f"kupiec_pvalue_{nominal}"] = kupiec_pvalue(miss, nominal / PERCENT)
+            figures[f"kupiec_pvalue_{nominal}"] = kupiec_pvalue(miss, nominal / PERCENT_PER_UNIT)
             figures[f"christoffersen_pvalue_{nominal}"] = christoffersen_pvalue(miss)
         out[str(label)] = figures
     return out
@@ -375,9 +375,9 @@ def verdict_lines(metrics: dict, model: str = "ensemble") -> list[str]:
             if kupiec >= SKILL_PVALUE:
                 word = "as promised"
             else:
-                word = "below nominal" if cov < nominal / PERCENT else "above nominal"
+                word = "below nominal" if cov < nominal / PERCENT_PER_UNIT else "above nominal"
             intervals.append(
-                f"{nominal}% interval covers {cov * PERCENT:.1f}% ({word}, Kupiec p = {kupiec:.3f})"
+                f"{nominal}% interval covers {cov * PERCENT_PER_UNIT:.1f}% ({word}, Kupiec p = {kupiec:.3f})"
             )
         lines.append(f"h={horizon}: {point}; " + "; ".join(intervals) + ".")
     if by_h and model != REFERENCE and not skilled:
@@ -397,7 +397,7 @@ def coverage_by_year_table(
         return ""
     horizons = sorted(metrics[models[0]], key=int)
     years = sorted({y for m in models for h in horizons for y in metrics[m][h].get("by_year", {})})
-    scale = PERCENT if key.startswith("coverage") else 1.0
+    scale = PERCENT_PER_UNIT if key.startswith("coverage") else 1.0
     head = ["year", *(f"{m} h={'/'.join(horizons)}" for m in models)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for year in [*years, "all"]:

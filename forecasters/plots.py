@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.units import PERCENT_PER_UNIT
 from forecasters.base import quantile_column
 from forecasters.metrics import realised
 
@@ -93,7 +94,7 @@ def plot_coverage(metrics: dict, path) -> Path:
                 marker="o",
                 label=model,
             )
-        ax.axhline(nominal / 100, color="black", ls="--", lw=1)
+        ax.axhline(nominal / PERCENT_PER_UNIT, color="black", ls="--", lw=1)
         ax.set_title(f"{nominal}% interval coverage")
         ax.set_xlabel("horizon (bars)")
     axes[0].legend(fontsize=8)

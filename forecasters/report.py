@@ -9,10 +9,10 @@ import pandas as pd
 import yaml
 
 from common.errors import UserInputError
+from common.units import PERCENT_PER_UNIT
 from forecasters.config import ForecastConfig
 from forecasters.gate import GateResult, evaluate_gate
 from forecasters.metrics import (
-    PERCENT,
     coverage_by_year_table,
     evaluate_panel,
     tercile_edges,
@@ -151,7 +151,7 @@ def _calibration_markdown(frame: pd.DataFrame, edges, steps: list[dict]) -> str:
             lines.append(
                 f"| {s['model']} | {s['horizon']} | {s['coverage_nominal']:.2f} | {s['method']} | "
                 f"{s['step']:g} | "
-                f"{s['coverage_selection']:.3f} | {s['interval_score_selection'] * PERCENT:.3f} | "
+                f"{s['coverage_selection']:.3f} | {s['interval_score_selection'] * PERCENT_PER_UNIT:.3f} | "
                 f"{s['n_selection']} |"
             )
     return "\n".join(lines) + "\n"

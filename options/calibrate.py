@@ -43,6 +43,7 @@ import data
 from common.cli import run_cli
 from common.errors import UserInputError
 from common.io import sha256_file, write_text_atomic
+from common.units import PERCENT_PER_UNIT
 from options.chain_io import CHAIN_FORMATS, chain_read_report, read_chains
 from options.chain_market import ChainMarket, prepare_chain_market
 from options.pricing import VOL_POINT
@@ -90,7 +91,6 @@ ETA_BOUND_MARGIN = 1e-3
 PENALTY_WEIGHT = 100.0
 """Weight of the no-butterfly penalty (per unit of excess, at each checked level)."""
 PENALTY_LEVELS = 40
-PERCENT = 100.0
 MONEYNESS_EDGES_PCT = (-15.0, -8.0, -4.0, -1.0, 1.0, 4.0, 8.0, 15.0)
 
 
@@ -179,7 +179,7 @@ def fit_surface(quotes: pd.DataFrame, base: SurfaceConfig | None = None
 
 
 def _bucket_errors(err: np.ndarray, log_m: np.ndarray) -> dict:
-    cut = pd.cut(log_m * PERCENT, MONEYNESS_EDGES_PCT, include_lowest=True)
+    cut = pd.cut(log_m * PERCENT_PER_UNIT, MONEYNESS_EDGES_PCT, include_lowest=True)
     g = pd.Series(err).groupby(cut, observed=True)
     return {str(b): {"n": int(s.size), "mean_iv_error_pts": round(float(s.mean()), 4),
                      "median_abs_iv_error_pts": round(float(s.abs().median()), 4)}

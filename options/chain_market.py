@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import UserInputError
+from common.units import PERCENT_PER_UNIT
 from options.chain_io import one_root_per_contract
 from options.pricing import DAYS_PER_YEAR
 from options.smile import (
@@ -70,7 +71,6 @@ DEFAULT_UNDERLYING_TOLERANCE_PCT = 1.0
 INDEX_LEVEL_ROOTS = ("SPX", "SPXW", "SPX1", "SPXPM")
 """Roots of options on the S&P 500 index itself, which the model prices at 1/10 (SPY-like)."""
 SPY_LIKE_SCALE = 0.1
-PERCENT = 100.0
 INDEX_SYMBOLS = ("^GSPC", "SPX", "^SPX")
 """Frame symbols at the S&P 500 index level (compared with a SPY chain at 1/10)."""
 
@@ -90,7 +90,7 @@ def check_underlying(spot_by_date: pd.Series, chain: pd.DataFrame,
     both = under.index.intersection(spot.index)
     if len(both) == 0:
         return 0
-    gap_pct = (under.loc[both] / spot.loc[both] - 1.0).abs() * PERCENT
+    gap_pct = (under.loc[both] / spot.loc[both] - 1.0).abs() * PERCENT_PER_UNIT
     bad = gap_pct > tolerance_pct
     if bad.any():
         first = gap_pct[bad].index[0]

@@ -75,7 +75,6 @@ DEFAULT_IV_PROXY: IvProxyName = "garch_vrp"
 IV_PROXY_KEY = "options.surface.iv_proxy"
 """The config key that chooses the proxy (a field of :class:`options.surface.SurfaceConfig`)."""
 
-_PERCENT = PERCENT_PER_UNIT  # arch fits returns in percent
 
 
 @dataclass(frozen=True)
@@ -225,7 +224,7 @@ def _garch_vol_values(close_bytes: bytes, want_bytes: bytes, bars_per_year: floa
     want = np.frombuffer(want_bytes, dtype=bool)
     horizon, min_history, refit = spec.bars(bars_per_year)
     out = np.full(len(values), np.nan)
-    returns_pct = _PERCENT * np.diff(np.log(values))  # returns_pct[s] = return of bar s + 1
+    returns_pct = PERCENT_PER_UNIT * np.diff(np.log(values))  # returns_pct[s] = return of bar s + 1
     backcast = float(np.mean(returns_pct[:75] ** 2)) if len(returns_pct) else 0.0
     for fit_bar in range(min_history, len(values), refit):
         block_end = min(fit_bar + refit, len(values))
@@ -234,7 +233,7 @@ def _garch_vol_values(close_bytes: bytes, want_bytes: bytes, bars_per_year: floa
         params = _fit_gjr(returns_pct[:fit_bar])  # returns of bars 1..fit_bar
         next_var = _next_variance(returns_pct[:block_end - 1], params, backcast)
         mean_var = _mean_variance_ahead(next_var[fit_bar - 1:block_end - 1], params, horizon)
-        out[fit_bar:block_end] = np.sqrt(np.maximum(mean_var, 0.0) * bars_per_year) / _PERCENT
+        out[fit_bar:block_end] = np.sqrt(np.maximum(mean_var, 0.0) * bars_per_year) / PERCENT_PER_UNIT
     out.flags.writeable = False
     return out
 

@@ -59,6 +59,7 @@ __all__ = [
     "check_structure",
     "open_position",
     "per_share_to_position",
+    "position_to_per_share",
 ]
 
 
@@ -75,6 +76,12 @@ def per_share_to_position(value_per_share, quantity_contracts):
     position units (delta in shares, theta in USD per day, ...).
     """
     return value_per_share * quantity_contracts * CONTRACT_MULTIPLIER
+
+
+def position_to_per_share(value_usd, quantity_contracts=1):
+    """The inverse of :func:`per_share_to_position`: a USD amount of ``quantity_contracts``
+    contracts (default one unit) as a per-share amount."""
+    return value_usd / (quantity_contracts * CONTRACT_MULTIPLIER)
 
 
 def _timestamp(value, name: str) -> pd.Timestamp:

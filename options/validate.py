@@ -54,6 +54,7 @@ import pandas as pd  # noqa: E402
 from common.cli import run_cli  # noqa: E402
 from common.errors import UserInputError  # noqa: E402
 from common.io import write_json_atomic, write_text_atomic  # noqa: E402
+from common.units import PERCENT_PER_UNIT
 from options.calibrate import load_frame  # noqa: E402
 from options.chain_io import CHAIN_FORMATS, chain_read_report, read_chain  # noqa: E402
 from options.chain_market import ChainMarket, prepare_chain_market  # noqa: E402
@@ -74,7 +75,6 @@ __all__ = [
 ]
 
 MAX_ABS_LOG_MONEYNESS = 0.15
-PERCENT = 100.0
 DTE_RANGE = (7, 130)
 MONEYNESS_EDGES_PCT = (-15.0, -8.0, -4.0, -1.0, 1.0, 4.0, 8.0, 15.0)
 DTE_EDGES_DAYS = (7, 14, 30, 60, 130)
@@ -118,11 +118,11 @@ def compare_quotes(cm: ChainMarket, cfg: SurfaceConfig, cost: CostConfig) -> pd.
                      q["t_years"].to_numpy(float), q["option_type"].to_numpy())
     q["iv_model"] = m["iv"]
     q["iv_error_pts"] = (m["iv"] - q["iv_market"].to_numpy()) / VOL_POINT
-    q["price_error_pct"] = (m["mid"] / q["mid_per_share"].to_numpy() - 1.0) * PERCENT
+    q["price_error_pct"] = (m["mid"] / q["mid_per_share"].to_numpy() - 1.0) * PERCENT_PER_UNIT
     width_mkt = (q["ask_per_share"] - q["bid_per_share"]).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         q["width_ratio"] = np.where(width_mkt > 0, (m["ask"] - m["bid"]) / width_mkt, np.nan)
-    q["moneyness_bucket"] = pd.cut(q["log_m_spot"] * PERCENT, MONEYNESS_EDGES_PCT,
+    q["moneyness_bucket"] = pd.cut(q["log_m_spot"] * PERCENT_PER_UNIT, MONEYNESS_EDGES_PCT,
                                    include_lowest=True).astype(str)
     q["dte_bucket"] = pd.cut(q["dte_days"], DTE_EDGES_DAYS, include_lowest=True).astype(str)
     return q.reset_index(drop=True)
@@ -206,9 +206,9 @@ def _structure_summary(series: pd.DataFrame) -> dict:
         mine = series[series["structure"] == name]
         credits = mine.loc[mine["kind"] == "credit", "value"]
         marks = mine.loc[mine["kind"] == "mark", "value"]
-        results[f"{name}_credit_error_pct"] = (float(credits.median() * PERCENT) if len(credits)
+        results[f"{name}_credit_error_pct"] = (float(credits.median() * PERCENT_PER_UNIT) if len(credits)
                                                else None)
-        results[f"{name}_mark_error_pct_of_width"] = (float(marks.median() * PERCENT)
+        results[f"{name}_mark_error_pct_of_width"] = (float(marks.median() * PERCENT_PER_UNIT)
                                                       if len(marks) else None)
         results[f"n_{name}_entries"] = int(len(credits))
     return results
@@ -394,7 +394,7 @@ def _report(doc: dict, surface_name: str) -> str:
 def _plot(cmp: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for db, g in cmp.groupby("dte_bucket", sort=True):
-        med = g.groupby(pd.cut(g["log_m_spot"] * PERCENT, MONEYNESS_EDGES_PCT), observed=True)[
+        med = g.groupby(pd.cut(g["log_m_spot"] * PERCENT_PER_UNIT, MONEYNESS_EDGES_PCT), observed=True)[
             "iv_error_pts"].median()
         ax.plot([iv.mid for iv in med.index], med.to_numpy(), marker="o", label=f"DTE {db}")
     ax.axhline(0.0, color="grey", lw=0.8)

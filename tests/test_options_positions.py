@@ -23,6 +23,8 @@ from options.positions import (
     Position,
     check_structure,
     open_position,
+    per_share_to_position,
+    position_to_per_share,
 )
 from options.pricing import bs_greeks
 from options.strategies import StrategyConfig, build_position, iron_condor
@@ -206,29 +208,52 @@ def test_costs_appear_exactly_once_per_fill(real_market, strategy):
     assert pos.entry_commission_usd == pytest.approx(0.65 * contracts * len(pos.legs))
 
 
-def test_contract_multiplier_applied_in_one_place():
-    """Only per_share_to_position reads CONTRACT_MULTIPLIER, and no code multiplies by 100."""
-    root = Path(__file__).resolve().parents[1] / "options"
-    readers = []
-    for path in sorted(root.glob("*.py")):
+# The accounting: the per-share <-> position conversion of options.positions, and the
+# simulator's vectorised tables (envs/portfolio.py, the one accounting engine), which apply the
+# same multiplier to whole arrays of legs and bars at once.
+MULTIPLIER_READERS = {
+    ("options/positions.py", "per_share_to_position"),
+    ("options/positions.py", "position_to_per_share"),
+    ("envs/portfolio.py", "_build"),
+    ("envs/portfolio.py", "_assemble_path"),
+    ("envs/portfolio.py", "_naked_margin"),
+}
+PRODUCTION = ("agents", "common", "dashboard", "data", "envs", "execution", "forecasters",
+              "options", "train.py", "evaluate.py", "trade.py", "config.py")
+
+
+def test_contract_multiplier_applied_only_in_the_accounting_and_no_literal_100():
+    """Across the whole tree (not only options/): CONTRACT_MULTIPLIER is read only by the
+    accounting, and no code multiplies or divides by a literal 100 (percent and vol-point
+    conversions use common.units)."""
+    root = Path(__file__).resolve().parents[1]
+    files = []
+    for name in PRODUCTION:
+        files += [root / name] if name.endswith(".py") else sorted((root / name).rglob("*.py"))
+    readers, literals = set(), []
+    for path in files:
+        rel = path.relative_to(root).as_posix()
         tree = ast.parse(path.read_text())
         for func in ast.walk(tree):
-            if not isinstance(func, ast.FunctionDef):
+            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
                 continue
             for node in ast.walk(func):
                 if isinstance(node, ast.Name) and node.id == "CONTRACT_MULTIPLIER":
-                    readers.append((path.name, func.name))
-                if (
-                    isinstance(node, ast.BinOp)
-                    and isinstance(node.op, ast.Mult)
-                    and any(
-                        isinstance(x, ast.Constant) and x.value == 100
-                        for x in (node.left, node.right)
-                    )
+                    readers.add((rel, getattr(func, "name", "<lambda>")))
+                if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div) and any(
+                    isinstance(x, ast.Constant) and not isinstance(x.value, bool) and x.value == 100
+                    for x in (node.left, node.right)
                 ):
-                    raise AssertionError(f"{path.name}:{node.lineno} multiplies by 100")
-    assert readers == [("positions.py", "per_share_to_position")]
+                    literals.append(f"{rel}:{node.lineno}")
+    assert len(files) > 100
+    assert readers == MULTIPLIER_READERS
+    assert not literals, f"multiplies or divides by a literal 100: {sorted(set(literals))}"
     assert CONTRACT_MULTIPLIER == 100
+
+
+def test_position_to_per_share_inverts_per_share_to_position():
+    assert position_to_per_share(per_share_to_position(1.37, 3), 3) == pytest.approx(1.37)
+    assert position_to_per_share(-215.0) == -2.15
 
 
 # --------------------------------------------------------------------------- marks and greeks

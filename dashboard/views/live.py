@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from common.units import PERCENT_PER_UNIT
 from dashboard import charts, journal, loaders, ui
 
 REFRESH_S = 3.0
@@ -41,7 +42,7 @@ def _render_snapshot() -> None:
         cols[1].metric("Daily loss limit, USD",
                        "none" if limit is None else f"{float(limit):,.2f}")
         cols[2].metric("Limit used", "-" if status["used_share"] is None
-                       else f"{100 * status['used_share']:.1f}%")
+                       else f"{PERCENT_PER_UNIT * status['used_share']:.1f}%")
         last = snap.equity.iloc[-1]
         cols[3].metric("Open positions", int(last["open_positions"]))
         if status["breached"]:

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from common.units import PERCENT_PER_UNIT
 from dashboard import charts, loaders, ui
 
 HEADLINE = ("total_return_pct", "sharpe", "max_drawdown_pct", "trades", "win_rate")
@@ -79,7 +80,7 @@ def render() -> None:
         for policy, frame in equity.items():
             if policy.startswith("ppo"):
                 start = float(frame["equity_usd"].iloc[0])
-                curves[f"{name}: {policy}"] = 100 * (frame["equity_usd"] / start - 1)
+                curves[f"{name}: {policy}"] = PERCENT_PER_UNIT * (frame["equity_usd"] / start - 1)
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     if curves:
         st.altair_chart(charts.line_chart(curves, "return_pct", "PPO cumulative return, %"),

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.units import CONTRACT_MULTIPLIER
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, FIRST_OPEN_ACTION, STRATEGIES
 from execution.brokers.base import AccountMark, BrokerError, BrokerFill, BrokerOrder, BrokerPosition
 from execution.orders import MultiLegOrder, OrderLeg, order_legs
-from options.positions import Leg
+from options.positions import Leg, position_to_per_share
 
 __all__ = ["BarOutcome", "OpenTerms", "PaperBroker"]
 
@@ -106,7 +105,7 @@ class PaperBroker:
         sized = order_legs(tuple(Leg(leg.option_type, leg.strike, leg.expiry,
                                      leg.quantity_contracts * contracts) for leg in unit.legs),
                            self.root)
-        return OpenTerms(strategy, sized, contracts, -unit.entry_cash_usd / CONTRACT_MULTIPLIER)
+        return OpenTerms(strategy, sized, contracts, position_to_per_share(-unit.entry_cash_usd))
 
     def close_terms(self, trade_id: int) -> tuple[tuple, float]:
         """(legs, net price per share per unit) that close the position ``trade_id`` now."""
@@ -116,7 +115,7 @@ class PaperBroker:
         alive = [leg for j, leg in enumerate(pos.legs()) if path.leg_alive[j, k]]
         closing = tuple(Leg(leg.option_type, leg.strike, leg.expiry,
                                   -leg.quantity_contracts) for leg in alive)
-        return order_legs(closing, self.root), -path.liq_usd[k] / CONTRACT_MULTIPLIER
+        return order_legs(closing, self.root), position_to_per_share(-path.liq_usd[k])
 
     def _position(self, trade_id: int):
         for pos in self.env.sim.positions:
