@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from common.units import PERCENT_PER_UNIT
 from forecasters.base import (
     RETURN_COLUMN,
     VOL_COLUMN,
@@ -400,7 +401,7 @@ class Garch(QuantileForecaster):
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
         from arch import arch_model
 
-        returns_pct = 100.0 * X[RETURN_COLUMN].to_numpy(float)
+        returns_pct = PERCENT_PER_UNIT * X[RETURN_COLUMN].to_numpy(float)
         returns_pct = returns_pct[np.isfinite(returns_pct)]
         if self.params.lookback_bars is not None:
             returns_pct = returns_pct[-self.params.lookback_bars :]
@@ -416,7 +417,7 @@ class Garch(QuantileForecaster):
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        returns_pct = 100.0 * X[RETURN_COLUMN].to_numpy(float)
+        returns_pct = PERCENT_PER_UNIT * X[RETURN_COLUMN].to_numpy(float)
         finite = returns_pct[np.isfinite(returns_pct)]
         persistence = self._alpha + self._beta
         variance = (
@@ -439,7 +440,7 @@ class Garch(QuantileForecaster):
         z = stats.t.ppf(self.levels, self._nu) * t_scale
         mean = self._mu * np.asarray(self.horizons, float)
         quantiles_pct = mean[None, :, None] + np.sqrt(cumulative)[:, :, None] * z[None, None, :]
-        return quantiles_pct / 100.0
+        return quantiles_pct / PERCENT_PER_UNIT
 
 
 HAR_FEATURES = (

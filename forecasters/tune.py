@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from common.units import PERCENT_PER_UNIT
 from forecasters.base import pinball_loss, quantile_column
 from forecasters.config import TUNABLE, ForecastConfig
 from forecasters.metrics import realised
@@ -72,10 +73,10 @@ def score_panel(panel: pd.DataFrame, frame: pd.DataFrame, start, end) -> float:
         & rows["log_return"].notna().to_numpy()
     ]
     levels = sorted(float(c[1:]) for c in panel.columns if c.startswith("q"))
-    r = rows["log_return"].to_numpy() * 100
+    r = rows["log_return"].to_numpy() * PERCENT_PER_UNIT
     return float(
         np.mean(
-            [pinball_loss(r, rows[quantile_column(q)].to_numpy() * 100, q).mean() for q in levels]
+            [pinball_loss(r, rows[quantile_column(q)].to_numpy() * PERCENT_PER_UNIT, q).mean() for q in levels]
         )
     )
 
