@@ -8,6 +8,7 @@ started with (``train.total_timesteps`` may grow); a finished run is reused as i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -135,7 +136,12 @@ def _check_same_config(cfg, run_dir: Path) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.exists():
         raise TrainingError(f"--resume: {saved_path} is missing; cannot check the config")
-    saved = _flatten(yaml.safe_load(saved_path.read_text()) or {})
+    raw = yaml.safe_load(saved_path.read_text()) or {}
+    # A run saved before a setting existed holds that setting's default; a file that no longer
+    # validates is compared as written (the keys that differ are named below).
+    with contextlib.suppress(ValueError):
+        raw = type(cfg).model_validate(raw).model_dump(mode="json")
+    saved = _flatten(raw)
     now = _flatten(cfg.model_dump(mode="json"))
     changed = sorted(k for k in saved.keys() | now.keys()
                      if saved.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
