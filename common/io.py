@@ -69,14 +69,15 @@ def write_json_atomic(document: Any, path: str | os.PathLike) -> Path:
     return write_text_atomic(json.dumps(document, indent=2, default=float) + "\n", path)
 
 
-def write_npz_atomic(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
-    """Write ``arrays`` to ``path`` as an uncompressed ``.npz`` atomically (no object arrays:
-    it is read back with ``allow_pickle=False``)."""
+def write_npz_atomic(arrays: dict[str, np.ndarray], path: str | os.PathLike,
+                     compress: bool = False) -> Path:
+    """Write ``arrays`` to ``path`` as an ``.npz`` (zip-deflated with ``compress``) atomically
+    (no object arrays: it is read back with ``allow_pickle=False``)."""
     path = Path(path)
     tmp = atomic_target(path)
     try:
         with open(tmp, "wb") as handle:  # a file object: numpy adds no second ".npz"
-            np.savez(handle, **arrays)
+            (np.savez_compressed if compress else np.savez)(handle, **arrays)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

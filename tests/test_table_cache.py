@@ -185,7 +185,7 @@ def test_market_panel_key_changes_with_each_input():
     assert market_panel_key(*panel_args()) == base
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "other_block"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "flipped", "other_block"])
 def test_an_unreadable_cache_file_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
     first = env_on(tmp_path)
     first.tables.build_all()
@@ -197,6 +197,11 @@ def test_an_unreadable_cache_file_is_rebuilt_with_a_warning(tmp_path, caplog, da
     elif damage == "garbage":
         block.write_bytes(b"not a zip file")
         panel_file.write_bytes(b"")
+    elif damage == "flipped":  # bytes of the compressed arrays changed, the zip still whole
+        for path in (block, panel_file):
+            raw = bytearray(path.read_bytes())
+            raw[len(raw) // 3:len(raw) // 3 + 64] = bytes(64)
+            path.write_bytes(bytes(raw))
     else:  # a readable file with another block's tables
         block.write_bytes(first.tables.store.path(1).read_bytes())
     with caplog.at_level(logging.WARNING, logger="envs.table_cache"):
