@@ -78,7 +78,8 @@ def make_env(config, segment: str = "train", mode: str | None = None,
 
     The segment's market panel and per-bar structure tables are loaded from the table cache
     ``env.table_cache_dir`` when an earlier process built them for the same inputs, and written
-    there when built (:mod:`envs.table_cache`; ``null`` turns it off).
+    there when built (:mod:`envs.table_cache`; ``null`` turns it off; not used with
+    ``last_bar_tradable``, whose data gains a bar at every call).
     """
     cfg = _resolve(config)
     mode = mode or ("train" if segment == "train" else "eval")
@@ -88,7 +89,9 @@ def make_env(config, segment: str = "train", mode: str | None = None,
                              unit_tables=share_with.tables)
     inputs = inputs or load_env_inputs(cfg)
     seg = cfg.segments.get(segment)
-    cache = TableCache(cfg.env.table_cache_dir) if cfg.env.table_cache_dir else None
+    # Live trading's newest bar is new at every call: nothing there would be read again.
+    cache = (TableCache(cfg.env.table_cache_dir)
+             if cfg.env.table_cache_dir and not last_bar_tradable else None)
     args = (inputs.frame, inputs.features, inputs.forecasts, start or seg.start,
             end or seg.end, cfg.options.surface, cfg.env.underlying_price_scale,
             1 if last_bar_tradable else 2)
