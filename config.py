@@ -4,8 +4,8 @@ Every section rejects unknown keys with a message naming the key. ``load_config`
 YAML path or a dict, and ``--set key.sub=value`` style overrides (values parsed as YAML).
 YAML is read strictly: a key given twice in one mapping and an impossible date (2017-02-30) are
 errors naming the line. Relative paths in a config file (``data.path``, ``data.cache_dir``,
-``forecast.cache_dir``, ``forecast.tuned_params_path``, ``forecast.tune.best_params_path``, a
-relative ``sqlite:///`` storage URL) are resolved from the config file's folder, never from the
+``forecast.cache_dir``, ``env.table_cache_dir``, ``forecast.tuned_params_path``,
+``forecast.tune.best_params_path``, a relative ``sqlite:///`` storage URL) are resolved from the config file's folder, never from the
 current directory; the tuned member parameters of ``forecast.tuned_params_path`` are read and
 merged when the config is loaded (the run's resolved ``config.yaml`` holds the merged values).
 """
@@ -293,6 +293,7 @@ def _describe(err: ValidationError, origin: str) -> str:
 
 # Keys holding a path that, when relative in a config file, resolve from that file's folder.
 _PATH_KEYS = (("data", "path"), ("data", "cache_dir"), ("forecast", "cache_dir"),
+              ("env", "table_cache_dir"),
               ("data", "gdp_path"), ("data", "sentiment_path"),
               ("options", "surface_file"),
               ("forecast", "tuned_params_path"), ("forecast", "tune", "best_params_path"))

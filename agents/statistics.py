@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from arch.bootstrap import SPA, StationaryBootstrap, optimal_block_length
 from scipy.stats import kurtosis as _kurtosis
 from scipy.stats import norm
 from scipy.stats import skew as _skew
@@ -35,6 +34,14 @@ EULER_GAMMA = 0.5772156649015329
 _FLAT_SD = 1e-12  # a per-bar standard deviation below this is a flat series
 
 
+def _arch_bootstrap():
+    """``arch.bootstrap``, imported when first used: arch imports slowly (about 0.5 s, with
+    statsmodels and matplotlib), and every command that reads a config imports this module."""
+    from arch import bootstrap
+
+    return bootstrap
+
+
 def per_bar_sharpe(returns: np.ndarray) -> float:
     """Mean over sample standard deviation (ddof=1) of per-bar returns; 0 for a flat series."""
     r = np.asarray(returns, float)
@@ -49,7 +56,7 @@ def block_length_bars(*series: np.ndarray) -> int:
     for x in series:
         x = np.asarray(x, float)
         if len(x) > 2 and np.std(x) > _FLAT_SD:
-            estimate = float(optimal_block_length(x)["stationary"].iloc[0])
+            estimate = float(_arch_bootstrap().optimal_block_length(x)["stationary"].iloc[0])
             if math.isfinite(estimate):
                 lengths.append(estimate)
     return max(1, math.ceil(max(lengths)))
@@ -69,7 +76,7 @@ def sharpe_diff_interval(returns_a: np.ndarray, returns_b: np.ndarray, bars_per_
     def diff(x: np.ndarray, y: np.ndarray) -> float:
         return (per_bar_sharpe(x) - per_bar_sharpe(y)) * scale
 
-    bootstrap = StationaryBootstrap(block_bars, a, b, seed=seed)
+    bootstrap = _arch_bootstrap().StationaryBootstrap(block_bars, a, b, seed=seed)
     low, high = bootstrap.conf_int(diff, reps=reps, method="percentile", size=level)[:, 0]
     return {"estimate": diff(a, b), "low": float(low), "high": float(high), "level": level}
 
@@ -86,8 +93,8 @@ def spa_test(benchmark_returns: np.ndarray, model_returns: np.ndarray, block_bar
     models = -np.asarray(model_returns, float)
     if models.ndim == 1:
         models = models[:, None]
-    spa = SPA(benchmark, models, block_size=block_bars, reps=reps, bootstrap="stationary",
-              seed=seed)
+    spa = _arch_bootstrap().SPA(benchmark, models, block_size=block_bars, reps=reps,
+                                bootstrap="stationary", seed=seed)
     spa.compute()
     return float(spa.pvalues["consistent"])
 

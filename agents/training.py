@@ -56,7 +56,8 @@ PACKAGES = ("numpy", "pandas", "torch", "gymnasium", "stable-baselines3", "sb3-c
             "scikit-learn", "xgboost", "arch", "vollib")
 # Keys a resumed run may change: they do not change what is learned.
 RESUMABLE_CHANGES = ("train.total_timesteps", "train.progress_bar", "forecast.n_jobs",
-                     "forecast.cache_dir", "forecast.tune.storage", "data.cache_dir")
+                     "forecast.cache_dir", "forecast.tune.storage", "data.cache_dir",
+                     "env.table_cache_dir")
 CLIP_OBS = 10.0
 
 

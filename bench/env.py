@@ -18,13 +18,17 @@ tables are all built (what a long training run sees after its first pass). The h
 figures (``hold_heavy_steps_per_s``, ``masked_random_steps_per_s``) are the warm ones; the cold
 ones are written beside them. ``--json OUT`` writes every figure.
 
-``--ready CONFIG`` instead times, in two fresh processes one after the other, the seconds from
-the process's start (the parent's clock just before it starts the child) to a training
-environment of that config (e.g. ``configs/quick.yaml``) reset with its first action mask: what
-``train.py`` waits for before stepping (the second process finds whatever the first cached).
+``--ready CONFIG`` instead times the seconds from a fresh process's start (the parent's clock
+just before it starts the child) to a training environment of that config (e.g.
+``configs/quick.yaml``) reset with its first action mask: what ``train.py`` waits for before
+stepping. *Cold*: the first process on an empty table cache (``env.table_cache_dir`` set to a new
+temporary folder), which builds the segment's market panel and first block of structure tables
+and writes them there. *Warm*: a second process on the same folder, which loads them. The
+forecast panel comes from its own cache in both (computing it is another matter, minutes).
+``--repeat N`` repeats the pair on new folders and reports the medians.
 
     python bench/env.py [--steps 50000] [--p-close 0.05] [--seed 0] [--profile] [--json OUT]
-    python bench/env.py --ready configs/quick.yaml
+    python bench/env.py --ready configs/quick.yaml [--repeat 5] [--json OUT]
 """
 
 from __future__ import annotations
@@ -187,27 +191,39 @@ def profile_ours(env, steps: int, p_close: float, seed: int, top: int = 15) -> s
 _READY_CHILD = """
 import sys, time
 sys.path.insert(0, {root!r})
+from config import load_config
 from envs import make_env
-env = make_env({config!r}, "train")
+env = make_env(load_config({config!r}, [{override!r}]), "train")
 env.reset(seed=0)
 env.action_masks()
 print(time.time() - {t0!r})
 """
 
 
-def time_to_ready(config: str) -> list[float]:
-    """Seconds from process start to a reset training env with its mask, two processes."""
+def time_to_ready(config: str, repeat: int = 1) -> dict[str, list[float]]:
+    """Seconds from process start to a reset training env with its mask: a cold process (empty
+    table cache) then a warm one (the same cache), ``repeat`` times on new cache folders."""
+    import shutil
     import subprocess
+    import tempfile
 
     root = str(Path(__file__).resolve().parents[1])
-    out = []
-    for _ in range(2):
-        t0 = time.time()
-        done = subprocess.run([sys.executable, "-c", _READY_CHILD.format(
-            root=root, config=config, t0=t0)], capture_output=True, text=True, cwd=root)
-        if done.returncode != 0:
-            raise SystemExit(f"the environment of {config} failed:\n{done.stderr[-3000:]}")
-        out.append(float(done.stdout.strip().splitlines()[-1]))
+    out: dict[str, list[float]] = {"cold": [], "warm": []}
+    for _ in range(repeat):
+        cache_dir = tempfile.mkdtemp(prefix="env_tables_")
+        try:
+            for kind in ("cold", "warm"):
+                t0 = time.time()
+                done = subprocess.run([sys.executable, "-c", _READY_CHILD.format(
+                    root=root, config=config, t0=t0,
+                    override=f"env.table_cache_dir={cache_dir}")],
+                    capture_output=True, text=True, cwd=root)
+                if done.returncode != 0:
+                    raise SystemExit(f"the environment of {config} failed:\n"
+                                     f"{done.stderr[-3000:]}")
+                out[kind].append(float(done.stdout.strip().splitlines()[-1]))
+        finally:
+            shutil.rmtree(cache_dir, ignore_errors=True)
     return out
 
 
@@ -231,15 +247,22 @@ def main() -> None:
                         help="also write the figures to this JSON file")
     parser.add_argument("--ready", metavar="CONFIG", default=None,
                         help="only time a fresh process until this config's env is ready")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="--ready: cold/warm pairs to take the median of")
     args = parser.parse_args()
     if args.ready:
-        first, second = time_to_ready(args.ready)
-        print(f"{args.ready}: training environment ready (reset and first mask) "
-              f"{first:.2f} s after the first process started, {second:.2f} s after the second")
+        times = time_to_ready(args.ready, args.repeat)
+        cold, warm = (float(np.median(times[k])) for k in ("cold", "warm"))
+        print(f"{args.ready}: training environment ready (reset and first mask), median of "
+              f"{args.repeat}: cold (empty table cache) {cold:.2f} s after the process started, "
+              f"warm (second process, tables cached) {warm:.2f} s")
+        print("  cold: " + ", ".join(f"{t:.2f}" for t in times["cold"])
+              + "  warm: " + ", ".join(f"{t:.2f}" for t in times["warm"]))
         if args.json:
             Path(args.json).write_text(json.dumps(
-                {"config": args.ready, "first_process_ready_s": first,
-                 "second_process_ready_s": second}, indent=2) + "\n")
+                {"config": args.ready, "repeat": args.repeat, "first_process_ready_s": cold,
+                 "second_process_ready_s": warm, "cold_ready_s": times["cold"],
+                 "warm_ready_s": times["warm"]}, indent=2) + "\n")
         return
 
     # Cold: fresh environments whose tables are built inside the timed pass.

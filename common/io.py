@@ -13,13 +13,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
     "FILE_MODE",
     "atomic_target",
+    "content_key",
     "sha256_file",
     "write_json_atomic",
+    "write_npz_atomic",
     "write_parquet_atomic",
     "write_text_atomic",
 ]
@@ -64,6 +67,42 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
 def write_json_atomic(document: Any, path: str | os.PathLike) -> Path:
     """Write ``document`` as indented JSON atomically (numpy scalars become floats)."""
     return write_text_atomic(json.dumps(document, indent=2, default=float) + "\n", path)
+
+
+def write_npz_atomic(arrays: dict[str, np.ndarray], path: str | os.PathLike,
+                     compress: bool = False) -> Path:
+    """Write ``arrays`` to ``path`` as an ``.npz`` (zip-deflated with ``compress``) atomically
+    (no object arrays: it is read back with ``allow_pickle=False``)."""
+    path = Path(path)
+    tmp = atomic_target(path)
+    try:
+        with open(tmp, "wb") as handle:  # a file object: numpy adds no second ".npz"
+            (np.savez_compressed if compress else np.savez)(handle, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def content_key(*parts: Any, length: int = 20) -> str:
+    """Hex SHA-256 (first ``length`` digits) of ``parts`` for cache keys.
+
+    An array counts by its dtype, shape and bytes; ``bytes`` as they are; anything else by its
+    JSON form (sorted keys, ``str`` for what JSON cannot hold). Parts are separated, so
+    ``("ab", "c")`` and ``("a", "bc")`` differ.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            array = np.ascontiguousarray(part)
+            digest.update(f"ndarray {array.dtype.str} {array.shape}".encode())
+            digest.update(array.tobytes())
+        elif isinstance(part, bytes):
+            digest.update(part)
+        else:
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()[:length]
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.paths import user_cache_root
 from options.strategies import StrategyConfig
 
 __all__ = ["EnvConfig", "pricing_dividend_yield"]
@@ -50,6 +51,11 @@ class EnvConfig(_Section):
     episode_length_bars: int = Field(252, ge=2, description="training episodes (random start)")
     ruin_equity_fraction: float = Field(0.5, ge=0, lt=1, description="terminate below this")
     observation_clip: float = Field(10.0, gt=0)
+    table_cache_dir: str | None = Field(
+        default_factory=lambda: str(user_cache_root() / "env_tables"),
+        description="where envs.make_env stores the per-bar market tables, built once per "
+                    "input (envs.table_cache; relative: from the config file's folder; null: "
+                    "no cache)")
 
 
 def pricing_dividend_yield(env_cfg: EnvConfig, surface_cfg) -> float:

@@ -10,6 +10,7 @@ import pandas as pd
 from envs.config import pricing_dividend_yield
 from envs.market import build_market_panel
 from envs.spy_options_env import SpyOptionsEnv
+from envs.table_cache import TableCache, market_panel_key
 from forecasters.panel import ForecastPanel
 
 __all__ = ["EnvInputs", "load_env_inputs", "make_env", "make_registered"]
@@ -74,6 +75,11 @@ def make_env(config, segment: str = "train", mode: str | None = None,
     envs build each bar's structures once. This is also the entry point of
     ``gym.make("SpyOptions-v1", config=..., segment=...)``. ``last_bar_tradable`` (live
     trading) lets the segment be one bar and allows opening on its last bar.
+
+    The segment's market panel and per-bar structure tables are loaded from the table cache
+    ``env.table_cache_dir`` when an earlier process built them for the same inputs, and written
+    there when built (:mod:`envs.table_cache`; ``null`` turns it off; not used with
+    ``last_bar_tradable``, whose data gains a bar at every call).
     """
     cfg = _resolve(config)
     mode = mode or ("train" if segment == "train" else "eval")
@@ -83,17 +89,24 @@ def make_env(config, segment: str = "train", mode: str | None = None,
                              unit_tables=share_with.tables)
     inputs = inputs or load_env_inputs(cfg)
     seg = cfg.segments.get(segment)
-    panel = build_market_panel(inputs.frame, inputs.features, inputs.forecasts,
-                               start or seg.start, end or seg.end, cfg.options.surface,
-                               cfg.env.underlying_price_scale,
-                               min_bars=1 if last_bar_tradable else 2)
+    # Live trading's newest bar is new at every call: nothing there would be read again.
+    cache = (TableCache(cfg.env.table_cache_dir)
+             if cfg.env.table_cache_dir and not last_bar_tradable else None)
+    args = (inputs.frame, inputs.features, inputs.forecasts, start or seg.start,
+            end or seg.end, cfg.options.surface, cfg.env.underlying_price_scale,
+            1 if last_bar_tradable else 2)
+    if cache is None:
+        panel = build_market_panel(*args)
+    else:
+        panel = cache.market_panel(market_panel_key(*args), lambda: build_market_panel(*args))
     source = None
     if quote_source is not None:
         source = quote_source(panel.market_bars(pricing_dividend_yield(cfg.env,
                                                                        cfg.options.surface)))
     return SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
                          cfg.options.margin, mode=mode, quote_source=source,
-                         info_level=info_level, last_bar_tradable=last_bar_tradable)
+                         info_level=info_level, last_bar_tradable=last_bar_tradable,
+                         table_cache=cache)
 
 
 def make_registered(config=None, segment: str = "train", *, panel=None, **kwargs):

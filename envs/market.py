@@ -35,6 +35,7 @@ class MarketPanelError(UserInputError):
 
 
 BAR_STAMPS = ("start", "end")
+ATM_IV_CHANGE_BARS = 5  # the observation's ATM vol change is over this many bars
 
 
 def bar_close_ns(index: pd.DatetimeIndex, bar_stamp: str | None = None) -> np.ndarray:
@@ -112,11 +113,16 @@ def build_market_panel(frame: pd.DataFrame, features: pd.DataFrame, forecasts: F
             raise MarketPanelError(f"{exc.args[0]}; the environment needs the 0.125, 0.5 and "
                                    "0.875 quantiles (forecast.quantile_levels)") from None
     annual = bars_per_year(frame.index)
-    atm = atm_iv_series(frame, surface, bars_per_year=annual)
     window = frame.loc[str(start):str(end)]
     if len(window) == 0:
         raise MarketPanelError(f"segment {start}..{end} has no bars in the market frame "
                          f"({frame.index[0].date()}..{frame.index[-1].date()})")
+    # The rows read below: the window and the ATM vol change's look-back before it.
+    first_row = frame.index.get_loc(window.index[0])
+    read = np.zeros(len(frame), dtype=bool)
+    read[max(first_row - ATM_IV_CHANGE_BARS, 0):first_row + len(window)] = True
+    atm = atm_iv_series(frame, surface, bars_per_year=annual,
+                        rows=pd.Series(read, index=frame.index))
     fc = forecasts.reindex(window.index)
     feats = features.reindex(window.index)
     needed_cols = [column for column, _ in MARKET_FEATURES]
@@ -145,7 +151,7 @@ def build_market_panel(frame: pd.DataFrame, features: pd.DataFrame, forecasts: F
             else np.zeros(len(idx)))
     context = MarketContext(
         forecast=fc.quantile, implied_move=implied, features=feats, atm_iv=atm_iv,
-        atm_iv_5_bars_before=atm.shift(5).loc[idx].to_numpy(dtype="float64"),
+        atm_iv_5_bars_before=atm.shift(ATM_IV_CHANGE_BARS).loc[idx].to_numpy(dtype="float64"),
         days_to_monthly_expiry=_monthly_expiry_days(idx), rate=rate)
     entries = market_entries(horizons, fc.quantile_levels)
     market_obs = np.column_stack([e.value(context) / e.scale for e in entries]).astype(np.float32)

@@ -43,6 +43,7 @@ counts such fills per trade.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from dataclasses import dataclass, field, fields
 
@@ -59,6 +60,7 @@ from options.structures import STRUCTURES, build_structure_legs
 
 __all__ = [
     "TABLE_BLOCK_BARS",
+    "TABLE_LAYOUT_VERSION",
     "ExitRules",
     "OpenPosition",
     "PortfolioSimulator",
@@ -71,6 +73,7 @@ __all__ = [
 
 
 TABLE_BLOCK_BARS = 64  # bars whose tables are built together, the first time one is needed
+TABLE_LAYOUT_VERSION = 1  # of a stored block (UnitTables.export_block): bump when it changes
 _QUOTE_FIELDS = tuple(f.name for f in fields(LegQuotes))
 # (expiry rule, right) of every leg of every spec: the strike grids a bar's units quote.
 _GRID_KEYS = tuple(sorted({(leg.expiry, leg.option_type) for spec in STRUCTURES.values()
@@ -167,6 +170,7 @@ class UnitTables:
         self._strikes: dict[tuple[int, str, str], np.ndarray] = {}
         self._grid: dict[tuple[int, str, str], LegQuotes] = {}
         self._built_blocks: set[int] = set()
+        self.store = None  # where blocks are loaded from and saved to (attach_store)
         self._spot = self.bars.spot.tolist()
         self._dates = list(self.bars.dates)
         # Each quote of an elementwise source depends on its own (bar, strike) only, so the
@@ -385,7 +389,7 @@ class UnitTables:
             int(sum(abs(leg.quantity_contracts) for leg in legs)), entry_cash, spread,
             max_loss, max_profit, float(risk), float(margin),
             tuple(expiry_close_ns(leg.expiry) for leg in legs), spec.is_calendar,
-            leg_delta=leg_delta, quote_source=str(getattr(self.source, "name", "model")))
+            leg_delta=leg_delta, quote_source=self.quote_source_name)
 
     # ----------------------------------------------------------------- bulk building
     def build_bars(self, bars) -> None:
@@ -398,21 +402,112 @@ class UnitTables:
         self.build_paths([u for u in units if u is not None])
 
     def build_all(self) -> None:
-        """Build every bar's units and paths (what a long training run visits)."""
+        """Build every bar's units and paths (what a long training run visits); with a store,
+        block by block, each loaded from it or built and saved to it."""
+        if self.store is not None and self.batched:
+            for block in range(self.n_blocks):
+                self.ensure_bar(block * TABLE_BLOCK_BARS)
+            return
         self.build_bars(range(len(self.bars)))
-        self._built_blocks.update(range(len(self.bars) // TABLE_BLOCK_BARS + 1))
+        self._built_blocks.update(range(self.n_blocks))
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-len(self.bars) // TABLE_BLOCK_BARS)
+
+    def block_bars(self, block: int) -> range:
+        """The bars of one block of :data:`TABLE_BLOCK_BARS`."""
+        return range(block * TABLE_BLOCK_BARS, min((block + 1) * TABLE_BLOCK_BARS,
+                                                   len(self.bars)))
 
     def ensure_bar(self, bar: int) -> None:
         """Build the block of :data:`TABLE_BLOCK_BARS` bars around ``bar`` in one pass, the
-        first time one of its bars is needed (elementwise sources; others stay lazy)."""
+        first time one of its bars is needed (elementwise sources; others stay lazy). With a
+        store, the block is loaded from it when there, else built and saved to it."""
         if not self.batched:
             return
         block = bar // TABLE_BLOCK_BARS
         if block in self._built_blocks:
             return
         self._built_blocks.add(block)
-        self.build_bars(range(block * TABLE_BLOCK_BARS,
-                              min((block + 1) * TABLE_BLOCK_BARS, len(self.bars))))
+        bars = self.block_bars(block)
+        store = self.store
+        if store is not None:
+            arrays = store.load(block)
+            if arrays is not None:
+                try:
+                    self.import_block(block, arrays)
+                    return
+                except Exception as exc:  # whatever is wrong with a stored block: rebuild it
+                    store.unreadable(block, exc)
+        self.build_bars(bars)
+        if store is not None:
+            store.save(block, self.export_block(block))
+
+    def attach_store(self, store) -> None:
+        """Load blocks from and save them to ``store``: an object with ``load(block) -> dict of
+        arrays or None``, ``save(block, arrays)`` and ``unreadable(block, error)`` (see
+        :mod:`envs.table_cache`). Only for elementwise sources (others build lazily)."""
+        self.store = store
+
+    # ----------------------------------------------------------------- stored blocks
+    def export_block(self, block: int) -> dict[str, np.ndarray]:
+        """Every unit, path and refusal of one built block as flat arrays (no objects), from
+        which :meth:`import_block` rebuilds them bit for bit."""
+        bars = self.block_bars(block)
+        strategies = tuple(STRUCTURES)
+        units, why = [], []
+        present = np.zeros((len(bars), len(strategies)), dtype=bool)
+        for i, bar in enumerate(bars):
+            for s, strategy in enumerate(strategies):
+                unit = self._units[(bar, strategy)]
+                if unit is None:
+                    why.append(self.why_missing(bar, strategy))
+                else:
+                    present[i, s] = True
+                    units.append(unit)
+        return _units_to_arrays(units, why, present, {
+            "layout": TABLE_LAYOUT_VERSION, "bars": [bars.start, bars.stop],
+            "strategies": list(strategies)})
+
+    def import_block(self, block: int, arrays: dict[str, np.ndarray]) -> None:
+        """Units, paths and refusals of one block from :meth:`export_block`'s arrays. Raises
+        ValueError (KeyError, IndexError) on arrays of another layout or block; nothing is
+        kept then."""
+        bars = self.block_bars(block)
+        meta = json.loads(str(arrays["meta"]))
+        if meta != {"layout": TABLE_LAYOUT_VERSION, "bars": [bars.start, bars.stop],
+                    "strategies": list(STRUCTURES)}:
+            raise ValueError(f"stored block {meta} is not block {block} of this layout")
+        units, why = {}, {}
+        made = iter(_units_from_arrays(arrays, self.quote_source_name))
+        missing = iter(arrays["why"].tolist())
+        present = arrays["present"]
+        if present.shape != (len(bars), len(STRUCTURES)):
+            raise ValueError(f"stored block has {present.shape} units, expected "
+                             f"{(len(bars), len(STRUCTURES))}")
+        for i, bar in enumerate(bars):
+            for s, strategy in enumerate(STRUCTURES):
+                if present[i, s]:
+                    unit = next(made)
+                    if unit.entry_bar != bar or unit.strategy != strategy:
+                        raise ValueError(f"stored unit {unit.strategy}@{unit.entry_bar} where "
+                                         f"{strategy}@{bar} was expected")
+                    units[(bar, strategy)] = unit
+                else:
+                    units[(bar, strategy)] = None
+                    why[(bar, strategy)] = next(missing)
+        if next(made, None) is not None or next(missing, None) is not None:
+            raise ValueError("stored block holds more units than its table says")
+        for key, unit in units.items():  # units built before (lazily) stay the same objects
+            if key not in self._units:
+                self._units[key] = unit
+                if key in why:
+                    self._why[key] = why[key]
+
+    @property
+    def quote_source_name(self) -> str:
+        return str(getattr(self.source, "name", "model"))
 
     def path(self, unit: UnitStructure) -> _UnitPath:
         """Quotes of the unit's legs on every bar from entry to its last expiry (built once)."""
@@ -532,6 +627,141 @@ class UnitTables:
             alive_contracts.tolist(), *(g.tolist() for g in greeks), margin.tolist(),
             first_expiry.tolist(), leg_bid, leg_ask, leg_mid, alive, leg_settle, fallback,
             alive & ~_valid_quote(leg_bid, leg_ask))
+
+
+# --------------------------------------------------------------------------- stored blocks
+# Arrays of a stored block: per unit (u_), per leg of every unit (l_), per path bar of every
+# unit (p_) and per leg and path bar of every unit, legs major (q_).
+_PATH_BAR_FIELDS = (("mid_usd", "float64"), ("liq_usd", "float64"), ("settle_usd", "float64"),
+                    ("settles", "bool"), ("alive_contracts", "int64"), ("delta", "float64"),
+                    ("gamma", "float64"), ("theta", "float64"), ("vega", "float64"),
+                    ("margin_usd", "float64"), ("first_expiry_ns", "int64"))
+_PATH_LEG_FIELDS = (("leg_bid", "float64"), ("leg_ask", "float64"), ("leg_mid", "float64"),
+                    ("leg_alive", "bool"), ("leg_fallback", "bool"),
+                    ("leg_invalid_price", "bool"))
+_UNIT_LEG_FIELDS = ("leg_bid", "leg_ask", "leg_mid", "leg_iv", "leg_delta")
+
+
+def _concat(parts: list, dtype: str) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
+
+def _units_to_arrays(units: list[UnitStructure], why: list[str], present: np.ndarray,
+                     meta: dict) -> dict[str, np.ndarray]:
+    """Flat arrays of ``units`` (see :meth:`UnitTables.export_block`)."""
+    nan = math.nan
+    out: dict[str, np.ndarray] = {
+        "meta": np.array(json.dumps(meta, sort_keys=True)), "present": present,
+        "why": np.array(why, dtype=str) if why else np.zeros(0, dtype="<U1"),
+        "u_bar": np.array([u.entry_bar for u in units], dtype="int64"),
+        "u_legs": np.array([len(u.legs) for u in units], dtype="int64"),
+        "u_commission_contracts": np.array([u.commission_contracts for u in units], "int64"),
+        "u_entry_cash_usd": np.array([u.entry_cash_usd for u in units], dtype="float64"),
+        "u_entry_spread_usd": np.array([u.entry_spread_usd for u in units], dtype="float64"),
+        "u_has_max_loss": np.array([u.max_loss_usd is not None for u in units], dtype=bool),
+        "u_max_loss_usd": np.array([nan if u.max_loss_usd is None else u.max_loss_usd
+                                    for u in units], dtype="float64"),
+        "u_has_max_profit": np.array([u.max_profit_usd is not None for u in units], dtype=bool),
+        "u_max_profit_usd": np.array([nan if u.max_profit_usd is None else u.max_profit_usd
+                                      for u in units], dtype="float64"),
+        "u_risk_usd": np.array([u.risk_usd for u in units], dtype="float64"),
+        "u_margin_usd": np.array([u.margin_usd for u in units], dtype="float64"),
+        "u_close_at_first_expiry": np.array([u.close_at_first_expiry for u in units], bool),
+        "u_has_leg_delta": np.array([u.leg_delta is not None for u in units], dtype=bool),
+        "u_path_bars": np.array([-1 if u.path is None else len(u.path.mid_usd)
+                                 for u in units], dtype="int64"),
+        "l_call": np.array([leg.is_call for u in units for leg in u.legs], dtype=bool),
+        "l_strike": np.array([leg.strike for u in units for leg in u.legs], dtype="float64"),
+        "l_expiry_ns": np.array([pd.Timestamp(leg.expiry).as_unit("ns").value
+                                 for u in units for leg in u.legs], dtype="int64"),
+        "l_quantity": np.array([leg.quantity_contracts for u in units for leg in u.legs],
+                               dtype="int64"),
+        "l_expiry_close_ns": np.array([ns for u in units for ns in u.expiry_close_ns], "int64"),
+    }
+    for name in _UNIT_LEG_FIELDS:
+        out[f"l_{name}"] = _concat([np.full(len(u.legs), nan) if getattr(u, name) is None
+                                    else getattr(u, name) for u in units], "float64")
+    paths = [u.path for u in units if u.path is not None]
+    out["l_settle_bar"] = _concat([p.leg_settle_bar for p in paths], "int64")
+    for name, dtype in _PATH_BAR_FIELDS:
+        out[f"p_{name}"] = _concat([np.asarray(getattr(p, name), dtype=dtype) for p in paths],
+                                   dtype)
+    for name, dtype in _PATH_LEG_FIELDS:
+        out[f"q_{name}"] = _concat([getattr(p, name).ravel() for p in paths], dtype)
+    return out
+
+
+def _units_from_arrays(a: dict[str, np.ndarray], quote_source: str) -> list[UnitStructure]:
+    """The units of :func:`_units_to_arrays`, equal to the stored ones bit for bit."""
+    strategies = json.loads(str(a["meta"]))["strategies"]
+    n_legs = a["u_legs"].tolist()
+    bar_of = a["u_bar"].tolist()
+    path_bars = a["u_path_bars"].tolist()
+    present = a["present"]
+    strategy_of = [strategies[s] for s in np.nonzero(present)[1].tolist()]
+    if not len(strategy_of) == len(n_legs) == len(bar_of) == len(path_bars):
+        raise ValueError("stored block: per-unit arrays of different lengths")
+    scalars = {k: a[k].tolist() for k in (
+        "u_commission_contracts", "u_entry_cash_usd", "u_entry_spread_usd", "u_has_max_loss",
+        "u_max_loss_usd", "u_has_max_profit", "u_max_profit_usd", "u_risk_usd", "u_margin_usd",
+        "u_close_at_first_expiry", "u_has_leg_delta")}
+    calls, strikes, quantity = (a["l_call"].tolist(), a["l_strike"].tolist(),
+                                a["l_quantity"].tolist())
+    expiry_ns, close_ns = a["l_expiry_ns"].tolist(), a["l_expiry_close_ns"].tolist()
+    leg_arrays = {name: a[f"l_{name}"] for name in _UNIT_LEG_FIELDS}
+    settle_bar = a["l_settle_bar"]
+    bar_lists = {name: a[f"p_{name}"].tolist() for name in (
+        "mid_usd", "liq_usd", "settle_usd", "settles", "alive_contracts", "delta", "gamma",
+        "theta", "vega", "margin_usd", "first_expiry_ns")}
+    leg_bar = {name: a[f"q_{name}"] for name, _ in _PATH_LEG_FIELDS}
+    for name, dtype in _PATH_LEG_FIELDS:
+        if leg_bar[name].dtype != np.dtype(dtype):
+            raise ValueError(f"stored block: q_{name} is {leg_bar[name].dtype}, not {dtype}")
+    timestamps: dict[int, pd.Timestamp] = {}
+    out = []
+    leg = bar = cell = path_leg = 0  # running offsets into the l_, p_ and q_ arrays
+    for u, strategy in enumerate(strategy_of):
+        k = n_legs[u]
+        stop = leg + k
+        legs = []
+        for j in range(leg, stop):
+            ts = timestamps.get(expiry_ns[j])
+            if ts is None:
+                ts = timestamps[expiry_ns[j]] = pd.Timestamp(expiry_ns[j])
+            legs.append(Leg("call" if calls[j] else "put", strikes[j], ts, quantity[j]))
+        unit = UnitStructure(
+            strategy=strategy, entry_bar=bar_of[u], legs=tuple(legs),
+            leg_bid=leg_arrays["leg_bid"][leg:stop], leg_ask=leg_arrays["leg_ask"][leg:stop],
+            leg_mid=leg_arrays["leg_mid"][leg:stop], leg_iv=leg_arrays["leg_iv"][leg:stop],
+            commission_contracts=scalars["u_commission_contracts"][u],
+            entry_cash_usd=scalars["u_entry_cash_usd"][u],
+            entry_spread_usd=scalars["u_entry_spread_usd"][u],
+            max_loss_usd=scalars["u_max_loss_usd"][u] if scalars["u_has_max_loss"][u] else None,
+            max_profit_usd=(scalars["u_max_profit_usd"][u] if scalars["u_has_max_profit"][u]
+                            else None),
+            risk_usd=scalars["u_risk_usd"][u], margin_usd=scalars["u_margin_usd"][u],
+            expiry_close_ns=tuple(close_ns[leg:stop]),
+            close_at_first_expiry=scalars["u_close_at_first_expiry"][u],
+            leg_delta=leg_arrays["leg_delta"][leg:stop] if scalars["u_has_leg_delta"][u] else None,
+            quote_source=quote_source)
+        n = path_bars[u]
+        if n >= 0:
+            end, cell_end = bar + n, cell + k * n
+            unit.path = _UnitPath(
+                *(bar_lists[name][bar:end] for name, _ in _PATH_BAR_FIELDS),
+                leg_bid=leg_bar["leg_bid"][cell:cell_end].reshape(k, n),
+                leg_ask=leg_bar["leg_ask"][cell:cell_end].reshape(k, n),
+                leg_mid=leg_bar["leg_mid"][cell:cell_end].reshape(k, n),
+                leg_alive=leg_bar["leg_alive"][cell:cell_end].reshape(k, n),
+                leg_settle_bar=settle_bar[path_leg:path_leg + k],
+                leg_fallback=leg_bar["leg_fallback"][cell:cell_end].reshape(k, n),
+                leg_invalid_price=leg_bar["leg_invalid_price"][cell:cell_end].reshape(k, n))
+            bar, cell, path_leg = end, cell_end, path_leg + k
+        out.append(unit)
+        leg = stop
+    if leg != len(calls) or bar != len(bar_lists["mid_usd"]) or cell != len(leg_bar["leg_bid"]):
+        raise ValueError("stored block: leg or path arrays longer than its units")
+    return out
 
 
 def _slice_quotes(q: LegQuotes, start: int, stop: int) -> LegQuotes:

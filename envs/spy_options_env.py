@@ -17,6 +17,7 @@ from envs.market import MarketPanel
 from envs.observations import PORTFOLIO_ENTRIES, portfolio_values_fast
 from envs.portfolio import ExitRules, PortfolioSimulator, StepResult, UnitTables, quote_is_valid
 from envs.rewards import make_reward
+from envs.table_cache import TableCache
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
 from options.positions import MarginConfig
@@ -106,7 +107,10 @@ class SpyOptionsEnv(gym.Env):
 
     ## Arguments
     ``SpyOptionsEnv(panel, env_config, surface_config, cost_config, margin_config, mode,
-    quote_source=None, info_level=None, unit_tables=None, last_bar_tradable=False)``;
+    quote_source=None, info_level=None, unit_tables=None, last_bar_tradable=False,
+    table_cache=None)``; ``table_cache`` (an :class:`envs.table_cache.TableCache`) loads the
+    per-bar structure tables from disk where an earlier process stored them for the same inputs,
+    and stores those it builds (``envs.make_env`` passes the config's ``env.table_cache_dir``);
     ``last_bar_tradable`` (live trading, evaluation mode only) allows structures to be opened on
     the segment's last bar, the newest one, whose successor is not known yet: the episode may
     then be that one bar, and the executor reads its observation and mask without stepping;
@@ -134,7 +138,7 @@ class SpyOptionsEnv(gym.Env):
                  margin_config: MarginConfig | None = None, mode: str = "train",
                  quote_source: QuoteSource | None = None, info_level: str | None = None,
                  unit_tables: UnitTables | None = None,
-                 last_bar_tradable: bool = False) -> None:
+                 last_bar_tradable: bool = False, table_cache: TableCache | None = None) -> None:
         super().__init__()
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -168,6 +172,9 @@ class SpyOptionsEnv(gym.Env):
             self.tables = UnitTables(self.quotes, cfg.strategies, self.costs, self.margin_cfg,
                                      cfg.undefined_risk_stress_move_fraction,
                                      cfg.max_volume_share)
+            store = table_cache.unit_store(self.tables) if table_cache is not None else None
+            if store is not None:
+                self.tables.attach_store(store)
         self.sim = PortfolioSimulator(
             self.tables, self.costs,
             ExitRules(cfg.profit_target_fraction, cfg.stop_loss_multiple, cfg.close_at_dte_days),

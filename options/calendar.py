@@ -41,7 +41,6 @@ import warnings
 from collections.abc import Iterable
 from functools import lru_cache
 
-import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
@@ -90,6 +89,10 @@ _WEEKDAY = {
 
 @lru_cache(maxsize=1)
 def _calendar():
+    # Imported here: it takes about 0.3 s, and a process whose tables come from the table cache
+    # (envs.table_cache) may never need a session close.
+    import exchange_calendars as xcals
+
     with warnings.catch_warnings():
         # exchange_calendars 4.13 trips pandas 3 deprecation warnings internally (not ours)
         warnings.simplefilter("ignore")

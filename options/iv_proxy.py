@@ -261,8 +261,14 @@ def _frame_name(frame: pd.DataFrame) -> str:
 
 
 def implied_vol_level(frame: pd.DataFrame, cfg: SurfaceConfig, *,
-                      bars_per_year: float = TRADING_DAYS_PER_YEAR) -> pd.Series:
+                      bars_per_year: float = TRADING_DAYS_PER_YEAR,
+                      rows: pd.Series | None = None) -> pd.Series:
     """``iv_index`` where present, the proxy ``cfg.iv_proxy`` elsewhere (an index level, decimal).
+
+    ``rows`` (a boolean Series on the frame's index; None: every row) are the rows whose value
+    the caller reads: ``garch_vrp`` skips the fits of refit blocks without one (their rows are
+    NaN), which leaves every value of ``rows`` as it is (each block's values come from its own
+    fit, on the returns before it).
 
     Raises:
         UserInputError: ``iv_proxy`` is ``none`` and the frame has no implied vol at all.
@@ -287,7 +293,9 @@ def implied_vol_level(frame: pd.DataFrame, cfg: SurfaceConfig, *,
             fallback_ratio=cfg.fallback_iv_to_realized_ratio,
             min_overlap_bars=cfg.min_calibration_overlap_bars)
     else:
-        proxy = garch_vrp_proxy(frame["close"], bars_per_year, needed=missing)
+        needed = missing if rows is None else missing & rows.reindex(frame.index,
+                                                                     fill_value=False)
+        proxy = garch_vrp_proxy(frame["close"], bars_per_year, needed=needed)
     return iv.where(~missing, proxy).rename("iv_level")
 
 

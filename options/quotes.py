@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from common.io import content_key
 from options.calendar import NS_PER_DAY, expiry_close_ns, listed_expiries
 from options.costs import CostConfig, bid_ask_per_share
 from options.pricing import DAYS_PER_YEAR, bs_greeks, bs_price
@@ -61,6 +62,12 @@ class MarketBars:
 
     def __len__(self) -> int:
         return len(self.dates)
+
+    def cache_parts(self) -> tuple:
+        """Every value of the bars, for cache keys (dates as int64 ns with their time zone)."""
+        return (self.dates.as_unit("ns").asi8, str(self.dates.tz), np.asarray(self.close_ns),
+                np.asarray(self.spot), np.asarray(self.atm_iv), np.asarray(self.rate),
+                float(self.dividend_yield))
 
     def bar_of_close(self, close_ns: int) -> int | None:
         """Index of the bar whose decision time is exactly ``close_ns``, else None."""
@@ -185,6 +192,16 @@ class ModelQuoteSource:
 
     def expiries(self, bar: int) -> pd.DatetimeIndex:
         return self._expiries(int(bar))
+
+    def cache_key(self) -> str:
+        """A digest of everything these quotes depend on: the class, the bars, the surface
+        (its parameters and iv proxy), the costs and the strike and expiry grids. Tables built
+        from this source may be stored under it (``envs.table_cache``)."""
+        cls = type(self)
+        return content_key(f"{cls.__module__}.{cls.__qualname__}", *self.bars.cache_parts(),
+                           self.surface.model_dump(mode="json"),
+                           self.costs.model_dump(mode="json"), self.strike_spacing,
+                           self.expiry_kinds, self.max_dte_days)
 
     def t_years(self, bar_idx, expiry: pd.Timestamp) -> np.ndarray:
         """Years (of 365 days) from each bar's close to the expiry close; >= 0."""

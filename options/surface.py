@@ -354,7 +354,8 @@ def iv_at_scalar(
 
 
 def atm_iv_series(frame: pd.DataFrame, cfg: SurfaceConfig | None = None, *,
-                  bars_per_year: float = TRADING_DAYS_PER_YEAR) -> pd.Series:
+                  bars_per_year: float = TRADING_DAYS_PER_YEAR,
+                  rows: pd.Series | None = None) -> pd.Series:
     """Reference-horizon at-the-money implied vol for every row of a market frame.
 
     ``iv_index`` where present; elsewhere the proxy named by ``cfg.iv_proxy``
@@ -366,7 +367,9 @@ def atm_iv_series(frame: pd.DataFrame, cfg: SurfaceConfig | None = None, *,
 
     ``bars_per_year`` annualises the proxies: it must be the frame's own
     (``data.bars_per_year(frame.index)``, the one source of truth; 252 for daily bars, about
-    19,656 for 5-minute bars), which the environment passes.
+    19,656 for 5-minute bars), which the environment passes. ``rows`` (a boolean Series; None:
+    all) are the rows the caller reads; others may be left NaN where that saves proxy fits
+    (:func:`options.iv_proxy.implied_vol_level`).
 
     Returns:
         Series named ``atm_iv_annualized`` on the frame's index.
@@ -379,7 +382,7 @@ def atm_iv_series(frame: pd.DataFrame, cfg: SurfaceConfig | None = None, *,
         )
     if not bars_per_year > 0:
         raise ValueError(f"bars_per_year must be > 0, got {bars_per_year}")
-    level = implied_vol_level(frame, cfg, bars_per_year=bars_per_year)
+    level = implied_vol_level(frame, cfg, bars_per_year=bars_per_year, rows=rows)
     return (level * cfg.index_to_atm_ratio).rename("atm_iv_annualized")
 
 

@@ -18,6 +18,19 @@ def embedded() -> pd.DataFrame:
     return load_market("embedded")
 
 
+@pytest.mark.parametrize("name,filename", [
+    ("sp500", "sp500.csv.gz"), ("vix", "vix.csv.gz"), ("frenchdata", "frenchdata.csv.gz"),
+    ("core_cpi", "core-cpi.csv.gz"), ("default", "default.csv.gz")])
+def test_embedded_files_read_as_arch_reads_them(name, filename):
+    import importlib
+
+    from data.embedded import _arch_data
+
+    pd.testing.assert_frame_equal(_arch_data(name, filename),
+                                  importlib.import_module(f"arch.data.{name}").load(),
+                                  check_exact=True)
+
+
 def test_embedded_rows_and_ranges(embedded):
     assert len(embedded) == 5031
     assert embedded.index[0] == pd.Timestamp("1999-01-04")

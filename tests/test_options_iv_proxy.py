@@ -270,3 +270,23 @@ def test_proxy_is_stated_in_log_train_summary_provenance_and_report(tmp_path):
     report = (run_dir / "eval" / "report.md").read_text()
     assert f"Implied vol: iv_index where present, else {IV_PROXY_KEY} = garch_vrp" in report
     assert f"x {GARCH_VRP_RATIO:.4f}" in report
+
+
+def test_rows_read_keep_their_values_and_save_the_other_fits(real_frame, monkeypatch):
+    """``rows``: the garch proxy fits only the refit blocks holding them, and their values are
+    those of the whole frame's proxy (the environment's market panel reads its segment only)."""
+    import options.iv_proxy as iv_proxy
+
+    full = atm_iv_series(real_frame, GARCH_CFG)
+    fits = []
+    fit = iv_proxy._fit_gjr
+    monkeypatch.setattr(iv_proxy, "_fit_gjr", lambda r: fits.append(len(r)) or fit(r))
+    for start, stop in [("2013-12-20", "2014-02-10"), ("2006-01-01", "2006-03-31")]:
+        rows = pd.Series((real_frame.index >= start) & (real_frame.index <= stop),
+                         index=real_frame.index)
+        fits.clear()
+        some = atm_iv_series(real_frame.iloc[:-1], GARCH_CFG, rows=rows)  # a new memo key
+        assert 0 < len(fits) <= 2  # the refit blocks holding the rows, not all of them
+        np.testing.assert_array_equal(some[rows.iloc[:-1]].to_numpy(),
+                                      full.iloc[:-1][rows.iloc[:-1]].to_numpy())
+        assert some[rows.iloc[:-1]].notna().all()
