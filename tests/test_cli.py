@@ -6,7 +6,6 @@ subprocess."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from agents.config import BaselinesConfig
-from tests.helpers import ROOT, SPX_CHAIN, TINY_TIMESTEPS, copy_run, run, tiny_config
+from tests.helpers import ROOT, SPX_CHAIN, TINY_TIMESTEPS, run, tiny_config
 
 REQUIRED_METRICS = ("total_return_pct", "annual_return_pct", "annual_vol_pct", "sharpe",
                     "sortino", "max_drawdown_pct", "trades", "win_rate", "calmar",
