@@ -314,6 +314,9 @@ def test_spaces_match_names():
 
 
 # --------------------------------------------------------------------------- accounting invariants
+ROLLOUT_BARS = 150  # five 30-day expiry cycles per example: opens, exits and expiries all occur
+
+
 @cache
 def rollout_env(max_open_positions: int, sizing: str, auto_exits: bool) -> SpyOptionsEnv:
     """One env per configuration, shared by the hypothesis examples (its caches stay warm)."""
@@ -324,7 +327,7 @@ def rollout_env(max_open_positions: int, sizing: str, auto_exits: bool) -> SpyOp
         max_open_positions=max_open_positions,
         sizing=sizing,
         fixed_contracts=3,
-        episode_length_bars=250,
+        episode_length_bars=ROLLOUT_BARS,
         **(exits if auto_exits else {}),
     )
     return SpyOptionsEnv(panel, cfg, mode="train", info_level="full")
@@ -348,8 +351,9 @@ def test_accounting_invariants_over_random_rollouts(
 ):
     env = rollout_env(max_open_positions, sizing, auto_exits)
     rng = np.random.default_rng(seed)
-    infos, _ = rollout(env, embedded_lookup(), rng, steps=250, p_invalid=p_invalid, seed=seed)
-    assert len(infos) > 200  # no early ruin with these sizes: the rollout really ran
+    infos, _ = rollout(env, embedded_lookup(), rng, steps=ROLLOUT_BARS, p_invalid=p_invalid,
+                       seed=seed)
+    assert len(infos) > ROLLOUT_BARS  # no early ruin with these sizes: the rollout really ran
     assert env.trade_ledger().shape[0] > 0
 
 

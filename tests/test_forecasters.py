@@ -110,7 +110,9 @@ def test_diebold_mariano_detects_a_clear_difference():
 
 
 def test_walk_forward_has_no_look_ahead(market):
-    """A panel recomputed on data truncated at T equals the full panel at dates <= T."""
+    """A panel recomputed on data truncated at T equals the full panel at dates <= T (on data
+    to mid-2015: six refits of every member are as telling as ten)."""
+    market = market.loc[:"2015-06-30"]
     config = ForecastConfig(**TINY)
     full = walk_forward(market, config, progress=False)
     cut = market.index[len(market) - 95]  # inside a refit block
