@@ -54,11 +54,16 @@ TRIALS ?= 20
 tune: setup
 	$(PY) -m agents.tune --config $(CONFIG) --trials $(TRIALS) $(TUNE_ARGS)
 
+# The fast suite on two pytest-xdist workers, a test file per worker at a time (its module
+# fixtures are built once; session fixtures once per worker); it ends with the ten slowest tests
+# and the line "N passed ... in S s", the suite's duration. PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST = -n $(PYTEST_WORKERS) --dist loadfile
 test: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_XDIST) --durations=10
 
 test-slow: setup
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow $(PYTEST_XDIST) --durations=10
 
 lint: setup
 	$(VENV)/bin/ruff check .

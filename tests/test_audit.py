@@ -7,13 +7,10 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from agents.audit import (
     audit_markdown,
@@ -23,8 +20,8 @@ from agents.audit import (
     static_arbitrage_violations,
 )
 from options.pricing import bs_price
+from tests.helpers import SPX_CHAIN, run
 
-ROOT = Path(__file__).resolve().parent.parent
 BAND = 0.25
 
 
@@ -163,31 +160,12 @@ def test_planted_butterfly_vertical_bound_and_calendar_violations_are_found():
 
 # --------------------------------------------------------------------------- end to end
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
+    return run(*args, timeout=900)
 
 
 @pytest.mark.slow
-def test_a_tiny_evaluation_writes_its_audit(tmp_path):
-    config = {
-        "name": "tiny", "data": {"source": "embedded", "start": "2010-01-01"},
-        "segments": {"train": {"start": "2014-01-01", "end": "2015-06-30"},
-                     "valid": {"start": "2015-07-01", "end": "2015-12-31"},
-                     "test": {"start": "2016-01-01", "end": "2016-06-30"}},
-        "forecast": {"first_forecast_date": "2013-10-01", "members": ["vol_rw"],
-                     "references": ["random_walk"], "refit_every_bars": 252,
-                     "cache_dir": str(tmp_path / "cache")},
-        "env": {"underlying_price_scale": 0.1, "episode_length_bars": 40},
-        "agent": {"n_steps": 64, "batch_size": 32, "n_epochs": 2, "net_arch": [16]},
-        "train": {"total_timesteps": 128, "checkpoint_every_steps": 128,
-                  "eval_every_steps": 128, "n_envs": 1, "progress_bar": False},
-        "eval": {"bootstrap_samples": 100},
-    }
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    run_dir = tmp_path / "run"
-    done = _run("train.py", "--config", str(tmp_path / "tiny.yaml"), "--run-dir", str(run_dir),
-                "--no-progress")
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_a_tiny_evaluation_writes_its_audit(tiny_run_copy):
+    run_dir = tiny_run_copy  # the session's tiny run (tests/conftest.py), copied: written into
     done = _run("evaluate.py", "--run", str(run_dir), "--no-plots")
     assert done.returncode == 0, done.stderr[-3000:]
     audit = json.loads((run_dir / "eval" / "audit.json").read_text())
@@ -205,9 +183,8 @@ def test_a_tiny_evaluation_writes_its_audit(tmp_path):
             trades["pnl_usd"].sum())
     report = (run_dir / "eval" / "report.md").read_text()
     assert "## Audit" in report and "top trade share" in report
-    chain = ROOT / "tests" / "data" / "real_chains" / "spx_slice_2019-05-06_07.csv.gz"
     done = _run("evaluate.py", "--run", str(run_dir), "--quotes", "chain", "--chain",
-                str(chain))
+                str(SPX_CHAIN))
     assert done.returncode == 0, done.stderr[-3000:]
     chain_audit = json.loads((run_dir / "eval_chain" / "audit.json").read_text())
     assert chain_audit["policies"]

@@ -1,11 +1,11 @@
-"""End-to-end tests of train.py and evaluate.py on a tiny config (subprocesses, real data)."""
+"""End-to-end tests of train.py and evaluate.py on a tiny config (real data; the tiny run is
+trained once per session by ``tests/conftest.py``). Bad-input cases call evaluate.py's ``main``
+in-process (the same ``run_cli`` path as the command line); one of them also runs as a real
+subprocess."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,55 +13,16 @@ import pytest
 import yaml
 
 from agents.config import BaselinesConfig
+from tests.helpers import ROOT, SPX_CHAIN, TINY_TIMESTEPS, run, tiny_config
 
-ROOT = Path(__file__).resolve().parent.parent
 REQUIRED_METRICS = ("total_return_pct", "annual_return_pct", "annual_vol_pct", "sharpe",
                     "sortino", "max_drawdown_pct", "trades", "win_rate", "calmar",
                     "avg_pnl_per_trade_usd", "profit_factor", "total_costs_usd", "exposure",
                     "return_on_margin_pct")
 
 
-def tiny_config(cache_dir: Path) -> dict:
-    return {
-        "name": "tiny",
-        "data": {"source": "embedded", "start": "2010-01-01"},
-        "segments": {"train": {"start": "2014-01-01", "end": "2015-06-30"},
-                     "valid": {"start": "2015-07-01", "end": "2015-12-31"},
-                     "test": {"start": "2016-01-01", "end": "2016-06-30"}},
-        "forecast": {"first_forecast_date": "2013-10-01", "members": ["vol_rw"],
-                     "references": ["random_walk"], "refit_every_bars": 252,
-                     "cache_dir": str(cache_dir)},
-        "env": {"underlying_price_scale": 0.1, "episode_length_bars": 40},
-        "agent": {"n_steps": 64, "batch_size": 32, "n_epochs": 2, "net_arch": [16],
-                  "vec_normalize": True},
-        "train": {"total_timesteps": 256, "checkpoint_every_steps": 128,
-                  "eval_every_steps": 128, "n_envs": 1, "progress_bar": False},
-        "eval": {"bootstrap_samples": 200},
-    }
-
-
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("cli")
-    (base / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(base / "cache")))
-    return base
-
-
-@pytest.fixture(scope="module")
-def trained(workspace) -> Path:
-    run_dir = workspace / "runs" / "tiny"
-    out = run(str(ROOT / "train.py"), "--config", str(workspace / "tiny.yaml"), "--run-dir",
-              str(run_dir), "--no-progress")
-    assert out.returncode == 0, out.stderr[-3000:]
-    return run_dir
-
-
-def test_train_writes_a_complete_run_directory(trained):
+def test_train_writes_a_complete_run_directory(tiny_run):
+    trained = tiny_run
     for name in ("config.yaml", "command.txt", "provenance.json", "forecasts/panel.parquet",
                  "model.zip", "best_model.zip", "train_summary.json", "vecnormalize.npz",
                  "best_vecnormalize.npz"):
@@ -69,19 +30,19 @@ def test_train_writes_a_complete_run_directory(trained):
     assert list((trained / "checkpoints").glob("ckpt_*_steps.zip"))
     assert list((trained / "tb").rglob("events.out.tfevents.*"))
     summary = json.loads((trained / "train_summary.json").read_text())
-    assert summary["timesteps"] == 256
+    assert summary["timesteps"] == TINY_TIMESTEPS
     provenance = json.loads((trained / "provenance.json").read_text())
     assert provenance["data"]["source"] == "embedded"
     assert provenance["data"]["symbol"] == "^GSPC"
     resolved = yaml.safe_load((trained / "config.yaml").read_text())
-    assert resolved["train"]["total_timesteps"] == 256
+    assert resolved["train"]["total_timesteps"] == TINY_TIMESTEPS
     assert resolved["env"]["starting_equity_usd"] == 100000.0  # defaults written out
 
 
-def test_tensorboard_has_grouped_custom_scalars(trained):
+def test_tensorboard_has_grouped_custom_scalars(tiny_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    event_dir = next((trained / "tb").rglob("events.out.tfevents.*")).parent
+    event_dir = next((tiny_run / "tb").rglob("events.out.tfevents.*")).parent
     acc = EventAccumulator(str(event_dir))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
@@ -90,7 +51,8 @@ def test_tensorboard_has_grouped_custom_scalars(trained):
         assert tag in tags, (tag, sorted(tags))
 
 
-def test_evaluate_writes_metrics_for_ppo_and_every_baseline(trained):
+def test_evaluate_writes_metrics_for_ppo_and_every_baseline(tiny_run_copy):
+    trained = tiny_run_copy
     out = run(str(ROOT / "evaluate.py"), "--run", str(trained))
     assert out.returncode == 0, out.stderr[-3000:]
     document = json.loads((trained / "eval" / "metrics.json").read_text())
@@ -142,9 +104,10 @@ def test_evaluate_writes_metrics_for_ppo_and_every_baseline(trained):
     assert not [p for p in trained.iterdir() if p.name.startswith(".eval.")]
 
 
-def test_evaluate_overrides_baselines_window_and_output(trained, tmp_path):
+def test_evaluate_overrides_baselines_window_and_output(tiny_run, tmp_path, in_process):
+    trained = tiny_run
     out_dir = tmp_path / "costly"
-    out = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--set",
+    out = in_process.evaluate("--run", str(trained), "--set",
               "options.costs.commission_per_contract_usd=5.0", "--baselines",
               "short_put_spread,forecast_rule", "--start", "2015-08-01", "--end",
               "2016-03-31", "--out", str(out_dir), "--no-plots")
@@ -157,7 +120,7 @@ def test_evaluate_overrides_baselines_window_and_output(trained, tmp_path):
     assert not list(out_dir.glob("*.png"))
     assert not (trained / "config.yaml").read_text().count("commission_per_contract_usd: 5.0")
     # Higher commissions cost the same trades more.
-    cheap = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--baselines",
+    cheap = in_process.evaluate("--run", str(trained), "--baselines",
                 "short_put_spread", "--start", "2015-08-01", "--end", "2016-03-31", "--out",
                 str(tmp_path / "cheap"), "--no-plots")
     assert cheap.returncode == 0, cheap.stderr[-3000:]
@@ -165,14 +128,6 @@ def test_evaluate_overrides_baselines_window_and_output(trained, tmp_path):
     spread_costly = document["policies"]["short_put_spread"]
     spread_cheap = cheap_doc["policies"]["short_put_spread"]
     assert spread_costly["total_costs_usd"] > spread_cheap["total_costs_usd"]
-
-
-def _copy_run(trained: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    target = tmp_path / "run"
-    shutil.copytree(trained, target, ignore=shutil.ignore_patterns("eval", "tb", "checkpoints"))
-    return target
 
 
 @pytest.mark.parametrize(
@@ -200,11 +155,11 @@ def _copy_run(trained: Path, tmp_path: Path) -> Path:
          "unknown key 'options.costs.colour'"),
     ],
 )
-def test_evaluate_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_path, break_run,
-                                                                   flags, message):
-    run_dir = _copy_run(trained, tmp_path)
+def test_evaluate_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_run_copy, in_process,
+                                                                   break_run, flags, message):
+    run_dir = tiny_run_copy
     break_run(run_dir)
-    out = run(str(ROOT / "evaluate.py"), "--run", str(run_dir), "--no-plots", *flags)
+    out = in_process.evaluate("--run", str(run_dir), "--no-plots", *flags)
     assert out.returncode == 2, out.stderr[-3000:]
     assert message in out.stderr, out.stderr[-2000:]
     assert "Traceback" not in out.stderr
@@ -212,12 +167,23 @@ def test_evaluate_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_p
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".eval")]
 
 
-def test_evaluate_with_a_ruined_policy_compares_on_dates_and_names_it(trained, tmp_path):
+def test_evaluate_bad_input_in_a_real_process_is_one_line(tiny_run_copy):
+    """The command line itself: one error line on stderr, exit 2, nothing written."""
+    (tiny_run_copy / "best_model.zip").write_bytes(b"not a zip")
+    out = run(str(ROOT / "evaluate.py"), "--run", str(tiny_run_copy), "--no-plots")
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "not a stable-baselines3 model zip" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tiny_run_copy / "eval").exists()
+
+
+def test_evaluate_with_a_ruined_policy_compares_on_dates_and_names_it(tiny_run, tmp_path,
+                                                                      in_process):
     """A policy ruined before the end (here every trader: ruin at 99.9% of the start) makes
     the comparison align on dates (flat after ruin) instead of crashing, and the report and
     metrics.json say who was ruined and when."""
     out_dir = tmp_path / "ruin"
-    out = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--set",
+    out = in_process.evaluate("--run", str(tiny_run), "--set",
               "env.ruin_equity_fraction=0.999", "--baselines", "cash,random,short_put_spread",
               "--out", str(out_dir), "--no-plots")
     assert out.returncode == 0, out.stderr[-3000:]
@@ -232,8 +198,10 @@ def test_evaluate_with_a_ruined_policy_compares_on_dates_and_names_it(trained, t
     assert "was ruined on" in out.stderr
 
 
-def test_resume_reaches_the_same_totals(workspace, trained):
-    run_dir = workspace / "runs" / "resumed"
+@pytest.mark.slow  # fast cover: test_reliability's test_killed_run_resumes_to_exactly_the_...
+def test_resume_reaches_the_same_totals(tiny_workspace, tiny_run, tmp_path):
+    workspace, trained = tiny_workspace, tiny_run
+    run_dir = tmp_path / "resumed"
     first = run(str(ROOT / "train.py"), "--config", str(workspace / "tiny.yaml"), "--run-dir",
                 str(run_dir), "--total-timesteps", "128", "--no-progress")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -245,12 +213,13 @@ def test_resume_reaches_the_same_totals(workspace, trained):
     resumed = json.loads((run_dir / "train_summary.json").read_text())
     straight = json.loads((trained / "train_summary.json").read_text())
     assert resumed["resumed_from"] == "ckpt_128_steps.zip"
-    assert resumed["timesteps"] == straight["timesteps"] == 256
+    assert resumed["timesteps"] == straight["timesteps"] == TINY_TIMESTEPS == 256
 
 
-def test_resume_without_checkpoint_is_an_error(workspace):
-    out = run(str(ROOT / "train.py"), "--config", str(workspace / "tiny.yaml"), "--run-dir",
-              str(workspace / "runs" / "never"), "--resume", "--no-progress")
+@pytest.mark.slow  # fast cover: test_reliability's test_bad_train_flags[resume_without_checkpoint]
+def test_resume_without_checkpoint_is_an_error(tiny_workspace, tmp_path):
+    out = run(str(ROOT / "train.py"), "--config", str(tiny_workspace / "tiny.yaml"), "--run-dir",
+              str(tmp_path / "never"), "--resume", "--no-progress")
     assert out.returncode == 2
     assert "no checkpoint" in out.stderr
 
@@ -267,8 +236,10 @@ def test_resume_without_checkpoint_is_an_error(workspace):
          "segments must be ordered and disjoint"),
     ],
 )
-def test_bad_config_is_a_clear_error_and_writes_nothing(workspace, tmp_path, mutate, message):
-    config = tiny_config(workspace / "cache")
+@pytest.mark.slow  # fast cover: test_reliability's test_bad_config_value (the same five cases
+# in-process, among 35) and test_each_cli_reports_one_line_in_a_real_process[train]
+def test_bad_config_is_a_clear_error_and_writes_nothing(tmp_path, mutate, message):
+    config = tiny_config(tmp_path / "cache")
     mutate(config)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -280,19 +251,23 @@ def test_bad_config_is_a_clear_error_and_writes_nothing(workspace, tmp_path, mut
     assert not run_dir.exists()
 
 
-def test_evaluate_without_model_is_an_error(tmp_path):
-    out = run(str(ROOT / "evaluate.py"), "--run", str(tmp_path))
+def test_evaluate_without_model_is_an_error(tmp_path, in_process):
+    out = in_process.evaluate("--run", str(tmp_path))
     assert out.returncode == 2
     assert "no model.zip" in out.stderr
 
 
-def test_several_seeds_are_summarised_by_median_and_range(workspace):
-    run_dir = workspace / "runs" / "seeds"
-    out = run(str(ROOT / "train.py"), "--config", str(workspace / "tiny.yaml"), "--run-dir",
-              str(run_dir), "--seeds", "0", "1", "--total-timesteps", "128", "--no-progress")
+def test_several_seeds_are_summarised_by_median_and_range(tiny_workspace, tmp_path,
+                                                         in_process):
+    """Two seeds of one rollout each; evaluated against two baselines without plots (the plots
+    are test_evaluate_writes_metrics_for_ppo_and_every_baseline's)."""
+    run_dir = tmp_path / "seeds"
+    out = run(str(ROOT / "train.py"), "--config", str(tiny_workspace / "tiny.yaml"), "--run-dir",
+              str(run_dir), "--seeds", "0", "1", "--total-timesteps", "64", "--no-progress")
     assert out.returncode == 0, out.stderr[-3000:]
     assert (run_dir / "seed_0" / "model.zip").exists() and (run_dir / "seed_1" / "model.zip").exists()
-    out = run(str(ROOT / "evaluate.py"), "--run", str(run_dir))
+    out = in_process.evaluate("--run", str(run_dir), "--baselines", "cash,short_put_spread",
+                              "--no-plots")
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((run_dir / "eval" / "metrics.json").read_text())
     per_seed = summary["seeds"]["per_seed"]
@@ -304,15 +279,15 @@ def test_several_seeds_are_summarised_by_median_and_range(workspace):
     assert 0.0 <= summary["seeds"]["deflated_sharpe"] <= 1.0
     assert "across seeds" in (run_dir / "eval" / "report.md").read_text()
     assert 0.0 <= summary["comparison"]["spa_pvalue"] <= 1.0
+    assert summary["comparison"]["compared"] == ["cash", "short_put_spread"]
 
 
-def test_evaluate_on_real_quotes_writes_chain_and_model_side_by_side(trained, tmp_path):
+def test_evaluate_on_real_quotes_writes_chain_and_model_side_by_side(tiny_run, tmp_path):
     """SPX quotes of two 2019 sessions (outside the embedded data): the bars come from the
     chain, so policies that read forecasts are skipped with a reason; the others run on both."""
-    chain = ROOT / "tests" / "data" / "real_chains" / "spx_slice_2019-05-06_07.csv.gz"
     out_dir = tmp_path / "eval_chain"
-    out = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--quotes", "chain", "--chain",
-              str(chain), "--out", str(out_dir))
+    out = run(str(ROOT / "evaluate.py"), "--run", str(tiny_run), "--quotes", "chain", "--chain",
+              str(SPX_CHAIN), "--out", str(out_dir))
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert set(metrics["skipped"]) == {"ppo", "forecast_rule"}
@@ -330,8 +305,8 @@ def test_evaluate_on_real_quotes_writes_chain_and_model_side_by_side(trained, tm
     assert (out_dir / "trades_short_put_spread_chain.csv").exists()
 
 
-def test_evaluate_quotes_chain_needs_a_chain_file(trained):
-    out = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--quotes", "chain")
+def test_evaluate_quotes_chain_needs_a_chain_file(tiny_run, in_process):
+    out = in_process.evaluate("--run", str(tiny_run), "--quotes", "chain")
     assert out.returncode == 2 and "--chain" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -349,20 +324,21 @@ except gym.error.Error as exc:
 """
 
 
-def test_plain_gymnasium_code_makes_the_env_without_importing_envs(trained, workspace):
+def test_plain_gymnasium_code_makes_the_env_without_importing_envs(tiny_workspace):
     """A fresh interpreter that never imports ``envs`` itself: the module-prefixed id finds
     the environment, with no warning; ``SpyOptions-v0`` does not exist (no alias)."""
-    out = run("-c", GYM_MAKE, str(workspace / "tiny.yaml"))
+    out = run("-c", GYM_MAKE, str(tiny_workspace / "tiny.yaml"))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "made SpyOptions-v1" in out.stdout
     # Gymnasium's own refusal of an id whose later version exists: no environment is made.
     assert "v0: DeprecatedEnv" in out.stdout, out.stdout
 
 
-def test_plain_gymnasium_code_drives_the_env_made_by_id(trained, workspace):
+def test_plain_gymnasium_code_drives_the_env_made_by_id(tiny_workspace):
     import gymnasium as gym
 
-    env = gym.make("envs:SpyOptions-v1", config=str(workspace / "tiny.yaml"), segment="test")
+    env = gym.make("envs:SpyOptions-v1", config=str(tiny_workspace / "tiny.yaml"),
+                   segment="test")
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     rng = np.random.default_rng(0)

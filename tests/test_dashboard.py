@@ -451,6 +451,7 @@ def test_first_run_serves_without_a_prompt_and_a_signal_stops_everything(runs, t
 
 
 # ----------------------------------------------------------------------------- real browser
+@pytest.mark.slow  # fast cover: test_every_page_fits_a_1400_by_1000_window_in_headless_chromium
 def test_performance_page_renders_in_headless_chromium(runs, tmp_path):
     if not browser.browser_available():
         if os.environ.get("CI"):
@@ -511,5 +512,10 @@ def test_every_page_fits_a_1400_by_1000_window_in_headless_chromium(runs, journa
                 for width, height, marks in sizes:
                     assert width > 0 and height >= MIN_CHART_HEIGHT_PX and marks > 0, (
                         page, sizes)
+                if page == "performance":  # the equity and drawdown chart, drawn in full
+                    width, height, marks = sizes[0]
+                    assert width > 300 and height > 300 and marks > 10, sizes
+                    body = driver.find_element("tag name", "body").text
+                    assert "Equity" in body and "Traceback" not in body
         finally:
             driver.quit()

@@ -21,7 +21,6 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sb3_contrib.common.maskable.utils import is_masking_supported
-from scipy.stats import norm
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -37,14 +36,19 @@ from envs import (
     build_market_panel,
 )
 from envs.spy_options_env import PORTFOLIO_OBS_NAMES
-from forecasters.panel import ForecastPanel
 from options.calendar import expiry_close_ns, timestamp_close_ns
 from options.costs import CostConfig, bid_ask_per_share
 from options.pricing import bs_price
-from options.surface import SurfaceConfig, atm_iv_series, iv_at
+from options.surface import atm_iv_series, iv_at
+from tests.env_data import (
+    SCALE,
+    SURFACE,
+    embedded_inputs,
+    embedded_panel,
+    forecast_panel,
+    typed,
+)
 
-SCALE = 0.1  # S&P 500 index -> SPY-like underlying
-SURFACE = SurfaceConfig()
 COSTS = CostConfig()
 INFO_KEYS = {
     "date",
@@ -57,44 +61,10 @@ INFO_KEYS = {
     "realized_pnl",
     "unrealized_pnl",
 }
-HORIZONS = (1, 2, 3, 4, 5)
-LEVELS = (0.05, 0.125, 0.5, 0.875, 0.95)
 N_ACTIONS = len(ACTION_NAMES)
 HOLD, CLOSE = 0, 1
 OPEN_ACTIONS = tuple(action_for_strategy(name) for name in STRATEGIES)
 NS_PER_YEAR = 365.0 * 86_400 * 10**9
-
-
-# --------------------------------------------------------------------------- inputs
-def forecast_panel(frame: pd.DataFrame) -> pd.DataFrame:
-    """Causal wide forecast panel: normal quantiles scaled by the day's implied vol."""
-    iv = frame["iv_index"].ffill()
-    columns = {
-        f"h{h}_q{level:.3f}": norm.ppf(level) * iv * math.sqrt(h / 252)
-        for h in HORIZONS
-        for level in LEVELS
-    }
-    return pd.DataFrame(columns, index=frame.index).dropna()
-
-
-def typed(wide: pd.DataFrame) -> ForecastPanel:
-    """The wide test panel as the typed object the environment takes."""
-    values = np.stack([np.column_stack([wide[f"h{h}_q{level:.3f}"] for level in LEVELS])
-                       for h in HORIZONS], axis=1)
-    return ForecastPanel(pd.DatetimeIndex(wide.index), HORIZONS, LEVELS, values)
-
-
-@cache
-def embedded_inputs():
-    frame = data.load_market("embedded")
-    return frame, data.build_features(frame), forecast_panel(frame)
-
-
-@cache
-def embedded_panel(start: str, end: str):
-    frame, features, forecasts = embedded_inputs()
-    return build_market_panel(frame, features, typed(forecasts), start, end, SURFACE,
-                              price_scale=SCALE)
 
 
 def sessions(start: str, count: int) -> pd.DatetimeIndex:
@@ -344,6 +314,9 @@ def test_spaces_match_names():
 
 
 # --------------------------------------------------------------------------- accounting invariants
+ROLLOUT_BARS = 150  # five 30-day expiry cycles per example: opens, exits and expiries all occur
+
+
 @cache
 def rollout_env(max_open_positions: int, sizing: str, auto_exits: bool) -> SpyOptionsEnv:
     """One env per configuration, shared by the hypothesis examples (its caches stay warm)."""
@@ -354,7 +327,7 @@ def rollout_env(max_open_positions: int, sizing: str, auto_exits: bool) -> SpyOp
         max_open_positions=max_open_positions,
         sizing=sizing,
         fixed_contracts=3,
-        episode_length_bars=250,
+        episode_length_bars=ROLLOUT_BARS,
         **(exits if auto_exits else {}),
     )
     return SpyOptionsEnv(panel, cfg, mode="train", info_level="full")
@@ -378,8 +351,9 @@ def test_accounting_invariants_over_random_rollouts(
 ):
     env = rollout_env(max_open_positions, sizing, auto_exits)
     rng = np.random.default_rng(seed)
-    infos, _ = rollout(env, embedded_lookup(), rng, steps=250, p_invalid=p_invalid, seed=seed)
-    assert len(infos) > 200  # no early ruin with these sizes: the rollout really ran
+    infos, _ = rollout(env, embedded_lookup(), rng, steps=ROLLOUT_BARS, p_invalid=p_invalid,
+                       seed=seed)
+    assert len(infos) > ROLLOUT_BARS  # no early ruin with these sizes: the rollout really ran
     assert env.trade_ledger().shape[0] > 0
 
 

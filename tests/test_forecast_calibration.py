@@ -24,6 +24,7 @@ from forecasters.conformal import (
 from forecasters.coverage_tests import christoffersen_pvalue, kupiec_pvalue, model_confidence_set
 from forecasters.metrics import evaluate_panel, realised, tercile_edges, vol_tercile
 from forecasters.walkforward import STEPS_ATTR, for_frame
+from tests.forecast_data import TINY, intraday_frame, toy_inputs
 
 LEVELS = [0.05, 0.125, 0.5, 0.875, 0.95]
 GRID = [0.0, 0.01, 0.05, 0.1]
@@ -161,34 +162,6 @@ def test_evaluation_reports_per_year_and_per_tercile_figures():
     assert list(vol_tercile(np.array([0.0, edges[0], 1.0]), edges)) == ["low", "mid", "high"]
 
 
-def intraday_frame(days: int = 45, minutes: int = 15, seed: int = 4) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    sessions = pd.bdate_range("2024-03-04", periods=days)
-    per_session = bars_per_session(
-        pd.DatetimeIndex([sessions[0] + pd.Timedelta(minutes=570 + minutes * k) for k in range(3)])
-    )
-    stamps = [
-        day + pd.Timedelta(hours=9, minutes=30) + pd.Timedelta(minutes=minutes * k)
-        for day in sessions
-        for k in range(per_session)
-    ]
-    index = pd.DatetimeIndex(stamps)
-    close = 500 * np.exp(np.cumsum(rng.normal(0, 0.002, len(index))))
-    open_ = np.r_[close[0], close[:-1]]
-    frame = pd.DataFrame(
-        {
-            "open": open_,
-            "high": np.maximum(open_, close) * 1.001,
-            "low": np.minimum(open_, close) * 0.999,
-            "close": close,
-            "volume": rng.integers(1_000, 5_000, len(index)).astype(float),
-        },
-        index=index,
-    )
-    frame.attrs = {"source": "synthetic", "symbol": "TEST", "interval": f"{minutes}m"}
-    return frame
-
-
 def test_hour_horizons_map_to_bars_through_the_session():
     daily = pd.bdate_range("2024-01-01", periods=10)
     assert [horizon_bars(h, daily) for h in (12, 24, 48, 72, 96)] == [1, 1, 2, 3, 4]
@@ -234,10 +207,8 @@ def test_hour_horizons_end_to_end_on_intraday_bars():
 def test_lstm_is_reproducible_and_leaves_torch_settings_alone():
     import torch
 
-    from tests.test_forecasters import TINY, _toy_inputs
-
     config = ForecastConfig(**{**TINY, "horizons": [1, 2]})
-    X, y = _toy_inputs()
+    X, y = toy_inputs()
     threads = torch.get_num_threads()
     first = make_forecaster("lstm", config, seed=3).fit(X.iloc[:300], y[:300]).predict(X)
     second = make_forecaster("lstm", config, seed=3).fit(X.iloc[:300], y[:300]).predict(X)

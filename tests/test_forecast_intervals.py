@@ -250,10 +250,13 @@ def _tiny(cache_dir: Path, gate: dict) -> dict:
     }
 
 
-def _train(tmp_path: Path, gate: dict, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+def _train(tmp_path: Path, gate: dict, *extra: str,
+           cache: Path | None = None) -> tuple[subprocess.CompletedProcess, Path]:
+    """train.py on the tiny gate config; ``cache``: a forecast cache to share (the gate is not
+    part of the panel's cache key, so the session's tiny panel is reused)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / "tiny_gate.yaml"
-    config.write_text(yaml.safe_dump(_tiny(tmp_path / "cache", gate)))
+    config.write_text(yaml.safe_dump(_tiny(cache or tmp_path / "cache", gate)))
     run_dir = tmp_path / "runs" / "tiny_gate"
     out = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "--config", str(config), "--run-dir",
@@ -263,8 +266,8 @@ def _train(tmp_path: Path, gate: dict, *extra: str) -> tuple[subprocess.Complete
     return out, run_dir
 
 
-def test_train_refuses_a_panel_that_fails_the_gate(tmp_path):
-    out, run_dir = _train(tmp_path, {"min_hit_share": 1.0})
+def test_train_refuses_a_panel_that_fails_the_gate(tmp_path, forecast_cache):
+    out, run_dir = _train(tmp_path, {"min_hit_share": 1.0}, cache=forecast_cache)
     assert out.returncode == 2, out.stderr[-2000:]
     lines = out.stderr.strip().splitlines()
     assert lines[-1].startswith("train.py: error: forecast.gate: the ensemble forecasts of ")

@@ -38,13 +38,12 @@ from common.runfolder import (
 )
 from data.__main__ import main as data_main
 from forecasters.__main__ import main as forecasters_main
-from tests.test_cli import tiny_config as cli_tiny_config
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+from tests.helpers import tiny_config as cli_tiny_config
 
 
 def tiny_config(cache_dir: Path) -> dict:
-    """test_cli's tiny config with two envs, checkpoints every rollout and two baselines."""
+    """The shared tiny config with two envs, checkpoints every rollout and two baselines."""
     config = cli_tiny_config(cache_dir)
     config["train"].update(checkpoint_every_steps=64, n_envs=2)
     config.pop("eval", None)
@@ -501,9 +500,9 @@ def _test_metrics(run_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def resume_workspace(tmp_path_factory):
+def resume_workspace(tmp_path_factory, forecast_cache):
     base = tmp_path_factory.mktemp("resume")
-    config = tiny_config(base / "cache")
+    config = tiny_config(forecast_cache)  # the tiny run's forecasts: computed once
     config["train"]["total_timesteps"] = 512
     (base / "tiny.yaml").write_text(yaml.safe_dump(config))
     straight = base / "straight"

@@ -19,7 +19,7 @@ from options.quotes import MarketBars, ModelQuoteSource, settleable_expiries
 from options.strategies import StrategyConfig
 from options.structures import STRUCTURE_NAMES, STRUCTURES, check_structure
 from options.surface import SurfaceConfig
-from tests.test_envs import SCALE, embedded_panel
+from tests.env_data import SCALE, embedded_panel
 
 SPACING_CFG = StrategyConfig(strike_spacing=1.0, wing_width_strike_units=5.0, dte_days=30.0,
                              back_dte_days=60.0)

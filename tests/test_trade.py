@@ -1,5 +1,7 @@
-"""trade.py and the replay executor on a tiny trained run: replay parity with evaluate.py,
-restart and crash safety, risk exits on the bar a hand computation says, the kill switch."""
+"""trade.py and the replay executor on the tiny trained run (``tests/conftest.py``): replay
+parity with evaluate.py, restart and crash safety, risk exits on the bar a hand computation says,
+the kill switch. Where the process itself is not the point, trade.py's ``main`` runs in-process
+(``in_process.trade``); the SIGKILL, SIGTERM and one-line-error checks run real processes."""
 
 from __future__ import annotations
 
@@ -16,8 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from test_cli import tiny_config
 
 from agents import make_baseline
 from agents.eval_run import read_panel
@@ -29,54 +29,45 @@ from execution.journal import Journal
 from execution.orders import MultiLegOrder, OrderLeg
 from execution.risk import KillSwitch, RiskConfig
 from options.positions import Fill, Leg
+from tests.helpers import ROOT, journal_rows, run
 
-ROOT = Path(__file__).resolve().parent.parent
 POLICY = "iron_condor"  # a credit structure, so stop-loss and take-profit both apply
 
 
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env=env)
+@pytest.fixture
+def trained(tiny_run) -> Path:
+    """The session's tiny run; trade.py writes only under --out, always given here."""
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("trade")
-    (base / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(base / "cache")))
-    run_dir = base / "runs" / "tiny"
-    out = run(str(ROOT / "train.py"), "--config", str(base / "tiny.yaml"), "--run-dir",
-              str(run_dir), "--no-progress")
-    assert out.returncode == 0, out.stderr[-3000:]
-    return run_dir
-
-
-@pytest.fixture(scope="module")
-def evaluated(trained) -> Path:
-    out = trained.parent / "eval"
-    done = run(str(ROOT / "evaluate.py"), "--run", str(trained), "--baselines",
+def evaluated(tiny_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("trade_eval") / "eval"
+    done = run(str(ROOT / "evaluate.py"), "--run", str(tiny_run), "--baselines",
                f"{POLICY},random", "--no-plots", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
 
+def replay_args(run_dir: Path, policy: str, out: Path, *extra: str) -> list[str]:
+    return ["--run", str(run_dir), "--broker", "paper", "--replay", "--segment", "test",
+            "--policy", policy, "--out", str(out), *extra]
+
+
 def trade(run_dir: Path, policy: str, out: Path, *extra: str,
           env: dict | None = None) -> subprocess.CompletedProcess:
-    return run(str(ROOT / "trade.py"), "--run", str(run_dir), "--broker", "paper", "--replay",
-               "--segment", "test", "--policy", policy, "--out", str(out), *extra, env=env)
-
-
-def journal_rows(path: Path) -> dict:
-    journal = Journal(path)
-    try:
-        return journal.dump()
-    finally:
-        journal.close()
+    """trade.py --replay as a real process."""
+    return run(str(ROOT / "trade.py"), *replay_args(run_dir, policy, out, *extra), env=env)
 
 
 @pytest.mark.parametrize("policy", ["ppo", POLICY, "random"])
-def test_replay_writes_the_same_ledgers_as_evaluate(trained, evaluated, policy):
-    out = trained / "trade" / f"{policy}_replay"
-    done = trade(trained, policy, out)
+def test_replay_writes_the_same_ledgers_as_evaluate(trained, evaluated, policy, tmp_path,
+                                                    in_process):
+    out = tmp_path / f"{policy}_replay"
+    if policy == "ppo":  # the command line, end to end
+        done = trade(trained, policy, out)
+    else:
+        done = in_process.trade(*replay_args(trained, policy, out))
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("trades", "equity"):
         ours = (out / f"{name}.csv").read_text()
@@ -104,20 +95,20 @@ def test_replay_writes_the_same_ledgers_as_evaluate(trained, evaluated, policy):
     assert equity["action"].iloc[-1] == "none"
 
 
-def test_a_second_start_replays_the_journal_and_adds_nothing(trained):
-    out = trained / "trade" / "again"
-    assert trade(trained, POLICY, out).returncode == 0
+def test_a_second_start_replays_the_journal_and_adds_nothing(trained, tmp_path, in_process):
+    out = tmp_path / "again"
+    assert in_process.trade(*replay_args(trained, POLICY, out)).returncode == 0
     before = journal_rows(out / "journal.sqlite")
-    again = trade(trained, POLICY, out)
+    again = in_process.trade(*replay_args(trained, POLICY, out))
     assert again.returncode == 0, again.stderr[-2000:]
     assert "0 bar(s) journalled" in again.stdout
     assert journal_rows(out / "journal.sqlite") == before
 
 
-def _crash_and_restart(trained, tmp_path, kills: int, seed: int) -> dict:
+def _crash_and_restart(trained, tmp_path, in_process, kills: int, seed: int) -> dict:
     """SIGKILL a replay after a random number of bars, ``kills`` times, then let it finish."""
     reference = tmp_path / "reference"
-    assert trade(trained, POLICY, reference).returncode == 0
+    assert in_process.trade(*replay_args(trained, POLICY, reference)).returncode == 0
     out = tmp_path / "crashed"
     env = {**os.environ, "SPYRL_TRADE_BAR_DELAY_S": "0.02", "PYTHONUNBUFFERED": "1"}
     rng = random.Random(seed)
@@ -144,7 +135,7 @@ def _crash_and_restart(trained, tmp_path, kills: int, seed: int) -> dict:
         proc.wait()
         proc.stdout.close()
         proc.stderr.close()
-    final = trade(trained, POLICY, out)
+    final = in_process.trade(*replay_args(trained, POLICY, out))
     assert final.returncode == 0, final.stderr[-3000:]
     ours, theirs = journal_rows(out / "journal.sqlite"), journal_rows(
         reference / "journal.sqlite")
@@ -157,14 +148,15 @@ def _crash_and_restart(trained, tmp_path, kills: int, seed: int) -> dict:
     return {"killed": killed, "restarts_with_adopted_orders": adopted}
 
 
-def test_killed_and_restarted_replay_ends_with_the_uninterrupted_journal(trained, tmp_path):
-    counts = _crash_and_restart(trained, tmp_path, kills=3, seed=1)
+def test_killed_and_restarted_replay_ends_with_the_uninterrupted_journal(trained, tmp_path,
+                                                                         in_process):
+    counts = _crash_and_restart(trained, tmp_path, in_process, kills=2, seed=1)
     assert counts["killed"] >= 1
 
 
 @pytest.mark.slow
-def test_twenty_sigkills_end_with_the_uninterrupted_journal(trained, tmp_path):
-    counts = _crash_and_restart(trained, tmp_path, kills=24, seed=7)
+def test_twenty_sigkills_end_with_the_uninterrupted_journal(trained, tmp_path, in_process):
+    counts = _crash_and_restart(trained, tmp_path, in_process, kills=24, seed=7)
     print(json.dumps(counts))
     assert counts["killed"] >= 20
 
@@ -253,11 +245,11 @@ def test_limits_refuse_orders_and_journal_why(trained, tmp_path):
     journal.close()
 
 
-def test_kill_switch_file_cancels_and_stops(trained, tmp_path):
+def test_kill_switch_file_cancels_and_stops(trained, tmp_path, in_process):
     out = tmp_path / "killed"
     out.mkdir()
     (out / "KILL").write_text("stop\n")
-    done = trade(trained, POLICY, out)
+    done = in_process.trade(*replay_args(trained, POLICY, out))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "kill switch" in done.stdout
     journal = Journal(out / "journal.sqlite")
@@ -266,13 +258,14 @@ def test_kill_switch_file_cancels_and_stops(trained, tmp_path):
     journal.close()
 
 
-def test_bad_input_is_one_line_and_exit_2(trained, tmp_path):
+def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, in_process):
     bad = tmp_path / "limits.yaml"
     bad.write_text("stop_loss_credit_multiple: 2\nmax_contrcts: 3\n")
     done = trade(trained, POLICY, tmp_path / "x", "--limits", str(bad))
     assert done.returncode == 2
     assert "max_contrcts" in done.stderr and "Traceback" not in done.stderr
-    done = trade(trained, "no_such_policy", tmp_path / "y")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    done = in_process.trade(*replay_args(trained, "no_such_policy", tmp_path / "y"))
     assert done.returncode == 2 and "no_such_policy" in done.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
@@ -285,10 +278,9 @@ def test_live_on_a_run_of_embedded_history_fails_with_one_line(trained):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_alpaca_without_keys_fails_with_one_line(trained):
+def test_alpaca_without_keys_fails_with_one_line(trained, in_process):
     env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
-    done = run(str(ROOT / "trade.py"), "--run", str(trained), "--broker", "alpaca", "--live",
-               env=env)
+    done = in_process.trade("--run", str(trained), "--broker", "alpaca", "--live", env=env)
     assert done.returncode == 2
     assert "APCA_API_KEY_ID" in done.stderr and "Traceback" not in done.stderr
 
@@ -319,8 +311,8 @@ def test_restart_adopts_an_order_the_broker_holds_but_the_journal_lost(trained, 
     journal.close()
 
 
-def test_dry_run_writes_nothing(trained, tmp_path):
-    done = trade(trained, POLICY, tmp_path / "dry", "--dry-run")
+def test_dry_run_writes_nothing(trained, tmp_path, in_process):
+    done = in_process.trade(*replay_args(trained, POLICY, tmp_path / "dry", "--dry-run"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "first decision open_iron_condor" in done.stdout
     assert not (tmp_path / "dry").exists()
@@ -349,7 +341,7 @@ def test_paper_broker_rejects_what_the_simulator_would_not_fill(trained, tmp_pat
     assert env.sim.positions == []
 
 
-def test_sigterm_stops_at_the_next_bar_and_a_restart_continues(trained, tmp_path):
+def test_sigterm_stops_at_the_next_bar_and_a_restart_continues(trained, tmp_path, in_process):
     out = tmp_path / "term"
     env = {**os.environ, "SPYRL_TRADE_BAR_DELAY_S": "0.05", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -368,7 +360,7 @@ def test_sigterm_stops_at_the_next_bar_and_a_restart_continues(trained, tmp_path
     assert journal.conn.execute("SELECT rule, bar_index FROM refusals").fetchall() == [
         ("kill_switch", stopped_at)]
     journal.close()
-    done = trade(trained, POLICY, out)
+    done = in_process.trade(*replay_args(trained, POLICY, out))
     assert done.returncode == 0 and f"{stopped_at} replayed from the journal" in done.stdout
 
 
@@ -397,12 +389,15 @@ def _truncated(path: Path) -> Path:
     (lambda p: (sqlite3.connect(p).execute("CREATE TABLE t (x)").connection.commit(), p)[1],
      "an SQLite file without the journal's tables"),
 ])
-def test_a_bad_journal_is_one_line_naming_it(trained, tmp_path, make, message):
+def test_a_bad_journal_is_one_line_naming_it(trained, tmp_path, in_process, make, message):
     """issue 24 item 6: --journal that is a folder, random bytes, a text file, a truncated
-    journal or another SQLite file: one line naming --journal, exit 2, nothing written."""
+    journal or another SQLite file: one line naming --journal, exit 2, nothing written (the
+    folder case as a real process, the others in-process)."""
     journal = make(tmp_path / "journal.sqlite")
     before = sorted(p.name for p in tmp_path.iterdir())
-    done = trade(trained, POLICY, tmp_path / "out", "--journal", str(journal))
+    argv = replay_args(trained, POLICY, tmp_path / "out", "--journal", str(journal))
+    done = (trade(trained, POLICY, tmp_path / "out", "--journal", str(journal))
+            if message.startswith("is a folder") else in_process.trade(*argv))
     assert done.returncode == 2, done.stderr[-2000:]
     assert f"--journal {journal}" in done.stderr and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

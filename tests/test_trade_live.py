@@ -2,7 +2,9 @@
 would append to it): the live loop's decisions, fills, trade ledger and equity equal a replay of
 the same bars with the walk-forward's forecasts; missed bars are holds; the kill switch stops the
 waiting loop; Alpaca orders against the local server; SIGKILLs mid-cycle and restarts change
-nothing (slow); bad live inputs fail in one line."""
+nothing (slow); bad live inputs fail in one line. Most cycles call trade.py's ``main``
+in-process (one import of the stack for many cycles, as the long-running loop is); the command
+line runs for a repeated cycle, the Alpaca keys' secrecy and the waiting loop's kill switch."""
 
 from __future__ import annotations
 
@@ -16,8 +18,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_cli import tiny_config
-from test_trade import journal_rows
 
 import data
 from agents import make_baseline, run_episode
@@ -26,16 +26,11 @@ from config import load_config
 from envs import load_env_inputs, make_env
 from execution.journal import MISSED_PREFIX
 from execution.live import MarketTape, closed_bars, next_bar_due_ns
+from tests.helpers import ROOT, InProcess, journal_rows, run, tiny_config
 
-ROOT = Path(__file__).resolve().parent.parent
 POLICY = "iron_condor"
 FIRST_LIVE = "2016-03-29"  # the CSV is cut after this bar before live trading starts
 LIVE_BARS = 9  # bars appended one at a time after it (a condor opened on the first is closed)
-
-
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env=env)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -54,7 +49,9 @@ def history() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def live_run(tmp_path_factory, history) -> Path:
-    """A tiny run trained on a CSV source (the full file: train, valid and test segments)."""
+    """A tiny run trained on a CSV source (the full file: train, valid and test segments). Not
+    the session's embedded run: the CSV has no macro columns, so its features and forecasts
+    differ from the embedded run's."""
     base = tmp_path_factory.mktemp("live")
     csv = base / "spx.csv"
     write_csv(history, csv)
@@ -73,26 +70,30 @@ def cut_csv(run_dir: Path, history: pd.DataFrame, last: pd.Timestamp) -> None:
     write_csv(history.loc[:last], Path(cfg.data.path))
 
 
+def live_args(run_dir: Path, out: Path, *extra: str, policy: str = POLICY,
+              broker: str = "paper") -> list[str]:
+    return ["--run", str(run_dir), "--broker", broker, "--live", "--once",
+            "--publication-delay-minutes", "0", "--no-progress", "--policy", policy, "--out",
+            str(out), *extra]
+
+
 def trade_live(run_dir: Path, out: Path, *extra: str, policy: str = POLICY, broker: str = "paper",
                env: dict | None = None) -> subprocess.CompletedProcess:
-    return run(str(ROOT / "trade.py"), "--run", str(run_dir), "--broker", broker, "--live",
-               "--once", "--publication-delay-minutes", "0", "--no-progress", "--policy", policy,
-               "--out", str(out), *extra, env=env)
+    """One cycle of ``trade.py --live --once`` as a real process."""
+    return run(str(ROOT / "trade.py"), *live_args(run_dir, out, *extra, policy=policy,
+                                                  broker=broker), env=env)
 
 
 @pytest.fixture
-def in_process(capsys, monkeypatch):
-    """``trade.py --live --once`` called in this process (one import of the stack for many
-    cycles, as the long-running loop is); returns its standard output."""
-    import trade
-
-    monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's SIGTERM handler
+def live_once(capsys, monkeypatch):
+    """One cycle of ``trade.py --live --once`` in this process; returns its standard output.
+    An exception other than a user-input error propagates (the crash test needs it)."""
+    runner = InProcess(capsys, monkeypatch)
 
     def call(run_dir: Path, out: Path, *extra: str, broker: str = "paper") -> str:
-        assert trade.main(["--run", str(run_dir), "--broker", broker, "--live", "--once",
-                           "--publication-delay-minutes", "0", "--no-progress", "--policy",
-                           POLICY, "--out", str(out), *extra]) == 0
-        return capsys.readouterr().out
+        done = runner.trade(*live_args(run_dir, out, *extra, broker=broker))
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
 
     return call
 
@@ -112,13 +113,13 @@ def replayed_ledgers(run_dir: Path, start, end) -> tuple[str, str]:
     return result.equity.to_csv(), result.trades.to_csv(index=False)
 
 
-def test_live_bar_by_bar_equals_the_replay_of_the_same_bars(live_run, history, in_process):
+def test_live_bar_by_bar_equals_the_replay_of_the_same_bars(live_run, history, live_once):
     dates = live_dates(history)
     out = live_run / "trade" / "live_iron_condor"
     lines = []
     for k, bar in enumerate(dates):
         cut_csv(live_run, history, bar)
-        lines.append(in_process(live_run, out))
+        lines.append(live_once(live_run, out))
         rows = journal_rows(out / "journal.sqlite")
         assert len(rows["decisions"]) == k + 1  # the newest bar is decided at once
         assert max(r[0] for r in rows["equity"]) == k  # its mark waits for the next bar
@@ -137,14 +138,13 @@ def test_live_bar_by_bar_equals_the_replay_of_the_same_bars(live_run, history, i
     assert tape.index[-1] == dates[-1]
 
 
-def test_bars_that_closed_while_down_are_holds(live_run, history, tmp_path):
+def test_bars_that_closed_while_down_are_holds(live_run, history, tmp_path, live_once):
     dates = live_dates(history)
     out = tmp_path / "live"
     cut_csv(live_run, history, dates[0])
-    assert trade_live(live_run, out).returncode == 0
+    live_once(live_run, out)
     cut_csv(live_run, history, dates[3])  # two bars closed while it was not running
-    done = trade_live(live_run, out)
-    assert done.returncode == 0, done.stderr[-3000:]
+    live_once(live_run, out)
     rows = journal_rows(out / "journal.sqlite")
     reasons = {r[0]: (r[3], r[4]) for r in rows["decisions"]}
     assert [k for k, (_, why) in reasons.items() if why.startswith(MISSED_PREFIX)] == [1, 2]
@@ -153,7 +153,7 @@ def test_bars_that_closed_while_down_are_holds(live_run, history, tmp_path):
     assert not [r for r in rows["orders"] if r[1] in (1, 2)]  # no order after the fact
 
 
-def test_live_refuses_embedded_runs_and_unreachable_sources(live_run, tmp_path):
+def test_live_refuses_embedded_runs_and_unreachable_sources(live_run, tmp_path, in_process):
     from execution.live import LiveDataError
     from trade import TradeInputError, live_loader
 
@@ -167,8 +167,8 @@ def test_live_refuses_embedded_runs_and_unreachable_sources(live_run, tmp_path):
         (tmp_path / "run" / name).write_bytes((live_run / name).read_bytes())
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(
         cfg.model_copy(update={"env": auto_exit}).model_dump(mode="json")))
-    done = run(str(ROOT / "trade.py"), "--run", str(tmp_path / "run"), "--broker", "alpaca",
-               "--live", env={**os.environ, "APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"})
+    done = in_process.trade("--run", str(tmp_path / "run"), "--broker", "alpaca", "--live",
+                            env={**os.environ, "APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"})
     assert done.returncode == 2 and "env.close_at_dte_days" in done.stderr
     offline = cfg.data.model_copy(update={"source": "yfinance", "cache_dir": str(tmp_path)})
     with pytest.raises(LiveDataError, match="yfinance"):
@@ -197,9 +197,9 @@ def test_intraday_bars_are_due_one_interval_later_or_after_the_next_open():
     assert pd.Timestamp(due) == pd.Timestamp("2016-04-01 09:45:30")
 
 
-def test_live_dry_run_and_flags(live_run, history, in_process, tmp_path):
+def test_live_dry_run_and_flags(live_run, history, live_once, tmp_path):
     cut_csv(live_run, history, live_dates(history)[0])
-    shown = in_process(live_run, tmp_path / "dry", "--dry-run")
+    shown = live_once(live_run, tmp_path / "dry", "--dry-run")
     assert "dry run:" in shown and "newest 2016-03-29" in shown
     assert not (tmp_path / "dry").exists()
     done = run(str(ROOT / "trade.py"), "--run", str(live_run), "--broker", "paper", "--replay",
@@ -225,25 +225,17 @@ def test_the_tape_keeps_what_was_traded_on(history, tmp_path):
 @pytest.fixture
 def alpaca_server():
     pytest.importorskip("alpaca", reason="the optional extra 'alpaca' is not installed")
-    from http.server import ThreadingHTTPServer
-    from threading import Thread
-
-    from test_execution_alpaca import FakeAlpaca, make_handler
+    from tests.fake_alpaca import FakeAlpaca, serve
 
     state = FakeAlpaca()
     state.any_contract = True
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
-    Thread(target=httpd.serve_forever, daemon=True).start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(state):
+        yield state
 
 
 def alpaca_env(server) -> dict:
-    from test_execution_alpaca import KEY_ID, SECRET
-
     from execution.brokers.alpaca import BASE_URL_ENV, KEY_ID_ENV, SECRET_KEY_ENV
+    from tests.fake_alpaca import KEY_ID, SECRET
 
     return {**os.environ, KEY_ID_ENV: KEY_ID, SECRET_KEY_ENV: SECRET, BASE_URL_ENV: server.url}
 
@@ -253,14 +245,19 @@ def open_orders_at(server) -> list[dict]:
 
 
 def test_live_through_alpaca_fills_as_the_simulator_and_reconciles(live_run, history,
-                                                                  alpaca_server, tmp_path):
+                                                                  alpaca_server, tmp_path,
+                                                                  in_process):
+    """The first cycle (which sends the order) as a real process, the next two in-process;
+    the secret key is in neither's output nor log."""
     dates = live_dates(history)[:3]
     out = tmp_path / "alpaca"
     outputs = []
-    for bar in dates:
+    for k, bar in enumerate(dates):
         cut_csv(live_run, history, bar)
         asked_before = len(alpaca_server.requests)
-        done = trade_live(live_run, out, broker="alpaca", env=alpaca_env(alpaca_server))
+        env = alpaca_env(alpaca_server)
+        done = (trade_live(live_run, out, broker="alpaca", env=env) if k == 0 else
+                in_process.trade(*live_args(live_run, out, broker="alpaca"), env=env))
         assert done.returncode == 0, done.stderr[-3000:]
         assert alpaca_env(alpaca_server)["APCA_API_SECRET_KEY"] not in done.stdout + done.stderr
         outputs.append(done.stdout)
@@ -283,7 +280,7 @@ def test_live_through_alpaca_fills_as_the_simulator_and_reconciles(live_run, his
 
 
 def test_live_through_alpaca_rejections_and_unfilled_orders_are_holds(
-        live_run, history, alpaca_server, tmp_path, in_process, monkeypatch):
+        live_run, history, alpaca_server, tmp_path, live_once, monkeypatch):
     dates = live_dates(history)[:4]
     out = tmp_path / "alpaca"
     for key, value in alpaca_env(alpaca_server).items():
@@ -292,7 +289,7 @@ def test_live_through_alpaca_rejections_and_unfilled_orders_are_holds(
     outputs = []
     for k, bar in enumerate(dates):
         cut_csv(live_run, history, bar)
-        outputs.append(in_process(live_run, out, broker="alpaca"))
+        outputs.append(live_once(live_run, out, broker="alpaca"))
         working = open_orders_at(alpaca_server)
         if k == 1:  # bar 1's condor: one unit of it fills, the rest never does
             alpaca_server.fill(working[0]["id"], 1)
@@ -392,7 +389,7 @@ def test_the_kill_switch_stops_the_waiting_loop_and_cancels_working_orders(live_
 
 
 def test_an_order_sent_before_a_crash_on_a_bar_then_missed_is_cancelled(
-        live_run, history, in_process, monkeypatch, tmp_path):
+        live_run, history, live_once, monkeypatch, tmp_path):
     import sqlite3
 
     from execution.executor import ReplayExecutor
@@ -407,11 +404,11 @@ def test_an_order_sent_before_a_crash_on_a_bar_then_missed_is_cancelled(
     with monkeypatch.context() as patch:
         patch.setattr(ReplayExecutor, "_journal_decision", crash)
         with pytest.raises(RuntimeError, match="killed"):
-            in_process(live_run, out)
+            live_once(live_run, out)
     book = sqlite3.connect(out / "paper_broker.sqlite")
     assert [r[0] for r in book.execute("SELECT status FROM book")] == ["submitted"]
     cut_csv(live_run, history, dates[2])  # the executor comes back two bars later
-    in_process(live_run, out)
+    live_once(live_run, out)
     assert [r[0] for r in book.execute("SELECT status FROM book")][0] == "canceled"
     book.close()
     rows = journal_rows(out / "journal.sqlite")
