@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_forecasters import _toy_inputs
 
 import data
 from common.cli import run_cli
@@ -28,6 +27,7 @@ from forecasters.walkforward import (
     vol_per_bar,
     walk_forward,
 )
+from tests.forecast_data import toy_inputs as _toy_inputs
 
 ATTENTION = {"window_bars": 5, "d_model": 8, "num_heads": 2, "epochs": 2, "max_train_rows": 300}
 TINY = dict(
