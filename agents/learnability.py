@@ -100,12 +100,8 @@ def train_envs(settings: SuiteSettings, cfg) -> list:
 def warm(envs: list) -> None:
     """Build every bar's structures now (before worker processes fork and share them); the
     price path of a structure over its life is built when one is first opened."""
-    from envs.actions import STRATEGIES
-
     for env in envs:
-        for bar in range(len(env.panel) - 1):
-            for strategy in STRATEGIES:
-                env.tables.unit(bar, strategy)
+        env.warm_tables()
 
 
 @dataclass

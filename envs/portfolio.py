@@ -61,8 +61,10 @@ from options.structures import STRUCTURES, build_structure_legs
 __all__ = [
     "TABLE_BLOCK_BARS",
     "TABLE_LAYOUT_VERSION",
+    "ClosingTerms",
     "ExitRules",
     "OpenPosition",
+    "OpeningTerms",
     "PortfolioSimulator",
     "PortfolioView",
     "StepResult",
@@ -864,6 +866,33 @@ class PositionView:
 
 
 @dataclass(frozen=True)
+class OpeningTerms:
+    """What opening ``contracts`` units of a structure at ``bar`` would trade: the sized legs
+    (signed contracts) and the cash of one unit at this bar's quotes, before commission
+    (positive: a credit). ``fits_margin``: the free margin holds it."""
+
+    strategy: str
+    bar: int
+    legs: tuple[Leg, ...]
+    contracts: int
+    entry_cash_per_unit_usd: float
+    fits_margin: bool
+
+
+@dataclass(frozen=True)
+class ClosingTerms:
+    """What closing the open position ``trade_id`` at ``bar`` would trade: the legs still
+    alive, with the opposite signed contracts, and the cash of one unit at this bar's quotes
+    (bid/ask), before commission."""
+
+    trade_id: int
+    strategy: str
+    bar: int
+    legs: tuple[Leg, ...]
+    liquidation_cash_per_unit_usd: float
+
+
+@dataclass(frozen=True)
 class PortfolioView:
     """Read-only view of the portfolio at the current bar (USD and position units)."""
 
@@ -986,6 +1015,29 @@ class PortfolioSimulator:
 
     def can_open(self, unit: UnitStructure, contracts: int) -> bool:
         return contracts >= 1 and unit.margin_usd * contracts <= self.equity - self.margin_used
+
+    def opening_terms(self, unit: UnitStructure, contracts: int) -> OpeningTerms:
+        """The legs and cash of opening ``contracts`` units of ``unit`` at the current bar."""
+        legs = tuple(Leg(leg.option_type, leg.strike, leg.expiry,
+                         leg.quantity_contracts * contracts) for leg in unit.legs)
+        return OpeningTerms(unit.strategy, self.bar, legs, contracts,
+                            float(unit.entry_cash_usd), self.can_open(unit, contracts))
+
+    def position(self, trade_id: int) -> OpenPosition:
+        """The open position ``trade_id`` (KeyError when none is open)."""
+        for pos in self.positions:
+            if pos.trade_id == trade_id:
+                return pos
+        raise KeyError(f"no open position with trade id {trade_id}")
+
+    def closing_terms(self, trade_id: int) -> ClosingTerms:
+        """The legs and cash of closing the open position ``trade_id`` at the current bar."""
+        pos = self.position(trade_id)
+        path = pos.unit.path
+        k = self._k(pos)
+        legs = tuple(Leg(leg.option_type, leg.strike, leg.expiry, -leg.quantity_contracts)
+                     for j, leg in enumerate(pos.legs()) if path.leg_alive[j, k])
+        return ClosingTerms(trade_id, pos.strategy, self.bar, legs, float(path.liq_usd[k]))
 
     def open(self, unit: UnitStructure, contracts: int, result: StepResult) -> OpenPosition:
         """Open ``contracts`` units at the current bar's quotes."""

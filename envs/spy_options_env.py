@@ -10,12 +10,33 @@ import pandas as pd
 from gymnasium import spaces
 
 from common.units import PERCENT_PER_UNIT
-from envs.actions import ACTION_CLOSE, ACTION_HOLD, FIRST_OPEN_ACTION, STRATEGIES, action_names
+from envs.actions import (
+    ACTION_CLOSE,
+    ACTION_HOLD,
+    FIRST_OPEN_ACTION,
+    STRATEGIES,
+    Action,
+    CloseAll,
+    CloseSlot,
+    Open,
+    action_names,
+    decode,
+)
 from envs.config import EnvConfig, pricing_dividend_yield
 from envs.ledgers import trade_ledger
 from envs.market import MarketPanel
 from envs.observations import PORTFOLIO_ENTRIES, portfolio_values_fast
-from envs.portfolio import ExitRules, PortfolioSimulator, StepResult, UnitTables, quote_is_valid
+from envs.portfolio import (
+    ClosingTerms,
+    ExitRules,
+    OpeningTerms,
+    PortfolioSimulator,
+    PortfolioView,
+    PositionView,
+    StepResult,
+    UnitTables,
+    quote_is_valid,
+)
 from envs.rewards import make_reward
 from envs.table_cache import TableCache
 from options.calendar import NS_PER_DAY, expiry_close_ns
@@ -182,6 +203,8 @@ class SpyOptionsEnv(gym.Env):
         self.reward_fn = make_reward(cfg.reward, cfg.drawdown_penalty,
                                      cfg.differential_sharpe_eta)
         self.action_names = action_names(cfg.max_open_positions)
+        self._actions = tuple(decode(a, cfg.max_open_positions)
+                              for a in range(len(self.action_names)))
         self._first_slot_action = FIRST_OPEN_ACTION + len(STRATEGIES)
         self.observation_names = (*panel.market_obs_names, *PORTFOLIO_OBS_NAMES)
         clip = float(cfg.observation_clip)
@@ -277,15 +300,17 @@ class SpyOptionsEnv(gym.Env):
         equity_before = sim.equity
         invalid = None
         close_reason, self._close_label = self._close_label or "agent", None
+        decoded = self._actions[action]
+        kind = type(decoded)
         if not mask[action]:
             invalid = self._why_invalid(action)
-        elif action == ACTION_CLOSE:
+        elif kind is CloseAll:
             for pos in list(sim.positions):
                 sim.close(pos, close_reason, result)
-        elif action >= self._first_slot_action:
-            sim.close(sim.positions[action - self._first_slot_action], close_reason, result)
-        elif action >= FIRST_OPEN_ACTION:
-            unit = self.tables.unit(sim.bar, STRATEGIES[action - FIRST_OPEN_ACTION])
+        elif kind is CloseSlot:
+            sim.close(sim.positions[decoded.slot], close_reason, result)
+        elif kind is Open:
+            unit = self.tables.unit(sim.bar, decoded.strategy)
             sim.open(unit, self._contracts(unit), result)
         sim.advance(result)  # the market moves to the next bar
         self._mask = None
@@ -298,6 +323,50 @@ class SpyOptionsEnv(gym.Env):
         if terminated or truncated:
             info["episode_stats"] = self._episode_stats()
         return self._get_obs(), reward, bool(terminated), bool(truncated), info
+
+    # ------------------------------------------------------------------ public terms
+    @property
+    def bar(self) -> int:
+        """The bar the portfolio stands at (index into ``panel``)."""
+        return self.sim.bar
+
+    def decode(self, action: int) -> Action:
+        """The typed action of index ``action`` (:func:`envs.actions.decode`)."""
+        action = _as_int(action, "action")
+        if not 0 <= action < len(self._actions):
+            raise ValueError(f"action {action} outside 0..{len(self._actions) - 1}")
+        return self._actions[action]
+
+    def opening_terms(self, strategy: str) -> OpeningTerms | None:
+        """What ``open_<strategy>`` would trade at the current bar, sized by the config's
+        risk budget; None when no structure is quotable or not one contract fits."""
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+        unit = self.tables.unit(self.sim.bar, strategy)
+        if unit is None:
+            return None
+        contracts = self._contracts(unit)
+        return self.sim.opening_terms(unit, contracts) if contracts >= 1 else None
+
+    def closing_terms(self, trade_id: int) -> ClosingTerms:
+        """What closing the open position ``trade_id`` would trade at the current bar
+        (KeyError when it is not open)."""
+        return self.sim.closing_terms(trade_id)
+
+    def position_view(self, trade_id: int) -> PositionView:
+        """The open position ``trade_id`` marked at the current bar."""
+        return self.sim.position_view(self.sim.position(trade_id))
+
+    def portfolio_view(self) -> PortfolioView:
+        """Cash, equity, margin, greeks and every open position at the current bar."""
+        return self.sim.view()
+
+    def warm_tables(self) -> None:
+        """Build every bar's structures now (e.g. before worker processes fork and share
+        them); a structure's price path is built when it is first opened."""
+        for bar in range(len(self.panel) - 1):
+            for strategy in STRATEGIES:
+                self.tables.unit(bar, strategy)
 
     # ------------------------------------------------------------------ masks
     def _contracts(self, unit) -> int:
@@ -348,14 +417,15 @@ class SpyOptionsEnv(gym.Env):
 
     def _why_invalid(self, action: int) -> str:
         name = self.action_names[action]
+        decoded = self._actions[action]
         n_open = len(self.sim.positions)
-        if action == ACTION_CLOSE or action >= self._first_slot_action:
+        if not isinstance(decoded, Open):
             return f"{name}: no open position{' in that slot' if n_open else ''}"
         if n_open >= self.cfg.max_open_positions:
             return f"{name}: {n_open} position(s) open (max_open_positions)"
         if self.sim.bar >= self._end:
             return f"{name}: last bar of the episode"
-        strategy = STRATEGIES[action - FIRST_OPEN_ACTION]
+        strategy = decoded.strategy
         unit = self.tables.unit(self.sim.bar, strategy)
         if unit is None:
             return f"{name}: {self.tables.why_missing(self.sim.bar, strategy)}"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from agents.evaluation import EpisodeRecorder, EpisodeResult, policy_action
-from envs.actions import ACTION_CLOSE, ACTION_HOLD, FIRST_OPEN_ACTION, STRATEGIES
+from envs.actions import ACTION_CLOSE, ACTION_HOLD, CloseAll, CloseSlot, Hold, encode
 from execution.brokers.paper import PaperBroker
 from execution.journal import Journal, JournalMismatchError
 from execution.orders import MultiLegOrder, client_order_id
@@ -95,31 +95,30 @@ class ReplayExecutor:
         env = self.env
         name = env.action_names[action]
         positions = self.broker.positions()
-        first_slot = FIRST_OPEN_ACTION + len(STRATEGIES)
+        slots = env.cfg.max_open_positions
         exits = [(k, p, why) for k, p in enumerate(positions)
                  if (why := exit_reason(p, self.risk)) is not None]
+        decoded = env.decode(action)
         if exits:
-            if len(exits) == len(positions):
+            if len(exits) == len(positions) or slots <= 1:
                 final = ACTION_CLOSE
-            elif len(env.action_names) > first_slot:
-                final = first_slot + exits[0][0]
-                exits = exits[:1]
             else:
-                final, exits = ACTION_CLOSE, exits
+                final = encode(CloseSlot(exits[0][0]), slots)
+                exits = exits[:1]
             decision = Decision(name, final, "; ".join(why for _, _, why in exits),
                                 self._close_orders(t, [p for _, p, _ in exits]))
         elif not mask[action]:
             return Decision(name, ACTION_HOLD, f"{name} is not allowed now (action mask)")
-        elif action == ACTION_HOLD:
+        elif isinstance(decoded, Hold):
             return Decision(name, ACTION_HOLD, "policy holds")
-        elif action == ACTION_CLOSE:
+        elif isinstance(decoded, CloseAll):
             decision = Decision(name, action, "policy closes every position",
                                 self._close_orders(t, positions))
-        elif action >= first_slot:
-            decision = Decision(name, action, f"policy closes slot {action - first_slot}",
-                                self._close_orders(t, [positions[action - first_slot]]))
+        elif isinstance(decoded, CloseSlot):
+            decision = Decision(name, action, f"policy closes slot {decoded.slot}",
+                                self._close_orders(t, [positions[decoded.slot]]))
         else:
-            strategy = STRATEGIES[action - FIRST_OPEN_ACTION]
+            strategy = decoded.strategy
             terms = self.broker.open_terms(strategy)
             if terms is None:  # the mask allowed it, so the simulator can build it
                 raise RuntimeError(f"bar {t}: {name} allowed by the mask but not quotable")
@@ -170,7 +169,7 @@ class ReplayExecutor:
         action = int(policy_action(self.policy, env, obs, info, mask))
         if missed is not None:  # the policy still sees the bar (its state stays consistent)
             return Decision(env.action_names[action], ACTION_HOLD, missed)
-        state = RiskState(len(env.sim.positions), env.sim.equity, day_start)
+        state = RiskState(len(env.positions), env.equity, day_start)
         return self.decide(t, action, mask, state)
 
     def _submit(self, decision: Decision) -> dict:
@@ -239,7 +238,7 @@ class ReplayExecutor:
             replaying = t < next_bar
             if t > 0 and env.panel.dates[t].date() != env.panel.dates[t - 1].date():
                 day_start = previous_equity  # the previous session's last mark
-            previous_equity = env.sim.equity
+            previous_equity = env.equity
             if t == next_bar and t > 0:
                 differences = self._restart_report(t, bar_time, replayed)
             # the newest bar's kill switch also cancels its orders if they were sent
@@ -254,7 +253,7 @@ class ReplayExecutor:
                 break
             if not replaying and t in missed:
                 self._cancel_stale(t)
-            equity_at_t = env.sim.equity  # the bar's own mark, before the market moves on
+            equity_at_t = env.equity  # the bar's own mark, before the market moves on
             decision = self._bar_decision(t, obs, info, day_start, missed.get(t))
             statuses = self._submit(decision)
             if replaying:
@@ -297,7 +296,7 @@ class ReplayExecutor:
         final_name = self.env.action_names[decision.final_action]
         sent = f"; {len(decision.orders)} order(s) sent" if decision.orders else ""
         self.progress(f"{bar_time[:10]} bar {t}: {decision.policy_action} -> {final_name} "
-                      f"({decision.reason}){sent}; equity {self.env.sim.equity:,.2f} USD")
+                      f"({decision.reason}){sent}; equity {self.env.equity:,.2f} USD")
 
     def _journal_decision(self, t, bar_time, decision, statuses) -> None:
         journal = self.journal

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from envs.actions import ACTION_CLOSE, ACTION_HOLD, FIRST_OPEN_ACTION, STRATEGIES
+from envs.actions import ACTION_HOLD, CloseAll, CloseSlot, Open, encode
 from execution.brokers.base import AccountMark, BrokerError, BrokerFill, BrokerOrder, BrokerPosition
 from execution.orders import MultiLegOrder, OrderLeg, order_legs
-from options.positions import Leg, position_to_per_share
+from options.positions import position_to_per_share
 
 __all__ = ["BarOutcome", "OpenTerms", "PaperBroker"]
 
@@ -83,7 +83,7 @@ class PaperBroker:
     # ----------------------------------------------------------------- market clock
     @property
     def bar(self) -> int:
-        return self.env.sim.bar
+        return self.env.bar
 
     def reset(self, seed: int):
         self._pending = []
@@ -93,35 +93,21 @@ class PaperBroker:
     # ----------------------------------------------------------------- quotes of orders
     def open_terms(self, strategy: str) -> OpenTerms | None:
         """The order the env's ``open_<strategy>`` action would place now (None: none)."""
-        env = self.env
-        unit = env.tables.unit(self.bar, strategy)
-        if unit is None:
+        terms = self.env.opening_terms(strategy)
+        if terms is None:
             return None
-        cfg = env.cfg
-        contracts = env.sim.contracts_for(unit, cfg.sizing, cfg.risk_per_trade_fraction,
-                                          cfg.fixed_contracts, cfg.max_contracts)
-        if contracts < 1:
-            return None
-        sized = order_legs(tuple(Leg(leg.option_type, leg.strike, leg.expiry,
-                                     leg.quantity_contracts * contracts) for leg in unit.legs),
-                           self.root)
-        return OpenTerms(strategy, sized, contracts, position_to_per_share(-unit.entry_cash_usd))
+        return OpenTerms(strategy, order_legs(terms.legs, self.root), terms.contracts,
+                         position_to_per_share(-terms.entry_cash_per_unit_usd))
 
     def close_terms(self, trade_id: int) -> tuple[tuple, float]:
         """(legs, net price per share per unit) that close the position ``trade_id`` now."""
-        pos = self._position(trade_id)
-        path = pos.unit.path
-        k = self.bar - pos.unit.entry_bar
-        alive = [leg for j, leg in enumerate(pos.legs()) if path.leg_alive[j, k]]
-        closing = tuple(Leg(leg.option_type, leg.strike, leg.expiry,
-                                  -leg.quantity_contracts) for leg in alive)
-        return order_legs(closing, self.root), position_to_per_share(-path.liq_usd[k])
-
-    def _position(self, trade_id: int):
-        for pos in self.env.sim.positions:
-            if pos.trade_id == trade_id:
-                return pos
-        raise BrokerError(f"paper broker: no open position with trade id {trade_id}")
+        try:
+            terms = self.env.closing_terms(trade_id)
+        except KeyError:
+            raise BrokerError(f"paper broker: no open position with trade id {trade_id}"
+                              ) from None
+        return (order_legs(terms.legs, self.root),
+                position_to_per_share(-terms.liquidation_cash_per_unit_usd))
 
     # ----------------------------------------------------------------- orders
     def _row(self, client_order_id: str):
@@ -164,12 +150,11 @@ class PaperBroker:
             terms = self.open_terms(order.strategy)
             if terms is None or terms.legs != order.legs:
                 return f"{order.strategy}: legs differ from the structure the simulator trades now"
-            unit = self.env.tables.unit(self.bar, order.strategy)
-            if not self.env.sim.can_open(unit, terms.contracts):
+            if not self.env.opening_terms(order.strategy).fits_margin:
                 return f"{order.strategy}: margin exceeds the free margin"
             price = terms.net_price_per_share
         else:
-            matches = [p.trade_id for p in self.env.sim.positions
+            matches = [p.trade_id for p in self.env.positions
                        if self.close_terms(p.trade_id)[0] == order.legs]
             if not matches:
                 return "close: no open position has these legs"
@@ -213,7 +198,7 @@ class PaperBroker:
         if opens and closes or len(opens) > 1:
             raise BrokerError("paper broker fills one open, or closes only, per bar")
         if opens:
-            action = FIRST_OPEN_ACTION + STRATEGIES.index(opens[0].strategy)
+            action = encode(Open(opens[0].strategy))
             if hint != action:
                 raise BrokerError(f"paper broker: order opens {opens[0].strategy}, the "
                                   f"executor's action is {env.action_names[hint]}")
@@ -223,14 +208,14 @@ class PaperBroker:
                 raise BrokerError(f"paper broker: no order to fill for the executor's action "
                                   f"{env.action_names[hint]}")
             return ACTION_HOLD
-        positions = list(env.sim.positions)
+        positions = list(env.positions)
         closing = {p.trade_id for p in positions for o in closes
                    if self.close_terms(p.trade_id)[0] == o.legs}
-        if hint == ACTION_CLOSE and closing == {p.trade_id for p in positions}:
+        wanted = env.decode(hint)
+        if isinstance(wanted, CloseAll) and closing == {p.trade_id for p in positions}:
             return hint
-        first_slot = FIRST_OPEN_ACTION + len(STRATEGIES)
-        slot = hint - first_slot
-        if 0 <= slot < len(positions) and closing == {positions[slot].trade_id}:
+        if (isinstance(wanted, CloseSlot) and wanted.slot < len(positions)
+                and closing == {positions[wanted.slot].trade_id}):
             return hint
         raise BrokerError(f"paper broker: close orders for trades {sorted(closing)} do not "
                           f"match the executor's action {env.action_names[hint]}")
@@ -286,10 +271,10 @@ class PaperBroker:
                 if client_order_id is None or f.client_order_id == client_order_id]
 
     def positions(self) -> list[BrokerPosition]:
-        sim = self.env.sim
+        env = self.env
         out = []
-        for pos in sim.positions:
-            view = sim.position_view(pos)
+        for pos in env.positions:
+            view = env.position_view(pos.trade_id)
             legs, _ = self.close_terms(pos.trade_id)
             held = tuple(OrderLeg(leg.symbol, leg.option_type, leg.strike, leg.expiry,
                                    -leg.quantity_contracts) for leg in legs)
@@ -301,7 +286,7 @@ class PaperBroker:
         return out
 
     def account(self) -> AccountMark:
-        view = self.env.sim.view()
+        view = self.env.portfolio_view()
         return AccountMark(view.equity_usd, view.cash_usd, view.margin_used_usd,
                            len(view.positions), view.delta_shares, view.gamma_shares_per_usd,
                            view.theta_usd_per_day, view.vega_usd_per_vol_point,
