@@ -23,6 +23,15 @@ panel (built from rows ``<= segments.train.end``) and the frame cut at that date
 (``tests/test_paths.py`` perturbs every later row and finds bit-identical paths). Validation and
 test environments are always built on the real history. Each training episode draws a path
 (:class:`PathSwitchingEnv`, from its own ``np_random``).
+
+Memory: a path's structure tables (every structure's unit at every bar and its quotes to expiry)
+take about 13 MB per block of 64 daily bars as Python objects, so 16 paths of a decade held whole
+took about 9 GB. :func:`path_envs` keeps :data:`RESIDENT_BLOCKS_PER_PATH` blocks of each path in
+memory, the least recently used dropped first; a dropped block comes back from the table cache
+(``env.table_cache_dir``: each path's blocks are stored under the hash of its own bars, so the
+seeds of one ablation, and the ``mix`` paths equal to ``bootstrap`` ones, build them once), or
+without one from compressed copies in memory (about 0.75 MB a block). Stepping is bit for bit
+what keeping every block gives (``tests/test_paths.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ from common.units import PERCENT_PER_UNIT
 from data.calendar import TRADING_DAYS_PER_YEAR
 from envs.market import MarketPanel, build_market_panel
 
-__all__ = ["PATH_SOURCES", "GjrGarchModel", "PathSwitchingEnv", "bootstrap_indices",
+__all__ = ["PATH_SOURCES", "RESIDENT_BLOCKS_PER_PATH", "GjrGarchModel", "PathSwitchingEnv", "bootstrap_indices",
            "bootstrap_panel", "fit_gjr_garch", "garch_panel", "path_envs", "switching_envs",
            "training_panels"]
 
@@ -46,6 +55,9 @@ PATH_SOURCES = ("real", "bootstrap", "garch", "mix")
 _EXPIRY_OBS = "days_to_monthly_expiry_over_30"
 _WARMUP_BARS = 60  # generated GARCH frames start this many real dates before the segment
 _MIN_IV_ROWS = 60  # training rows with an iv_index needed to fit the implied-vol process
+# Blocks of structure tables (envs.portfolio.TABLE_BLOCK_BARS bars each) each path keeps in
+# memory: the blocks its episodes are in now, with room for a few environments on one path.
+RESIDENT_BLOCKS_PER_PATH = 4
 
 
 # ---------------------------------------------------------------- block bootstrap
@@ -270,13 +282,23 @@ class PathSwitchingEnv(gym.Env):
         return self.active.action_masks()
 
 
-def path_envs(cfg, panels: list[MarketPanel], n_envs: int) -> list[PathSwitchingEnv]:
+def path_envs(cfg, panels: list[MarketPanel], n_envs: int,
+              resident_blocks: int | None = RESIDENT_BLOCKS_PER_PATH) -> list[PathSwitchingEnv]:
     """``n_envs`` training environments over ``panels``; the environments of one path share its
-    per-bar structure tables."""
+    per-bar structure tables, of which at most ``resident_blocks`` blocks stay in memory (None:
+    all); the others are stored (see the module docstring)."""
     from envs.spy_options_env import SpyOptionsEnv
+    from envs.table_cache import MemoryUnitStore, TableCache
 
+    cache = TableCache(cfg.env.table_cache_dir) if cfg.env.table_cache_dir else None
     bases = [SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
-                           cfg.options.margin, mode="train") for panel in panels]
+                           cfg.options.margin, mode="train", table_cache=cache)
+             for panel in panels]
+    if resident_blocks is not None:
+        for base in bases:
+            if base.tables.store is None:
+                base.tables.attach_store(MemoryUnitStore())
+            base.tables.keep_blocks(resident_blocks)
     return switching_envs(cfg, bases, n_envs)
 
 

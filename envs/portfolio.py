@@ -171,7 +171,10 @@ class UnitTables:
         self._chosen: dict[int, dict[str, pd.Timestamp]] = {}
         self._strikes: dict[tuple[int, str, str], np.ndarray] = {}
         self._grid: dict[tuple[int, str, str], LegQuotes] = {}
-        self._built_blocks: set[int] = set()
+        # Blocks in memory, least recently used first (ensure_bar), at most max_blocks of them.
+        self._built_blocks: dict[int, None] = {}
+        self.max_blocks: int | None = None  # None: every block stays once built (keep_blocks)
+        self.evicted = 0  # blocks dropped to keep within max_blocks, for tests and benchmarks
         self.store = None  # where blocks are loaded from and saved to (attach_store)
         self._spot = self.bars.spot.tolist()
         self._dates = list(self.bars.dates)
@@ -312,6 +315,10 @@ class UnitTables:
         key = (bar, strategy)
         if key in self._units:
             return self._units[key]
+        if self.max_blocks is not None and self.batched:  # its block was dropped: bring it back
+            self.ensure_bar(bar)
+            if key in self._units:
+                return self._units[key]
         unit = None
         try:
             unit = self._build(bar, strategy)
@@ -411,7 +418,8 @@ class UnitTables:
                 self.ensure_bar(block * TABLE_BLOCK_BARS)
             return
         self.build_bars(range(len(self.bars)))
-        self._built_blocks.update(range(self.n_blocks))
+        self._built_blocks.update(dict.fromkeys(range(self.n_blocks)))
+        self._drop_selection(range(len(self.bars)))
 
     @property
     def n_blocks(self) -> int:
@@ -425,13 +433,23 @@ class UnitTables:
     def ensure_bar(self, bar: int) -> None:
         """Build the block of :data:`TABLE_BLOCK_BARS` bars around ``bar`` in one pass, the
         first time one of its bars is needed (elementwise sources; others stay lazy). With a
-        store, the block is loaded from it when there, else built and saved to it."""
+        store, the block is loaded from it when there, else built and saved to it. With
+        :attr:`max_blocks`, the least recently used block beyond that many is dropped."""
         if not self.batched:
             return
         block = bar // TABLE_BLOCK_BARS
         if block in self._built_blocks:
+            if self.max_blocks is not None:  # now the most recently used
+                self._built_blocks[block] = self._built_blocks.pop(block)
             return
-        self._built_blocks.add(block)
+        self._built_blocks[block] = None
+        self._bring_in(block)
+        if self.max_blocks is not None:
+            while len(self._built_blocks) > self.max_blocks:
+                self._drop_block(next(iter(self._built_blocks)))
+
+    def _bring_in(self, block: int) -> None:
+        """Load ``block`` from the store, else build it (and save it there)."""
         bars = self.block_bars(block)
         store = self.store
         if store is not None:
@@ -443,8 +461,36 @@ class UnitTables:
                 except Exception as exc:  # whatever is wrong with a stored block: rebuild it
                     store.unreadable(block, exc)
         self.build_bars(bars)
+        self._drop_selection(bars)
         if store is not None:
             store.save(block, self.export_block(block))
+
+    def _drop_selection(self, bars) -> None:
+        """Forget the strike grids, their quotes and the selections of ``bars`` once every
+        unit there is built: nothing reads them again."""
+        for bar in bars:
+            self._selection.pop(bar, None)
+            self._chosen.pop(bar, None)
+            for rule, option_type in _GRID_KEYS:
+                self._strikes.pop((bar, rule, option_type), None)
+                self._grid.pop((bar, rule, option_type), None)
+
+    def keep_blocks(self, max_blocks: int) -> None:
+        """Keep at most ``max_blocks`` blocks in memory (elementwise sources): the least
+        recently used beyond that is dropped, and its units come back from the store (or are
+        built again) the next time one of its bars is needed, equal bit for bit. Units held
+        elsewhere (open positions) stay whole; they are only no longer shared."""
+        if max_blocks < 1:
+            raise ValueError(f"max_blocks must be >= 1, got {max_blocks}")
+        self.max_blocks = int(max_blocks)
+
+    def _drop_block(self, block: int) -> None:
+        del self._built_blocks[block]
+        for bar in self.block_bars(block):
+            for strategy in STRUCTURES:
+                self._units.pop((bar, strategy), None)
+                self._why.pop((bar, strategy), None)
+        self.evicted += 1
 
     def attach_store(self, store) -> None:
         """Load blocks from and save them to ``store``: an object with ``load(block) -> dict of
@@ -719,7 +765,7 @@ def _units_from_arrays(a: dict[str, np.ndarray], quote_source: str) -> list[Unit
     for name, dtype in _PATH_LEG_FIELDS:
         if leg_bar[name].dtype != np.dtype(dtype):
             raise ValueError(f"stored block: q_{name} is {leg_bar[name].dtype}, not {dtype}")
-    timestamps: dict[int, pd.Timestamp] = {}
+    made_legs: dict[tuple, Leg] = {}  # legs are frozen: units with the same leg share it
     out = []
     leg = bar = cell = path_leg = 0  # running offsets into the l_, p_ and q_ arrays
     for u, strategy in enumerate(strategy_of):
@@ -727,10 +773,12 @@ def _units_from_arrays(a: dict[str, np.ndarray], quote_source: str) -> list[Unit
         stop = leg + k
         legs = []
         for j in range(leg, stop):
-            ts = timestamps.get(expiry_ns[j])
-            if ts is None:
-                ts = timestamps[expiry_ns[j]] = pd.Timestamp(expiry_ns[j])
-            legs.append(Leg("call" if calls[j] else "put", strikes[j], ts, quantity[j]))
+            key = (calls[j], strikes[j], expiry_ns[j], quantity[j])
+            one = made_legs.get(key)
+            if one is None:
+                one = made_legs[key] = Leg("call" if calls[j] else "put", strikes[j],
+                                           pd.Timestamp(expiry_ns[j]), quantity[j])
+            legs.append(one)
         unit = UnitStructure(
             strategy=strategy, entry_bar=bar_of[u], legs=tuple(legs),
             leg_bid=leg_arrays["leg_bid"][leg:stop], leg_ask=leg_arrays["leg_ask"][leg:stop],

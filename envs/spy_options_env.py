@@ -406,12 +406,15 @@ class SpyOptionsEnv(gym.Env):
         return mask
 
     def _units_at(self, bar: int) -> tuple[list[int], list]:
-        """The opening actions with a unit at ``bar`` and those units (cached per bar)."""
+        """The opening actions with a unit at ``bar`` and those units (cached per bar; only
+        the latest bar's where the tables keep a few blocks, so that dropped ones are freed)."""
         found = self._bar_units.get(bar)
         if found is None:
             self.tables.ensure_bar(bar)
             pairs = [(FIRST_OPEN_ACTION + k, unit) for k, strategy in enumerate(STRATEGIES)
                      if (unit := self.tables.unit(bar, strategy)) is not None]
+            if self.tables.max_blocks is not None:
+                self._bar_units.clear()
             found = self._bar_units[bar] = ([a for a, _ in pairs], [u for _, u in pairs])
         return found
 

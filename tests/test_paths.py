@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from agents.paths import (
+    RESIDENT_BLOCKS_PER_PATH,
     PathSwitchingEnv,
     bootstrap_indices,
     path_envs,
@@ -17,6 +20,8 @@ from data import build_features
 from data.synthetic import FLAT_SURFACE, SyntheticSpec, make_synthetic_market
 from envs import make_env
 from envs.factory import EnvInputs
+from envs.portfolio import TABLE_BLOCK_BARS
+from envs.table_cache import MemoryUnitStore
 from forecasters.synthetic import synthetic_forecast_panel
 
 N_BARS = 700
@@ -125,6 +130,93 @@ def test_each_episode_draws_a_path_and_a_seed_replays_it():
     np.testing.assert_array_equal(obs_a, obs_b)
     assert envs[0].envs[0].tables is envs[1].envs[0].tables
     assert isinstance(envs[0], PathSwitchingEnv)
+
+
+# ---------------------------------------------------------------- memory of the path tables
+# sha256 of _stepped (below) on "mix" paths, recorded on main before the tables kept only a few
+# blocks per path (every block held, no store): what those changes must not move by one bit.
+STEPPED_BEFORE_FEW_BLOCKS = "4691c638f15c402fda0aac7bdc187f4996c6bc97654a9f456c5dfd4878b59bb5"
+
+
+def _stepped(envs, n_steps: int = 200, seed: int = 0) -> str:
+    """Digest of every observation and reward of ``envs`` stepped in turn (as a DummyVecEnv
+    does), each taking a uniform valid action from a generator of its own."""
+    rng = np.random.default_rng(seed)
+    digest = hashlib.sha256()
+    for k, env in enumerate(envs):
+        digest.update(env.reset(seed=seed + k)[0].tobytes())
+    for _ in range(n_steps):
+        for env in envs:
+            action = int(rng.choice(np.flatnonzero(env.action_masks())))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            digest.update(obs.tobytes())
+            digest.update(np.float64(reward).tobytes())
+            if terminated or truncated:
+                digest.update(env.reset()[0].tobytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def mix_paths():
+    inputs = _inputs()
+    cfg = _config(inputs.frame.index, "mix", n_paths=2)  # the real path, a bootstrap, a GARCH
+    return cfg, training_panels(cfg, inputs, make_env(cfg, "train", inputs=inputs).panel)
+
+
+def _with_table_cache(cfg, directory):
+    return cfg.model_copy(update={"env": cfg.env.model_copy(
+        update={"table_cache_dir": None if directory is None else str(directory)})})
+
+
+@pytest.mark.parametrize("resident_blocks, on_disk", [
+    (None, False),  # every block held: the straightforward tables
+    (RESIDENT_BLOCKS_PER_PATH, True),  # what training uses, with the table cache
+    (1, False),  # one block per path: a block dropped at almost every move, kept in memory
+])
+def test_paths_keeping_few_blocks_step_bit_for_bit_as_before(mix_paths, tmp_path,
+                                                             resident_blocks, on_disk):
+    cfg, panels = mix_paths
+    cfg = _with_table_cache(cfg, tmp_path if on_disk else None)
+    envs = path_envs(cfg, panels, 3, resident_blocks=resident_blocks)
+    assert _stepped(envs) == STEPPED_BEFORE_FEW_BLOCKS
+    tables = [env.tables for env in envs[0].envs]
+    assert len(tables) == 3 and all(t is env.tables for t, env in zip(
+        tables, envs[2].envs, strict=True))
+    if resident_blocks is None:
+        assert all(t.store is None and t.evicted == 0 for t in tables)
+        return
+    for t in tables:
+        assert len(t._built_blocks) <= resident_blocks
+        assert {bar // TABLE_BLOCK_BARS for bar, _ in t._units} <= set(t._built_blocks)
+        assert not t._grid and not t._selection  # forgotten once their units were built
+        assert isinstance(t.store, MemoryUnitStore) != on_disk
+    if resident_blocks == 1:  # blocks were dropped and read back
+        assert sum(t.evicted for t in tables) > 10 and sum(t.store.loaded for t in tables) > 10
+
+
+def test_a_later_process_loads_the_path_tables_from_the_table_cache(mix_paths, tmp_path):
+    cfg, panels = mix_paths
+    cfg = _with_table_cache(cfg, tmp_path)
+    for t in (env.tables for env in path_envs(cfg, panels, 1)[0].envs):
+        t.ensure_bar(0)
+        assert t.store.written == 1
+    again = [env.tables for env in path_envs(cfg, panels, 1)[0].envs]
+    for t in again:
+        t.ensure_bar(0)
+    assert all(t.store.loaded == 1 and t.store.written == 0 for t in again)
+    assert len({t.store.directory for t in again}) == 3  # one key per path
+
+
+def test_memory_unit_store_round_trips_a_block_and_forgets_a_bad_one():
+    store = MemoryUnitStore()
+    assert store.load(0) is None
+    arrays = {"a": np.arange(5.0), "why": np.array(["no expiry"])}
+    store.save(0, arrays)
+    back = store.load(0)
+    assert back.keys() == arrays.keys() and np.array_equal(back["a"], arrays["a"])
+    assert str(back["why"][0]) == "no expiry" and store.loaded == store.written == 1
+    store.unreadable(0, ValueError("test"))
+    assert store.load(0) is None and store.rebuilt == 1
 
 
 def test_unknown_path_source_is_a_config_error():
