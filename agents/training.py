@@ -49,7 +49,7 @@ from common.runfolder import (
 )
 
 __all__ = ["TrainingError", "health_lines", "learning_health", "provenance", "train",
-           "training_vec_env", "wrap_training_vec_env",
+           "monitored_vec_env", "training_vec_env", "wrap_training_vec_env",
            "validation_interval", "write_run_metadata"]
 
 log = logging.getLogger(__name__)
@@ -237,6 +237,20 @@ def training_vec_env(cfg, inputs, seed: int):
     if subproc:
         return SubprocVecEnv(makers, start_method="fork")
     return DummyVecEnv(makers)
+
+
+def monitored_vec_env(envs: list, vec_env: str):
+    """``envs`` (made and seeded by the caller) as one vectorised env without checkpoint
+    records, for the tuner and the learnability suite: ``BatchedSpyVecEnv`` when ``vec_env`` is
+    ``batched``, else ``DummyVecEnv`` over ``Monitor(env)`` (the same transitions)."""
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from envs.vec_env import BatchedSpyVecEnv
+
+    if vec_env == "batched":
+        return BatchedSpyVecEnv(envs)
+    return DummyVecEnv([lambda env=env: Monitor(env) for env in envs])
 
 
 class _ScaledReward(VecEnvWrapper):
