@@ -116,6 +116,10 @@ class PathsConfig(_Section):
 
 
 class TrainConfig(_Section):
+    """How one seed is trained. ``vec_env`` picks how the ``n_envs`` training envs are stepped
+    (``batched`` by default: ``envs.vec_env.BatchedSpyVecEnv``, bit-identical to ``dummy`` and
+    faster; a run may be resumed under another value)."""
+
     total_timesteps: int = Field(20_000, ge=1)
     n_envs: int = Field(1, ge=1, description="vectorised environments per seed")
     vec_env: str = Field(
