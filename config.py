@@ -116,9 +116,18 @@ class PathsConfig(_Section):
 
 
 class TrainConfig(_Section):
+    """How one seed is trained. ``vec_env`` picks how the ``n_envs`` training envs are stepped
+    (``batched`` by default: ``envs.vec_env.BatchedSpyVecEnv``, bit-identical to ``dummy`` and
+    faster; a run may be resumed under another value)."""
+
     total_timesteps: int = Field(20_000, ge=1)
     n_envs: int = Field(1, ge=1, description="vectorised environments per seed")
-    vec_env: str = Field("dummy", pattern="^(dummy|subproc)$")
+    vec_env: str = Field(
+        "batched", pattern="^(batched|dummy|subproc)$",
+        description="batched: every env stepped in one loop in this process "
+                    "(envs.vec_env.BatchedSpyVecEnv); dummy: SB3's DummyVecEnv over Monitor-"
+                    "wrapped envs (the same transitions and results bit for bit, slower); "
+                    "subproc: one process per env")
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1,
                               description="seeds train.py starts when given no --seed/--seeds")
     checkpoint_every_steps: int = Field(10_000, ge=1)

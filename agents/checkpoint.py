@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from common.io import atomic_target, write_text_atomic
+from envs.replay import ReplayRecord
 
 __all__ = [
     "CHECKPOINT_PATTERN",
@@ -56,50 +57,29 @@ _STATE_NPZ = ".state.npz"
 
 # ---------------------------------------------------------------- environment snapshots
 class EpisodeRecorder(gym.Wrapper):
-    """Records what is needed to rebuild the current episode without pickling the env."""
+    """Records what is needed to rebuild the current episode without pickling the env (an
+    :class:`envs.replay.ReplayRecord`; ``envs.vec_env.BatchedSpyVecEnv`` keeps the same
+    record for each of its envs)."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        self._rng_before_reset: dict | None = None
-        self._reset_seed: int | None = None
-        self._reset_options: dict | None = None
-        self._actions: list[int] = []
+        self._record = ReplayRecord()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        unwrapped = self.env.unwrapped
-        self._rng_before_reset = (unwrapped.np_random.bit_generator.state
-                                  if unwrapped._np_random is not None else None)
-        self._reset_seed, self._reset_options = seed, options
-        self._actions = []
+        self._record.on_reset(self.env, seed, options)
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action):
-        self._actions.append(int(action))
+        self._record.actions.append(int(action))
         return self.env.step(action)
 
     def get_state(self) -> dict:
         """Plain-data snapshot of the wrapped environment's episode."""
-        unwrapped = self.env.unwrapped
-        if callable(getattr(unwrapped, "get_state", None)):
-            return {"kind": "env", "state": unwrapped.get_state()}
-        return {"kind": "replay", "rng_before_reset": self._rng_before_reset,
-                "seed": self._reset_seed, "options": self._reset_options,
-                "actions": list(self._actions),
-                "rng_now": unwrapped.np_random.bit_generator.state}
+        return self._record.snapshot(self.env)
 
     def set_state(self, state: dict) -> None:
         """Put the environment back into the state :meth:`get_state` recorded."""
-        unwrapped = self.env.unwrapped
-        if state["kind"] == "env":
-            unwrapped.set_state(state["state"])
-            return
-        if state["seed"] is None and state["rng_before_reset"] is not None:
-            unwrapped.np_random.bit_generator.state = state["rng_before_reset"]
-        self.reset(seed=state["seed"], options=state["options"])
-        self._rng_before_reset = state["rng_before_reset"]
-        for action in state["actions"]:
-            self.step(action)
-        unwrapped.np_random.bit_generator.state = state["rng_now"]
+        self._record.restore(self.env, state, reset=self.reset, step=self.step)
 
 
 # ---------------------------------------------------------------- normalisation statistics

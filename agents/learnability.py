@@ -196,25 +196,18 @@ def train_one_seed(prepared: Prepared, seed: int) -> dict:
     and its final model's held-out scores."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
 
     from agents.paths import switching_envs
     from agents.ppo import PPOPolicy, build_model
-    from agents.training import wrap_training_vec_env
+    from agents.training import monitored_vec_env, wrap_training_vec_env
 
     settings, cfg, heldout = prepared.settings, prepared.cfg, prepared.heldout
     torch.set_num_threads(cfg.agent.torch_threads)
     envs = switching_envs(cfg, prepared.train, cfg.train.n_envs)
 
-    def maker(k: int):
-        def _make():
-            envs[k].reset(seed=seed * _TRAIN_SEED_STRIDE + k)
-            return Monitor(envs[k])
-        return _make
-
-    vec_env, vec_norm = wrap_training_vec_env(DummyVecEnv([maker(k) for k in range(len(envs))]),
-                                              cfg)
+    for k, env in enumerate(envs):
+        env.reset(seed=seed * _TRAIN_SEED_STRIDE + k)
+    vec_env, vec_norm = wrap_training_vec_env(monitored_vec_env(envs, cfg.train.vec_env), cfg)
     model = build_model(cfg.agent, vec_env, seed, None)
     every = max(1, settings.timesteps // max(1, settings.eval_points))
     curve: list[dict] = []

@@ -48,14 +48,16 @@ from common.runfolder import (
     verify_model_sha256,
 )
 
-__all__ = ["TrainingError", "health_lines", "wrap_training_vec_env", "learning_health", "provenance", "train",
+__all__ = ["TrainingError", "health_lines", "learning_health", "provenance", "train",
+           "monitored_vec_env", "training_vec_env", "wrap_training_vec_env",
            "validation_interval", "write_run_metadata"]
 
 log = logging.getLogger(__name__)
 PACKAGES = ("numpy", "pandas", "torch", "gymnasium", "stable-baselines3", "sb3-contrib",
             "scikit-learn", "xgboost", "arch", "vollib")
 # Keys a resumed run may change: they do not change what is learned.
-RESUMABLE_CHANGES = ("train.total_timesteps", "train.progress_bar", "forecast.n_jobs",
+RESUMABLE_CHANGES = ("train.total_timesteps", "train.progress_bar", "train.vec_env",
+                     "forecast.n_jobs",
                      "forecast.cache_dir", "forecast.tune.storage", "data.cache_dir",
                      "env.table_cache_dir")
 CLIP_OBS = 10.0
@@ -191,11 +193,17 @@ class _ProgressBar:
         return Bar()
 
 
-def _vec_env(cfg, inputs, seed: int):
+def training_vec_env(cfg, inputs, seed: int):
+    """The training envs (``train.n_envs``, env ``k`` first reset with ``seed + k``) behind
+    ``train.vec_env``: ``batched`` (:class:`envs.vec_env.BatchedSpyVecEnv`, one loop with the
+    bookkeeping inside), ``dummy`` (``DummyVecEnv`` over ``EpisodeRecorder(Monitor(env))``,
+    the same transitions bit for bit, slower) or ``subproc`` (the same wrappers, one process
+    per env)."""
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     from envs import make_env
+    from envs.vec_env import BatchedSpyVecEnv
 
     n = cfg.train.n_envs
     subproc = cfg.train.vec_env == "subproc" and n > 1
@@ -209,20 +217,40 @@ def _vec_env(cfg, inputs, seed: int):
         log.info("training paths: %s, %d path(s)", cfg.train.paths.source, len(panels))
         switching = path_envs(cfg, panels, n)
 
+    def make(rank: int):
+        env = (switching[rank] if switching is not None
+               else make_env(cfg, "train", share_with=first))
+        env.reset(seed=seed + rank)
+        return env
+
+    if cfg.train.vec_env == "batched":
+        return BatchedSpyVecEnv([make(k) for k in range(n)])
+
     def factory(rank: int):
         def _make():
             if subproc:  # in the worker: Ctrl-C is the parent's to handle (checkpoint first)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-            env = (switching[rank] if switching is not None
-                   else make_env(cfg, "train", share_with=first))
-            env.reset(seed=seed + rank)
-            return EpisodeRecorder(Monitor(env))
+            return EpisodeRecorder(Monitor(make(rank)))
         return _make
 
     makers = [factory(k) for k in range(n)]
     if subproc:
         return SubprocVecEnv(makers, start_method="fork")
     return DummyVecEnv(makers)
+
+
+def monitored_vec_env(envs: list, vec_env: str):
+    """``envs`` (made and seeded by the caller) as one vectorised env without checkpoint
+    records, for the tuner and the learnability suite: ``BatchedSpyVecEnv`` when ``vec_env`` is
+    ``batched``, else ``DummyVecEnv`` over ``Monitor(env)`` (the same transitions)."""
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from envs.vec_env import BatchedSpyVecEnv
+
+    if vec_env == "batched":
+        return BatchedSpyVecEnv(envs)
+    return DummyVecEnv([lambda env=env: Monitor(env) for env in envs])
 
 
 class _ScaledReward(VecEnvWrapper):
@@ -316,7 +344,7 @@ def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
     from envs import make_env
 
     write_run_metadata(cfg, run_dir, inputs, command, iv_proxy)
-    vec_env, vec_norm = wrap_training_vec_env(_vec_env(cfg, inputs, cfg.seed), cfg)
+    vec_env, vec_norm = wrap_training_vec_env(training_vec_env(cfg, inputs, cfg.seed), cfg)
     validation = ValidationCallback(lambda: make_env(cfg, "valid", inputs=inputs),
                                     cfg.agent.algo, validation_interval(cfg.train), run_dir,
                                     probe.panel.bars_per_year, vec_norm,

@@ -49,13 +49,12 @@ import torch
 import yaml
 from scipy.stats import kurtosis, skew
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.baselines import make_baseline
 from agents.evaluation import bar_returns, performance_metrics, run_episode
 from agents.ppo import PPOPolicy, build_model
 from agents.statistics import deflated_sharpe_ratio, per_bar_sharpe
+from agents.training import monitored_vec_env
 from common.cli import run_cli
 from common.errors import UserInputError
 from common.io import write_json_atomic, write_text_atomic
@@ -242,14 +241,11 @@ class ValidationPruningCallback(BaseCallback):
 
 
 def _train_env(cfg, inputs, seed: int):
-    def factory(rank: int):
-        def _make():
-            env = make_env(cfg, "train", inputs=inputs)
-            env.reset(seed=seed + rank)
-            return Monitor(env)
-        return _make
-
-    return DummyVecEnv([factory(k) for k in range(cfg.train.n_envs)])
+    envs = []
+    for rank in range(cfg.train.n_envs):
+        envs.append(make_env(cfg, "train", inputs=inputs))
+        envs[-1].reset(seed=seed + rank)
+    return monitored_vec_env(envs, cfg.train.vec_env)
 
 
 def make_objective(cfg, inputs, total_timesteps: int, seeds_per_trial: int,

@@ -1,8 +1,10 @@
 """PPO training throughput: our environment against CartPole with the same hyper-parameters.
 
 For each number of environments (2 and 16 by default) it trains the config's algorithm
-(MaskablePPO by default) on ``SpyOptions`` (the config's train segment, DummyVecEnv, envs sharing
-their per-bar structure tables) and stable-baselines3's PPO on ``CartPole-v1`` with the same
+(MaskablePPO by default) on ``SpyOptions`` (the config's train segment, the vectorised env
+``train.py`` builds: ``agents.training.training_vec_env``, envs sharing their per-bar structure
+tables, ``--vec-env`` choosing ``train.vec_env``: ``batched``, the default, or ``dummy``; no
+VecNormalize) and stable-baselines3's PPO on ``CartPole-v1`` with the same
 n_steps, batch size, epochs, network and torch threads, each in a fresh process, one after the
 other on one machine. Two figures per run:
 
@@ -13,7 +15,7 @@ other on one machine. Two figures per run:
   tables are built (their build time, usually nothing left to build, is reported).
 
     python bench/train_throughput.py [--config configs/quick.yaml] [--timesteps 16384]
-                                     [--n-envs 2 16] [--json OUT]
+                                     [--n-envs 2 16] [--vec-env batched|dummy] [--json OUT]
 
 The target of the speed issue: ours at least 90% of CartPole's steps/s at both, both ways.
 """
@@ -51,17 +53,17 @@ def _child(args) -> dict:
     from agents.ppo import build_model
     from config import load_config
 
-    cfg = load_config(args.config)
     n_envs = args.n_envs[0]
+    overrides = [f"train.n_envs={n_envs}"] + ([f"train.vec_env={args.vec_env}"]
+                                              if args.vec_env else [])
+    cfg = load_config(args.config, overrides=overrides)
     agent = _agent_config(cfg, n_envs, args.rollout_steps)
     if args.child == "ours":
-        from envs import load_env_inputs, make_env
+        from agents.training import training_vec_env
+        from envs import load_env_inputs
 
         inputs = load_env_inputs(cfg, progress=False)
-        template = make_env(cfg, "train", inputs=inputs)
-        envs = [template] + [make_env(cfg, "train", share_with=template)
-                             for _ in range(n_envs - 1)]
-        vec = DummyVecEnv([lambda e=e: e for e in envs])
+        vec = training_vec_env(cfg, inputs, seed=0)
         model = build_model(agent, vec, seed=0, tensorboard_log=None)
     else:
         import torch
@@ -82,12 +84,13 @@ def _child(args) -> dict:
     tables_s = 0.0
     if args.child == "ours":
         start = time.perf_counter()
-        template.tables.build_all()
+        vec.get_attr("tables", indices=[0])[0].build_all()
         tables_s = time.perf_counter() - start
     start = time.perf_counter()
     model.learn(total_timesteps=args.timesteps, reset_num_timesteps=True)
     steady_s = time.perf_counter() - start
     return {"env": args.child, "n_envs": n_envs, "n_steps": agent.n_steps,
+            "vec_env": type(vec).__name__,
             "ready_s": ready_s, "user_seconds": user_s,
             "user_steps_per_s": user_steps / user_s,
             "steady_steps_per_s": model.num_timesteps / steady_s,
@@ -99,6 +102,8 @@ def _spawn(args, which: str, n_envs: int) -> dict:
            "--timesteps", str(args.timesteps), "--n-envs", str(n_envs), "--child", which]
     if args.rollout_steps:
         cmd += ["--rollout-steps", str(args.rollout_steps)]
+    if args.vec_env:
+        cmd += ["--vec-env", args.vec_env]
     t0 = time.time()
     done = subprocess.run([*cmd, "--t0", repr(t0)], capture_output=True, text=True,
                           cwd=_ROOT)
@@ -115,6 +120,8 @@ def main() -> None:
     parser.add_argument("--rollout-steps", type=int, default=None,
                         help="keep n_envs x n_steps at this (default: each run uses the "
                              "config's n_steps per env)")
+    parser.add_argument("--vec-env", choices=("batched", "dummy"), default=None,
+                        help="train.vec_env of our runs (default: the config's)")
     parser.add_argument("--json", metavar="OUT", default=None,
                         help="also write the figures to this JSON file")
     parser.add_argument("--child", choices=("ours", "cartpole"), help=argparse.SUPPRESS)
@@ -134,7 +141,8 @@ def main() -> None:
         rows.append(row)
         for label, key in (("as a user sees it", "user"), ("steady state", "steady")):
             ratio = row[f"{key}_ratio"]
-            print(f"n_envs={n_envs:>2} (n_steps {ours['n_steps']}) {label}: SpyOptions "
+            print(f"n_envs={n_envs:>2} (n_steps {ours['n_steps']}, {ours['vec_env']}) {label}: "
+                  f"SpyOptions "
                   f"{ours[f'{key}_steps_per_s']:,.0f} steps/s, CartPole "
                   f"{cart[f'{key}_steps_per_s']:,.0f} steps/s: ratio {ratio:.2f} "
                   f"({'meets' if ratio >= TARGET_RATIO else 'misses'} {TARGET_RATIO:.0%})")
@@ -144,7 +152,7 @@ def main() -> None:
               f"{ours['tables_left_s']:.1f} s")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"config": args.config,
+        Path(args.json).write_text(json.dumps({"config": args.config, "vec_env": args.vec_env,
                                                "timesteps": args.timesteps, "runs": rows},
                                               indent=2) + "\n")
         print(f"figures: {args.json}")

@@ -4,6 +4,9 @@ Importing ``envs`` registers the id; plain Gymnasium code reaches it with
 ``gym.make("envs:SpyOptions-v1", config=..., segment=...)``, Gymnasium's module-prefixed id,
 which imports ``envs`` first (Gymnasium 1.x has no plugin entry points). There is no v0: the
 first version's code is not kept, and an alias of v1 under its name would mislead.
+
+The batched vectorised env of training, ``envs.vec_env.BatchedSpyVecEnv``, is imported from its
+module: it needs stable-baselines3 (and so torch), which ``import envs`` does not load.
 """
 
 from gymnasium.envs.registration import register, registry

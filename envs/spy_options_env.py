@@ -287,6 +287,12 @@ class SpyOptionsEnv(gym.Env):
         return self._get_obs(), self._get_info(StepResult(), None, ACTION_HOLD)
 
     def step(self, action):
+        reward, terminated, truncated, info = self._transition(action)
+        return self._get_obs(), reward, terminated, truncated, info
+
+    def _transition(self, action) -> tuple[float, bool, bool, dict]:
+        """``step`` without the observation: (reward, terminated, truncated, info). The batched
+        vectorised env (``envs.vec_env``) writes the observations of its envs in place."""
         if not self._ready:
             raise RuntimeError("call reset() before step()")
         if self._ended():
@@ -322,7 +328,7 @@ class SpyOptionsEnv(gym.Env):
         info = self._get_info(result, invalid, taken)
         if terminated or truncated:
             info["episode_stats"] = self._episode_stats()
-        return self._get_obs(), reward, bool(terminated), bool(truncated), info
+        return reward, bool(terminated), bool(truncated), info
 
     # ------------------------------------------------------------------ public terms
     @property
@@ -444,11 +450,15 @@ class SpyOptionsEnv(gym.Env):
         i = self.sim.bar
         obs = np.empty(self.observation_space.shape[0], dtype=np.float32)
         obs[: self._n_market] = self._market_obs[i]  # clipped once at construction
-        equity = self.sim.equity
-        obs[self._n_market:] = portfolio_values_fast(
-            self.sim, self._spot[i], equity if equity > 1e-9 else 1e-9, self._close_ns[i],
-            self.cfg.max_open_positions, self._clip)
+        obs[self._n_market:] = self._portfolio_obs()
         return obs
+
+    def _portfolio_obs(self) -> list[float]:
+        """The portfolio block of the observation (after the market block), scaled and clipped."""
+        i = self.sim.bar
+        equity = self.sim.equity
+        return portfolio_values_fast(self.sim, self._spot[i], equity if equity > 1e-9 else 1e-9,
+                                     self._close_ns[i], self.cfg.max_open_positions, self._clip)
 
     def unrealized_pnl(self) -> float:
         """Mid value of open legs plus the cash flows that opened them (costs included)."""
