@@ -32,6 +32,7 @@ user cache folder, :func:`common.paths.user_cache_root`; ``null`` turns the cach
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import io
@@ -122,7 +123,10 @@ def _panel_from_arrays(a: dict[str, np.ndarray]) -> MarketPanel:
     if meta["tz"] is not None:
         dates = dates.tz_localize("UTC").tz_convert(meta["tz"])
     if meta["freq"] is not None:
-        dates.freq = meta["freq"]
+        # A custom business day ("C") keeps its holidays out of its string, so it cannot be
+        # set back; nothing reads a panel's freq, and the dates themselves are exact.
+        with contextlib.suppress(ValueError):
+            dates.freq = meta["freq"]
     return MarketPanel(dates=dates, **{name: a[name] for name in _PANEL_ARRAYS},
                        market_obs_names=tuple(meta["market_obs_names"]),
                        horizons=tuple(meta["horizons"]),

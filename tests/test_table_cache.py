@@ -249,3 +249,28 @@ def test_make_env_shares_the_cache_between_processes_and_logs_it(tmp_path, caplo
     off = load_config("configs/quick.yaml", ["env.table_cache_dir=null",
                                              f"segments.train={{start: {START}, end: {END}}}"])
     assert make_env(off, "train", inputs=inputs()).tables.store is None
+
+
+def test_a_panel_on_custom_business_days_loads_back_without_a_rebuild(tmp_path, caplog):
+    """Dates with a CustomBusinessDay freq (synthetic markets) are read back, not rebuilt."""
+    from dataclasses import replace
+
+    built = build_market_panel(*panel_args())
+    custom = pd.DatetimeIndex(built.dates, freq=pd.offsets.CustomBusinessDay(
+        holidays=[d for d in pd.bdate_range(built.dates[0], built.dates[-1])
+                  if d not in set(built.dates)]))
+    assert custom.freqstr == "C"
+    panel = replace(built, dates=custom)
+    cache = TableCache(tmp_path)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return panel
+
+    cache.market_panel("k", build)
+    with caplog.at_level(logging.WARNING, logger="envs.table_cache"):
+        loaded = cache.market_panel("k", build)
+    assert calls == [1] and not caplog.records
+    assert loaded.dates.equals(panel.dates)
+    assert np.array_equal(loaded.market_obs, panel.market_obs)
