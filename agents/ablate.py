@@ -22,14 +22,20 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from agents.paths import PATH_SOURCES
-from common.cli import run_cli
+from agents.statistics import deflated_sharpe_ratio
 from common.errors import UserInputError
+from common.io import write_json_atomic, write_text_atomic
+from data.calendar import TRADING_DAYS_PER_YEAR
 
-__all__ = ["ablation_table", "main", "parse_args"]
+if TYPE_CHECKING:
+    from config import ExperimentConfig
+
+__all__ = ["ablation_table", "parse_args", "run"]
 
 log = logging.getLogger("ablate")
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,8 +87,6 @@ def _per_seed_sharpe(metrics: dict) -> dict[str, dict]:
 def ablation_table(per_variant: dict[str, dict], bars_per_year: float) -> dict:
     """Median and range of Sharpe per variant, SPA p-values, and the deflated Sharpe of the
     best trial over all trials (variants x seeds)."""
-    from agents.statistics import deflated_sharpe_ratio
-
     rows = {}
     trials = []
     for variant, doc in per_variant.items():
@@ -123,14 +127,12 @@ def _markdown(table: dict, segment: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace, cfg: ExperimentConfig) -> int:
+    """The ablation of ``python -m agents.ablate`` with its parsed flags (:func:`parse_args`)
+    and the loaded config (``cli.ablate.main`` resolves the YAML first: a bad config is one
+    line and nothing is written)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    from common.io import write_json_atomic, write_text_atomic
-    from config import load_config
-
-    cfg = load_config(args.config, args.overrides)  # a bad config: one line, nothing written
     out = Path(args.out or f"runs/ablate_{cfg.name}")
     seeds = [str(s) for s in range(args.seeds)]
     per_variant = {}
@@ -153,8 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         _run([sys.executable, str(ROOT / "evaluate.py"), "--run", str(run_dir), "--segment",
               args.segment, "--no-plots", "--out", str(eval_dir)])
         per_variant[variant] = json.loads((eval_dir / "metrics.json").read_text())
-    from data.calendar import TRADING_DAYS_PER_YEAR
-
     table = ablation_table(per_variant, TRADING_DAYS_PER_YEAR)
     write_json_atomic({"config": args.config, "segment": args.segment, "seeds": args.seeds,
                        "timesteps": args.timesteps, **table}, out / "ablation.json")
@@ -164,5 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the CLI layer parses the flags and resolves the YAML
+    from cli.ablate import main
+    from common.cli import run_cli
+
     raise SystemExit(run_cli(main, prog="agents.ablate"))

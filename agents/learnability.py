@@ -11,7 +11,9 @@ policy is scored on ``n_heldout_paths`` other paths (other seeds), one evaluatio
   a bear put spread when down; held for the signal's 20 bars);
 * ``no_edge``: cash.
 
-Nothing here is tuned on the held-out paths: PPO's score is its final model's.
+Nothing here is tuned on the held-out paths: PPO's score is its final model's. The suite's
+config is ``SUITE_CONFIG`` with :func:`suite_overrides` (``cli.learnability.suite_config`` loads
+it: ``agents`` never imports ``config``); :func:`prepare` takes the loaded config.
 """
 
 from __future__ import annotations
@@ -22,14 +24,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.baselines import CashPolicy, RandomPolicy, ShortPutSpreadPolicy
+from agents.paths import switching_envs
+from agents.ppo import PPOPolicy, build_model
+from agents.training import monitored_vec_env, wrap_training_vec_env
 from common.units import PERCENT_PER_UNIT
+from data import build_features
+from data.synthetic import FLAT_SURFACE, SyntheticSpec, make_synthetic_market
+from envs import make_env
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
+from envs.factory import EnvInputs
+from forecasters.synthetic import synthetic_forecast_panel
 
 __all__ = ["HELDOUT_SEED_OFFSET", "SUITE_CONFIG", "Prepared", "SignalSpreadPolicy",
            "SuiteSettings", "evaluate_policy", "heldout_envs", "market_inputs", "prepare",
-           "reference_policy", "score_rules", "suite_config", "train_envs", "train_one_seed",
+           "reference_policy", "score_rules", "suite_overrides", "train_envs", "train_one_seed",
            "warm"]
 
 log = logging.getLogger(__name__)
@@ -55,27 +67,20 @@ class SuiteSettings:
     overrides: tuple[str, ...] = field(default_factory=tuple)
 
 
-def suite_config(settings: SuiteSettings, n_bars: int):
-    """The quick config on synthetic dates with a flat surface (the markets' own pricing)."""
-    from config import load_config
-    from data.synthetic import FLAT_SURFACE, SyntheticSpec, make_synthetic_market
-
+def suite_overrides(settings: SuiteSettings, n_bars: int) -> list[str]:
+    """The ``--set`` overrides of ``SUITE_CONFIG`` (the quick config) for the suite: synthetic
+    dates, a flat surface (the markets' own pricing), then ``settings.overrides``."""
     dates = make_synthetic_market(SyntheticSpec(settings.market, n_bars=n_bars), 0).frame.index
     overrides = [f"options.surface.{k}={v}" for k, v in FLAT_SURFACE.items()]
     overrides += [f"segments.train={{start: {dates[WARMUP_BARS].date()}, end: {dates[-1].date()}}}",
                   "segments.valid={start: 2100-01-01, end: 2100-06-30}",
                   "segments.test={start: 2100-07-01, end: 2100-12-31}",
                   "train.progress_bar=false"]
-    return load_config(SUITE_CONFIG, [*overrides, *settings.overrides])
+    return [*overrides, *settings.overrides]
 
 
 def market_inputs(market: str, seed: int, n_bars: int, cfg):
     """``EnvInputs`` of one synthetic path: frame, causal features, the planted panel."""
-    from data import build_features
-    from data.synthetic import SyntheticSpec, make_synthetic_market
-    from envs.factory import EnvInputs
-    from forecasters.synthetic import synthetic_forecast_panel
-
     path = make_synthetic_market(SyntheticSpec(market, n_bars=n_bars), seed)
     panel, long = synthetic_forecast_panel(path, cfg.forecast.horizons,
                                            cfg.forecast.quantile_levels)
@@ -83,8 +88,6 @@ def market_inputs(market: str, seed: int, n_bars: int, cfg):
 
 
 def _env_on(cfg, inputs, mode: str):
-    from envs import make_env
-
     dates = inputs.frame.index
     return make_env(cfg, "train", mode=mode, inputs=inputs, start=dates[WARMUP_BARS],
                     end=dates[-1])
@@ -114,9 +117,10 @@ class Prepared:
     heldout: list
 
 
-def prepare(settings: SuiteSettings, warm_tables: bool = True) -> Prepared:
-    """Draw the paths, build their environments and (by default) their tables, once."""
-    cfg = suite_config(settings, settings.train_path_bars)
+def prepare(settings: SuiteSettings, cfg, warm_tables: bool = True) -> Prepared:
+    """Draw the paths, build their environments and (by default) their tables, once; ``cfg``
+    is the suite's config (``cli.learnability.suite_config(settings,
+    settings.train_path_bars)``)."""
     prepared = Prepared(settings, cfg, train_envs(settings, cfg), heldout_envs(settings, cfg))
     if warm_tables:
         warm(prepared.train + prepared.heldout)
@@ -163,8 +167,6 @@ def reference_policy(market: str, observation_names, cfg):
     if market == "vrp":
         return ShortPutSpreadPolicy(observation_names, cfg.baselines)
     if market == "signal":
-        from data.synthetic import SyntheticSpec
-
         return SignalSpreadPolicy(observation_names, max(cfg.forecast.horizons),
                                   SyntheticSpec("signal").signal_horizon_bars)
     return CashPolicy(observation_names, cfg.baselines)
@@ -194,13 +196,6 @@ def evaluate_policy(envs: list, policy, length_bars: int) -> list[float]:
 def train_one_seed(prepared: Prepared, seed: int) -> dict:
     """Train PPO on the prepared training paths (each episode draws one); its learning curve
     and its final model's held-out scores."""
-    import torch
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    from agents.paths import switching_envs
-    from agents.ppo import PPOPolicy, build_model
-    from agents.training import monitored_vec_env, wrap_training_vec_env
-
     settings, cfg, heldout = prepared.settings, prepared.cfg, prepared.heldout
     torch.set_num_threads(cfg.agent.torch_threads)
     envs = switching_envs(cfg, prepared.train, cfg.train.n_envs)

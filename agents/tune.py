@@ -41,6 +41,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import optuna
@@ -55,14 +56,15 @@ from agents.evaluation import bar_returns, performance_metrics, run_episode
 from agents.ppo import PPOPolicy, build_model
 from agents.statistics import deflated_sharpe_ratio, per_bar_sharpe
 from agents.training import monitored_vec_env
-from common.cli import run_cli
 from common.errors import UserInputError
 from common.io import write_json_atomic, write_text_atomic
-from config import load_config
 from envs import load_env_inputs, make_env
 
+if TYPE_CHECKING:
+    from config import ExperimentConfig
+
 __all__ = ["SEARCH_SPACE_NOTE", "TuneError", "ValidationPruningCallback", "check_budget",
-           "main", "open_storage", "optimize", "sample_agent_params", "storage_url",
+           "open_storage", "parse_args", "run", "optimize", "sample_agent_params", "storage_url",
            "write_best_params"]
 
 log = logging.getLogger("agents.tune")
@@ -454,13 +456,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace, cfg: ExperimentConfig) -> int:
+    """The search of ``python -m agents.tune`` with its parsed flags (:func:`parse_args`) and
+    the loaded config (``cli.tune.main`` resolves the YAML)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    cfg = load_config(args.config, args.overrides)
     study_name = args.study or f"ppo_{cfg.name}"
     out = Path(args.out or Path("runs") / "tune" / study_name)
     total_timesteps = args.timesteps or cfg.train.total_timesteps
@@ -505,5 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the CLI layer parses the flags and resolves the YAML
+    from cli.tune import main
+    from common.cli import run_cli
+
     raise SystemExit(run_cli(main, prog="agents.tune"))

@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from dataclasses import replace
 
-    from agents.learnability import prepare, score_rules, suite_config
+    from agents.learnability import prepare, score_rules
+    from cli.learnability import suite_config
     from common.io import write_json_atomic
 
     settings = _settings(args)
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                                      settings.train_path_bars)
     out = Path(args.out)
     started = time.time()
-    prepared = prepare(settings)
+    prepared = prepare(settings, configs[AS_IS])
     for name, cfg in configs.items():
         _PREPARED[name] = replace(prepared, cfg=cfg)
     rules = score_rules(prepared)

@@ -2,7 +2,9 @@
 
 Importing ``envs`` registers the id; plain Gymnasium code reaches it with
 ``gym.make("envs:SpyOptions-v1", config=..., segment=...)``, Gymnasium's module-prefixed id,
-which imports ``envs`` first (Gymnasium 1.x has no plugin entry points). There is no v0: the
+which imports ``envs`` first (Gymnasium 1.x has no plugin entry points); the id's entry point
+``cli.gym:make_registered`` resolves a YAML path or dict (the CLI layer; ``envs`` does not import
+``config``). There is no v0: the
 first version's code is not kept, and an alias of v1 under its name would mislead.
 
 The batched vectorised env of training, ``envs.vec_env.BatchedSpyVecEnv``, is imported from its
@@ -20,7 +22,7 @@ from envs.spy_options_env import SpyOptionsEnv
 ENV_ID = "SpyOptions-v1"
 
 if ENV_ID not in registry:
-    register(id=ENV_ID, entry_point="envs.factory:make_registered", disable_env_checker=True)
+    register(id=ENV_ID, entry_point="cli.gym:make_registered", disable_env_checker=True)
 
 __all__ = [
     "ACTION_NAMES",

@@ -1,17 +1,28 @@
-"""Build the environment from an experiment config: data, forecasts, panel, env."""
+"""Build the environment from an experiment config: data, forecasts, panel, env.
+
+The functions here take an already-loaded ``config.ExperimentConfig`` (``envs`` never imports
+``config``, which imports every stage's config section); a YAML path or dict is resolved by the
+CLI layer (``config.load_config``; ``cli.gym`` for ``gym.make(..., config=PATH)``).
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+import data
+import forecasters
 from envs.config import pricing_dividend_yield
 from envs.market import build_market_panel
 from envs.spy_options_env import SpyOptionsEnv
 from envs.table_cache import TableCache, market_panel_key
 from forecasters.panel import ForecastPanel
+
+if TYPE_CHECKING:
+    from config import ExperimentConfig
 
 __all__ = ["EnvInputs", "load_env_inputs", "make_env", "make_registered"]
 
@@ -28,23 +39,13 @@ class EnvInputs:
     panel_long: pd.DataFrame  # every model's out-of-sample forecasts (long format, as stored)
 
 
-def _resolve(config):
-    from config import ExperimentConfig, load_config
-
-    return config if isinstance(config, ExperimentConfig) else load_config(config)
-
-
-def load_env_inputs(config, progress: bool = True, forecast_model: str = "ensemble",
+def load_env_inputs(cfg: ExperimentConfig, progress: bool = True, forecast_model: str = "ensemble",
                     panel_long: pd.DataFrame | None = None) -> EnvInputs:
     """Load the market frame, its features and the out-of-sample forecast panel.
 
     The panel is ``panel_long`` when given (e.g. the one a run directory stored), else the
     cached panel for this config and data (computed on a miss).
     """
-    import data
-    import forecasters
-
-    cfg = _resolve(config)
     frame = data.load_market(cfg.data.source, **cfg.data.load_options())
     for name in ("train", "valid", "test"):
         seg = cfg.segments.get(name)
@@ -61,11 +62,11 @@ def load_env_inputs(config, progress: bool = True, forecast_model: str = "ensemb
     return EnvInputs(frame, features, ForecastPanel.from_long(panel, forecast_model), panel)
 
 
-def make_env(config, segment: str = "train", mode: str | None = None,
+def make_env(cfg: ExperimentConfig, segment: str = "train", mode: str | None = None,
              inputs: EnvInputs | None = None, quote_source=None, info_level: str | None = None,
              start=None, end=None, share_with: SpyOptionsEnv | None = None,
              last_bar_tradable: bool = False) -> SpyOptionsEnv:
-    """``SpyOptionsEnv`` on one date segment of ``config`` (a YAML path, dict or config).
+    """``SpyOptionsEnv`` on one date segment of the experiment config ``cfg``.
 
     ``mode`` defaults to ``"train"`` (random starts, fixed length) on the train segment and to
     ``"eval"`` (the whole segment, deterministic) on the others. ``start``/``end`` override the
@@ -81,7 +82,6 @@ def make_env(config, segment: str = "train", mode: str | None = None,
     there when built (:mod:`envs.table_cache`; ``null`` turns it off; not used with
     ``last_bar_tradable``, whose data gains a bar at every call).
     """
-    cfg = _resolve(config)
     mode = mode or ("train" if segment == "train" else "eval")
     if share_with is not None:
         return SpyOptionsEnv(share_with.panel, cfg.env, cfg.options.surface, cfg.options.costs,
@@ -109,11 +109,12 @@ def make_env(config, segment: str = "train", mode: str | None = None,
                          table_cache=cache)
 
 
-def make_registered(config=None, segment: str = "train", *, panel=None, **kwargs):
-    """Entry point of ``gym.make("SpyOptions-v1", ...)``: ``config=`` (a YAML path, dict or
-    config) and ``segment=`` build the environment as :func:`make_env` does; ``panel=`` (a
-    prepared :class:`envs.market.MarketPanel`) plus the ``SpyOptionsEnv`` keyword arguments
-    build it directly."""
+def make_registered(config: ExperimentConfig | None = None, segment: str = "train", *,
+                    panel=None, **kwargs):
+    """What ``gym.make("SpyOptions-v1", ...)`` builds (through ``cli.gym.make_registered``, which
+    resolves a YAML path or dict first): ``config=`` and ``segment=`` build the environment as
+    :func:`make_env` does; ``panel=`` (a prepared :class:`envs.market.MarketPanel`) plus the
+    ``SpyOptionsEnv`` keyword arguments build it directly."""
     if panel is not None:
         return SpyOptionsEnv(panel, **kwargs)
     if config is None:

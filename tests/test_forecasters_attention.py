@@ -13,7 +13,7 @@ import torch
 import data
 from common.cli import run_cli
 from forecasters import ForecastConfig, evaluate_panel, make_forecaster, pinball_loss
-from forecasters.__main__ import main as forecasters_main
+from cli.forecasters import main as forecasters_main
 from forecasters.config import OPTIONAL_MEMBERS
 from forecasters.metrics import tercile_edges
 from forecasters.walkforward import (

@@ -19,9 +19,9 @@ from agents.learnability import (
     SuiteSettings,
     evaluate_policy,
     heldout_envs,
-    suite_config,
 )
 from agents.training import health_lines, learning_health, validation_interval
+from cli.learnability import suite_config
 from data.synthetic import SyntheticSpec, garch_t_returns, make_synthetic_market
 from forecasters.synthetic import synthetic_forecast_panel
 

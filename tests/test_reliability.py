@@ -37,7 +37,7 @@ from common.runfolder import (
     verify_model_sha256,
 )
 from data.__main__ import main as data_main
-from forecasters.__main__ import main as forecasters_main
+from cli.forecasters import main as forecasters_main
 from tests.helpers import ROOT
 from tests.helpers import tiny_config as cli_tiny_config
 

@@ -65,7 +65,7 @@ def _tune(*args: str) -> subprocess.CompletedProcess:
 
 def _tune_in_process(in_process, *args: str) -> subprocess.CompletedProcess:
     """agents.tune's ``main`` through ``run_cli`` in this process (``tests/helpers.InProcess``)."""
-    from agents.tune import main
+    from cli.tune import main
 
     return in_process(main, ["--config", str(ROOT / "configs" / "quick.yaml"), *args],
                       "agents.tune")
