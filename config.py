@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agents.config import AgentConfig, BaselinesConfig
+from agents.config import MAX_SEED, AgentConfig, BaselinesConfig
 from common.errors import UserInputError
 from data.config import DataConfig
 from envs.config import EnvConfig
@@ -33,7 +33,6 @@ from options.surface import SurfaceConfig, load_surface_config
 __all__ = ["MAX_SEED", "ConfigError", "ExperimentConfig", "Segments", "load_config",
            "parse_override", "strict_yaml_load"]
 
-MAX_SEED = 2**32 - 1  # numpy's SeedSequence and gymnasium accept 0..2**32-1
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 

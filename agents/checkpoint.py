@@ -31,8 +31,12 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import torch
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+from agents.ppo import PPOPolicy, load_model
 from common.io import atomic_target, write_text_atomic
+from common.runfolder import verify_model_sha256
 from envs.replay import ReplayRecord
 
 __all__ = [
@@ -41,6 +45,7 @@ __all__ = [
     "checkpoint_files",
     "checkpoint_steps",
     "latest_checkpoint",
+    "load_policy",
     "load_vecnormalize",
     "read_checkpoint_state",
     "restore_training_state",
@@ -134,8 +139,6 @@ def load_vecnormalize(path: str | os.PathLike, venv, training: bool = False):
     Loaded for evaluation (``training=False``) the statistics stay frozen and rewards are not
     normalised.
     """
-    from stable_baselines3.common.vec_env import VecNormalize
-
     with np.load(path, allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
     vec_norm = VecNormalize(venv, training=training, norm_obs=bool(arrays["norm_obs"]),
@@ -148,8 +151,6 @@ def load_vecnormalize(path: str | os.PathLike, venv, training: bool = False):
 # ---------------------------------------------------------------- whole training state
 def training_state(model, vec_norm, callbacks: dict) -> tuple[dict, dict[str, np.ndarray]]:
     """(JSON document, arrays) holding everything a rollout-boundary resume needs."""
-    import torch
-
     np_state = np.random.get_state()  # noqa: NPY002 - SB3 shuffles minibatches with it
     py_state = random.getstate()
     document = {
@@ -178,8 +179,6 @@ def training_state(model, vec_norm, callbacks: dict) -> tuple[dict, dict[str, np
 
 def restore_training_state(model, vec_norm, document: dict, arrays: dict) -> None:
     """Undo everything since :func:`training_state` (call after loading the model zip)."""
-    import torch
-
     if document.get("version") != STATE_VERSION:
         raise ValueError(f"checkpoint state version {document.get('version')}; this code reads "
                          f"version {STATE_VERSION}")
@@ -252,3 +251,23 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
              if (m := CHECKPOINT_PATTERN.match(p.name)) and all(
                  f.exists() for f in _state_paths(p))]
     return max(found)[1] if found else None
+
+
+# ---------------------------------------------------------------- a saved agent as a policy
+def load_policy(seed_dir: Path, cfg, which: str, env, allow_modified: bool = False):
+    """The saved agent of ``seed_dir`` (``which``: ``best`` or ``final``) as a policy, and the
+    model file's stem; VecNormalize statistics (NPZ), if any, are loaded frozen.
+
+    The model file is a pickle: its SHA-256 must match the one train.py recorded in
+    provenance.json, unless ``allow_modified``.
+    """
+    name = "best_model" if which == "best" else "model"
+    verify_model_sha256(seed_dir, seed_dir / f"{name}.zip", allow_modified)
+    model = load_model(seed_dir / f"{name}.zip", cfg.agent.algo)
+    vec_norm = None
+    if cfg.agent.vec_normalize:
+        stats = seed_dir / ("best_vecnormalize.npz" if name == "best_model" else "vecnormalize.npz")
+        if not stats.exists():
+            raise FileNotFoundError(f"{stats}: agent.vec_normalize is on but no statistics saved")
+        vec_norm = load_vecnormalize(stats, DummyVecEnv([lambda: env]), training=False)
+    return PPOPolicy(model, cfg.agent.algo, vec_norm), name

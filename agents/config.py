@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AgentConfig", "BaselinesConfig"]
+__all__ = ["MAX_SEED", "AgentConfig", "BaselinesConfig"]
+
+MAX_SEED = 2**32 - 1  # numpy's SeedSequence and gymnasium accept 0..2**32-1
 
 
 class _Section(BaseModel):

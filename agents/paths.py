@@ -42,10 +42,16 @@ from dataclasses import dataclass, replace
 import gymnasium as gym
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from common.units import PERCENT_PER_UNIT
-from data.calendar import TRADING_DAYS_PER_YEAR
+from data import build_features
+from data.calendar import TRADING_DAYS_PER_YEAR, bars_per_year
 from envs.market import MarketPanel, build_market_panel
+from envs.spy_options_env import SpyOptionsEnv
+from envs.table_cache import MemoryUnitStore, TableCache
+from forecasters.panel import ForecastPanel
+from options.surface import atm_iv_series
 
 __all__ = ["PATH_SOURCES", "RESIDENT_BLOCKS_PER_PATH", "GjrGarchModel", "PathSwitchingEnv", "bootstrap_indices",
            "bootstrap_panel", "fit_gjr_garch", "garch_panel", "path_envs", "switching_envs",
@@ -178,10 +184,6 @@ def fit_gjr_garch(train_frame: pd.DataFrame, atm_iv: pd.Series) -> GjrGarchModel
 def _garch_forecasts(model: GjrGarchModel, next_var: np.ndarray, dates, horizons, levels):
     """The model's own conditional quantiles of log(S[t+h]/S[t]) at each date (Gaussian with
     the expected h-bar variance under the model's mean reversion)."""
-    from scipy.stats import norm
-
-    from forecasters.panel import ForecastPanel
-
     persistence = min(model.alpha + 0.5 * model.gamma + model.beta, 1.0)
     if persistence > 0.999:  # (nearly) integrated: no reversion over a few bars
         persistence = 1.0
@@ -200,8 +202,6 @@ def _garch_forecasts(model: GjrGarchModel, next_var: np.ndarray, dates, horizons
 def garch_panel(model: GjrGarchModel, real: MarketPanel, dates: pd.DatetimeIndex,
                 rng: np.random.Generator, cfg) -> MarketPanel:
     """One GJR-GARCH path on ``dates`` (warm-up dates first) as a training panel."""
-    from data import build_features
-
     n = len(dates)
     ret, nxt, iv = model.simulate(rng, n)
     level = real.spot[0] / cfg.env.underlying_price_scale
@@ -234,9 +234,6 @@ def training_panels(cfg, inputs, real: MarketPanel) -> list[MarketPanel]:
     panels = [real] if paths.source == "mix" else []
     panels += [bootstrap_panel(real, paths.block_bars, rng) for _ in range(n_boot)]
     if n_garch:
-        from data.calendar import bars_per_year
-        from options.surface import atm_iv_series
-
         end = pd.Timestamp(real.dates[-1])
         train_frame = inputs.frame.loc[:end]  # nothing after the training segment's end
         train_frame = train_frame.loc[str(cfg.segments.train.start):]
@@ -287,9 +284,6 @@ def path_envs(cfg, panels: list[MarketPanel], n_envs: int,
     """``n_envs`` training environments over ``panels``; the environments of one path share its
     per-bar structure tables, of which at most ``resident_blocks`` blocks stay in memory (None:
     all); the others are stored (see the module docstring)."""
-    from envs.spy_options_env import SpyOptionsEnv
-    from envs.table_cache import MemoryUnitStore, TableCache
-
     cache = TableCache(cfg.env.table_cache_dir) if cfg.env.table_cache_dir else None
     bases = [SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
                            cfg.options.margin, mode="train", table_cache=cache)
@@ -305,8 +299,6 @@ def path_envs(cfg, panels: list[MarketPanel], n_envs: int,
 def switching_envs(cfg, bases: list, n_envs: int) -> list[PathSwitchingEnv]:
     """``n_envs`` path-switching environments over the paths of ``bases`` (environments made on
     one panel each): the first uses ``bases`` themselves, the others share their tables."""
-    from envs.spy_options_env import SpyOptionsEnv
-
     def share(base):
         return SpyOptionsEnv(base.panel, cfg.env, cfg.options.surface, cfg.options.costs,
                              cfg.options.margin, mode="train", unit_tables=base.tables)

@@ -18,9 +18,18 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import pandas as pd
+import torch
 import yaml
-from stable_baselines3.common.callbacks import CallbackList
-from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    SubprocVecEnv,
+    VecEnvWrapper,
+    VecNormalize,
+)
+from tqdm.auto import tqdm
 
 from agents.baselines import make_baseline
 from agents.callbacks import (
@@ -37,6 +46,7 @@ from agents.checkpoint import (
     restore_training_state,
     save_vecnormalize,
 )
+from agents.paths import path_envs, training_panels
 from agents.ppo import atomic_save, build_model, load_model
 from common.errors import UserInputError
 from common.io import write_json_atomic, write_parquet_atomic, write_text_atomic
@@ -47,8 +57,13 @@ from common.runfolder import (
     record_model_sha256,
     verify_model_sha256,
 )
+from data import bars_per_year, check_segments_covered, frame_hash, load_market
+from envs import load_env_inputs, make_env
+from envs.vec_env import BatchedSpyVecEnv
+from options.iv_proxy import describe_iv_proxy
 
-__all__ = ["TrainingError", "health_lines", "learning_health", "provenance", "train",
+__all__ = ["TrainingError", "health_lines", "learning_health", "load_checked_market",
+           "provenance", "train",
            "monitored_vec_env", "training_vec_env", "wrap_training_vec_env",
            "validation_interval", "write_run_metadata"]
 
@@ -78,8 +93,6 @@ def _git_version() -> str:
 
 def provenance(inputs) -> dict:
     """How the data and code of a run were made."""
-    from data import frame_hash
-
     frame = inputs.frame
     versions = {}
     for name in PACKAGES:
@@ -169,13 +182,21 @@ def _segments(cfg) -> dict:
             for name in ("train", "valid", "test")}
 
 
+def load_checked_market(cfg, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The experiment's market frame (``frame`` when the caller loaded it already), its
+    segments checked against its dates (``data.check_segments_covered``): the one place
+    where ``train.py`` checks them."""
+    if frame is None:
+        frame = load_market(cfg.data.source, **cfg.data.load_options())
+    check_segments_covered(frame.index, _segments(cfg), clip=cfg.data.clip_segments,
+                           source=f"{cfg.data.source} data")
+    return frame
+
+
 class _ProgressBar:
     """A tqdm bar over timesteps (SB3's own bar needs ``rich``)."""
 
     def __new__(cls, total: int, initial: int):
-        from stable_baselines3.common.callbacks import BaseCallback
-        from tqdm.auto import tqdm
-
         class Bar(BaseCallback):
             def _on_training_start(self) -> None:
                 self.bar = tqdm(total=total, initial=initial, unit="step", desc="train")
@@ -199,20 +220,12 @@ def training_vec_env(cfg, inputs, seed: int):
     bookkeeping inside), ``dummy`` (``DummyVecEnv`` over ``EpisodeRecorder(Monitor(env))``,
     the same transitions bit for bit, slower) or ``subproc`` (the same wrappers, one process
     per env)."""
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-
-    from envs import make_env
-    from envs.vec_env import BatchedSpyVecEnv
-
     n = cfg.train.n_envs
     subproc = cfg.train.vec_env == "subproc" and n > 1
 
     first = make_env(cfg, "train", inputs=inputs)  # the others share its per-bar tables
     switching = None
     if cfg.train.paths.source != "real":  # generated paths, from the training segment only
-        from agents.paths import path_envs, training_panels
-
         panels = training_panels(cfg, inputs, first.panel)
         log.info("training paths: %s, %d path(s)", cfg.train.paths.source, len(panels))
         switching = path_envs(cfg, panels, n)
@@ -243,11 +256,6 @@ def monitored_vec_env(envs: list, vec_env: str):
     """``envs`` (made and seeded by the caller) as one vectorised env without checkpoint
     records, for the tuner and the learnability suite: ``BatchedSpyVecEnv`` when ``vec_env`` is
     ``batched``, else ``DummyVecEnv`` over ``Monitor(env)`` (the same transitions)."""
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from envs.vec_env import BatchedSpyVecEnv
-
     if vec_env == "batched":
         return BatchedSpyVecEnv(envs)
     return DummyVecEnv([lambda env=env: Monitor(env) for env in envs])
@@ -284,19 +292,17 @@ def wrap_training_vec_env(vec_env, cfg):
 
 
 def train(cfg, run_dir: Path, resume: bool = False, progress: bool = True,
-          command: list[str] | None = None, allow_modified: bool = False) -> dict:
+          command: list[str] | None = None, allow_modified: bool = False,
+          frame: pd.DataFrame | None = None) -> dict:
     """Train one seed of ``cfg`` into ``run_dir``; returns the training summary.
+
+    ``frame`` is the experiment's market frame when the caller loaded it already (the forecast
+    gate's); it is loaded here otherwise, once for the whole run.
 
     With ``resume`` a finished run is returned as it is (``"reused": True``); an unfinished one
     continues from its latest checkpoint. Ctrl-C stops at the next rollout boundary with a
     checkpoint and raises ``KeyboardInterrupt``.
     """
-    import torch
-
-    from data import bars_per_year, check_segments_covered, load_market
-    from envs import load_env_inputs, make_env
-    from options.iv_proxy import describe_iv_proxy
-
     run_dir = Path(run_dir)
     torch.set_num_threads(cfg.agent.torch_threads)
     ckpt_dir = run_dir / "checkpoints"
@@ -322,13 +328,11 @@ def train(cfg, run_dir: Path, resume: bool = False, progress: bool = True,
 
     # Everything that can fail on bad input happens before the run directory is written.
     log.info("loading data and forecasts for %s", cfg.name)
-    frame = load_market(cfg.data.source, **cfg.data.load_options())
-    check_segments_covered(frame.index, _segments(cfg), clip=cfg.data.clip_segments,
-                           source=f"{cfg.data.source} data")
+    frame = load_checked_market(cfg, frame)
     iv_proxy = describe_iv_proxy(frame, cfg.options.surface, _segments(cfg),
                                  bars_per_year=bars_per_year(frame.index))
     log.info("implied vol: %s", iv_proxy["summary"])
-    inputs = load_env_inputs(cfg, progress=progress)
+    inputs = load_env_inputs(cfg, progress=progress, frame=frame)
     probe = make_env(cfg, "train", inputs=inputs)
     valid_probe = make_env(cfg, "valid", inputs=inputs)
     log.info("train segment: %d bars %s..%s; valid: %d bars", len(probe.panel),
@@ -341,8 +345,6 @@ def train(cfg, run_dir: Path, resume: bool = False, progress: bool = True,
 
 def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
                   progress: bool, iv_proxy: dict) -> dict:
-    from envs import make_env
-
     write_run_metadata(cfg, run_dir, inputs, command, iv_proxy)
     vec_env, vec_norm = wrap_training_vec_env(training_vec_env(cfg, inputs, cfg.seed), cfg)
     validation = ValidationCallback(lambda: make_env(cfg, "valid", inputs=inputs),

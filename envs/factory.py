@@ -40,13 +40,16 @@ class EnvInputs:
 
 
 def load_env_inputs(cfg: ExperimentConfig, progress: bool = True, forecast_model: str = "ensemble",
-                    panel_long: pd.DataFrame | None = None) -> EnvInputs:
+                    panel_long: pd.DataFrame | None = None,
+                    frame: pd.DataFrame | None = None) -> EnvInputs:
     """Load the market frame, its features and the out-of-sample forecast panel.
 
     The panel is ``panel_long`` when given (e.g. the one a run directory stored), else the
-    cached panel for this config and data (computed on a miss).
+    cached panel for this config and data (computed on a miss). ``frame`` is the config's
+    market frame when the caller loaded it already (``data.load_market`` of ``cfg.data``).
     """
-    frame = data.load_market(cfg.data.source, **cfg.data.load_options())
+    if frame is None:
+        frame = data.load_market(cfg.data.source, **cfg.data.load_options())
     for name in ("train", "valid", "test"):
         seg = cfg.segments.get(name)
         if pd.Timestamp(seg.start) > frame.index[-1] or pd.Timestamp(seg.end) < frame.index[0]:

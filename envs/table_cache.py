@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from common.io import content_key, write_npz_atomic
+from data import frame_hash
 from envs.market import MarketPanel
 from envs.portfolio import TABLE_BLOCK_BARS, TABLE_LAYOUT_VERSION, UnitTables
 
@@ -89,8 +90,6 @@ def code_version() -> str:
 
 
 def _frame_parts(frame: pd.DataFrame) -> tuple:
-    from data import frame_hash
-
     return (frame_hash(frame), str(frame.index.dtype),
             {k: str(frame.attrs.get(k)) for k in ("bar_stamp", "symbol")})
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common.paths import user_cache_root
@@ -330,9 +332,7 @@ class ForecastConfig(_Section):
         """This config with the tuned member parameters of ``tuned_params_path`` merged in."""
         if self.tuned_params_path is None:
             return self
-        from pathlib import Path
 
-        import yaml
 
         path = Path(self.tuned_params_path)
         if not path.is_file():

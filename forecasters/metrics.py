@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from common.io import write_text_atomic
 from common.units import PERCENT_PER_UNIT
 from forecasters.base import interval_pairs, pinball_loss, quantile_column
 from forecasters.conformal import interval_score
@@ -428,8 +429,6 @@ def write_metrics(
     metrics: dict, out_dir: str | Path, extra_markdown: str = ""
 ) -> tuple[Path, Path]:
     """Write ``metrics.json`` and ``metrics.md`` (tables plus ``extra_markdown``), atomically."""
-    from common.io import write_text_atomic
-
     out_dir = Path(out_dir)
     json_path = write_text_atomic(
         json.dumps(metrics, indent=2, sort_keys=True, allow_nan=True), out_dir / "metrics.json"

@@ -11,6 +11,7 @@ from scipy import stats
 
 from common.units import PERCENT_PER_UNIT
 from forecasters.base import (
+    MIN_OBSERVED_ROWS,
     RETURN_COLUMN,
     VOL_COLUMN,
     QuantileForecaster,
@@ -480,8 +481,6 @@ class HarVol(QuantileForecaster):
         return logs
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
-        from forecasters.base import MIN_OBSERVED_ROWS
-
         p = self.params
         rows = slice(None) if p.lookback_bars is None else slice(-p.lookback_bars, None)
         X, y = X.iloc[rows], y[rows]

@@ -9,7 +9,9 @@ import pandas as pd
 import yaml
 
 from common.errors import UserInputError
+from common.io import write_json_atomic, write_parquet_atomic, write_text_atomic
 from common.units import PERCENT_PER_UNIT
+from data import bars_per_year
 from forecasters.config import ForecastConfig
 from forecasters.gate import GateResult, evaluate_gate
 from forecasters.metrics import (
@@ -59,8 +61,6 @@ def run_report(
     enabled the gate is checked on the evaluated segment and written to ``gate.json``. Returns
     the metrics and the gate's result (None when off).
     """
-    from common.io import write_json_atomic, write_parquet_atomic, write_text_atomic
-
     out_dir = Path(out_dir)
     config = config.resolved()
     panel = load_or_make_panel(frame, config, progress=progress, features=features)
@@ -133,8 +133,6 @@ def _gate_markdown(gate: GateResult | None) -> str:
 
 
 def _calibration_markdown(frame: pd.DataFrame, edges, steps: list[dict]) -> str:
-    from data import bars_per_year
-
     annual = np.sqrt(bars_per_year(frame.index))
     lines = [
         "## Calibration\n",

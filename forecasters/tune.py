@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from common.io import write_text_atomic
 from common.units import PERCENT_PER_UNIT
 from forecasters.base import pinball_loss, quantile_column
 from forecasters.config import TUNABLE, ForecastConfig
@@ -133,8 +134,6 @@ def tune_member(
 
 def save_best_params(member: str, params: dict, path: str | Path) -> Path:
     """Merge ``params`` into the ``forecast: {member: ...}`` YAML at ``path`` (atomic write)."""
-    from common.io import write_text_atomic
-
     path = Path(path)
     existing = yaml.safe_load(path.read_text()) if path.is_file() else None
     existing = existing or {}

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
 
+from common.io import write_parquet_atomic
+from data import bars_per_year, build_features, frame_hash
 from data.calendar import horizon_bars
 from forecasters.base import (
     RETURN_COLUMN,
@@ -40,8 +45,6 @@ def vol_per_bar(frame: pd.DataFrame, config: ForecastConfig) -> pd.Series:
     is present and ``config.vol.use_iv``; elsewhere an EWMA of squared log returns with half-life
     ``config.vol.ewma_halflife_bars``; floored at ``config.vol.floor_per_bar``.
     """
-    from data import bars_per_year
-
     log_return = np.log(frame["close"]).diff()
     halflife = config.vol.ewma_halflife_bars
     ewma = np.sqrt((log_return**2).ewm(halflife=halflife, min_periods=halflife).mean())
@@ -67,8 +70,6 @@ def model_inputs(
     """The numeric feature matrix the models see: features plus the return and vol columns."""
     _check_frame(frame)
     if features is None:
-        from data import build_features
-
         features = build_features(frame)
     if not features.index.equals(frame.index):
         raise ValueError("features must be indexed exactly like the market frame")
@@ -130,16 +131,12 @@ def fit_member(
     name: str, config: ForecastConfig, seed: int, x_fit: pd.DataFrame, y_fit: np.ndarray
 ):
     """Member ``name`` fitted on one training window, single-threaded (as in the walk-forward)."""
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=1):
         return make_forecaster(name, config, seed).fit(x_fit, y_fit)
 
 
 def predict_block(model, x_pred: pd.DataFrame, n_block: int) -> np.ndarray:
     """The last ``n_block`` rows of ``model.predict(x_pred)`` (the rows before are context)."""
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=1):
         return model.predict(x_pred)[-n_block:]
 
@@ -217,9 +214,6 @@ def member_forecasts(
     inputs: pd.DataFrame, targets: np.ndarray, config: ForecastConfig, progress: bool = True
 ) -> dict[str, np.ndarray]:
     """Raw out-of-sample forecasts (n, H, Q) of every member and reference, NaN before the first refit."""
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
-
     names = list(config.members) + list(config.references)
     shape = (len(inputs), len(config.horizons), len(config.quantile_levels))
     raw = {name: np.full(shape, np.nan) for name in names}
@@ -367,8 +361,6 @@ def panel_key(
     frame: pd.DataFrame, config: ForecastConfig, features: pd.DataFrame | None = None
 ) -> str:
     """Hash of the panel version, the config (less settings that do not change results) and data."""
-    from data import frame_hash
-
     digest = _config_digest(config)
     for part in (frame, features):
         if part is not None:
@@ -408,7 +400,6 @@ def load_or_make_panel(
     """The cached panel for this config and data, computed (and written atomically) if missing."""
     config = for_frame(config.resolved(), frame.index)
     if features is None:  # hashed too, so that a change to the feature code is a new key
-        from data import build_features
 
         features = build_features(frame)
     directory = Path(cache_dir if cache_dir is not None else config.cache_dir)
@@ -416,7 +407,6 @@ def load_or_make_panel(
     if path.exists():
         return pd.read_parquet(path)
     panel = (make or walk_forward)(frame, config, progress=progress, features=features)
-    from common.io import write_parquet_atomic
 
     write_parquet_atomic(panel, path)
     return panel

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import data
+from cli.forecasters import main as forecasters_main
 from common.cli import run_cli
 from forecasters import ForecastConfig, evaluate_panel, make_forecaster, pinball_loss
-from cli.forecasters import main as forecasters_main
 from forecasters.config import OPTIONAL_MEMBERS
 from forecasters.metrics import tercile_edges
 from forecasters.walkforward import (

@@ -27,6 +27,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import train as train_cli
+from agents.train_run import seeds_to_train
+from cli.forecasters import main as forecasters_main
 from common.cli import run_cli
 from common.errors import UserInputError
 from common.runfolder import (
@@ -37,7 +39,6 @@ from common.runfolder import (
     verify_model_sha256,
 )
 from data.__main__ import main as data_main
-from cli.forecasters import main as forecasters_main
 from tests.helpers import ROOT
 from tests.helpers import tiny_config as cli_tiny_config
 
@@ -488,14 +489,14 @@ def _policy_params(model_zip: Path) -> dict:
 
 def _test_metrics(run_dir: Path) -> dict:
     from agents import performance_metrics, run_episode
+    from agents.checkpoint import load_policy
     from config import load_config
     from envs import load_env_inputs, make_env
-    from evaluate import _load_policy
 
     cfg = load_config(run_dir / "config.yaml")
     panel = pd.read_parquet(run_dir / "forecasts" / "panel.parquet")
     env = make_env(cfg, "test", mode="eval", inputs=load_env_inputs(cfg, panel_long=panel))
-    policy, _ = _load_policy(run_dir, cfg, "final", env)
+    policy, _ = load_policy(run_dir, cfg, "final", env)
     return performance_metrics(run_episode(env, policy), env.panel.bars_per_year)
 
 
@@ -697,14 +698,14 @@ def test_the_configs_seeds_are_trained_unless_a_flag_says_otherwise():
     from config import load_config
 
     default = load_config(ROOT / "configs" / "default.yaml")
-    assert train_cli.seeds_to_train(default, None, None) == [0, 1, 2, 3, 4]
-    assert train_cli.seeds_to_train(default, 7, None) == [7]
-    assert train_cli.seeds_to_train(default, None, [3, 9]) == [3, 9]
+    assert seeds_to_train(default, None, None) == [0, 1, 2, 3, 4]
+    assert seeds_to_train(default, 7, None) == [7]
+    assert seeds_to_train(default, None, [3, 9]) == [3, 9]
     no_seeds = load_config({"seed": 5, "segments": {
         "train": {"start": "2014-01-01", "end": "2014-12-31"},
         "valid": {"start": "2015-01-01", "end": "2015-12-31"},
         "test": {"start": "2016-01-01", "end": "2016-12-31"}}})
-    assert train_cli.seeds_to_train(no_seeds, None, None) == [5]  # no train.seeds: the seed key
+    assert seeds_to_train(no_seeds, None, None) == [5]  # no train.seeds: the seed key
 
 
 def test_output_folder_under_a_file_is_reported_with_its_path(tmp_path, capsys):

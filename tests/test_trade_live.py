@@ -155,7 +155,7 @@ def test_bars_that_closed_while_down_are_holds(live_run, history, tmp_path, live
 
 def test_live_refuses_embedded_runs_and_unreachable_sources(live_run, tmp_path, in_process):
     from execution.live import LiveDataError
-    from trade import TradeInputError, live_loader
+    from execution.trade_run import TradeInputError, live_loader
 
     cfg = load_config(live_run / "config.yaml")
     with pytest.raises(TradeInputError, match="embedded"):
