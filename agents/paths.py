@@ -150,6 +150,7 @@ def fit_gjr_garch(train_frame: pd.DataFrame, atm_iv: pd.Series) -> GjrGarchModel
     """Fit the path model on the training rows only (``train_frame`` ends at the training
     segment's end; ``atm_iv`` the surface's ATM vol on those rows, used where the frame has no
     ``iv_index``)."""
+    # arch (GARCH fits, bootstraps) is heavy: imported only where it is used
     from arch import arch_model
 
     close = train_frame["close"].to_numpy(dtype=float)

@@ -14,8 +14,9 @@ __all__ = ["ALGOS", "PPOPolicy", "atomic_save", "build_model", "load_model"]
 
 
 def _algos():
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3 import PPO
+    # torch and SB3 take seconds to import: `import agents` (baselines, metrics) stays light
+    from sb3_contrib import MaskablePPO  # optional heavy: as above
+    from stable_baselines3 import PPO  # optional heavy: as above
 
     return {"maskable_ppo": MaskablePPO, "ppo": PPO}
 
@@ -25,6 +26,7 @@ ALGOS = ("maskable_ppo", "ppo")
 
 def build_model(cfg: AgentConfig, vec_env, seed: int, tensorboard_log: str | None):
     """A fresh PPO/MaskablePPO on ``vec_env`` with the config's hyper-parameters."""
+    # torch takes seconds to import: `import agents` (baselines, metrics) stays light
     import torch
 
     torch.set_num_threads(cfg.torch_threads)

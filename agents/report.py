@@ -60,9 +60,11 @@ _LEDGER_ROWS_SHOWN = 20
 
 
 def _plt():
+    # matplotlib is heavy: imported only when a plot is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib's pyplot, after the Agg backend is chosen
     import matplotlib.pyplot as plt
 
     return plt

@@ -37,6 +37,7 @@ _FLAT_SD = 1e-12  # a per-bar standard deviation below this is a flat series
 def _arch_bootstrap():
     """``arch.bootstrap``, imported when first used: arch imports slowly (about 0.5 s, with
     statsmodels and matplotlib), and every command that reads a config imports this module."""
+    # arch (GARCH fits, bootstraps) is heavy: imported only where it is used
     from arch import bootstrap
 
     return bootstrap

@@ -28,6 +28,7 @@ HOURS_PER_SESSION_DAY = 24.0
 @lru_cache(maxsize=4)
 def exchange_calendar(name: str = "XNYS"):
     """The ``exchange_calendars`` calendar ``name`` from 1990 (built once per process)."""
+    # exchange_calendars is slow to import: only for exchange calendars
     import exchange_calendars as xcals
 
     return xcals.get_calendar(name, start="1990-01-02")

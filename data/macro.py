@@ -131,6 +131,7 @@ def gdp_releases(levels: pd.Series) -> pd.DataFrame:
 
 def gdp_releases_macrodata() -> pd.DataFrame:
     """Releases from statsmodels' shipped ``macrodata`` (``realgdp``, 1959Q1-2009Q3)."""
+    # statsmodels is heavy: only for its bundled macro data set
     from statsmodels.datasets import macrodata
 
     raw = macrodata.load_pandas().data

@@ -35,9 +35,11 @@ def summarise(frame: pd.DataFrame) -> str:
 
 def plot_market(frame: pd.DataFrame, path: str | Path) -> Path:
     """PNG of close, volume and the IV index, stacked on one time axis."""
+    # matplotlib is heavy: imported only when a plot is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib's pyplot, after the Agg backend is chosen
     import matplotlib.pyplot as plt
 
     path = Path(path)

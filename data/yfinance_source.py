@@ -42,6 +42,7 @@ def cache_path(cache_dir: Path, symbol: str, interval: str, start: str | None,
 
 
 def _download(symbol: str, interval: str, start: str | None, end: str | None) -> pd.DataFrame:
+    # yfinance (optional, network): only for data.source yfinance
     import yfinance as yf
 
     raw = yf.download(symbol, interval=interval, start=start, end=end, auto_adjust=False,

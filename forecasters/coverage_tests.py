@@ -65,6 +65,7 @@ def model_confidence_set(losses: pd.DataFrame, size: float = MCS_SIZE) -> dict[s
     Rows with any missing loss are dropped. A model is in the (1 - size) set when its p-value
     exceeds ``size``. Stationary bootstrap with automatic block length, fixed seed.
     """
+    # arch (GARCH fits, bootstraps) is heavy: imported only where it is used
     from arch.bootstrap import MCS
 
     losses = losses.dropna()

@@ -46,6 +46,7 @@ class RandomForestQuantile(QuantileForecaster):
     """
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        # scikit-learn is heavy: imported only when this member is fitted
         from sklearn.ensemble import RandomForestRegressor
 
         p = self.params
@@ -90,6 +91,7 @@ class GradientBoostingQuantile(QuantileForecaster):
     """scikit-learn HistGradientBoostingRegressor with the quantile loss, per horizon and level."""
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        # scikit-learn is heavy: imported only when this member is fitted
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         p = self.params
@@ -125,6 +127,7 @@ class XGBoostQuantile(QuantileForecaster):
     """XGBoost ``reg:quantileerror``: one model per horizon predicts every level at once."""
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        # xgboost is heavy: imported only when this member is fitted
         import xgboost as xgb
 
         p = self.params
@@ -157,6 +160,13 @@ class XGBoostQuantile(QuantileForecaster):
         return repair_crossing(out * self._horizon_scale(X)[:, :, None])
 
 
+def _torch():
+    """The ``torch`` module, imported on first use: only the neural members need it."""
+    import torch  # optional heavy dependency (seconds to import): not loaded by `import forecasters`
+
+    return torch
+
+
 class TorchSequenceQuantile(QuantileForecaster):
     """Base of the PyTorch members: one network over the last ``window_bars`` rows of features.
 
@@ -185,7 +195,7 @@ class TorchSequenceQuantile(QuantileForecaster):
         return padded[idx].astype(np.float32)
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
-        import torch
+        torch = _torch()
 
         p = self.params
         z = y / self._horizon_scale(X)
@@ -224,7 +234,7 @@ class TorchSequenceQuantile(QuantileForecaster):
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        import torch
+        torch = _torch()
 
         values = self._standardise(X)
         inputs = torch.from_numpy(self._sequences(values, np.arange(len(X))))
@@ -257,7 +267,7 @@ class AttentionQuantile(TorchSequenceQuantile):
 def _deterministic_torch(num_threads: int):
     """Fixed thread count, deterministic kernels and no oneDNN (its kernels depend on the CPU's
     instruction set) inside the block; the previous settings are restored afterwards."""
-    import torch
+    torch = _torch()
 
     previous = (
         torch.get_num_threads(),
@@ -278,8 +288,8 @@ def _deterministic_torch(num_threads: int):
 def _quantile_head(in_features: int, n_horizons: int, n_levels: int):
     """Linear layer to H * Q outputs that starts at the standard-normal quantiles (weights scaled
     by 0.1, biases at the normal quantiles of evenly spaced levels): early epochs are sensible."""
-    import torch
-    from torch import nn
+    torch = _torch()
+    nn = torch.nn
 
     head = nn.Linear(in_features, n_horizons * n_levels)
     with torch.no_grad():
@@ -290,7 +300,7 @@ def _quantile_head(in_features: int, n_horizons: int, n_levels: int):
 
 
 def _lstm_net(n_features: int, p, n_horizons: int, n_levels: int):
-    from torch import nn
+    nn = _torch().nn
 
     class Net(nn.Module):
         def __init__(self) -> None:
@@ -316,8 +326,8 @@ POSITION_INIT_STD = 0.02
 
 
 def _attention_net(n_features: int, p, n_horizons: int, n_levels: int):
-    import torch
-    from torch import nn
+    torch = _torch()
+    nn = torch.nn
 
     class Net(nn.Module):
         def __init__(self) -> None:
@@ -400,6 +410,7 @@ class Garch(QuantileForecaster):
         return self.params.lookback_bars
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        # arch (GARCH fits, bootstraps) is heavy: imported only where it is used
         from arch import arch_model
 
         returns_pct = PERCENT_PER_UNIT * X[RETURN_COLUMN].to_numpy(float)

@@ -21,9 +21,11 @@ REGIME_COLOURS = {"mid": "#fdf1c7", "high": "#f8c9c4"}
 
 
 def _pyplot():
+    # matplotlib is heavy: imported only when a plot is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib's pyplot, after the Agg backend is chosen
     import matplotlib.pyplot as plt
 
     return plt
@@ -175,6 +177,7 @@ def plot_rolling_coverage(
         ax.set_ylabel(f"h={h}")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if tercile is not None:
+        # matplotlib is heavy: imported only when a plot is drawn
         from matplotlib.patches import Patch
 
         handles += [Patch(color=c, label=f"{k} vol tercile") for k, c in REGIME_COLOURS.items()]

@@ -93,6 +93,7 @@ def tune_member(
     progress: bool = False,
 ) -> dict:
     """Run (or join) the study for ``member``; return the best parameters found so far."""
+    # optuna: only for a tuning study
     import optuna
 
     if member not in TUNABLE:

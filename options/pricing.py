@@ -426,6 +426,7 @@ def implied_vol(
     the discounted intrinsic value or above the no-arbitrage upper bound. Use
     :func:`implied_vol_vectorized_with_reason` to learn which.
     """
+    # vollib (optional reference implementation): only for this solver
     from vollib.black_scholes_merton.implied_volatility import (
         implied_volatility as _vollib_iv,
     )

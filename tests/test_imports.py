@@ -1,0 +1,133 @@
+"""Guards on the import structure (issue #25): config is a leaf imported only by the CLI layer,
+the package graph is one-way, and imports inside functions are few and explained.
+
+Parsed with ``ast`` (nothing is imported). Imports under ``if TYPE_CHECKING:`` (type hints) and
+under ``if __name__ == "__main__":`` (a module run as a program is the CLI layer) are not runtime
+edges of the package.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.helpers import ROOT
+
+STAGES = ("data", "forecasters", "options", "envs", "agents", "execution", "dashboard")
+SCRIPTS = ("train", "evaluate", "trade")
+MAX_FUNCTION_IMPORTS = 30  # strictly fewer than this many imports inside function bodies
+# What each layer may import (besides itself): data -> forecasters, options -> envs -> agents ->
+# execution -> scripts; the dashboard reads files (the data package's readers) and the shared
+# analytics in common; ``cli`` and the scripts are the CLI layer; ``config`` imports every
+# stage's config section.
+ALLOWED = {
+    "common": set(),
+    "data": {"common"},
+    "forecasters": {"common", "data"},
+    "options": {"common", "data"},
+    "envs": {"common", "data", "forecasters", "options"},
+    "agents": {"common", "data", "forecasters", "options", "envs"},
+    "execution": {"common", "data", "forecasters", "options", "envs", "agents"},
+    "dashboard": {"common", "data"},
+    "config": {"common", "data", "forecasters", "options", "envs", "agents"},
+    "cli": {"common", "data", "forecasters", "options", "envs", "agents", "execution", "config"},
+    **{script: {"common", "data", "forecasters", "options", "envs", "agents", "execution",
+                "config", "cli"} for script in SCRIPTS},
+}
+PROJECT = set(ALLOWED)
+
+
+def _source_files() -> list[Path]:
+    """The project's modules outside tests/ and bench/ (and hidden folders such as .venv)."""
+    return [p for p in sorted(ROOT.rglob("*.py"))
+            if p.relative_to(ROOT).parts[0] not in ("tests", "bench")
+            and not any(part.startswith(".") for part in p.relative_to(ROOT).parts)]
+
+
+def _layer(path: Path) -> str:
+    return path.relative_to(ROOT).parts[0].removesuffix(".py")
+
+
+def _skipped(node: ast.If) -> bool:
+    return ast.unparse(node.test) in ("TYPE_CHECKING", "__name__ == '__main__'")
+
+
+def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.ImportFrom):
+        return [] if node.level else [node.module or ""]
+    return [alias.name for alias in node.names]
+
+
+def runtime_imports(tree: ast.AST) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """(import node, inside a function) for every import that runs when the module is used."""
+    found = []
+
+    def walk(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _skipped(child):
+                continue
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                found.append((child, in_function))
+            walk(child, in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef))
+
+    walk(tree, False)
+    return found
+
+
+def _commented(lines: list[str], node: ast.stmt) -> bool:
+    """A ``#`` comment on the import's own lines or on the line just above it."""
+    own = lines[node.lineno - 1:node.end_lineno]
+    above = lines[node.lineno - 2].strip() if node.lineno >= 2 else ""
+    return any("#" in line for line in own) or above.startswith("#")
+
+
+def _parsed() -> list[tuple[Path, list[str], ast.AST]]:
+    out = []
+    for path in _source_files():
+        text = path.read_text(encoding="utf-8")
+        out.append((path, text.splitlines(), ast.parse(text)))
+    return out
+
+
+def test_few_imports_inside_functions_each_explained():
+    inside, unexplained = [], []
+    for path, lines, tree in _parsed():
+        for node, in_function in runtime_imports(tree):
+            if in_function:
+                where = f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}"
+                inside.append(where)
+                if not _commented(lines, node):
+                    unexplained.append(where)
+    assert len(inside) < MAX_FUNCTION_IMPORTS, "\n".join(inside)
+    assert not unexplained, ("imports inside functions are for optional heavy dependencies, "
+                             "with a comment saying why:\n" + "\n".join(unexplained))
+
+
+def test_no_stage_imports_config_at_runtime():
+    offenders = [f"{path.relative_to(ROOT)}:{node.lineno}"
+                 for path, _, tree in _parsed() if _layer(path) in STAGES
+                 for node, _ in runtime_imports(tree)
+                 if any(name.split(".")[0] == "config" for name in _imported(node))]
+    assert not offenders, offenders
+
+
+def test_the_import_graph_is_one_way():
+    wrong = []
+    for path, _, tree in _parsed():
+        layer = _layer(path)
+        assert layer in ALLOWED, f"{path}: a new top-level module; place it in the layer order"
+        for node, _ in runtime_imports(tree):
+            for name in _imported(node):
+                target = name.split(".")[0]
+                if target in PROJECT and target != layer and target not in ALLOWED[layer]:
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: {layer} -> {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_guards_see_what_they_guard(tmp_path):
+    """The walker finds an import in a nested function and skips TYPE_CHECKING/__main__ ones."""
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import config\n"
+                     "def f():\n    def g():\n        import torch\n"
+                     "if __name__ == '__main__':\n    import cli.tune\n")
+    found = [(ast.unparse(n), inside) for n, inside in runtime_imports(tree)]
+    assert found == [("from typing import TYPE_CHECKING", False), ("import torch", True)]
