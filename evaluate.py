@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
-from agents import eval_run, evaluate_run
 from common.cli import run_cli
-from config import load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    run = Path(args.run)
-    seed_dirs = eval_run.seed_dirs(run)
-    cfg = load_config(seed_dirs[0] / "config.yaml", args.overrides)
-    return evaluate_run.run(args, run, seed_dirs, cfg, argv)
+    # the CLI layer loads config, pandas and torch/SB3 (seconds): imported once --help is past
+    from cli.evaluate import run
+
+    return run(args, argv)
 
 
 if __name__ == "__main__":

@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from common.cli import run_cli
-from config import load_config
-from execution import trade_run
 
 DEFAULT_POLL_S = 60.0
 
@@ -86,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    run = Path(args.run)
-    seed_dir = trade_run.seed_dir_of(run, args.policy)
-    return trade_run.run(args, argv, run, seed_dir, load_config(seed_dir / "config.yaml"))
+    # the CLI layer loads config, pandas and torch/SB3 (seconds): imported once --help is past
+    from cli.trade import run
+
+    return run(args, argv)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-from agents import train_run
 from common.cli import run_cli
-from config import load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    overrides = train_run.config_overrides(args)
-    return train_run.run(args, lambda extra: load_config(args.config, [*overrides, *extra]),
-                         [sys.executable, *sys.argv] if argv is None else ["train.py", *argv],
-                         Path(__file__))
+    # the CLI layer loads config, pandas and torch/SB3 (seconds): imported once --help is past
+    from cli.train import run
+
+    return run(args, argv, Path(__file__))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from agents.audit import audit_markdown
 from agents.evaluation import EpisodeResult
 from common import analytics
 from common.io import write_text_atomic
+from common.plotting import pyplot
 from common.units import PERCENT_PER_UNIT
 from envs.actions import ACTION_NAMES
 
@@ -60,14 +61,7 @@ _LEDGER_ROWS_SHOWN = 20
 
 
 def _plt():
-    # matplotlib is heavy: imported only when a plot is drawn
-    import matplotlib
-
-    matplotlib.use("Agg")
-    # matplotlib's pyplot, after the Agg backend is chosen
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _save(fig, path: Path) -> Path:

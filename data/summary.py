@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.plotting import pyplot
 from common.units import VOL_POINTS_PER_UNIT
 from data.calendar import gap_report
 
@@ -35,13 +36,7 @@ def summarise(frame: pd.DataFrame) -> str:
 
 def plot_market(frame: pd.DataFrame, path: str | Path) -> Path:
     """PNG of close, volume and the IV index, stacked on one time axis."""
-    # matplotlib is heavy: imported only when a plot is drawn
-    import matplotlib
-
-    matplotlib.use("Agg")
-    # matplotlib's pyplot, after the Agg backend is chosen
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True,

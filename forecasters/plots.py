@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.plotting import pyplot
 from common.units import PERCENT_PER_UNIT
 from forecasters.base import quantile_column
 from forecasters.metrics import realised
@@ -21,14 +22,7 @@ REGIME_COLOURS = {"mid": "#fdf1c7", "high": "#f8c9c4"}
 
 
 def _pyplot():
-    # matplotlib is heavy: imported only when a plot is drawn
-    import matplotlib
-
-    matplotlib.use("Agg")
-    # matplotlib's pyplot, after the Agg backend is chosen
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _model_rows(panel, frame, model, start, end):
@@ -177,10 +171,8 @@ def plot_rolling_coverage(
         ax.set_ylabel(f"h={h}")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if tercile is not None:
-        # matplotlib is heavy: imported only when a plot is drawn
-        from matplotlib.patches import Patch
-
-        handles += [Patch(color=c, label=f"{k} vol tercile") for k, c in REGIME_COLOURS.items()]
+        patch = plt.matplotlib.patches.Patch  # loaded with pyplot
+        handles += [patch(color=c, label=f"{k} vol tercile") for k, c in REGIME_COLOURS.items()]
     axes[0, 0].legend(handles=handles, loc="lower left", fontsize=7, ncol=4)
     axes[0, 0].set_title(
         f"{model}: rolling {window_bars}-bar coverage (dashed: nominal), by forecast date"
