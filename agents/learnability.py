@@ -26,6 +26,8 @@ import numpy as np
 from agents.baselines import CashPolicy, RandomPolicy, ShortPutSpreadPolicy
 from common.units import PERCENT_PER_UNIT
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
+from envs.observations import ObservationIndex, forecast_quantile_obs_name
+from envs.step_info import StepInfo
 
 __all__ = ["HELDOUT_SEED_OFFSET", "SUITE_CONFIG", "Prepared", "SignalSpreadPolicy",
            "SuiteSettings", "evaluate_policy", "heldout_envs", "market_inputs", "prepare",
@@ -140,8 +142,8 @@ class SignalSpreadPolicy:
     name = "signal_spread"
 
     def __init__(self, observation_names, horizon_bars: int = 5, hold_bars: int = 20) -> None:
-        self.column = list(observation_names).index(
-            f"forecast_h{horizon_bars}_q0.500_vs_implied_move")
+        self.column = ObservationIndex(observation_names).slot(
+            forecast_quantile_obs_name(horizon_bars, 0.5))
         self.hold_bars = hold_bars
         self.held_bars = 0
 
@@ -149,7 +151,7 @@ class SignalSpreadPolicy:
         self.held_bars = 0
 
     def act(self, observation, info, action_mask) -> int:
-        if info["portfolio"].positions:
+        if StepInfo.of(info).portfolio.positions:
             self.held_bars += 1
             return ACTION_CLOSE if self.held_bars >= self.hold_bars else ACTION_HOLD
         self.held_bars = 0
