@@ -26,7 +26,7 @@ from agents.statistics import (
 from common.codecs import parse_ledger_legs
 from common.units import PERCENT_PER_UNIT
 from envs.step_info import StepInfo
-from options.positions import MarketState
+from options.quotes import position_greeks
 
 __all__ = ["GREEK_COLUMNS", "EpisodeRecorder", "EpisodeResult", "deflated_sharpe_ratio",
            "performance_metrics", "policy_action", "run_episode", "sharpe_ratio"]
@@ -54,17 +54,13 @@ class EpisodeResult:
     reference_curve: bool = False  # an index curve, not a trading policy
 
 
-def _state_at(env, i: int) -> MarketState:
-    panel = env.panel
-    return MarketState(panel.dates[i], float(panel.spot[i]), float(panel.atm_iv[i]),
-                       float(panel.rate[i]), env.cfg.dividend_yield)
-
-
 def _held_greeks(env, info: dict, previous_index: int) -> tuple[float, ...]:
     """Greeks of the positions held over the bar that just ended.
 
-    With position objects in ``info`` (held through the step), they are marked at the start of
-    the bar (the previous close); otherwise the env's own ``info`` greeks at the bar's end are
+    With position objects in ``info`` (held through the step), their greeks at the start of
+    the bar (the previous close) come from the env's quote source, the one that priced their
+    fills (:func:`options.quotes.position_greeks`: the model surface's for model quotes, the
+    chain's for chain quotes); otherwise the env's own ``info`` greeks at the bar's end are
     used. Positions closed inside the bar (expiry, exits) have no greeks here: their P&L goes
     to the attribution's residual.
     """
@@ -73,9 +69,8 @@ def _held_greeks(env, info: dict, previous_index: int) -> tuple[float, ...]:
     if positions is not None:
         if not positions:
             return (0.0, 0.0, 0.0, 0.0)
-        state = _state_at(env, previous_index)
-        marks = [p.mark(state, env.surface, env.costs) for p in positions]
-        return tuple(float(sum(getattr(m, k) for m in marks)) for k in GREEK_COLUMNS)
+        marks = [position_greeks(env.quotes, previous_index, p) for p in positions]
+        return tuple(float(sum(m[j] for m in marks)) for j in range(len(GREEK_COLUMNS)))
     return tuple(float(g) for g in info.greeks)
 
 
