@@ -134,7 +134,11 @@ class _UnitPath:
 
 
 class UnitTables:
-    """Unit structures per (bar, structure), built lazily from a quote source and cached."""
+    """Unit structures per (bar, structure), built lazily from a quote source and cached.
+
+    Which strikes and expiries a unit uses comes from :attr:`grids`
+    (:class:`envs.selection.StrikeGrids`: one :class:`envs.selection.BarSelection` per bar);
+    this class prices, sizes and refuses the units built from it."""
 
     def __init__(self, source: QuoteSource, strategy_cfg, cost_cfg: CostConfig,
                  margin_cfg: MarginConfig, stress_move_fraction: float,
