@@ -82,8 +82,8 @@ def parse_ledger_legs(text: str) -> tuple[LedgerLeg, ...]:
             continue
         match = _LEG.match(part)
         if match is None:
-            raise ValueError(f"ledger leg {part.strip()!r}: expected '<+/-qty> <call|put> "
-                             "<strike> <YYYY-MM-DD>'")
+            raise ValueError(f"ledger leg {part.strip()!r}: cannot read it (expected "
+                             "'<+/-qty> <call|put> <strike> <YYYY-MM-DD>')")
         qty, right, strike, expiry = match.groups()
         out.append(LedgerLeg(int(qty), right, float(strike), pd.Timestamp(expiry)))
     return tuple(out)
