@@ -32,11 +32,11 @@ Everything here is a pure function of ledgers and quote tables, except
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
 
+from common.codecs import parse_ledger_legs
 from common.units import PERCENT_PER_UNIT
 
 __all__ = [
@@ -60,24 +60,14 @@ ARBITRAGE_TOLERANCE_FRACTION_OF_SPOT = 1e-6
 """A price relation counts as violated only beyond this fraction of spot, per share (rounding
 noise of exact model prices is far below it)."""
 _WORST_SHOWN = 5
-_LEG = re.compile(r"^\s*([+-]?\d+)\s+(call|put)\s+([0-9.eE+-]+)\s+(\d{4}-\d{2}-\d{2})\s*$")
 
 
 # --------------------------------------------------------------------------- ledgers
 def ledger_legs(legs_text: str) -> list[tuple[int, str, float, pd.Timestamp]]:
     """The legs of a ledger row's ``legs`` text (``"+1 put 245 2018-02-16;-1 put 250 ..."``):
     (signed contracts, right, strike, expiry) each."""
-    out = []
-    for part in str(legs_text).split(";"):
-        if not part.strip():
-            continue
-        match = _LEG.match(part)
-        if match is None:
-            raise ValueError(f"ledger legs {legs_text!r}: cannot read {part!r} (expected "
-                             "'+N call|put STRIKE YYYY-MM-DD')")
-        qty, right, strike, expiry = match.groups()
-        out.append((int(qty), right, float(strike), pd.Timestamp(expiry)))
-    return out
+    return [(leg.quantity_contracts, leg.option_type, leg.strike, leg.expiry)
+            for leg in parse_ledger_legs(legs_text)]
 
 
 def _column(trades: pd.DataFrame, name: str, default: float = 0.0) -> np.ndarray:

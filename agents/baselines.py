@@ -6,6 +6,12 @@ import numpy as np
 
 from agents.config import BaselinesConfig
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
+from envs.observations import (
+    ObservationIndex,
+    forecast_quantile_obs_name,
+    forecast_width_obs_name,
+)
+from envs.step_info import StepInfo
 
 __all__ = [
     "BASELINES",
@@ -27,7 +33,7 @@ class _Rule:
 
     def __init__(self, observation_names, cfg: BaselinesConfig | None = None) -> None:
         self.cfg = cfg or BaselinesConfig()
-        self.obs_index = {name: i for i, name in enumerate(observation_names)}
+        self.obs = ObservationIndex(observation_names)
 
     def reset(self, seed: int | None = None) -> None:
         return None
@@ -62,7 +68,7 @@ class BuyAndHoldPolicy(CashPolicy):
 def _open_positions(info) -> tuple:
     """The open positions (``envs.portfolio.PositionView``) from a full ``info``."""
     try:
-        return info["portfolio"].positions
+        return StepInfo.of(info).portfolio.positions
     except KeyError:
         raise KeyError("rule-based policies need the full info (info_level='full', the "
                        "evaluation default) with its 'portfolio' view") from None
@@ -113,8 +119,8 @@ class ForecastRulePolicy(_Rule):
         if _open_positions(info):
             return ACTION_HOLD
         h = self.cfg.forecast_horizon_bars
-        median = observation[self.obs_index[f"forecast_h{h}_q0.500_vs_implied_move"]]
-        width = observation[self.obs_index[f"forecast_width75_h{h}_vs_implied_width75"]]
+        median = self.obs.value(observation, forecast_quantile_obs_name(h, 0.5))
+        width = self.obs.value(observation, forecast_width_obs_name(h))
         if median > self.cfg.forecast_up_threshold:
             return self._open_if_valid("bull_put_spread", action_mask)
         if median < -self.cfg.forecast_up_threshold:

@@ -43,6 +43,7 @@ from agents.ppo import PPOPolicy, atomic_save
 from common.io import write_json_atomic
 from common.runfolder import forget_model_sha256, record_model_sha256
 from common.units import PERCENT_PER_UNIT
+from envs.step_info import GREEK_NAMES, EpisodeStats, StepInfo
 
 __all__ = [
     "HEALTH_KEYS",
@@ -59,8 +60,7 @@ __all__ = [
 ]
 
 _TB_ONLY = ("stdout", "log", "json", "csv")
-GREEK_KEYS = ("delta_shares", "gamma_shares_per_usd", "theta_usd_per_day",
-              "vega_usd_per_vol_point")
+GREEK_KEYS = GREEK_NAMES
 EVAL_KEYS = {"sharpe": "sharpe", "sortino": "sortino", "return_pct": "total_return_pct",
              "max_drawdown_pct": "max_drawdown_pct", "win_rate": "win_rate", "trades": "trades"}
 
@@ -74,25 +74,19 @@ class StepMetrics:
     margin_used_usd: float
     invalid_action: bool
     open_positions: float
-    greeks: dict[str, float]  # GREEK_KEYS present in info; absent keys are left out
+    greeks: dict[str, float]  # per GREEK_KEYS
 
 
 def step_metrics(info: dict) -> StepMetrics:
-    """Read one step's ``info`` (the one place that knows its keys).
-
-    Reads the slim training keys (``equity``, ``margin_used``, ``invalid_action``,
-    ``open_positions`` and the greeks ``delta_shares``...) and falls back to today's full info
-    (``position`` tuple for the count of open positions; greeks absent).
-    """
-    if "open_positions" in info:
-        open_positions = float(info["open_positions"])
-    else:
-        open_positions = float(len(info.get("position", ()) or ()))
-    greeks = {key: float(info[key]) for key in GREEK_KEYS if info.get(key) is not None}
-    return StepMetrics(equity_usd=float(info["equity"]),
-                       margin_used_usd=float(info.get("margin_used", 0.0)),
-                       invalid_action=info.get("invalid_action") is not None,
-                       open_positions=open_positions, greeks=greeks)
+    """Read one step's ``info`` (an :class:`envs.step_info.StepInfo`, slim or full, or a
+    VecEnv wrapper's plain copy of one)."""
+    info = StepInfo.of(info)
+    return StepMetrics(equity_usd=float(info.equity_usd),
+                       margin_used_usd=float(info.margin_used_usd),
+                       invalid_action=info.invalid_action is not None,
+                       open_positions=float(info.open_positions),
+                       greeks={key: float(v) for key, v in zip(GREEK_KEYS, info.greeks,
+                                                              strict=True)})
 
 
 def _finite_mean(values) -> float:
@@ -109,7 +103,7 @@ class EpisodeStatsCallback(BaseCallback):
         self._reset_counters()
 
     def _reset_counters(self) -> None:
-        self._stats: list[dict] = []
+        self._stats: list[EpisodeStats] = []
         self._action_counts = np.zeros(len(self.action_names), dtype=np.int64)
         self._steps = 0
         self._invalid = 0
@@ -120,9 +114,11 @@ class EpisodeStatsCallback(BaseCallback):
     def _on_step(self) -> bool:
         actions = np.asarray(self.locals.get("actions", ())).reshape(-1)
         for k, info in enumerate(self.locals.get("infos", ())):
-            if "episode_stats" in info:
-                self._stats.append(info["episode_stats"])
-            action = info.get("action", actions[k] if k < len(actions) else None)
+            info = StepInfo.of(info)
+            if info.episode_stats is not None:
+                self._stats.append(info.episode_stats)
+            action = info.action if "action" in info else (
+                actions[k] if k < len(actions) else None)
             if action is not None and 0 <= int(action) < len(self.action_names):
                 self._action_counts[int(action)] += 1
             metrics = step_metrics(info)
@@ -148,7 +144,7 @@ class EpisodeStatsCallback(BaseCallback):
                     self.logger.record(f"env/position_{key}", _finite_mean(values))
         if self._stats:
             def mean(key):
-                return _finite_mean(s[key] for s in self._stats)
+                return _finite_mean(getattr(s, key) for s in self._stats)
             self.logger.record("env/episode_return_pct", mean("return_pct"))
             self.logger.record("env/trades_per_episode", mean("trades"))
             self.logger.record("env/win_rate", mean("win_rate"))

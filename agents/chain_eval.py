@@ -47,6 +47,7 @@ from envs.actions import ACTION_HOLD
 from envs.market import build_market_panel
 from envs.observations import MARKET_FEATURES
 from envs.spy_options_env import SpyOptionsEnv
+from envs.step_info import StepInfo
 from forecasters.panel import ForecastPanel
 from options.chain_io import chain_read_report, one_root_per_contract
 from options.chain_market import ChainMarket, prepare_chain_market
@@ -99,7 +100,7 @@ class HoldOnBars:
         self.held = 0
 
     def act(self, observation, info, action_mask):
-        if pd.Timestamp(info["date"]) in self.dates:
+        if pd.Timestamp(StepInfo.of(info).date) in self.dates:
             self.held += 1
             return ACTION_HOLD
         return self.policy.act(observation, info, action_mask)

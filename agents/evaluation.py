@@ -23,8 +23,10 @@ from agents.statistics import (
     per_bar_sharpe,
     probabilistic_sharpe_ratio,
 )
+from common.codecs import parse_ledger_legs
 from common.units import PERCENT_PER_UNIT
-from options.positions import MarketState
+from envs.step_info import StepInfo
+from options.quotes import position_greeks
 
 __all__ = ["GREEK_COLUMNS", "EpisodeRecorder", "EpisodeResult", "deflated_sharpe_ratio",
            "performance_metrics", "policy_action", "run_episode", "sharpe_ratio"]
@@ -52,37 +54,32 @@ class EpisodeResult:
     reference_curve: bool = False  # an index curve, not a trading policy
 
 
-def _state_at(env, i: int) -> MarketState:
-    panel = env.panel
-    return MarketState(panel.dates[i], float(panel.spot[i]), float(panel.atm_iv[i]),
-                       float(panel.rate[i]), env.cfg.dividend_yield)
-
-
 def _held_greeks(env, info: dict, previous_index: int) -> tuple[float, ...]:
     """Greeks of the positions held over the bar that just ended.
 
-    With position objects in ``info`` (held through the step), they are marked at the start of
-    the bar (the previous close); otherwise the env's own ``info`` greeks at the bar's end are
+    With position objects in ``info`` (held through the step), their greeks at the start of
+    the bar (the previous close) come from the env's quote source, the one that priced their
+    fills (:func:`options.quotes.position_greeks`: the model surface's for model quotes, the
+    chain's for chain quotes); otherwise the env's own ``info`` greeks at the bar's end are
     used. Positions closed inside the bar (expiry, exits) have no greeks here: their P&L goes
     to the attribution's residual.
     """
-    positions = info.get("position")
+    info = StepInfo.of(info)
+    positions = info.position if info.is_full else None
     if positions is not None:
         if not positions:
             return (0.0, 0.0, 0.0, 0.0)
-        state = _state_at(env, previous_index)
-        marks = [p.mark(state, env.surface, env.costs) for p in positions]
-        return tuple(float(sum(getattr(m, k) for m in marks)) for k in GREEK_COLUMNS)
-    return tuple(float(info.get(k, 0.0)) for k in GREEK_COLUMNS)
+        marks = [position_greeks(env.quotes, previous_index, p) for p in positions]
+        return tuple(float(sum(m[j] for m in marks)) for j in range(len(GREEK_COLUMNS)))
+    return tuple(float(g) for g in info.greeks)
 
 
-def _step_costs(info: dict) -> float:
-    costs = info.get("costs") or {}
-    return float(costs.get("commission_usd", 0.0) + costs.get("spread_usd", 0.0))
+def _step_costs(info: StepInfo) -> float:
+    return float(info.costs.step_usd)
 
 
-def _bar_index(env, info: dict) -> int:
-    return int(env.panel.dates.get_loc(info["date"]))
+def _bar_index(env, info: StepInfo) -> int:
+    return int(env.panel.dates.get_loc(info.date))
 
 
 class EpisodeRecorder:
@@ -90,16 +87,17 @@ class EpisodeRecorder:
     eval-mode env (the paper executor uses it, so its ledgers equal ``run_episode``'s)."""
 
     def __init__(self, env, info: dict) -> None:
+        info = StepInfo.of(info)
         self.index = _bar_index(env, info)
-        self.rows = [(info["date"], 0.0, 0.0, 0.0, 0.0,
-                      float(info.get("atm_iv", env.panel.atm_iv[self.index])), 0.0)]
+        self.rows = [(info.date, 0.0, 0.0, 0.0, 0.0, float(info.atm_iv), 0.0)]
 
     def record(self, env, info: dict) -> None:
-        """After each ``env.step``: the greeks held over the bar, its ATM IV and costs."""
+        """After each ``env.step`` (its full ``info``): the greeks held over the bar, its ATM
+        IV and costs."""
+        info = StepInfo.of(info)
         greeks = _held_greeks(env, info, self.index)
         self.index = _bar_index(env, info)
-        atm_iv = float(info.get("atm_iv", env.panel.atm_iv[self.index]))
-        self.rows.append((info["date"], *greeks, atm_iv, _step_costs(info)))
+        self.rows.append((info.date, *greeks, float(info.atm_iv), _step_costs(info)))
 
     def result(self, env, policy, info: dict) -> EpisodeResult:
         """The episode's equity curve and ledger (``info``: the last step's)."""
@@ -119,7 +117,7 @@ class EpisodeRecorder:
             costs = 0.0
             greeks = None
         else:
-            costs = info["costs"]["total_commission_usd"] + info["costs"]["total_spread_usd"]
+            costs = StepInfo.of(info).costs.total_usd
         trades = augment_ledger(env.trade_ledger(), equity, greeks)
         return EpisodeResult(policy.name, equity, trades, env.start_equity, costs, greeks,
                              reference)
@@ -170,8 +168,9 @@ def augment_ledger(trades: pd.DataFrame, equity: pd.DataFrame,
         following = greeks.shift(-1)
         for column in GREEK_COLUMNS:
             new[f"entry_{column}"] = at(following[column], opened)
-    first_expiry = trades["legs"].astype(str).str.extract(r"(\d{4}-\d{2}-\d{2})")[0]
-    new["entry_dte_days"] = (pd.to_datetime(first_expiry) - opened.dt.normalize()).dt.days
+    first_expiry = pd.DatetimeIndex([parse_ledger_legs(legs)[0].expiry for legs in trades["legs"]])
+    new["entry_dte_days"] = (pd.Series(first_expiry, index=trades.index)
+                             - opened.dt.normalize()).dt.days
     for column, values in new.items():
         if column not in trades.columns:
             trades[column] = values

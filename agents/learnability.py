@@ -37,6 +37,8 @@ from data.synthetic import FLAT_SURFACE, SyntheticSpec, make_synthetic_market
 from envs import make_env
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
 from envs.factory import EnvInputs
+from envs.observations import ObservationIndex, forecast_quantile_obs_name
+from envs.step_info import StepInfo
 from forecasters.synthetic import synthetic_forecast_panel
 
 __all__ = ["HELDOUT_SEED_OFFSET", "SUITE_CONFIG", "Prepared", "SignalSpreadPolicy",
@@ -144,8 +146,8 @@ class SignalSpreadPolicy:
     name = "signal_spread"
 
     def __init__(self, observation_names, horizon_bars: int = 5, hold_bars: int = 20) -> None:
-        self.column = list(observation_names).index(
-            f"forecast_h{horizon_bars}_q0.500_vs_implied_move")
+        self.column = ObservationIndex(observation_names).slot(
+            forecast_quantile_obs_name(horizon_bars, 0.5))
         self.hold_bars = hold_bars
         self.held_bars = 0
 
@@ -153,7 +155,7 @@ class SignalSpreadPolicy:
         self.held_bars = 0
 
     def act(self, observation, info, action_mask) -> int:
-        if info["portfolio"].positions:
+        if StepInfo.of(info).portfolio.positions:
             self.held_bars += 1
             return ACTION_CLOSE if self.held_bars >= self.hold_bars else ACTION_HOLD
         self.held_bars = 0

@@ -48,6 +48,7 @@ from common.units import PERCENT_PER_UNIT
 from data import build_features
 from data.calendar import TRADING_DAYS_PER_YEAR, bars_per_year
 from envs.market import MarketPanel, build_market_panel
+from envs.observations import DAYS_TO_EXPIRY_OBS, ObservationIndex
 from envs.spy_options_env import SpyOptionsEnv
 from envs.table_cache import MemoryUnitStore, TableCache
 from forecasters.panel import ForecastPanel
@@ -58,7 +59,6 @@ __all__ = ["PATH_SOURCES", "RESIDENT_BLOCKS_PER_PATH", "GjrGarchModel", "PathSwi
            "training_panels"]
 
 PATH_SOURCES = ("real", "bootstrap", "garch", "mix")
-_EXPIRY_OBS = "days_to_monthly_expiry_over_30"
 _WARMUP_BARS = 60  # generated GARCH frames start this many real dates before the segment
 _MIN_IV_ROWS = 60  # training rows with an iv_index needed to fit the implied-vol process
 # Blocks of structure tables (envs.portfolio.TABLE_BLOCK_BARS bars each) each path keeps in
@@ -95,8 +95,9 @@ def bootstrap_panel(panel: MarketPanel, block_bars: float, rng: np.random.Genera
     log_return = np.diff(np.log(panel.spot), prepend=np.nan)
     spot = panel.spot[0] * np.exp(np.concatenate([[0.0], np.cumsum(log_return[idx[1:]])]))
     market_obs = panel.market_obs[idx].copy()
-    if _EXPIRY_OBS in panel.market_obs_names:  # a property of the date, not of the row
-        col = panel.market_obs_names.index(_EXPIRY_OBS)
+    names = ObservationIndex(panel.market_obs_names)
+    if DAYS_TO_EXPIRY_OBS in names:  # a property of the date, not of the row
+        col = names.slot(DAYS_TO_EXPIRY_OBS)
         market_obs[:, col] = panel.market_obs[:, col]
     return replace(panel, spot=spot, atm_iv=panel.atm_iv[idx], rate=panel.rate[idx],
                    market_obs=market_obs, forecast_median=panel.forecast_median[idx],

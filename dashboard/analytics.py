@@ -13,6 +13,7 @@ import pandas as pd
 
 from common import analytics
 from common.analytics import GREEK_COLUMNS, ROLLING_SHARPE_BARS, drawdown_pct, monthly_returns_pct
+from common.codecs import quantile_column
 from common.units import PERCENT_PER_UNIT
 from data.calendar import bars_per_year
 
@@ -68,7 +69,7 @@ def realised_intervals(panel: pd.DataFrame, close: pd.Series, model: str,
         "log_return": np.log(close_target / close_t),
     })
     for nominal, (lo_level, hi_level) in NOMINAL_INTERVALS.items():
-        lo, hi = f"q{lo_level:.3f}", f"q{hi_level:.3f}"
+        lo, hi = quantile_column(lo_level), quantile_column(hi_level)
         if lo not in rows.columns or hi not in rows.columns:
             continue
         lo_q, hi_q = rows[lo].to_numpy(float), rows[hi].to_numpy(float)
@@ -76,8 +77,9 @@ def realised_intervals(panel: pd.DataFrame, close: pd.Series, model: str,
         out[f"upper_{nominal}"] = close_t * np.exp(hi_q)
         r = out["log_return"].to_numpy()
         out[f"inside_{nominal}"] = (r >= lo_q) & (r <= hi_q)
-    if "q0.500" in rows.columns:
-        out["median"] = close_t * np.exp(rows["q0.500"].to_numpy(float))
+    median = quantile_column(0.5)
+    if median in rows.columns:
+        out["median"] = close_t * np.exp(rows[median].to_numpy(float))
     return out.reset_index(drop=True)
 
 

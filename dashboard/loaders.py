@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from common.analytics import ATTRIBUTION_COLUMNS
+from common.codecs import parse_ledger_legs, parse_quantile_column
 from common.errors import UserInputError
 
 __all__ = [
@@ -49,8 +50,6 @@ SIGNIFICANCE_LEVEL = 0.05
 EQUITY_REQUIRED = ("date", "equity_usd")
 TRADES_REQUIRED = ("trade_id", "strategy", "legs", "open_date", "pnl_usd")
 PANEL_REQUIRED = ("date", "model", "horizon")
-QUANTILE_COLUMN = re.compile(r"^q(0\.\d+)$")
-LEG_PATTERN = re.compile(r"^([+-]?\d+)\s+(call|put)\s+([0-9.]+)\s+(\d{4}-\d{2}-\d{2})$")
 
 
 class DashboardInputError(UserInputError):
@@ -362,18 +361,12 @@ def load_trades(run: Path, source: EvalSource, policy: str) -> pd.DataFrame:
 def parse_legs(text: str) -> pd.DataFrame:
     """The ledger's ``legs`` cell (``-5 put 2785 2019-05-24;+5 call ...``) as rows of
     quantity_contracts, right, strike, expiry."""
-    rows = []
-    for part in str(text).split(";"):
-        part = part.strip()
-        if not part:
-            continue
-        match = LEG_PATTERN.match(part)
-        if match is None:
-            raise DashboardInputError(f"ledger leg {part!r}: expected '<+/-qty> <call|put> "
-                                      "<strike> <YYYY-MM-DD>'")
-        qty, right, strike, expiry = match.groups()
-        rows.append({"quantity_contracts": int(qty), "right": right, "strike": float(strike),
-                     "expiry": pd.Timestamp(expiry)})
+    try:
+        legs = parse_ledger_legs(text)
+    except ValueError as exc:
+        raise DashboardInputError(str(exc)) from None
+    rows = [{"quantity_contracts": leg.quantity_contracts, "right": leg.option_type,
+             "strike": leg.strike, "expiry": leg.expiry} for leg in legs]
     return pd.DataFrame(rows, columns=["quantity_contracts", "right", "strike", "expiry"])
 
 
@@ -390,8 +383,8 @@ def load_panel(run: Path) -> pd.DataFrame:
     missing = [c for c in PANEL_REQUIRED if c not in panel.columns]
     if missing:
         raise DashboardInputError(f"{path}: column(s) {', '.join(missing)} missing")
-    quantiles = sorted((c for c in panel.columns if QUANTILE_COLUMN.match(str(c))),
-                       key=lambda c: float(c[1:]))
+    quantiles = sorted((c for c in panel.columns if parse_quantile_column(c) is not None),
+                       key=parse_quantile_column)
     if not quantiles:
         raise DashboardInputError(f"{path}: no quantile columns (expected q0.050 ... q0.950)")
     panel = panel[[*PANEL_REQUIRED, *quantiles]].copy()
@@ -402,8 +395,8 @@ def load_panel(run: Path) -> pd.DataFrame:
 def quantile_column(panel: pd.DataFrame, level: float) -> str | None:
     """The panel's column for quantile ``level`` (e.g. 0.05 -> 'q0.050'), None if absent."""
     for column in panel.columns:
-        match = QUANTILE_COLUMN.match(str(column))
-        if match and abs(float(match.group(1)) - level) < 1e-9:
+        found = parse_quantile_column(column)
+        if found is not None and abs(found - level) < 1e-9:
             return column
     return None
 

@@ -18,6 +18,7 @@ from envs.config import EnvConfig
 from envs.factory import EnvInputs, load_env_inputs, make_env
 from envs.market import MarketPanel, build_market_panel
 from envs.spy_options_env import SpyOptionsEnv
+from envs.step_info import StepInfo
 
 ENV_ID = "SpyOptions-v1"
 
@@ -32,6 +33,7 @@ __all__ = [
     "EnvInputs",
     "MarketPanel",
     "SpyOptionsEnv",
+    "StepInfo",
     "action_for_strategy",
     "build_market_panel",
     "load_env_inputs",

@@ -15,6 +15,7 @@ import math
 
 import pandas as pd
 
+from common.codecs import format_ledger_legs
 from envs.market import MarketPanel
 from envs.portfolio import OpenPosition, PortfolioSimulator
 from options.calendar import NS_PER_DAY
@@ -34,8 +35,7 @@ def _row(pos: OpenPosition, panel: MarketPanel, close_bar: int, reason: str, pnl
     unit = pos.unit
     path = unit.path
     c = pos.contracts
-    legs = ";".join(f"{leg.quantity_contracts:+d} {leg.option_type} {leg.strike:g} "
-                    f"{leg.expiry.date()}" for leg in pos.legs())
+    legs = format_ledger_legs(pos.legs())
     entry = unit.entry_bar
     spot = float(panel.spot[entry])
     return {

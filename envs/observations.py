@@ -23,12 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.codecs import wide_column
 from common.units import PERCENT_PER_UNIT
 from options.calendar import NS_PER_DAY
 from options.structures import STRUCTURE_NAMES
 
-__all__ = ["PORTFOLIO_ENTRIES", "Z_875", "MarketContext", "ObsEntry", "market_entries",
-           "portfolio_values", "portfolio_values_fast"]
+__all__ = ["DAYS_TO_EXPIRY_OBS", "PORTFOLIO_ENTRIES", "Z_875", "MarketContext", "ObsEntry",
+           "ObservationIndex", "forecast_quantile_obs_name", "forecast_width_obs_name",
+           "market_entries", "portfolio_values", "portfolio_values_fast"]
 
 Z_875 = 1.1503493803760079  # standard normal 0.875 quantile: half-width of a 75% interval
 
@@ -41,6 +43,43 @@ class ObsEntry:
     value: Callable
     scale: float
     unit: str
+
+
+def forecast_quantile_obs_name(horizon_bars: int, level: float) -> str:
+    """Name of the observation of one forecast quantile over the implied move
+    (``forecast_h5_q0.500_vs_implied_move``)."""
+    return f"forecast_{wide_column(horizon_bars, level)}_vs_implied_move"
+
+
+def forecast_width_obs_name(horizon_bars: int) -> str:
+    """Name of the observation of the forecast 75% width over the implied one."""
+    return f"forecast_width75_h{horizon_bars}_vs_implied_width75"
+
+
+DAYS_TO_EXPIRY_OBS = "days_to_monthly_expiry_over_30"  # a property of the date, not the market
+
+
+class ObservationIndex:
+    """Where each named observation sits in the observation vector: read values by name."""
+
+    def __init__(self, observation_names) -> None:
+        self.names = tuple(observation_names)
+        self._slot = {name: i for i, name in enumerate(self.names)}
+
+    def slot(self, name: str) -> int:
+        """The position of ``name`` (KeyError naming the missing observation)."""
+        try:
+            return self._slot[name]
+        except KeyError:
+            raise KeyError(f"no observation named {name!r} (this env has {len(self.names)}; "
+                           "forecast names depend on the configured horizons and levels)") from None
+
+    def value(self, observation, name: str) -> float:
+        """The value of the observation ``name`` in ``observation``."""
+        return observation[self.slot(name)]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._slot
 
 
 @dataclass(frozen=True)
@@ -69,11 +108,11 @@ def market_entries(horizons, levels) -> list[ObsEntry]:
     for h in horizons:
         for level in levels:
             entries.append(ObsEntry(
-                f"forecast_h{h}_q{level:.3f}_vs_implied_move",
+                forecast_quantile_obs_name(h, level),
                 lambda c, h=h, level=level: c.forecast(h, level) / c.implied_move[h], 1.0,
                 "implied sd"))
         entries.append(ObsEntry(
-            f"forecast_width75_h{h}_vs_implied_width75",
+            forecast_width_obs_name(h),
             lambda c, h=h: (c.forecast(h, 0.875) - c.forecast(h, 0.125))
             / (2 * Z_875 * c.implied_move[h]), 1.0, "ratio"))
     for column, scale in MARKET_FEATURES:
@@ -86,8 +125,7 @@ def market_entries(horizons, levels) -> list[ObsEntry]:
                  lambda c: np.nan_to_num(c.atm_iv - c.atm_iv_5_bars_before), 0.05, "vol"),
         ObsEntry("atm_iv_minus_rv_20b_over_0.10",
                  lambda c: c.atm_iv - c.features["rv_ann_20b"].to_numpy(float), 0.10, "vol"),
-        ObsEntry("days_to_monthly_expiry_over_30", lambda c: c.days_to_monthly_expiry, 30.0,
-                 "days"),
+        ObsEntry(DAYS_TO_EXPIRY_OBS, lambda c: c.days_to_monthly_expiry, 30.0, "days"),
         ObsEntry("rate_over_0.05", lambda c: c.rate, 0.05, "decimal"),
     ]
     return entries
@@ -147,30 +185,34 @@ PORTFOLIO_ENTRIES: tuple[ObsEntry, ...] = (
     ObsEntry("margin_used_over_equity", lambda c: c.sim.margin_used / c.equity_safe, 1.0,
              "fraction"),
 )
-_OPEN_SLOT = [e.name for e in PORTFOLIO_ENTRIES].index("open_positions_over_max")
+_SLOTS = {e.name: k for k, e in enumerate(PORTFOLIO_ENTRIES)}
+_SCALES = {e.name: e.scale for e in PORTFOLIO_ENTRIES}
+_CASH = _SLOTS["cash_over_start_minus_1"]
+_EQUITY = _SLOTS["equity_over_start_minus_1"]
+_HELD_SLOT = {name: _SLOTS[f"position_is_{name}"] for name in STRUCTURE_NAMES}
+_OPEN_SLOT = _SLOTS["open_positions_over_max"]
+_DTE_SLOT = _SLOTS["position_dte_days_over_60"]
+_PNL_RISK_SLOT = _SLOTS["unrealized_pnl_over_risk"]
+_DELTA_SLOT = _SLOTS["position_dollar_delta_over_equity"]
+_GAMMA_SLOT = _SLOTS["position_dollar_gamma_1pct_over_equity_x100"]
+_THETA_SLOT = _SLOTS["position_theta_usd_per_day_over_equity_x100"]
+_VEGA_SLOT = _SLOTS["position_vega_usd_per_vol_point_over_equity_x100"]
+_MARGIN_SLOT = _SLOTS["margin_used_over_equity"]
+_DTE_SCALE = _SCALES["position_dte_days_over_60"]
+# The fast path divides by the scale of the days-to-expiry entry only: every other is 1.
+assert all(scale == 1.0 for name, scale in _SCALES.items() if name != "position_dte_days_over_60")
 
 
 def portfolio_values(c: PortfolioContext, clip: float) -> list[float]:
     """The portfolio block at one bar, scaled and clipped (zeros when flat, but cash/equity)."""
     if not c.sim.positions:
         out = [0.0] * len(PORTFOLIO_ENTRIES)
-        out[0] = c.sim.cash / c.sim.start_equity - 1.0
-        out[1] = c.sim.equity / c.sim.start_equity - 1.0
+        out[_CASH] = c.sim.cash / c.sim.start_equity - 1.0
+        out[_EQUITY] = c.sim.equity / c.sim.start_equity - 1.0
     else:
         out = [e.value(c) / e.scale for e in PORTFOLIO_ENTRIES]
         out[_OPEN_SLOT] /= c.max_open_positions
     return [clip if v > clip else (-clip if v < -clip else v) for v in out]
-
-
-_HELD_SLOT = {name: 2 + k for k, name in enumerate(STRUCTURE_NAMES)}
-_SLOTS = {e.name: k for k, e in enumerate(PORTFOLIO_ENTRIES)}
-assert all(_SLOTS[f"position_is_{name}"] == slot for name, slot in _HELD_SLOT.items())
-assert [e.name for e in PORTFOLIO_ENTRIES[len(STRUCTURE_NAMES) + 2:]] == [
-    "open_positions_over_max", "position_dte_days_over_60", "unrealized_pnl_over_risk",
-    "position_dollar_delta_over_equity", "position_dollar_gamma_1pct_over_equity_x100",
-    "position_theta_usd_per_day_over_equity_x100",
-    "position_vega_usd_per_vol_point_over_equity_x100", "margin_used_over_equity"]
-assert all(e.scale == 1.0 for e in PORTFOLIO_ENTRIES if e.name != "position_dte_days_over_60")
 
 
 def portfolio_values_fast(sim, spot: float, equity_safe: float, now_ns: int,
@@ -180,8 +222,8 @@ def portfolio_values_fast(sim, spot: float, equity_safe: float, now_ns: int,
     (``tests/test_env_tables.py`` checks it against the table)."""
     start = sim.start_equity
     out = [0.0] * len(PORTFOLIO_ENTRIES)
-    out[0] = sim.cash / start - 1.0
-    out[1] = sim.equity / start - 1.0
+    out[_CASH] = sim.cash / start - 1.0
+    out[_EQUITY] = sim.equity / start - 1.0
     positions = sim.positions
     if positions:
         bar = sim.bar
@@ -197,14 +239,13 @@ def portfolio_values_fast(sim, spot: float, equity_safe: float, now_ns: int,
             risk += pos.risk_usd
             unrealized += (pos.entry_cash_flow_usd + pos.exit_cash_flow_usd
                            + path.mid_usd[k] * pos.contracts)
-        n = len(_HELD_SLOT) + 2
         delta, gamma, theta, vega = sim.greeks
-        out[n] = len(positions) / 1.0 / max_open_positions
-        out[n + 1] = (max(best, 0.0) if best < math.inf else 0.0) / 60.0
-        out[n + 2] = unrealized / risk if risk > 0 else 0.0
-        out[n + 3] = delta * spot / equity_safe
-        out[n + 4] = 0.5 * gamma * (0.01 * spot) ** 2 / equity_safe * PERCENT_PER_UNIT
-        out[n + 5] = theta / equity_safe * PERCENT_PER_UNIT
-        out[n + 6] = vega / equity_safe * PERCENT_PER_UNIT
-        out[n + 7] = sim.margin_used / equity_safe
+        out[_OPEN_SLOT] = len(positions) / 1.0 / max_open_positions
+        out[_DTE_SLOT] = (max(best, 0.0) if best < math.inf else 0.0) / _DTE_SCALE
+        out[_PNL_RISK_SLOT] = unrealized / risk if risk > 0 else 0.0
+        out[_DELTA_SLOT] = delta * spot / equity_safe
+        out[_GAMMA_SLOT] = 0.5 * gamma * (0.01 * spot) ** 2 / equity_safe * PERCENT_PER_UNIT
+        out[_THETA_SLOT] = theta / equity_safe * PERCENT_PER_UNIT
+        out[_VEGA_SLOT] = vega / equity_safe * PERCENT_PER_UNIT
+        out[_MARGIN_SLOT] = sim.margin_used / equity_safe
     return [clip if v > clip else (-clip if v < -clip else v) for v in out]

@@ -45,16 +45,17 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from common.units import CONTRACT_MULTIPLIER
+from envs.selection import StrikeGrids, quote_is_valid, slice_quotes, valid_float_quote
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
 from options.positions import Fill, Leg, MarginConfig, Position
-from options.quotes import LegQuotes, QuoteSource, settleable_expiries
+from options.quotes import LegQuotes, QuoteSource
 from options.strategies import within_band
 from options.structures import STRUCTURES, build_structure_legs
 
@@ -76,26 +77,6 @@ __all__ = [
 
 TABLE_BLOCK_BARS = 64  # bars whose tables are built together, the first time one is needed
 TABLE_LAYOUT_VERSION = 1  # of a stored block (UnitTables.export_block): bump when it changes
-_QUOTE_FIELDS = tuple(f.name for f in fields(LegQuotes))
-# (expiry rule, right) of every leg of every spec: the strike grids a bar's units quote.
-_GRID_KEYS = tuple(sorted({(leg.expiry, leg.option_type) for spec in STRUCTURES.values()
-                           for leg in spec.legs}))
-
-
-def quote_is_valid(bid_per_share, ask_per_share, from_smile=False) -> np.ndarray:
-    """Where a quote is a valid fill price: a listed two-sided quote (``from_smile`` False),
-    bid and ask finite, ``0 <= bid <= ask`` and ``ask > 0``. Zero, crossed and one-sided
-    quotes, and prices a fitted smile made up, are not."""
-    bid = np.asarray(bid_per_share, dtype=float)
-    ask = np.asarray(ask_per_share, dtype=float)
-    with np.errstate(invalid="ignore"):
-        return _valid_quote(bid, ask, from_smile)
-
-
-def _valid_quote(bid: np.ndarray, ask: np.ndarray, from_smile=False) -> np.ndarray:
-    """:func:`quote_is_valid` on float arrays, inside the caller's ``np.errstate``."""
-    two_sided = np.isfinite(bid) & np.isfinite(ask) & (ask > 0) & (bid >= 0) & (bid <= ask)
-    return two_sided & ~np.asarray(from_smile, dtype=bool)
 
 
 # --------------------------------------------------------------------------- unit structures
@@ -153,7 +134,11 @@ class _UnitPath:
 
 
 class UnitTables:
-    """Unit structures per (bar, structure), built lazily from a quote source and cached."""
+    """Unit structures per (bar, structure), built lazily from a quote source and cached.
+
+    Which strikes and expiries a unit uses comes from :attr:`grids`
+    (:class:`envs.selection.StrikeGrids`: one :class:`envs.selection.BarSelection` per bar);
+    this class prices, sizes and refuses the units built from it."""
 
     def __init__(self, source: QuoteSource, strategy_cfg, cost_cfg: CostConfig,
                  margin_cfg: MarginConfig, stress_move_fraction: float,
@@ -167,10 +152,7 @@ class UnitTables:
         self.max_volume_share = max_volume_share
         self._units: dict[tuple[int, str], UnitStructure | None] = {}
         self._why: dict[tuple[int, str], str] = {}
-        self._selection: dict[int, dict] = {}
-        self._chosen: dict[int, dict[str, pd.Timestamp]] = {}
-        self._strikes: dict[tuple[int, str, str], np.ndarray] = {}
-        self._grid: dict[tuple[int, str, str], LegQuotes] = {}
+        self.grids = StrikeGrids(source, strategy_cfg)  # strike and expiry selection per bar
         # Blocks in memory, least recently used first (ensure_bar), at most max_blocks of them.
         self._built_blocks: dict[int, None] = {}
         self.max_blocks: int | None = None  # None: every block stays once built (keep_blocks)
@@ -181,133 +163,6 @@ class UnitTables:
         # Each quote of an elementwise source depends on its own (bar, strike) only, so the
         # tables may be built in a few large calls that equal the many small ones bit for bit.
         self.batched = bool(getattr(source, "elementwise_quotes", False))
-
-    # ----------------------------------------------------------------- selection per bar
-    def _chosen_expiries(self, bar: int) -> dict[str, pd.Timestamp]:
-        """The front (and back) expiry of one bar: the listed expiries nearest the target days
-        (cached)."""
-        chosen = self._chosen.get(bar)
-        if chosen is not None:
-            return chosen
-        cfg = self.cfg
-        expiries = settleable_expiries(self.source.expiries(bar), self.bars)
-        now_day = self._dates[bar].normalize().value
-        dte = (expiries.as_unit("ns").asi8 - now_day) / NS_PER_DAY if len(expiries) else np.array([])
-        ok = dte >= max(1, cfg.min_dte_days)
-        chosen = {}
-        if ok.any():
-            cand, cand_dte = expiries[ok], dte[ok]
-            gap = np.abs(cand_dte - cfg.dte_days)
-            front = len(gap) - 1 - int(np.argmin(gap[::-1]))  # ties: the later expiry
-            chosen["front"] = cand[front]
-            later = cand_dte > cand_dte[front]
-            if later.any():
-                gap_b = np.where(later, np.abs(cand_dte - cfg.back_dte_days), np.inf)
-                back = len(gap_b) - 1 - int(np.argmin(gap_b[::-1]))
-                chosen["back"] = cand[back]
-        self._chosen[bar] = chosen
-        return chosen
-
-    def _listed_strikes(self, bar: int, rule: str, option_type: str) -> np.ndarray:
-        key = (bar, rule, option_type)
-        strikes = self._strikes.get(key)
-        if strikes is None:
-            strikes = self._strikes[key] = self.source.strikes(
-                bar, self._chosen_expiries(bar)[rule], option_type)
-        return strikes
-
-    def _grid_quotes(self, bar: int, rule: str, option_type: str) -> LegQuotes:
-        """Quotes of every listed strike of one expiry and right at one bar (once)."""
-        key = (bar, rule, option_type)
-        q = self._grid.get(key)
-        if q is None:
-            q = self._grid[key] = self.source.quote(
-                bar, option_type, self._listed_strikes(bar, rule, option_type),
-                self._chosen_expiries(bar)[rule])
-        return q
-
-    def _prefetch_grids(self, bars) -> None:
-        """Quote the strike grids of ``bars`` with one call per (expiry, right) (elementwise
-        sources only: each value is the one the per-bar call gives, bit for bit)."""
-        groups: dict[tuple, list[tuple[int, str, np.ndarray]]] = {}
-        for bar in bars:
-            chosen = self._chosen_expiries(bar)
-            for rule, option_type in _GRID_KEYS:
-                if rule not in chosen or (bar, rule, option_type) in self._grid:
-                    continue
-                strikes = self._listed_strikes(bar, rule, option_type)
-                groups.setdefault((chosen[rule], option_type), []).append(
-                    (bar, rule, strikes))
-        for (expiry, option_type), items in groups.items():
-            bar_idx = np.concatenate([np.full(len(k), b) for b, _, k in items])
-            strikes = np.concatenate([k for _, _, k in items])
-            try:
-                q = self.source.quote(bar_idx, option_type, strikes, expiry)
-            except ValueError:  # some bar cannot be quoted: leave these bars to the lazy path
-                continue
-            start = 0
-            for bar, rule, k in items:
-                self._grid[(bar, rule, option_type)] = _slice_quotes(q, start, start + len(k))
-                start += len(k)
-
-    def _bar_selection(self, bar: int) -> dict:
-        """Front/back expiries and the strike selectors of one bar (cached)."""
-        sel = self._selection.get(bar)
-        if sel is not None:
-            return sel
-        cfg = self.cfg
-        chosen = self._chosen_expiries(bar)
-
-        def listed_strikes(rule: str, option_type: str) -> np.ndarray:
-            return self._listed_strikes(bar, rule, option_type)
-
-        def grid_quotes(rule: str, option_type: str) -> LegQuotes:
-            return self._grid_quotes(bar, rule, option_type)
-
-        spot = self._spot[bar]
-        band = cfg.max_abs_log_moneyness
-
-        def selector(rule: str):
-            def by_delta(option_type: str, target: float) -> float:
-                """Among listed strikes inside the band with valid quotes."""
-                strikes = listed_strikes(rule, option_type)
-                if len(strikes) == 0:
-                    return math.nan
-                q = grid_quotes(rule, option_type)
-                delta = np.abs(q.delta)
-                ok = (within_band(strikes, spot, band) & np.isfinite(delta)
-                      & quote_is_valid(q.bid_per_share, q.ask_per_share, q.from_smile))
-                if not ok.any():
-                    return math.nan
-                gap = np.where(ok, np.abs(delta - target), np.inf)
-                return float(strikes[int(np.argmin(gap))])
-            return by_delta
-
-        atm = None
-        if "front" in chosen:
-            grid = np.union1d(listed_strikes("front", "call"), listed_strikes("front", "put"))
-            if len(grid):
-                atm = float(grid[int(np.argmin(np.abs(grid - spot)))])
-
-        def listed(rule: str, option_type: str, strike: float) -> bool:
-            if rule not in chosen:
-                return False
-            strikes = listed_strikes(rule, option_type)
-            i = int(np.searchsorted(strikes, strike - 1e-9))
-            return i < len(strikes) and abs(strikes[i] - strike) < 1e-9
-
-        def leg_quote(rule: str, option_type: str, strike: float) -> tuple[float, ...]:
-            strikes = listed_strikes(rule, option_type)
-            i = int(np.searchsorted(strikes, strike - 1e-9))
-            q = grid_quotes(rule, option_type)
-            return (float(q.bid_per_share[i]), float(q.ask_per_share[i]),
-                    float(q.mid_per_share[i]), float(q.iv_annualized[i]), float(q.delta[i]),
-                    float(bool(q.from_smile[i])))
-
-        sel = {"expiries": chosen, "atm": atm, "by_delta": {r: selector(r) for r in chosen},
-               "listed": listed, "leg_quote": leg_quote}
-        self._selection[bar] = sel
-        return sel
 
     # ----------------------------------------------------------------- units
     def unit(self, bar: int, strategy: str) -> UnitStructure | None:
@@ -332,14 +187,14 @@ class UnitTables:
 
     def _build(self, bar: int, strategy: str) -> UnitStructure | None:
         spec = STRUCTURES[strategy]
-        sel = self._bar_selection(bar)
-        missing = [r for r in spec.expiries if r not in sel["expiries"]]
-        if missing or sel["atm"] is None:
+        sel = self.grids.selection(bar)
+        missing = [r for r in spec.expiries if r not in sel.expiries]
+        if missing or sel.atm_strike is None:
             raise ValueError(f"no listed {' and '.join(missing) or 'front'} expiry at this bar")
         choices = build_structure_legs(
-            spec, expiries=sel["expiries"], atm_strike=sel["atm"],
-            wing_width=self.cfg.wing_width, by_delta=sel["by_delta"], targets=self.cfg,
-            listed=sel["listed"])
+            spec, expiries=sel.expiries, atm_strike=sel.atm_strike,
+            wing_width=self.cfg.wing_width, by_delta=sel.selectors, targets=self.cfg,
+            listed=sel.listed)
         if choices is None:
             raise ValueError("its strikes are not listed or do not form a valid structure here")
         legs = tuple(Leg(c.option_type, c.strike, c.expiry, c.quantity_contracts)
@@ -353,7 +208,7 @@ class UnitTables:
                     f"|log(K/S)| = {abs(math.log(leg.strike / spot)):.3f} > {band:g} at spot "
                     f"{spot:g} (max_abs_log_moneyness)")
         rules = [leg_spec.expiry for leg_spec in spec.legs]
-        quotes = np.array([sel["leg_quote"](rule, leg.option_type, leg.strike)
+        quotes = np.array([sel.leg_quote(rule, leg.option_type, leg.strike)
                            for rule, leg in zip(rules, legs, strict=True)])
         bid, ask, mid, iv, leg_delta, smile = quotes.T
         valid = quote_is_valid(bid, ask, smile > 0)
@@ -406,7 +261,7 @@ class UnitTables:
         (expiry, right) once for all of them where the source is elementwise."""
         bars = list(bars)
         if self.batched:
-            self._prefetch_grids(bars)
+            self.grids.prefetch(bars)
         units = [self.unit(bar, strategy) for bar in bars for strategy in STRUCTURES]
         self.build_paths([u for u in units if u is not None])
 
@@ -419,7 +274,7 @@ class UnitTables:
             return
         self.build_bars(range(len(self.bars)))
         self._built_blocks.update(dict.fromkeys(range(self.n_blocks)))
-        self._drop_selection(range(len(self.bars)))
+        self.grids.forget(range(len(self.bars)))
 
     @property
     def n_blocks(self) -> int:
@@ -461,19 +316,9 @@ class UnitTables:
                 except Exception as exc:  # whatever is wrong with a stored block: rebuild it
                     store.unreadable(block, exc)
         self.build_bars(bars)
-        self._drop_selection(bars)
+        self.grids.forget(bars)
         if store is not None:
             store.save(block, self.export_block(block))
-
-    def _drop_selection(self, bars) -> None:
-        """Forget the strike grids, their quotes and the selections of ``bars`` once every
-        unit there is built: nothing reads them again."""
-        for bar in bars:
-            self._selection.pop(bar, None)
-            self._chosen.pop(bar, None)
-            for rule, option_type in _GRID_KEYS:
-                self._strikes.pop((bar, rule, option_type), None)
-                self._grid.pop((bar, rule, option_type), None)
 
     def keep_blocks(self, max_blocks: int) -> None:
         """Keep at most ``max_blocks`` blocks in memory (elementwise sources): the least
@@ -592,7 +437,7 @@ class UnitTables:
                 continue
             start = 0
             for u, j, b, _ in items:
-                leg_quotes[u][j] = _slice_quotes(q, start, start + len(b))
+                leg_quotes[u][j] = slice_quotes(q, start, start + len(b))
                 start += len(b)
         with np.errstate(invalid="ignore"):
             self._assemble_all(todo, plans, leg_quotes)
@@ -652,7 +497,7 @@ class UnitTables:
             q = quotes[j]
             leg_bid[j, :end], leg_ask[j, :end], leg_mid[j, :end] = (
                 q.bid_per_share, q.ask_per_share, q.mid_per_share)
-            fallback[j, :end] = ~_valid_quote(q.bid_per_share, q.ask_per_share, q.from_smile)
+            fallback[j, :end] = ~valid_float_quote(q.bid_per_share, q.ask_per_share, q.from_smile)
             alive[j, :end] = True
             greeks[:, :end] += units * np.vstack([q.delta, q.gamma, q.theta_per_day,
                                                   q.vega_per_vol_point])
@@ -674,7 +519,7 @@ class UnitTables:
             (leg_settle[:, None] == np.arange(n)[None, :]).any(axis=0).tolist(),
             alive_contracts.tolist(), *(g.tolist() for g in greeks), margin.tolist(),
             first_expiry.tolist(), leg_bid, leg_ask, leg_mid, alive, leg_settle, fallback,
-            alive & ~_valid_quote(leg_bid, leg_ask))
+            alive & ~valid_float_quote(leg_bid, leg_ask))
 
 
 # --------------------------------------------------------------------------- stored blocks
@@ -812,11 +657,6 @@ def _units_from_arrays(a: dict[str, np.ndarray], quote_source: str) -> list[Unit
     if leg != len(calls) or bar != len(bar_lists["mid_usd"]) or cell != len(leg_bar["leg_bid"]):
         raise ValueError("stored block: leg or path arrays longer than its units")
     return out
-
-
-def _slice_quotes(q: LegQuotes, start: int, stop: int) -> LegQuotes:
-    """Elements ``start:stop`` of every array of ``q``."""
-    return LegQuotes(*(getattr(q, f)[start:stop] for f in _QUOTE_FIELDS))
 
 
 def _refuse_if_cannot_pay(max_profit_usd: float, entry_cash_usd: float,

@@ -38,6 +38,7 @@ from envs.portfolio import (
     quote_is_valid,
 )
 from envs.rewards import make_reward
+from envs.step_info import EpisodeStats, StepCosts, StepInfo
 from envs.table_cache import TableCache
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
@@ -82,8 +83,8 @@ class SpyOptionsEnv(gym.Env):
     quote, and a positive maximum profit after the entry commission: see
     ``envs.portfolio``), a free slot, at least one contract within the risk budget (max loss, or
     the stress loss of an undefined-risk structure) and its margin within the free margin. An
-    invalid action is a no-op whose reason is ``info["invalid_action"]``; the full ``info``
-    gives the reason of every masked opening action in ``info["refused_opens"]``. A close
+    invalid action is a no-op whose reason is ``info.invalid_action``; the full ``info``
+    gives the reason of every masked opening action in ``info.refused_opens``. A close
     ordered by a rule of the policy (not by the agent's own choice) is labelled with that
     rule in the ledger's ``exit_reason`` through :meth:`label_close`. Actions must be integers
     in range.
@@ -136,9 +137,11 @@ class SpyOptionsEnv(gym.Env):
     the segment's last bar, the newest one, whose successor is not known yet: the episode may
     then be that one bar, and the executor reads its observation and mask without stepping;
     ``unit_tables`` shares the
-    per-bar structure tables of another env on the same panel (vectorised envs). ``info_level`` is ``"slim"`` (plain floats: the
-    default in training) or ``"full"`` (adds fills, Position objects, a ``PortfolioView``, the
-    cost totals: the default in evaluation). Most users call ``envs.make_env(config, segment)``
+    per-bar structure tables of another env on the same panel (vectorised envs).
+    ``reset`` and ``step`` return ``info`` as an :class:`envs.step_info.StepInfo` (a dict read
+    through typed properties). ``info_level`` is ``"slim"`` (plain floats: the default in
+    training) or ``"full"`` (adds fills, Position objects, a ``PortfolioView``, the cost totals
+    as ``StepCosts``: the default in evaluation). Most users call ``envs.make_env(config, segment)``
     or ``gym.make("SpyOptions-v1", config=..., segment=...)``.
 
     ## Version History
@@ -290,7 +293,7 @@ class SpyOptionsEnv(gym.Env):
         reward, terminated, truncated, info = self._transition(action)
         return self._get_obs(), reward, terminated, truncated, info
 
-    def _transition(self, action) -> tuple[float, bool, bool, dict]:
+    def _transition(self, action) -> tuple[float, bool, bool, StepInfo]:
         """``step`` without the observation: (reward, terminated, truncated, info). The batched
         vectorised env (``envs.vec_env``) writes the observations of its envs in place."""
         if not self._ready:
@@ -327,7 +330,7 @@ class SpyOptionsEnv(gym.Env):
         truncated = (not terminated) and sim.bar >= self._end
         info = self._get_info(result, invalid, taken)
         if terminated or truncated:
-            info["episode_stats"] = self._episode_stats()
+            info.end_episode(self._episode_stats())
         return reward, bool(terminated), bool(truncated), info
 
     # ------------------------------------------------------------------ public terms
@@ -464,40 +467,29 @@ class SpyOptionsEnv(gym.Env):
         """Mid value of open legs plus the cash flows that opened them (costs included)."""
         return self.sim.unrealized_pnl()
 
-    def _get_info(self, result: StepResult, invalid: str | None, action: int) -> dict:
+    def _get_info(self, result: StepResult, invalid: str | None, action: int) -> StepInfo:
         sim = self.sim
         i = sim.bar
         delta, gamma, theta, vega = sim.greeks
-        info = {
-            "equity": sim.equity,
-            "cash": sim.cash,
-            "margin_used": sim.margin_used,
-            "invalid_action": invalid,
-            "action": action,
-            "open_positions": len(sim.positions),
-            "delta_shares": delta,
-            "gamma_shares_per_usd": gamma,
-            "theta_usd_per_day": theta,
-            "vega_usd_per_vol_point": vega,
-            "commission_usd": result.commission_usd,
-            "spread_usd": result.spread_usd,
-            "realized_pnl": sim.realized_pnl,
-            "spot": self._spot[i],
-            "atm_iv": self._atm_iv[i],
-        }
+        info = StepInfo.slim(
+            equity_usd=sim.equity, cash_usd=sim.cash, margin_used_usd=sim.margin_used,
+            invalid_action=invalid, action=action, open_positions=len(sim.positions),
+            delta_shares=delta, gamma_shares_per_usd=gamma, theta_usd_per_day=theta,
+            vega_usd_per_vol_point=vega, commission_usd=result.commission_usd,
+            spread_usd=result.spread_usd, realized_pnl_usd=sim.realized_pnl,
+            spot=self._spot[i], atm_iv=self._atm_iv[i])
         if self.info_level == "full":
             mask = self.action_masks()
-            info.update(
+            info.add_full(
                 refused_opens={self.action_names[a]: self._why_invalid(a)
                                for a in range(FIRST_OPEN_ACTION, self._first_slot_action)
                                if not mask[a]},
                 date=self._dates[i],
                 position=sim.position_objects(),
                 fills=tuple(result.fills),
-                costs={"commission_usd": result.commission_usd, "spread_usd": result.spread_usd,
-                       "total_commission_usd": sim.total_commission,
-                       "total_spread_usd": sim.total_spread_cost},
-                unrealized_pnl=sim.unrealized_pnl(),
+                costs=StepCosts(result.commission_usd, result.spread_usd, sim.total_commission,
+                                sim.total_spread_cost),
+                unrealized_pnl_usd=sim.unrealized_pnl(),
                 trades_closed=len(sim.closed),
                 portfolio=sim.view(),
                 position_summary=self.position_summary(),
@@ -512,16 +504,16 @@ class SpyOptionsEnv(gym.Env):
                                   *sim.greeks, self._atm_iv[i], sim.total_commission
                                   + sim.total_spread_cost))
 
-    def _episode_stats(self) -> dict:
+    def _episode_stats(self) -> EpisodeStats:
         pnl = [t.pnl_usd for t in self.sim.closed]
-        return {
-            "return_pct": PERCENT_PER_UNIT * (self.sim.equity / self.start_equity - 1),
-            "trades": self.sim.trade_counter,
-            "win_rate": float(np.mean(np.asarray(pnl) > 0)) if pnl else float("nan"),
-            "costs_pct": PERCENT_PER_UNIT * (self.sim.total_commission + self.sim.total_spread_cost)
+        return EpisodeStats(
+            return_pct=PERCENT_PER_UNIT * (self.sim.equity / self.start_equity - 1),
+            trades=self.sim.trade_counter,
+            win_rate=float(np.mean(np.asarray(pnl) > 0)) if pnl else float("nan"),
+            costs_pct=PERCENT_PER_UNIT * (self.sim.total_commission + self.sim.total_spread_cost)
             / self.start_equity,
-            "bars": self.sim.bar - self._start,
-        }
+            bars=self.sim.bar - self._start,
+        )
 
     # ------------------------------------------------------------------ ledgers
     def equity_curve(self) -> pd.DataFrame:

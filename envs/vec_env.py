@@ -41,6 +41,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from envs.replay import ReplayRecord
 from envs.spy_options_env import SpyOptionsEnv
+from envs.step_info import StepInfo
 
 __all__ = ["BatchedSpyVecEnv"]
 
@@ -100,8 +101,9 @@ class BatchedSpyVecEnv(VecEnv):
         self._episode_rewards[k] = []
         return env.reset(seed=seed, options=options)
 
-    def _step_one(self, k: int, action) -> tuple[float, bool, bool, dict]:
-        """One env's step with Monitor's and the replay record's bookkeeping; no reset."""
+    def _step_one(self, k: int, action) -> tuple[float, bool, bool, StepInfo]:
+        """One env's step with Monitor's and the replay record's bookkeeping; no reset (the
+        env's :class:`envs.step_info.StepInfo`, with Monitor's ``episode`` entry at the end)."""
         self._records[k].actions.append(int(action))
         reward, terminated, truncated, info = _stepper(self.envs[k])._transition(action)
         rewards = self._episode_rewards[k]

@@ -8,20 +8,16 @@ from typing import Protocol, Self, runtime_checkable
 import numpy as np
 import pandas as pd
 
+# The panel's column names: one codec writes and reads them (re-exported here).
+from common.codecs import quantile_column as quantile_column
+from common.codecs import wide_column as wide_column
+
 RETURN_COLUMN = "fc_log_return_1"
 """Feature column added by the walk-forward: log(close[t] / close[t-1]), known at the close of t."""
 VOL_COLUMN = "fc_vol_per_bar"
 """Feature column added by the walk-forward: causal volatility of one bar's log return at t."""
 
 
-def quantile_column(level: float) -> str:
-    """Panel column of a quantile level: 0.05 -> 'q0.050'."""
-    return f"q{level:.3f}"
-
-
-def wide_column(horizon_bars: int, level: float) -> str:
-    """Wide-panel column of one horizon and level: (1, 0.05) -> 'h1_q0.050'."""
-    return f"h{horizon_bars}_{quantile_column(level)}"
 
 
 MIN_OBSERVED_ROWS = 20

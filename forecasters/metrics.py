@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from common.codecs import parse_quantile_column
 from common.io import write_text_atomic
 from common.units import PERCENT_PER_UNIT
 from forecasters.base import interval_pairs, pinball_loss, quantile_column
@@ -87,7 +88,8 @@ def _interval_figures(r: np.ndarray, bounds: dict[int, tuple[np.ndarray, np.ndar
 
 def panel_levels(panel: pd.DataFrame) -> list[float]:
     """Quantile levels of a long panel, read from its ``qX.XXX`` columns."""
-    return sorted(float(c[1:]) for c in panel.columns if c.startswith("q"))
+    return sorted(level for c in panel.columns
+                  if (level := parse_quantile_column(c)) is not None)
 
 
 def realised(panel: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasters.base import quantile_column
+from common.codecs import parse_quantile_column
 
 __all__ = ["ForecastPanel"]
 
@@ -77,12 +77,13 @@ class ForecastPanel:
                 f"model {model!r} not in the forecast panel; models: "
                 f"{sorted(panel['model'].unique())}"
             )
-        level_cols = sorted(
-            (c for c in panel.columns if str(c).startswith("q")), key=lambda c: float(str(c)[1:])
-        )
-        levels = tuple(float(str(c)[1:]) for c in level_cols)
-        if [quantile_column(q) for q in levels] != level_cols:
-            raise ValueError(f"forecast panel level columns {level_cols} are not q<level> names")
+        named_q = [c for c in panel.columns if str(c).startswith("q")]
+        level_cols = sorted((c for c in named_q if parse_quantile_column(c) is not None),
+                            key=parse_quantile_column)
+        if len(level_cols) != len(named_q):
+            raise ValueError(f"forecast panel level columns {named_q} are not q<level> names "
+                             "(q0.050 ...)")
+        levels = tuple(parse_quantile_column(c) for c in level_cols)
         horizons = tuple(int(h) for h in sorted(rows["horizon"].unique()))
         dates = pd.DatetimeIndex(sorted(rows["date"].unique()), name="date")
         values = np.full((len(dates), len(horizons), len(levels)), np.nan)

@@ -18,7 +18,7 @@ from common.io import write_text_atomic
 from common.units import PERCENT_PER_UNIT
 from forecasters.base import pinball_loss, quantile_column
 from forecasters.config import TUNABLE, ForecastConfig
-from forecasters.metrics import realised
+from forecasters.metrics import panel_levels, realised
 from forecasters.walkforward import walk_forward
 
 
@@ -73,7 +73,7 @@ def score_panel(panel: pd.DataFrame, frame: pd.DataFrame, start, end) -> float:
         & (dates <= pd.Timestamp(end))
         & rows["log_return"].notna().to_numpy()
     ]
-    levels = sorted(float(c[1:]) for c in panel.columns if c.startswith("q"))
+    levels = panel_levels(panel)
     r = rows["log_return"].to_numpy() * PERCENT_PER_UNIT
     return float(
         np.mean(

@@ -15,6 +15,7 @@ from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from common.codecs import parse_quantile_column
 from common.io import write_parquet_atomic
 from data import bars_per_year, build_features, frame_hash
 from data.calendar import horizon_bars
@@ -348,10 +349,11 @@ def wide_panel(panel: pd.DataFrame, model: str = ENSEMBLE) -> pd.DataFrame:
     rows = panel[panel["model"] == model]
     if rows.empty:
         raise KeyError(f"model {model!r} not in panel; models: {sorted(panel['model'].unique())}")
-    levels = [c for c in panel.columns if c.startswith("q")]
+    levels = [c for c in panel.columns if parse_quantile_column(c) is not None]
     wide = rows.pivot(index="date", columns="horizon", values=levels)
-    wide.columns = [f"h{h}_{col}" for col, h in wide.columns]
-    ordered = [f"h{h}_{col}" for h in sorted(rows["horizon"].unique()) for col in levels]
+    wide.columns = [wide_column(h, parse_quantile_column(col)) for col, h in wide.columns]
+    ordered = [wide_column(h, parse_quantile_column(col))
+               for h in sorted(rows["horizon"].unique()) for col in levels]
     wide = wide[ordered]
     wide.index.name = "date"
     return wide

@@ -29,10 +29,12 @@ import pandas as pd
 from common.io import content_key
 from options.calendar import NS_PER_DAY, expiry_close_ns, listed_expiries
 from options.costs import CostConfig, bid_ask_per_share
+from options.positions import MarketState, Position, per_share_to_position
 from options.pricing import DAYS_PER_YEAR, bs_greeks, bs_price
 from options.surface import SurfaceConfig, iv_at
 
-__all__ = ["LegQuotes", "MarketBars", "ModelQuoteSource", "QuoteSource", "settleable_expiries"]
+__all__ = ["LegQuotes", "MarketBars", "ModelQuoteSource", "QuoteSource", "position_greeks",
+           "quoted_position_greeks", "settleable_expiries"]
 
 _NS_PER_YEAR = DAYS_PER_YEAR * NS_PER_DAY
 _GRID_SD = 6.0  # model strike grid: six standard deviations of spot each side
@@ -122,6 +124,38 @@ class QuoteSource(Protocol):
     def volume(self, bar: int, option_type: str, strike: float,
                expiry: pd.Timestamp) -> tuple[float, float]:
         """(volume, open interest) of a contract that day; ``inf`` where not modelled."""
+
+    # Optional: ``position_greeks(bar, position) -> (delta_shares, gamma_shares_per_usd,
+    # theta_usd_per_day, vega_usd_per_vol_point)``; :func:`position_greeks` falls back to
+    # :func:`quoted_position_greeks` (the greeks of :meth:`quote`) where a source has none.
+
+
+def quoted_position_greeks(source: QuoteSource, bar: int, legs) -> tuple[float, float, float,
+                                                                        float]:
+    """Greeks of ``legs`` held at ``bar``, in position units (delta in shares, gamma in shares
+    per USD, theta in USD per calendar day, vega in USD per volatility point): each leg's
+    per-share greeks from ``source.quote`` times its signed contracts and the multiplier."""
+    delta = gamma = theta = vega = 0.0
+    for leg in legs:
+        q = source.quote(bar, leg.option_type, np.array([float(leg.strike)]),
+                         pd.Timestamp(leg.expiry))
+        units = per_share_to_position(1.0, leg.quantity_contracts)
+        delta += float(q.delta[0]) * units
+        gamma += float(q.gamma[0]) * units
+        theta += float(q.theta_per_day[0]) * units
+        vega += float(q.vega_per_vol_point[0]) * units
+    return delta, gamma, theta, vega
+
+
+def position_greeks(source: QuoteSource, bar: int, position: Position) -> tuple[float, float,
+                                                                              float, float]:
+    """The greeks of ``position`` at ``bar`` as ``source`` gives them (its ``position_greeks``
+    where it has one, else :func:`quoted_position_greeks`): the source that prices the fills
+    also gives the greeks reported beside them."""
+    own = getattr(source, "position_greeks", None)
+    if own is not None:
+        return own(bar, position)
+    return quoted_position_greeks(source, bar, position.legs)
 
 
 @lru_cache(maxsize=65536)
@@ -238,3 +272,15 @@ class ModelQuoteSource:
     def volume(self, bar: int, option_type: str, strike: float,
                expiry: pd.Timestamp) -> tuple[float, float]:
         return math.inf, math.inf
+
+    def position_greeks(self, bar: int, position: Position) -> tuple[float, float, float,
+                                                                      float]:
+        """The surface's greeks of ``position`` at ``bar`` (:meth:`options.positions.Position.mark`
+        at the bar's spot, ATM IV, rate and this source's dividend yield: the inputs
+        :meth:`quote` prices with, leg by leg in scalar arithmetic)."""
+        bars = self.bars
+        market = MarketState(bars.dates[bar], float(bars.spot[bar]), float(bars.atm_iv[bar]),
+                             float(bars.rate[bar]), bars.dividend_yield)
+        m = position.mark(market, self.surface, self.costs)
+        return (m.delta_shares, m.gamma_shares_per_usd, m.theta_usd_per_day,
+                m.vega_usd_per_vol_point)

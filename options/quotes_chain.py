@@ -45,7 +45,7 @@ from options.chain_market import (
     robust_index,
 )
 from options.pricing import DAYS_PER_YEAR, bs_greeks, bs_price, implied_vol_vectorized
-from options.quotes import LegQuotes, MarketBars
+from options.quotes import LegQuotes, MarketBars, quoted_position_greeks
 from options.smile import ChainDataError, SmileFit, market_ivs
 from options.vix import chain_vix_index
 
@@ -183,6 +183,16 @@ class ChainQuoteSource:
             return 0.0, 0.0
         row = self._chain.iloc[pos]
         return (float(np.nan_to_num(row["volume"])), float(np.nan_to_num(row["open_interest"])))
+
+    def position_greeks(self, bar: int, position) -> tuple[float, float, float, float]:
+        """The chain's greeks of ``position`` at ``bar`` (:func:`options.quotes.
+        quoted_position_greeks`: Black-Scholes at each leg's quoted implied vol, the smile's
+        where it has no quote). A read of greeks is not a mark: ``smile_marks`` is unchanged."""
+        before = self.smile_marks
+        try:
+            return quoted_position_greeks(self, bar, position.legs)
+        finally:
+            self.smile_marks = before
 
     # ------------------------------------------------------------------ quotes
     def quote(self, bar_idx, option_type: str, strikes, expiry: pd.Timestamp) -> LegQuotes:

@@ -69,7 +69,7 @@ def test_opening_terms_are_what_the_open_action_trades():
     assert terms.bar == env.bar == 0 and terms.strategy == strategy and terms.fits_margin
     cash_before = env.cash
     _, _, _, _, info = env.step(action_for_strategy(strategy))
-    opens = [f for f in info["fills"] if f.kind == "open"]
+    opens = [f for f in info.fills if f.kind == "open"]
     assert [(f.leg, f.quantity_contracts) for f in opens] == [
         (leg, leg.quantity_contracts) for leg in terms.legs]
     assert env.positions[0].contracts == terms.contracts
@@ -100,7 +100,7 @@ def test_closing_terms_and_views_describe_the_open_position():
         env.closing_terms(pos.trade_id + 1)
     cash = env.cash
     _, _, _, _, info = env.step(ACTION_CLOSE)
-    closes = [f for f in info["fills"] if f.kind == "close"]
+    closes = [f for f in info.fills if f.kind == "close"]
     assert [(f.leg.option_type, f.leg.strike, f.leg.expiry, f.quantity_contracts)
             for f in closes] == [(leg.option_type, leg.strike, leg.expiry,
                                   leg.quantity_contracts) for leg in terms.legs]

@@ -116,11 +116,11 @@ def test_measured_condor_with_negative_max_profit_is_refused_with_the_reason():
     _, info = env.reset()
     unit = env.tables.unit(0, "iron_condor")
     assert unit is None
-    why = info["refused_opens"]["open_iron_condor"]
+    why = info.refused_opens["open_iron_condor"]
     assert "cannot pay" in why and "maximum payoff" in why  # a net debit >= its payoff (0)
     assert not env.action_masks()[CONDOR]
     _, _, _, _, info = env.step(CONDOR)
-    assert "cannot pay" in info["invalid_action"] and info["open_positions"] == 0
+    assert "cannot pay" in info.invalid_action and info.open_positions == 0
     assert env.trade_ledger().empty
 
 
@@ -142,14 +142,14 @@ def test_credit_structure_with_max_profit_below_its_commission_is_refused():
     thin = {**MEASURED, ("call", 372.0): (0.60, 0.64)}
     env, _ = stub_env(band=0.5, overrides=thin)
     _, info = env.reset()
-    assert "a credit structure that cannot pay" in info["refused_opens"]["open_iron_condor"]
+    assert "a credit structure that cannot pay" in info.refused_opens["open_iron_condor"]
 
 
 def test_debit_spread_paying_more_than_its_width_is_refused():
     # Long call 269 at 6.00, short call 274 at a bid of 0.50: debit 5.50 > the 5.00 width.
     env, _ = stub_env(overrides={("call", 269.0): (5.90, 6.00), ("call", 274.0): (0.50, 0.60)})
     _, info = env.reset()
-    why = info["refused_opens"]["open_bull_call_spread"]
+    why = info.refused_opens["open_bull_call_spread"]
     assert "a debit structure that cannot pay" in why and "debit 550.00 USD" in why and "maximum payoff 500.00 USD" in why
     assert not env.action_masks()[BULL_CALL]
 
@@ -159,7 +159,7 @@ def test_delta_strikes_stay_inside_the_band_and_a_wing_beyond_it_is_refused():
     _, info = env.reset()
     edge = math.floor(SPOT * math.exp(0.25))
     assert edge == 346
-    why = info["refused_opens"]["open_iron_condor"]
+    why = info.refused_opens["open_iron_condor"]
     assert "beyond the moneyness band" in why and f"call {edge + 5}" in why
     # A structure without wings opens at the band's edge, never beyond it.
     assert env.action_masks()[STRANGLE]
@@ -179,7 +179,7 @@ def test_a_leg_without_a_valid_quote_refuses_the_structure(quote, smile):
     overrides = {**MEASURED, ("call", 372.0): (0.30, 0.35), ("put", 240.0): quote}
     env, _ = stub_env(band=0.5, overrides=overrides, smile=[("put", 240.0)] if smile else ())
     _, info = env.reset()
-    why = info["refused_opens"]["open_iron_condor"]
+    why = info.refused_opens["open_iron_condor"]
     assert "put 240 expiring" in why and "no valid two-sided quote" in why
     assert not env.action_masks()[CONDOR]
 
@@ -200,9 +200,9 @@ def test_closing_a_leg_without_a_valid_quote_is_a_fallback_fill_in_the_ledger():
     env.reset()
     env.step(CONDOR)
     _, _, _, _, info = env.step(0)
-    assert all(f.quote_source == "chain" for f in info["fills"])
+    assert all(f.quote_source == "chain" for f in info.fills)
     _, _, _, _, info = env.step(1)  # close at bar 2
-    sources = {(f.leg.strike, f.quote_source) for f in info["fills"] if f.kind == "close"}
+    sources = {(f.leg.strike, f.quote_source) for f in info.fills if f.kind == "close"}
     assert sources == {(245.0, "chain"), (240.0, "fallback"), (367.0, "chain"),
                        (372.0, "chain")}
     row = env.trade_ledger().iloc[0]

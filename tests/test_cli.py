@@ -350,4 +350,4 @@ def test_plain_gymnasium_code_drives_the_env_made_by_id(tiny_workspace):
         steps += 1
         done = terminated or truncated
     assert steps > 50
-    assert total == pytest.approx(info["equity"] / env.unwrapped.start_equity - 1, abs=1e-9)
+    assert total == pytest.approx(info.equity_usd / env.unwrapped.start_equity - 1, abs=1e-9)

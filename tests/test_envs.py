@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from dataclasses import astuple
 from functools import cache
 
 import gymnasium as gym
@@ -36,6 +37,7 @@ from envs import (
     build_market_panel,
 )
 from envs.spy_options_env import PORTFOLIO_OBS_NAMES
+from envs.step_info import StepInfo
 from options.calendar import expiry_close_ns, timestamp_close_ns
 from options.costs import CostConfig, bid_ask_per_share
 from options.pricing import bs_price
@@ -50,17 +52,19 @@ from tests.env_data import (
 )
 
 COSTS = CostConfig()
-INFO_KEYS = {
+FULL_INFO_FIELDS = (  # StepInfo properties a full info answers
     "date",
-    "equity",
-    "cash",
-    "margin_used",
+    "equity_usd",
+    "cash_usd",
+    "margin_used_usd",
     "position",
     "fills",
     "costs",
-    "realized_pnl",
-    "unrealized_pnl",
-}
+    "realized_pnl_usd",
+    "unrealized_pnl_usd",
+    "portfolio",
+    "refused_opens",
+)
 N_ACTIONS = len(ACTION_NAMES)
 HOLD, CLOSE = 0, 1
 OPEN_ACTIONS = tuple(action_for_strategy(name) for name in STRATEGIES)
@@ -157,14 +161,20 @@ class MarketLookup:
         return float(self.close.loc[date]), float(self.atm.loc[date]), float(self.rate.loc[date])
 
 
+def is_full_info(info) -> bool:
+    """Every full-info property reads (a missing entry raises KeyError)."""
+    return isinstance(info, StepInfo) and all(
+        getattr(info, name) is not None for name in FULL_INFO_FIELDS)
+
+
 def finite_numbers(info) -> bool:
     numbers = [
-        info["equity"],
-        info["cash"],
-        info["margin_used"],
-        info["realized_pnl"],
-        info["unrealized_pnl"],
-        *info["costs"].values(),
+        info.equity_usd,
+        info.cash_usd,
+        info.margin_used_usd,
+        info.realized_pnl_usd,
+        info.unrealized_pnl_usd,
+        *astuple(info.costs),
     ]
     return all(math.isfinite(float(x)) for x in numbers)
 
@@ -188,22 +198,22 @@ def policy_action(env, rng, p_invalid: float = 0.0, p_close: float = 0.05,
 def check_step(env, lookup, prev, action, mask, obs, reward, info):
     """Per-step invariants (``prev`` is the previous step's info)."""
     start = env.start_equity
-    assert set(info) >= INFO_KEYS
+    assert is_full_info(info)
     assert obs.dtype == np.float32 and np.isfinite(obs).all()
     assert env.observation_space.contains(obs)
     assert math.isfinite(reward) and finite_numbers(info)
     # Equity = cash + open legs marked at mid (re-priced here) = start + realised + unrealised.
-    spot, atm_iv, rate = lookup(info["date"])
-    marked = marked_value_usd(info["position"], info["date"], spot, atm_iv, rate)
-    assert info["equity"] == pytest.approx(info["cash"] + marked, rel=0, abs=1e-6)
-    assert info["equity"] == pytest.approx(
-        start + info["realized_pnl"] + info["unrealized_pnl"], rel=0, abs=1e-6
+    spot, atm_iv, rate = lookup(info.date)
+    marked = marked_value_usd(info.position, info.date, spot, atm_iv, rate)
+    assert info.equity_usd == pytest.approx(info.cash_usd + marked, rel=0, abs=1e-6)
+    assert info.equity_usd == pytest.approx(
+        start + info.realized_pnl_usd + info.unrealized_pnl_usd, rel=0, abs=1e-6
     )
     # Reward (pnl) = change of equity / starting equity.
-    assert reward * start == pytest.approx(info["equity"] - prev["equity"], rel=0, abs=1e-6)
+    assert reward * start == pytest.approx(info.equity_usd - prev.equity_usd, rel=0, abs=1e-6)
     # Fills: each pays its commission once, buys at the ask and sells at the bid, settles at
     # intrinsic; the cash moves by exactly the fills' flows.
-    fills = info["fills"]
+    fills = info.fills
     flows = 0.0
     for fill in fills:
         qty = fill.quantity_contracts
@@ -220,19 +230,19 @@ def check_step(env, lookup, prev, action, mask, obs, reward, info):
             bid, ask = leg_bid_ask(fill.leg, fill.mid_per_share, fill.date, f_spot, f_atm_iv)
             assert fill.premium_per_share == pytest.approx(ask if qty > 0 else bid, abs=1e-12)
         flows += -fill.premium_per_share * qty * CONTRACT_MULTIPLIER - fill.commission_usd
-    assert info["cash"] - prev["cash"] == pytest.approx(flows, rel=0, abs=1e-6)
-    assert info["costs"]["commission_usd"] == pytest.approx(
+    assert info.cash_usd - prev.cash_usd == pytest.approx(flows, rel=0, abs=1e-6)
+    assert info.costs.commission_usd == pytest.approx(
         sum(f.commission_usd for f in fills), rel=0, abs=1e-9
     )
-    assert info["costs"]["total_commission_usd"] == pytest.approx(
-        prev["costs"]["total_commission_usd"] + info["costs"]["commission_usd"], abs=1e-9
+    assert info.costs.total_commission_usd == pytest.approx(
+        prev.costs.total_commission_usd + info.costs.commission_usd, abs=1e-9
     )
     # Invalid actions are no-ops reported in info, and exactly the masked ones.
     is_valid = 0 <= action < N_ACTIONS and bool(mask[action])
     if is_valid:
-        assert info["invalid_action"] is None
+        assert info.invalid_action is None
     else:
-        assert info["invalid_action"]
+        assert info.invalid_action
         auto_exits = (
             env.cfg.profit_target_fraction,
             env.cfg.stop_loss_multiple,
@@ -247,21 +257,21 @@ def check_step(env, lookup, prev, action, mask, obs, reward, info):
     # The observation's one-hot shows the open structures (a calendar whose front leg has
     # settled is still the calendar trade; its remaining legs are a "custom" Position).
     names = env.observation_names
-    assert len(info["portfolio"].positions) == len(info["position"])
+    assert len(info.portfolio.positions) == len(info.position)
     for k, strategy in enumerate(STRATEGIES):
         flag = obs[names.index(f"position_is_{strategy}")]
-        held = any(p.strategy == strategy for p in info["portfolio"].positions)
+        held = any(p.strategy == strategy for p in info.portfolio.positions)
         assert flag == (1.0 if held else 0.0), (strategy, k)
 
 
 def check_episode(env, infos, rewards):
     start = env.start_equity
-    final = infos[-1]["equity"]
+    final = infos[-1].equity_usd
     assert sum(rewards) * start == pytest.approx(final - start, rel=0, abs=1e-6)
     ledger = env.trade_ledger()
     assert ledger["pnl_usd"].sum() == pytest.approx(final - start, rel=0, abs=1e-6)
     assert ledger["commission_usd"].sum() == pytest.approx(
-        infos[-1]["costs"]["total_commission_usd"], abs=1e-6
+        infos[-1].costs.total_commission_usd, abs=1e-6
     )
     defined = ledger[ledger["max_loss_usd"].notna()]
     worst = -(defined["max_loss_usd"] + defined["commission_usd"] + defined["spread_cost_usd"])
@@ -271,8 +281,8 @@ def check_episode(env, infos, rewards):
 def rollout(env, lookup, rng, steps: int, p_invalid: float, seed=None, options=None,
             open_actions=OPEN_ACTIONS):
     obs, info = env.reset(seed=seed, options=options)
-    assert env.observation_space.contains(obs) and set(info) >= INFO_KEYS
-    assert info["equity"] == env.start_equity
+    assert env.observation_space.contains(obs) and is_full_info(info)
+    assert info.equity_usd == env.start_equity
     infos, rewards = [info], []
     for _ in range(steps):
         mask = env.action_masks().copy()
@@ -374,7 +384,7 @@ def test_accounting_invariants_with_ruin_and_undefined_risk():
         "short_strangle"))
     infos, _ = rollout(env, embedded_lookup(), rng, steps=300, p_invalid=0.1, seed=11,
                        open_actions=short_premium)
-    assert infos[-1]["equity"] <= 0.9 * env.start_equity  # terminated on ruin
+    assert infos[-1].equity_usd <= 0.9 * env.start_equity  # terminated on ruin
     assert env.trade_ledger()["max_loss_usd"].isna().any()  # a naked (margined) trade ran
 
 
@@ -411,14 +421,14 @@ def expected_entry(fills, date, spot, atm_iv, rate):
 def test_iron_condor_held_to_expiry_on_flat_prices_earns_its_credit_minus_costs():
     env = handmade_env([200.0] * FLAT_BARS, EnvConfig(sizing="fixed_contracts", fixed_contracts=3))
     infos, rewards = run_to_end(env, action_for_strategy("iron_condor"))
-    entry = infos[1]["fills"]
+    entry = infos[1].fills
     assert len(entry) == 4 and all(f.kind == "open" for f in entry)
     assert {abs(f.quantity_contracts) for f in entry} == {3}
     legs = sorted((f.leg for f in entry), key=lambda leg: leg.strike)
     assert legs[1].strike < 200.0 < legs[2].strike  # short strikes out of the money
     entry_flow = expected_entry(entry, env.panel.dates[0], 200.0, 0.20, 0.01)
     assert entry_flow > 0  # a credit even after commissions
-    final = infos[-1]["equity"]
+    final = infos[-1].equity_usd
     assert final - env.start_equity == pytest.approx(entry_flow, rel=0, abs=1e-9)
     assert sum(rewards) * env.start_equity == pytest.approx(entry_flow, abs=1e-6)
     ledger = env.trade_ledger()
@@ -430,14 +440,14 @@ def test_iron_condor_held_to_expiry_on_flat_prices_earns_its_credit_minus_costs(
     settle = [f for i in infos for f in i["fills"] if f.kind == "settle"]
     assert len(settle) == 4 and all(f.premium_per_share == 0.0 for f in settle)
     assert settle[0].date == legs[0].expiry
-    assert infos[-1]["position"] == () and infos[-1]["cash"] == final
+    assert infos[-1].position == () and infos[-1].cash_usd == final
 
 
 def test_long_straddle_through_a_large_move_earns_the_payoff():
     closes = [200.0] * 8 + [240.0] * (FLAT_BARS - 8)
     env = handmade_env(closes, EnvConfig())  # risk-fraction sizing
     infos, rewards = run_to_end(env, action_for_strategy("long_straddle"))
-    entry = infos[1]["fills"]
+    entry = infos[1].fills
     contracts = entry[0].quantity_contracts
     assert {f.leg.strike for f in entry} == {200.0} and contracts >= 1
     assert {f.quantity_contracts for f in entry} == {contracts}
@@ -445,7 +455,7 @@ def test_long_straddle_through_a_large_move_earns_the_payoff():
     assert contracts == int(0.02 * env.start_equity // debit_per_contract)  # risk budget
     entry_flow = expected_entry(entry, env.panel.dates[0], 200.0, 0.20, 0.01)
     payoff = (240.0 - 200.0) * CONTRACT_MULTIPLIER * contracts  # the call's intrinsic
-    final = infos[-1]["equity"]
+    final = infos[-1].equity_usd
     assert final - env.start_equity == pytest.approx(payoff + entry_flow, rel=0, abs=1e-9)
     assert sum(rewards) * env.start_equity == pytest.approx(payoff + entry_flow, abs=1e-6)
     settle = {f.leg.option_type: f for i in infos for f in i["fills"] if f.kind == "settle"}
@@ -463,7 +473,7 @@ def twin_steps(env_config: EnvConfig, setup_actions, action):
         env.reset()
         for setup in setup_actions:
             _, _, _, _, info = env.step(setup)
-            assert info["invalid_action"] is None
+            assert info.invalid_action is None
     mask = a.action_masks().copy()
     return mask, a.step(action), b.step(HOLD)
 
@@ -484,20 +494,20 @@ def test_invalid_action_is_a_recorded_no_op(setup_actions, action, max_open):
     obs_h, reward_h, term_h, trunc_h, info_h = held
     if 0 <= action < N_ACTIONS:
         assert not mask[action]
-    assert isinstance(info["invalid_action"], str) and info["invalid_action"]
-    assert info_h["invalid_action"] is None
+    assert isinstance(info.invalid_action, str) and info.invalid_action
+    assert info_h.invalid_action is None
     np.testing.assert_array_equal(obs, obs_h)
     assert (reward, term, trunc) == (reward_h, term_h, trunc_h)
-    for key in (
-        "equity",
-        "cash",
-        "margin_used",
-        "realized_pnl",
-        "unrealized_pnl",
+    for name in (
+        "equity_usd",
+        "cash_usd",
+        "margin_used_usd",
+        "realized_pnl_usd",
+        "unrealized_pnl_usd",
         "fills",
         "position",
     ):
-        assert info[key] == info_h[key], key
+        assert getattr(info, name) == getattr(info_h, name), name
 
 
 @pytest.mark.parametrize("action", [N_ACTIONS, -1, 10**6, np.int64(N_ACTIONS + 3)])
@@ -549,7 +559,7 @@ def test_action_masks_agree_with_what_step_accepts():
                                             id(env.tables): env.tables})
                 info = probe.step(action)[4]
                 valid = mask[action]
-                assert (info["invalid_action"] is None) == valid, (step, action, mask)
+                assert (info.invalid_action is None) == valid, (step, action, mask)
         env.step(policy_action(env, rng, p_close=0.2))
     assert len(seen_masks) >= 3  # the probes saw flat, partly and fully used states
 
@@ -591,7 +601,7 @@ def test_close_at_dte_exit_fires_at_the_configured_days(dte_days):
     )
     assert ledger["exit_reason"].tolist() == ["dte_exit"]
     row = ledger.iloc[0]
-    expiry = infos[1]["position"][0].legs[0].expiry
+    expiry = infos[1].position[0].legs[0].expiry
     close_date = row["close_date"]
     assert (expiry - close_date).days <= dte_days  # calendar days to expiry
     previous = env.panel.dates[env.panel.dates.get_loc(close_date) - 1]
@@ -606,9 +616,9 @@ def test_profit_target_exit_fires_at_the_share_of_max_profit():
     row = ledger.iloc[0]
     exit_step = next(k for k, i in enumerate(infos) if i["trades_closed"] == 1)
     assert row["pnl_usd"] + row["commission_usd"] / 2 >= 0.5 * row["max_profit_usd"] - 1e-9
-    before = infos[exit_step - 1]["position_summary"]
+    before = infos[exit_step - 1].position_summary
     assert before["pnl_if_closed_usd"] < 0.5 * before["max_profit_usd"]
-    assert row["close_date"] < infos[1]["position"][0].legs[0].expiry
+    assert row["close_date"] < infos[1].position[0].legs[0].expiry
 
 
 def test_stop_loss_exit_fires_at_the_multiple_of_the_credit():
@@ -653,14 +663,14 @@ def test_changing_data_after_t_changes_no_observation_at_or_before_t():
     obs_a, info_a = base.reset()
     obs_b, info_b = other.reset()
     compared = 0
-    while info_a["date"] <= cutoff:
-        np.testing.assert_array_equal(obs_a, obs_b, err_msg=str(info_a["date"]))
-        assert info_a["equity"] == info_b["equity"]
+    while info_a.date <= cutoff:
+        np.testing.assert_array_equal(obs_a, obs_b, err_msg=str(info_a.date))
+        assert info_a.equity_usd == info_b.equity_usd
         np.testing.assert_array_equal(base.action_masks(), other.action_masks())
         action = policy_action(base, rng, p_close=0.1)
         obs_a, reward_a, _, _, info_a = base.step(action)
         obs_b, reward_b, _, _, info_b = other.step(action)
-        if info_a["date"] <= cutoff:
+        if info_a.date <= cutoff:
             assert reward_a == reward_b
         compared += 1
     assert compared > 100 and base.trade_ledger().shape[0] >= 2
@@ -671,10 +681,10 @@ def test_changing_data_after_t_changes_no_observation_at_or_before_t():
 def trajectory(env, seed, actions_rng_seed=7, steps=150):
     rng = np.random.default_rng(actions_rng_seed)
     obs, info = env.reset(seed=seed)
-    out = [(obs, 0.0, info["equity"], info["cash"], info["date"])]
+    out = [(obs, 0.0, info.equity_usd, info.cash_usd, info.date)]
     for _ in range(steps):
         obs, reward, terminated, truncated, info = env.step(policy_action(env, rng, 0.05))
-        out.append((obs, reward, info["equity"], info["cash"], info["date"]))
+        out.append((obs, reward, info.equity_usd, info.cash_usd, info.date))
         if terminated or truncated:
             break
     return out
@@ -702,9 +712,9 @@ def test_train_reset_seed_reproduces_the_start_and_varies_with_the_seed():
         obs, info = env.reset(seed=seed)
         env.step(HOLD)
         obs2, info2 = env.reset(seed=seed)
-        assert info["date"] == info2["date"]
+        assert info.date == info2.date
         np.testing.assert_array_equal(obs, obs2)
-        starts[seed] = info["date"]
+        starts[seed] = info.date
     assert len(set(starts.values())) > 1
     eval_env = SpyOptionsEnv(panel, EnvConfig(underlying_price_scale=SCALE), mode="eval", info_level="full")
     assert eval_env.reset(seed=0)[1]["date"] == eval_env.reset(seed=9)[1]["date"] == panel.dates[0]
@@ -740,16 +750,16 @@ def test_drawdown_penalty_reward_subtracts_the_drawdown_increase():
     _, info = pnl_env.reset()
     dd_env.reset()
     sharpe_env.reset()
-    peak = equity = info["equity"]
+    peak = equity = info.equity_usd
     penalised = 0
     for _ in range(150):
         action = policy_action(pnl_env, rng, p_close=0.1)
         _, r_pnl, _, _, info = pnl_env.step(action)
         _, r_dd, _, _, info_dd = dd_env.step(action)
         _, r_sharpe, _, _, _ = sharpe_env.step(action)
-        assert info_dd["equity"] == info["equity"]  # shaping never changes the accounting
+        assert info_dd.equity_usd == info.equity_usd  # shaping never changes the accounting
         dd_before = 1 - equity / peak
-        equity = info["equity"]
+        equity = info.equity_usd
         peak = max(peak, equity)
         increase = max(0.0, (1 - equity / peak) - dd_before)
         assert r_dd == pytest.approx(r_pnl - weight * increase, rel=0, abs=1e-12)

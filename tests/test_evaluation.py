@@ -34,6 +34,7 @@ from agents.statistics import (
 from envs import ACTION_NAMES, EnvConfig, SpyOptionsEnv, build_market_panel
 from forecasters.panel import ForecastPanel
 from options.surface import SurfaceConfig
+from tests.env_data import SCALE, embedded_panel
 
 BARS_PER_YEAR = 252.0
 TOLERANCE = 1e-9
@@ -243,3 +244,103 @@ def test_sortino_matches_empyrical_on_any_curve(returns):
         assert ours == pytest.approx(expected, abs=1e-9, rel=1e-9)
     else:
         assert ours is None
+
+
+# ---------------------------------------------------------------- greeks from the quote source
+class _DoubledGreekQuotes:
+    """Model prices with gamma, theta and vega doubled (delta kept: strikes are chosen by it),
+    under another name: a quote source whose greeks differ from the model surface's while its
+    fills equal the model's."""
+
+    name = "chain"
+
+    def __init__(self, model) -> None:
+        self.model, self.bars = model, model.bars
+
+    def expiries(self, bar):
+        return self.model.expiries(bar)
+
+    def strikes(self, bar, expiry, option_type):
+        return self.model.strikes(bar, expiry, option_type)
+
+    def volume(self, bar, option_type, strike, expiry):
+        return self.model.volume(bar, option_type, strike, expiry)
+
+    def quote(self, bar_idx, option_type, strikes, expiry):
+        from dataclasses import replace
+
+        q = self.model.quote(bar_idx, option_type, strikes, expiry)
+        return replace(q, gamma=2 * q.gamma,
+                       theta_per_day=2 * q.theta_per_day,
+                       vega_per_vol_point=2 * q.vega_per_vol_point)
+
+
+class _OpenOnceAndHold:
+    name = "open_once"
+
+    def reset(self, seed=None):
+        self.opened = False
+
+    def act(self, observation, info, action_mask):
+        from envs.actions import action_for_strategy
+
+        action = action_for_strategy("bull_put_spread")
+        if not self.opened and action_mask[action]:
+            self.opened = True
+            return action
+        return 0
+
+
+def test_evaluation_greeks_come_from_the_quote_source_that_fills():
+    from options.quotes import ModelQuoteSource, quoted_position_greeks
+
+    panel = embedded_panel("2017-01-01", "2017-03-31")
+    cfg = EnvConfig(underlying_price_scale=SCALE)
+    model = ModelQuoteSource(panel.market_bars(), SurfaceConfig())
+    doubled = _DoubledGreekQuotes(model)
+    results = {}
+    for source in (model, doubled):
+        env = SpyOptionsEnv(panel, cfg, mode="eval", quote_source=source, info_level="full")
+        results[source.name] = (env, run_episode(env, _OpenOnceAndHold()))
+    (_, on_model), (env, on_chain) = results["model"], results["chain"]
+    same = ["equity_usd", "cash_usd", "margin_used_usd", "action"]  # same fills and marks
+    pd.testing.assert_frame_equal(on_chain.equity[same], on_model.equity[same])
+    held = on_chain.greeks[list(GREEK_COLUMNS)].abs().sum(axis=1) > 0
+    assert held.sum() > 5
+    # Every held bar's greeks are the source's: gamma, theta and vega twice the surface's.
+    factor = np.array([1.0, 2.0, 2.0, 2.0])
+    np.testing.assert_allclose(on_chain.greeks.loc[held, list(GREEK_COLUMNS)].to_numpy(),
+                               factor * on_model.greeks.loc[held, list(GREEK_COLUMNS)].to_numpy(),
+                               rtol=1e-9, atol=1e-12)
+    # ... and on the first held bar, the legs' quoted greeks at the opening bar.
+    first = int(np.flatnonzero(held.to_numpy())[0])
+    legs = env.trade_ledger()["legs"].iloc[0]
+    from common.codecs import parse_ledger_legs
+
+    quoted = quoted_position_greeks(doubled, first - 1, parse_ledger_legs(legs))
+    np.testing.assert_allclose(on_chain.greeks.iloc[first][list(GREEK_COLUMNS)].to_numpy(float),
+                               quoted, rtol=1e-12)
+
+
+def test_model_source_position_greeks_are_the_surface_marks_at_its_dividend_yield():
+    from options.positions import Fill, Leg, MarketState, Position
+    from options.quotes import ModelQuoteSource, position_greeks, quoted_position_greeks
+
+    panel = embedded_panel("2017-01-01", "2017-03-31")
+    surface = SurfaceConfig()
+    model = ModelQuoteSource(panel.market_bars(dividend_yield=0.015), surface)
+    bar, date = 5, panel.dates[5]
+    expiry = pd.Timestamp("2017-03-17")
+    spot = float(panel.spot[bar])
+    legs = (Leg("put", float(round(0.98 * spot)), expiry, -2),
+            Leg("put", float(round(0.95 * spot)), expiry, 2))
+    position = Position("bull_put_spread", legs, date, tuple(
+        Fill(leg, date, leg.quantity_contracts, 1.0, 1.0, 0.0, "open") for leg in legs))
+    market = MarketState(date, spot, float(panel.atm_iv[bar]), float(panel.rate[bar]), 0.015)
+    mark = position.mark(market, surface, model.costs)
+    assert position_greeks(model, bar, position) == (
+        mark.delta_shares, mark.gamma_shares_per_usd, mark.theta_usd_per_day,
+        mark.vega_usd_per_vol_point)
+    # The scalar marks and the source's vectorised quotes agree (to rounding).
+    np.testing.assert_allclose(position_greeks(model, bar, position),
+                               quoted_position_greeks(model, bar, legs), rtol=1e-9)

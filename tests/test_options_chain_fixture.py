@@ -316,7 +316,7 @@ def test_a_session_without_forecasts_is_a_hold_for_observation_readers(tiny_chai
     done, acted = False, {}
     while not done:
         action = policy.act(obs, info, env.action_masks())
-        acted[pd.Timestamp(info["date"])] = action
+        acted[pd.Timestamp(info.date)] = action
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
     assert acted[gap] == ACTION_HOLD and policy.held == 1

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.units import CONTRACT_MULTIPLIER
 from options.calendar import timestamp_close_ns
 from options.chain_io import read_chain
 from options.chain_market import UnderlyingMismatchError, prepare_chain_market
@@ -193,3 +194,25 @@ def test_smiles_index_and_quotes_before_t_do_not_change_when_the_chain_is_cut_at
         b = short_src.quote(bar, "put", np.array([362.5, 370.0]), expiry)
         np.testing.assert_array_equal(a.mid_per_share, b.mid_per_share)
         np.testing.assert_array_equal(a.iv_annualized, b.iv_annualized)
+
+
+def test_position_greeks_are_the_chains_and_reading_them_is_not_a_mark():
+    from options.positions import Fill, Leg, Position
+    from options.quotes import position_greeks
+
+    chain = model_chain()
+    src = ChainQuoteSource(bars_for(chain), chain)
+    expiry = src.expiries(1)[1]
+    date = src.bars.dates[1]
+    legs = (Leg("put", 262.0, expiry, -3), Leg("put", 260.5, expiry, 3))  # 260.5: not listed
+    position = Position("bull_put_spread", legs, date, tuple(
+        Fill(leg, date, leg.quantity_contracts, 1.0, 1.0, 0.0, "open") for leg in legs))
+    got = position_greeks(src, 1, position)
+    assert src.smile_marks == 0
+    want = np.zeros(4)
+    for leg in legs:
+        q = src.quote(1, "put", np.array([leg.strike]), expiry)
+        want += CONTRACT_MULTIPLIER * leg.quantity_contracts * np.array(
+            [q.delta[0], q.gamma[0], q.theta_per_day[0], q.vega_per_vol_point[0]])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert src.smile_marks == 1  # the quote of the unlisted strike above

@@ -188,7 +188,7 @@ def test_paths_keeping_few_blocks_step_bit_for_bit_as_before(mix_paths, tmp_path
     for t in tables:
         assert len(t._built_blocks) <= resident_blocks
         assert {bar // TABLE_BLOCK_BARS for bar, _ in t._units} <= set(t._built_blocks)
-        assert not t._grid and not t._selection  # forgotten once their units were built
+        assert t.grids.cached_bars == 0  # forgotten once their units were built
         assert isinstance(t.store, MemoryUnitStore) != on_disk
     if resident_blocks == 1:  # blocks were dropped and read back
         assert sum(t.evicted for t in tables) > 10 and sum(t.store.loaded for t in tables) > 10

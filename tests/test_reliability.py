@@ -659,22 +659,25 @@ def test_normalisation_statistics_round_trip_through_npz(tmp_path):
 
 
 # ---------------------------------------------------------------- adapters and invariants
-def test_step_metrics_read_the_slim_info_and_todays_full_info():
+def test_step_metrics_read_the_step_info_and_a_wrappers_plain_copy_of_it():
     from agents.callbacks import step_metrics
+    from envs.step_info import StepInfo
 
-    slim = {"equity": 100_000.0, "cash": 90_000.0, "margin_used": 5_000.0,
-            "invalid_action": None, "action": 3, "delta_shares": -12.5,
-            "gamma_shares_per_usd": 0.4, "theta_usd_per_day": 8.0,
-            "vega_usd_per_vol_point": -30.0, "open_positions": 1}
-    metrics = step_metrics(slim)
+    def info(invalid, open_positions):
+        return StepInfo.slim(
+            equity_usd=100_000.0, cash_usd=90_000.0, margin_used_usd=5_000.0,
+            invalid_action=invalid, action=3, open_positions=open_positions,
+            delta_shares=-12.5, gamma_shares_per_usd=0.4, theta_usd_per_day=8.0,
+            vega_usd_per_vol_point=-30.0, commission_usd=0.0, spread_usd=0.0,
+            realized_pnl_usd=0.0, spot=400.0, atm_iv=0.2)
+
+    metrics = step_metrics(info(None, 1))
     assert metrics.margin_used_usd == 5_000.0 and not metrics.invalid_action
     assert metrics.open_positions == 1.0
     assert metrics.greeks == {"delta_shares": -12.5, "gamma_shares_per_usd": 0.4,
                               "theta_usd_per_day": 8.0, "vega_usd_per_vol_point": -30.0}
-    full = {"equity": 99_000.0, "margin_used": 0.0, "invalid_action": "no position to close",
-            "position": ("a", "b")}
-    metrics = step_metrics(full)
-    assert metrics.invalid_action and metrics.open_positions == 2.0 and metrics.greeks == {}
+    metrics = step_metrics(dict(info("no position to close", 2)))  # VecMonitor's copy
+    assert metrics.invalid_action and metrics.open_positions == 2.0
 
 
 @settings(max_examples=40, deadline=None)

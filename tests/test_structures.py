@@ -179,12 +179,12 @@ def test_portfolio_block_aggregates_over_several_positions():
     value = dict(zip(names, obs.tolist(), strict=True))
     assert value["position_is_bull_put_spread"] == value["position_is_bear_call_spread"] == 1.0
     assert value["open_positions_over_max"] == 1.0
-    view = info["portfolio"]
+    view = info.portfolio
     assert len(view.positions) == 2
-    assert view.delta_shares == pytest.approx(info["delta_shares"])
+    assert view.delta_shares == pytest.approx(info.delta_shares)
     risk = sum(p.risk_usd for p in view.positions)
     unrealized = sum(p.unrealized_pnl_usd for p in view.positions)
     assert value["unrealized_pnl_over_risk"] == pytest.approx(unrealized / risk, abs=1e-6)
     # close one slot: the other stays
     _, _, _, _, info = env.step(env.action_names.index("close_slot_0"))
-    assert [p.strategy for p in info["portfolio"].positions] == ["bear_call_spread"]
+    assert [p.strategy for p in info.portfolio.positions] == ["bear_call_spread"]

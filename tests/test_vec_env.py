@@ -85,13 +85,13 @@ def draw_actions(rng: np.random.Generator, masks: np.ndarray) -> np.ndarray:
 def plain(info: dict) -> dict:
     """An info dict comparable with ``==``: NaN as a string, arrays as lists, Monitor's wall
     time left out."""
-    out = {}
+    out = {"type": type(info).__name__}
     for key, value in info.items():
         if key == "episode":
             value = {k: v for k, v in value.items() if k != "t"}
         elif key == "episode_stats":
             value = {k: ("nan" if isinstance(v, float) and math.isnan(v) else v)
-                     for k, v in value.items()}
+                     for k, v in value.to_dict().items()}
         elif isinstance(value, np.ndarray):
             value = (value.dtype.str, value.tolist())
         out[key] = value

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from envs.actions import ACTION_HOLD, CloseAll, CloseSlot, Open, encode
+from envs.step_info import StepInfo
 from execution.brokers.base import AccountMark, BrokerError, BrokerFill, BrokerOrder, BrokerPosition
 from execution.orders import MultiLegOrder, OrderLeg, order_legs
 from options.positions import position_to_per_share
@@ -227,7 +228,7 @@ class PaperBroker:
         t = self.bar
         action = self._env_action(hint)
         obs, _, terminated, truncated, info = env.step(action)
-        fills = self._attribute(info["fills"], t)
+        fills = self._attribute(StepInfo.of(info).fills, t)
         for order in self._pending:
             self.book.execute("UPDATE book SET status = 'filled' WHERE client_order_id = ?",
                               (order.client_order_id,))
