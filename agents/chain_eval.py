@@ -247,10 +247,11 @@ def prepare_chain_setup(cfg, run_frame: pd.DataFrame, run_forecasts: ForecastPan
     source.check_underlying()
     costs = chain_cost_config(cfg.options.costs, 1.0 / market.model_scale)
     model_env = SpyOptionsEnv(panel, env_cfg, surface, costs,
-                              cfg.options.margin, mode="eval", info_level="full")
+                              cfg.options.margin, mode="eval", info_level="full",
+                              exercise=cfg.options.exercise)
     chain_env = SpyOptionsEnv(panel, env_cfg, surface, costs,
                               cfg.options.margin, mode="eval", quote_source=source,
-                              info_level="full")
+                              info_level="full", exercise=cfg.options.exercise)
     return ChainSetup(market, frame, frame_source, missing, env_cfg, factor, model_env,
                       chain_env, source, hold_dates={} if missing else hold, notes=notes)
 

@@ -86,7 +86,7 @@ def make_env(config, segment: str = "train", mode: str | None = None,
     if share_with is not None:
         return SpyOptionsEnv(share_with.panel, cfg.env, cfg.options.surface, cfg.options.costs,
                              cfg.options.margin, mode=mode, info_level=info_level,
-                             unit_tables=share_with.tables)
+                             unit_tables=share_with.tables, exercise=cfg.options.exercise)
     inputs = inputs or load_env_inputs(cfg)
     seg = cfg.segments.get(segment)
     # Live trading's newest bar is new at every call: nothing there would be read again.
@@ -106,7 +106,7 @@ def make_env(config, segment: str = "train", mode: str | None = None,
     return SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
                          cfg.options.margin, mode=mode, quote_source=source,
                          info_level=info_level, last_bar_tradable=last_bar_tradable,
-                         table_cache=cache)
+                         table_cache=cache, exercise=cfg.options.exercise)
 
 
 def make_registered(config=None, segment: str = "train", *, panel=None, **kwargs):
