@@ -107,13 +107,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    dividends = read_dividend_history(args.dividends) if args.dividends else None
     chain = read_chains(args.chain, args.format)
     print(chain_read_report(chain).summary())
     rate = args.rate if args.rate is not None else parity_rate(chain)
     if rate is None:
         raise UserInputError(f"chain {args.chain}: too few put-call pairs at 30+ days to imply "
                              "a rate; pass --rate (decimal)")
-    dividends = read_dividend_history(args.dividends) if args.dividends else None
     table = compare_exercise_ivs(chain, rate, dividends)
     if args.out:
         table.to_csv(args.out, index=False)
