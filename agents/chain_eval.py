@@ -205,7 +205,8 @@ def prepare_chain_setup(cfg, run_frame: pd.DataFrame, run_forecasts: ForecastPan
     first_day = one_root_per_contract(chain[chain["quote_date"] == dates[0]])
     market = prepare_chain_market(chain, frame=run_frame if covered else None,
                                   rate=_first_rate(run_frame, first_day, dates[0], notes),
-                                  default_dividend_yield=cfg.env.dividend_yield)
+                                  default_dividend_yield=cfg.env.dividend_yield,
+                                  exercise=cfg.options.exercise)
     first_q = chain_dividend_yield(implied_forwards(first_day, market.rate))
     if first_q is None:
         first_q = cfg.env.dividend_yield
@@ -244,14 +245,16 @@ def prepare_chain_setup(cfg, run_frame: pd.DataFrame, run_forecasts: ForecastPan
         raise ValueError(f"{len(dates) - len(panel)} chain session(s) have no tradable bar")
     bars = panel.market_bars(env_cfg.dividend_yield)
     source = ChainQuoteSource(bars, market.chain, market.fits or None,
-                              exclude_zero_bid=exclude_zero_bid, min_volume=min_volume)
+                              exclude_zero_bid=exclude_zero_bid, min_volume=min_volume,
+                              exercise=cfg.options.exercise)
     source.check_underlying()
     costs = chain_cost_config(cfg.options.costs, 1.0 / market.model_scale)
     model_env = SpyOptionsEnv(panel, env_cfg, surface, costs,
-                              cfg.options.margin, mode="eval", info_level="full")
+                              cfg.options.margin, mode="eval", info_level="full",
+                              exercise=cfg.options.exercise)
     chain_env = SpyOptionsEnv(panel, env_cfg, surface, costs,
                               cfg.options.margin, mode="eval", quote_source=source,
-                              info_level="full")
+                              info_level="full", exercise=cfg.options.exercise)
     return ChainSetup(market, frame, frame_source, missing, env_cfg, factor, model_env,
                       chain_env, source, hold_dates={} if missing else hold, notes=notes)
 

@@ -288,7 +288,8 @@ def path_envs(cfg, panels: list[MarketPanel], n_envs: int,
     all); the others are stored (see the module docstring)."""
     cache = TableCache(cfg.env.table_cache_dir) if cfg.env.table_cache_dir else None
     bases = [SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
-                           cfg.options.margin, mode="train", table_cache=cache)
+                           cfg.options.margin, mode="train", table_cache=cache,
+                           exercise=cfg.options.exercise)
              for panel in panels]
     if resident_blocks is not None:
         for base in bases:
@@ -303,7 +304,8 @@ def switching_envs(cfg, bases: list, n_envs: int) -> list[PathSwitchingEnv]:
     one panel each): the first uses ``bases`` themselves, the others share their tables."""
     def share(base):
         return SpyOptionsEnv(base.panel, cfg.env, cfg.options.surface, cfg.options.costs,
-                             cfg.options.margin, mode="train", unit_tables=base.tables)
+                             cfg.options.margin, mode="train", unit_tables=base.tables,
+                             exercise=cfg.options.exercise)
 
     return [PathSwitchingEnv([base if rank == 0 else share(base) for base in bases])
             for rank in range(n_envs)]

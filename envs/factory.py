@@ -89,7 +89,7 @@ def make_env(cfg: ExperimentConfig, segment: str = "train", mode: str | None = N
     if share_with is not None:
         return SpyOptionsEnv(share_with.panel, cfg.env, cfg.options.surface, cfg.options.costs,
                              cfg.options.margin, mode=mode, info_level=info_level,
-                             unit_tables=share_with.tables)
+                             unit_tables=share_with.tables, exercise=cfg.options.exercise)
     inputs = inputs or load_env_inputs(cfg)
     seg = cfg.segments.get(segment)
     # Live trading's newest bar is new at every call: nothing there would be read again.
@@ -109,7 +109,7 @@ def make_env(cfg: ExperimentConfig, segment: str = "train", mode: str | None = N
     return SpyOptionsEnv(panel, cfg.env, cfg.options.surface, cfg.options.costs,
                          cfg.options.margin, mode=mode, quote_source=source,
                          info_level=info_level, last_bar_tradable=last_bar_tradable,
-                         table_cache=cache)
+                         table_cache=cache, exercise=cfg.options.exercise)
 
 
 def make_registered(config: ExperimentConfig | None = None, segment: str = "train", *,

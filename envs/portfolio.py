@@ -51,10 +51,12 @@ import numpy as np
 import pandas as pd
 
 from common.units import CONTRACT_MULTIPLIER
+from envs.assignment import AssignmentRules
 from envs.selection import StrikeGrids, quote_is_valid, slice_quotes, valid_float_quote
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
 from options.positions import Fill, Leg, MarginConfig, Position
+from options.pricing import DAYS_PER_YEAR
 from options.quotes import LegQuotes, QuoteSource
 from options.strategies import within_band
 from options.structures import STRUCTURES, build_structure_legs
@@ -821,11 +823,13 @@ class PortfolioSimulator:
     """Cash, positions, margin, fills and settlement over a table of bars."""
 
     def __init__(self, tables: UnitTables, costs: CostConfig, exits: ExitRules,
-                 starting_equity_usd: float, record_fills: bool = False) -> None:
+                 starting_equity_usd: float, record_fills: bool = False,
+                 assignment: AssignmentRules | None = None) -> None:
         self.tables = tables
         self.bars = tables.bars
         self.costs = costs
         self.exits = exits
+        self.assignment = assignment  # None: European legs, never assigned early
         self.start_equity = float(starting_equity_usd)
         self.record_fills = record_fills
         self._close_ns = self.bars.close_ns.tolist()
@@ -1027,8 +1031,68 @@ class PortfolioSimulator:
             elif pos.unit.close_at_first_expiry:
                 self.close(pos, "expiry", result)
         self._mark()
+        if self.assignment is not None and self.positions:
+            self._assignments(result)
         if self.exits.any and self.positions:
             self._auto_exits(result)
+
+    def _assignments(self, result: StepResult) -> None:
+        """American exercise (:mod:`envs.assignment`): where a short leg is assigned at this
+        bar, the whole structure closes: the assigned leg in cash at intrinsic (no commission;
+        the shares it delivers are taken as sold at the close), the other legs still alive at
+        the bar's bid/ask with commission, as :meth:`close` does."""
+        bars = self.bars
+        b = self.bar
+        now_ns = self._close_ns[b]
+        spot = float(bars.spot[b])
+        next_date = bars.dates[b + 1] if b + 1 < len(bars) else None
+        for pos in list(self.positions):
+            path = pos.unit.path
+            k = self._k(pos)
+            legs = pos.unit.legs
+            quantity = np.array([leg.quantity_contracts for leg in legs], dtype=float)
+            t_years = np.maximum(np.array(pos.unit.expiry_close_ns, dtype=float) - now_ns,
+                                 0.0) / NS_PER_DAY / DAYS_PER_YEAR
+            assigned, reason = self.assignment.assigned_legs(
+                legs, quantity, path.leg_alive[:, k], path.leg_mid[:, k], t_years, spot,
+                float(bars.rate[b]), float(bars.atm_iv[b]), float(bars.dividend_yield),
+                bars.dates[b], next_date)
+            if reason is not None:
+                self._assign(pos, assigned, reason, result)
+
+    def _assign(self, pos: OpenPosition, assigned: np.ndarray, reason: str,
+                result: StepResult) -> None:
+        path = pos.unit.path
+        k = self._k(pos)
+        c = pos.contracts
+        alive = path.leg_alive[:, k]
+        others = alive & ~assigned
+        quantity = np.array([leg.quantity_contracts for leg in pos.unit.legs], dtype=float)
+        intrinsic = np.array([float(leg.intrinsic_per_share(self.bars.spot[self.bar]))
+                              for leg in pos.unit.legs])
+        liq = np.where(quantity > 0, path.leg_bid[:, k], path.leg_ask[:, k])
+        per_share = np.where(assigned, intrinsic, np.where(others, liq, 0.0))
+        cash_unit = float((per_share * quantity).sum()) * CONTRACT_MULTIPLIER
+        commission = self._commission * float(np.abs(quantity[others]).sum()) * c
+        spread = float(((path.leg_mid[:, k] - liq) * quantity)[others].sum()) \
+            * CONTRACT_MULTIPLIER * c
+        pos.fallback_fills += int(path.leg_fallback[others, k].sum())
+        pos.invalid_quote_fills += int(path.leg_invalid_price[others, k].sum())
+        if self.record_fills:
+            date = self.bars.dates[self.bar]
+            for j, leg in enumerate(pos.legs()):
+                if not (assigned[j] or others[j]):
+                    continue
+                qty = -leg.quantity_contracts
+                source = "fallback" if others[j] and path.leg_fallback[j, k] \
+                    else pos.unit.quote_source
+                result.fills.append(Fill(
+                    leg, date, int(qty), float(per_share[j]), float(path.leg_mid[j, k]),
+                    self._commission * abs(qty) if others[j] else 0.0,
+                    "assign" if assigned[j] else "close", source))
+        self._book_exit(pos, cash_unit * c - commission, commission, spread, result)
+        self._end(pos, reason)
+        self._mark()
 
     def _auto_exits(self, result: StepResult) -> None:
         rules = self.exits

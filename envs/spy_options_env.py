@@ -22,6 +22,7 @@ from envs.actions import (
     action_names,
     decode,
 )
+from envs.assignment import assignment_rules
 from envs.config import EnvConfig, pricing_dividend_yield
 from envs.ledgers import trade_ledger
 from envs.market import MarketPanel
@@ -130,7 +131,12 @@ class SpyOptionsEnv(gym.Env):
     ## Arguments
     ``SpyOptionsEnv(panel, env_config, surface_config, cost_config, margin_config, mode,
     quote_source=None, info_level=None, unit_tables=None, last_bar_tradable=False,
-    table_cache=None)``; ``table_cache`` (an :class:`envs.table_cache.TableCache`) loads the
+    table_cache=None, exercise="european")``; ``exercise`` (``options.exercise``):
+    ``"american"`` assigns short legs early where a holder would exercise
+    (:mod:`envs.assignment`: a short call the session before an ex-dividend date, a deep
+    in-the-money short put without time value; the structure closes with exit reason
+    ``assigned_call_ex_dividend`` / ``assigned_put_early``), ``"european"`` never does;
+    ``table_cache`` (an :class:`envs.table_cache.TableCache`) loads the
     per-bar structure tables from disk where an earlier process stored them for the same inputs,
     and stores those it builds (``envs.make_env`` passes the config's ``env.table_cache_dir``);
     ``last_bar_tradable`` (live trading, evaluation mode only) allows structures to be opened on
@@ -162,7 +168,8 @@ class SpyOptionsEnv(gym.Env):
                  margin_config: MarginConfig | None = None, mode: str = "train",
                  quote_source: QuoteSource | None = None, info_level: str | None = None,
                  unit_tables: UnitTables | None = None,
-                 last_bar_tradable: bool = False, table_cache: TableCache | None = None) -> None:
+                 last_bar_tradable: bool = False, table_cache: TableCache | None = None,
+                 exercise: str = "european") -> None:
         super().__init__()
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -202,7 +209,9 @@ class SpyOptionsEnv(gym.Env):
         self.sim = PortfolioSimulator(
             self.tables, self.costs,
             ExitRules(cfg.profit_target_fraction, cfg.stop_loss_multiple, cfg.close_at_dte_days),
-            self.start_equity, record_fills=info_level == "full")
+            self.start_equity, record_fills=info_level == "full",
+            assignment=assignment_rules(exercise, self.tables.bars.dividend_yield))
+        self.exercise = exercise
         self.reward_fn = make_reward(cfg.reward, cfg.drawdown_penalty,
                                      cfg.differential_sharpe_eta)
         self.action_names = action_names(cfg.max_open_positions)

@@ -39,6 +39,8 @@ dividends, e.g. the last one repeated, is the caller's choice); volatility is fl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -57,6 +59,7 @@ from options.pricing import (
 __all__ = [
     "ASSIGNMENT_TIME_VALUE_PER_SHARE",
     "DEFAULT_TREE_STEPS",
+    "DividendHistory",
     "EXERCISE_STYLES",
     "ONE_DAY_YEARS",
     "american_price",
@@ -82,6 +85,16 @@ ASSIGNMENT_TIME_VALUE_PER_SHARE = 0.01
 cannot sell time value below a tick, so exercising loses nothing."""
 _MIN_SPREAD = 1e-12
 _MIN_DAYS_PER_MONTH = 28
+
+
+@dataclass(frozen=True)
+class DividendHistory:
+    """Cash dividends paid: ex-dates and USD per share (e.g. a bars file's ``divCash`` > 0,
+    whose ``date`` is the ex-date; :func:`options.chain_io.read_dividend_history`). Read it
+    causally with :func:`project_quarterly_dividends`."""
+
+    ex_dates: pd.DatetimeIndex
+    cash_per_share: np.ndarray
 
 
 def _flat(option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield):

@@ -1,7 +1,8 @@
 """Calibrate the index-driven SSVI model surface (:mod:`options.surface`) on real chains.
 
     python -m options.calibrate --chain FILE [FILE ...] [--format eod|cboe|wide]
-        [--rate R] [--drop-crossed] [--market embedded|none] --out configs/surface_NAME.yaml
+        [--rate R] [--drop-crossed] [--market embedded|none]
+        [--exercise european|american] [--dividends BARS.csv] --out configs/surface_NAME.yaml
 
 Fitted across all days at once (least squares in implied vol, soft-L1 loss with a one-vol-point
 scale, each (date, expiry) slice weighted equally) on the out-of-the-money quotes with a
@@ -13,6 +14,9 @@ positive bid, |log(K/S)| <= :data:`CALIBRATION_MAX_ABS_LOG_MONEYNESS` and
 frame's ``iv_index`` where it covers the date, else the chain's own 30-day index by the CBOE
 VIX method, so that the level-to-index relation carries over to periods where only VIX is
 known. The dividend yield is the median put-call-parity carry (``dividend_yield_annualized``).
+``--exercise american`` (SPY) inverts the quotes' implied vols as American options
+(:func:`options.smile.market_ivs`), with ``--dividends`` the cash dividends paid (projected
+causally); the default ``european`` is for SPX.
 
 Arbitrage-freeness is a constraint of the fit, not a later repair: ``ssvi_gamma`` is bounded
 to (0, 1/2] and ``eta (1 + |rho|)`` is held at most :data:`ETA_BOUND_MARGIN` below 2 at every
@@ -45,7 +49,12 @@ from common.errors import UserInputError
 from common.io import sha256_file, write_text_atomic
 from common.units import PERCENT_PER_UNIT
 from options.chain_io import CHAIN_FORMATS, chain_read_report, read_chains
-from options.chain_market import ChainMarket, prepare_chain_market
+from options.chain_market import (
+    ChainMarket,
+    add_exercise_arguments,
+    exercise_arguments,
+    prepare_chain_market,
+)
 from options.pricing import VOL_POINT
 from options.static_arbitrage import DEFAULT_GRID
 from options.surface import (
@@ -268,6 +277,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="kept for earlier scripts: crossed quotes are always set aside, counted")
     p.add_argument("--market", choices=("embedded", "none"), default="embedded",
                    help="market frame for iv_index/rate where it covers the chain's dates")
+    add_exercise_arguments(p)
     return p
 
 
@@ -280,13 +290,22 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     chain = read_chains(args.chain, args.format, drop_crossed=args.drop_crossed)
     print(chain_read_report(chain).summary())
+    exercise = exercise_arguments(args)
     cm = prepare_chain_market(chain, frame=load_frame(args.market), rate=args.rate,
-                              fit_all_smiles=False)
+                              fit_all_smiles=False, **exercise)
     for line in cm.fallback_lines():
         print(f"fallback: {line}")
     cfg, stats = fit_surface(calibration_quotes(cm))
     command = "python -m options.calibrate " + " ".join(shlex.quote(a) for a in argv)
     doc = surface_document(cfg, cm, stats, args.chain, command)
+    if args.exercise == "american":
+        doc["provenance"]["exercise"] = {
+            "style": "american",
+            "implied_vols": "CRR tree with escrowed cash dividends (options.american."
+                            "implied_vol_american)",
+            "dividends": ({"path": args.dividends, "sha256": sha256_file(args.dividends),
+                           "projection": "causal: the latest paid dividend repeated quarterly"}
+                          if args.dividends else "parity carry as a continuous yield")}
     check = doc["provenance"]["arbitrage_check"]
     if check["n_violations"]:
         print(f"options.calibrate: the fitted surface fails the arbitrage check "

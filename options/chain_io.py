@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import UserInputError
+from options.american import DividendHistory
 from options.calendar import is_session
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "detect_chain_format",
     "one_root_per_contract",
     "read_chain",
+    "read_dividend_history",
     "read_chains",
 ]
 
@@ -536,3 +538,41 @@ def one_root_per_contract(chain: pd.DataFrame) -> pd.DataFrame:
     out = keep.sort_values(["quote_date", "expiry", "option_type", "strike"], ignore_index=True)
     out.attrs.update(chain.attrs)
     return out
+
+
+DIVIDEND_DATE_COLUMNS = ("date", "ex_date", "exdate")
+DIVIDEND_CASH_COLUMNS = ("divcash", "dividend", "dividends", "dividend_per_share")
+
+
+def read_dividend_history(path) -> DividendHistory:
+    """Cash dividends paid, from a daily-bars CSV (Tiingo layout: ``date`` and ``divCash``,
+    as ``../shared/data/real_chains/spy_daily_bars_2021.csv``) or any CSV with a date column
+    (:data:`DIVIDEND_DATE_COLUMNS`) and a cash column (:data:`DIVIDEND_CASH_COLUMNS`, case
+    ignored): the rows with a positive amount, each dated on its ex-date. Errors raise
+    :class:`ChainFileError` naming the file and column."""
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ChainFileError(f"dividend file '{path}': cannot read it as CSV ({exc})") from None
+    names = {_canonical(c): c for c in raw.columns}
+    date_col = next((names[c] for c in DIVIDEND_DATE_COLUMNS if c in names), None)
+    cash_col = next((names[c] for c in DIVIDEND_CASH_COLUMNS if c in names), None)
+    if date_col is None or cash_col is None:
+        raise ChainFileError(
+            f"dividend file '{path}': expected a date column (one of "
+            f"{', '.join(DIVIDEND_DATE_COLUMNS)}) and a cash column (one of "
+            f"{', '.join(DIVIDEND_CASH_COLUMNS)}); found {', '.join(map(str, raw.columns))}")
+    cash = pd.to_numeric(raw[cash_col], errors="coerce").to_numpy(float)
+    dates = pd.to_datetime(raw[date_col], errors="coerce")
+    bad = ~np.isfinite(cash) | (cash < 0) | dates.isna().to_numpy()
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ChainFileError(
+            f"dividend file '{path}': {int(bad.sum())} row(s) without a date in '{date_col}' "
+            f"or a cash amount >= 0 in '{cash_col}'; first at data row {first + 1}: "
+            f"{raw.iloc[first][[date_col, cash_col]].tolist()}")
+    paid = cash > 0
+    ex_dates = pd.DatetimeIndex(dates[paid]).tz_localize(None).normalize()
+    order = np.argsort(ex_dates.asi8, kind="stable")
+    return DividendHistory(ex_dates[order], cash[paid][order])

@@ -33,7 +33,8 @@ import pandas as pd
 
 from common.errors import UserInputError
 from common.units import PERCENT_PER_UNIT
-from options.chain_io import one_root_per_contract
+from options.american import DividendHistory
+from options.chain_io import one_root_per_contract, read_dividend_history
 from options.pricing import DAYS_PER_YEAR
 from options.smile import (
     ChainDataError,
@@ -48,6 +49,8 @@ from options.vix import chain_vix_index
 
 __all__ = [
     "DEFAULT_UNDERLYING_TOLERANCE_PCT",
+    "add_exercise_arguments",
+    "exercise_arguments",
     "INDEX_LEVEL_ROOTS",
     "INDEX_SOURCES",
     "ChainMarket",
@@ -73,6 +76,25 @@ INDEX_LEVEL_ROOTS = ("SPX", "SPXW", "SPX1", "SPXPM")
 SPY_LIKE_SCALE = 0.1
 INDEX_SYMBOLS = ("^GSPC", "SPX", "^SPX")
 """Frame symbols at the S&P 500 index level (compared with a SPY chain at 1/10)."""
+
+
+def add_exercise_arguments(parser) -> None:
+    """``--exercise european|american`` and ``--dividends FILE`` for the chain CLIs."""
+    parser.add_argument("--exercise", choices=("european", "american"), default="european",
+                        help="option style of the chain's quotes: american for SPY (implied "
+                             "vols by a CRR tree), european for SPX (default)")
+    parser.add_argument("--dividends", default=None,
+                        help="CSV of cash dividends paid (date, divCash; e.g. a bars file), "
+                             "for --exercise american (default: the parity carry as a yield)")
+
+
+def exercise_arguments(args) -> dict:
+    """``exercise`` and ``dividends`` keyword arguments of :func:`prepare_chain_market` from
+    the parsed ``--exercise`` and ``--dividends``."""
+    if args.dividends and args.exercise != "american":
+        raise UserInputError("--dividends is read only with --exercise american")
+    dividends = read_dividend_history(args.dividends) if args.dividends else None
+    return {"exercise": args.exercise, "dividends": dividends}
 
 
 class UnderlyingMismatchError(UserInputError):
@@ -223,12 +245,15 @@ def prepare_chain_market(chain: pd.DataFrame, *, frame: pd.DataFrame | None = No
                          rate: float | None = None,
                          tolerance_pct: float = DEFAULT_UNDERLYING_TOLERANCE_PCT,
                          fit_all_smiles: bool = True,
-                         default_dividend_yield: float = 0.0) -> ChainMarket:
+                         default_dividend_yield: float = 0.0, exercise: str = "european",
+                         dividends: DividendHistory | None = None) -> ChainMarket:
     """See the module docstring. ``frame`` may be None (no market frame). With
     ``fit_all_smiles=False`` the smiles are fitted only when the index needs them (chains too
     sparse for the listed-strike method, or dates the listed method cannot do) and ``fits`` is
     otherwise empty. ``default_dividend_yield`` is used (and logged) where put-call parity
-    cannot estimate one."""
+    cannot estimate one. ``exercise`` (``options.exercise``) and ``dividends`` (cash paid, for
+    ``"american"``) choose how the market implied vols are inverted
+    (:func:`options.smile.market_ivs`)."""
     chain = one_root_per_contract(chain)
     spot = chain.groupby("quote_date")["underlying_price"].first()
     dates = pd.DatetimeIndex(spot.index)
@@ -260,7 +285,7 @@ def prepare_chain_market(chain: pd.DataFrame, *, frame: pd.DataFrame | None = No
         q, q_source = float(default_dividend_yield), "configured"
         log.warning("chain '%s': no expiry of 30+ days with a put-call pair; the dividend yield "
                     "falls back to the configured %.4f", source_name, q)
-    ivs = market_ivs(chain, used_rate, None, forwards)
+    ivs = market_ivs(chain, used_rate, None, forwards, exercise=exercise, dividends=dividends)
     fits: dict = {}
     smile_fallbacks: dict = {}
     vix = None

@@ -64,7 +64,7 @@ __all__ = [
 
 
 OptionType = Literal["call", "put"]
-FillKind = Literal["open", "close", "settle"]
+FillKind = Literal["open", "close", "settle", "assign"]
 
 _NS_PER_YEAR = DAYS_PER_YEAR * NS_PER_DAY
 
@@ -203,7 +203,8 @@ class Fill:
             settlement).
         mid_per_share: model mid at the time (intrinsic at settlement).
         commission_usd: commission paid for this fill (0 at settlement).
-        kind: "open", "close" or "settle".
+        kind: "open", "close", "settle" or "assign" (a short American leg assigned early,
+            at intrinsic).
         quote_source: where the price came from: ``"model"`` or ``"chain"`` (a valid quote of
             that source), ``"fallback"`` (no valid quote: the source's fallback price), or
             ``""`` where not recorded.
@@ -238,8 +239,9 @@ class Fill:
         object.__setattr__(
             self, "commission_usd", _finite(self.commission_usd, "Fill.commission_usd", nonneg=True)
         )
-        if self.kind not in ("open", "close", "settle"):
-            raise ValueError(f"Fill.kind must be 'open', 'close' or 'settle', got {self.kind!r}")
+        if self.kind not in ("open", "close", "settle", "assign"):
+            raise ValueError(f"Fill.kind must be 'open', 'close', 'settle' or 'assign', got "
+                             f"{self.kind!r}")
 
     @property
     def premium_usd(self) -> float:

@@ -17,8 +17,9 @@
   written ``quote_source = fallback`` in the ledger.
 - ``strikes`` and ``expiries`` list only contracts with a valid two-sided quote.
 - Implied vol of a listed quote: its mid inverted with BSM at the bar's spot, rate and the
-  bars' dividend yield; where the mid has no implied vol (below intrinsic), the smile's.
-  Greeks are BSM at the quote's implied vol.
+  bars' dividend yield (``exercise="american"``, SPY: as an American quote by
+  :func:`options.american.implied_vol_american`, the dividend yield continuous); where the mid
+  has no implied vol (below intrinsic), the smile's. Greeks are BSM at the quote's implied vol.
 - A bar with no chain raises :class:`NoChainForBarError` naming the date, never a zero.
 
 ``MarketBars`` and ``LegQuotes`` are those of :mod:`options.quotes` (the ``QuoteSource``
@@ -34,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from options.american import implied_vol_american
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.chain_io import one_root_per_contract
 from options.chain_market import (
@@ -90,6 +92,8 @@ class ChainQuoteSource:
             here at the bars' mean rate.
         exclude_zero_bid: kept for earlier callers; quotes without a valid two-sided quote
             (zero bids included) are never listed.
+        exercise: ``"european"`` (SPX) or ``"american"`` (SPY): how quotes' implied vols
+            are inverted (``options.exercise``).
         min_volume: leave quotes with a day's volume below this out of :meth:`strikes`.
     """
 
@@ -97,7 +101,11 @@ class ChainQuoteSource:
 
     def __init__(self, bars: MarketBars, chain_frame: pd.DataFrame,
                  smile_fits: dict[pd.Timestamp, SmileFit] | None = None, *,
-                 exclude_zero_bid: bool = False, min_volume: int = 0):
+                 exclude_zero_bid: bool = False, min_volume: int = 0,
+                 exercise: str = "european"):
+        if exercise not in ("european", "american"):
+            raise ValueError(f"exercise must be 'european' or 'american', got {exercise!r}")
+        self.exercise = exercise
         self.bars = bars
         self.exclude_zero_bid = bool(exclude_zero_bid)
         self.min_volume = int(min_volume)
@@ -137,7 +145,8 @@ class ChainQuoteSource:
             date = pd.Timestamp(date)
             if date not in rate_by_date:
                 continue
-            ivs = market_ivs(day, rate_by_date[date], self.bars.dividend_yield)
+            ivs = market_ivs(day, rate_by_date[date], self.bars.dividend_yield,
+                             exercise=self.exercise)
             ivs.attrs["rate"] = rate_by_date[date]
             days.append(ivs)
         fits: dict[pd.Timestamp, SmileFit] = {}
@@ -226,7 +235,10 @@ class ChainQuoteSource:
         mid = 0.5 * (bid + ask)
         iv = np.full(len(k), np.nan)
         live = listed & (t > 0)
-        if live.any():
+        if live.any() and self.exercise == "american":
+            iv[live] = implied_vol_american(mid[live], option_type, spot[live], k[live],
+                                            t[live], rate[live], q).iv_annualized
+        elif live.any():
             iv[live] = implied_vol_vectorized(mid[live], option_type, spot[live], k[live],
                                               t[live], rate[live], q)
         iv = np.where(np.isfinite(iv), iv, smile_iv)

@@ -36,6 +36,11 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from common.errors import UserInputError
+from options.american import (
+    DividendHistory,
+    implied_vol_american,
+    project_quarterly_dividends,
+)
 from options.pricing import DAYS_PER_YEAR, VOL_POINT, implied_vol_vectorized
 
 __all__ = [
@@ -47,6 +52,7 @@ __all__ = [
     "chain_dividend_yield",
     "fit_ssvi_day",
     "implied_forwards",
+    "implied_vol_american_quotes",
     "market_ivs",
     "parity_rate",
     "ssvi_total_variance",
@@ -135,7 +141,8 @@ def chain_dividend_yield(forwards: pd.DataFrame) -> float | None:
 
 
 def market_ivs(chain: pd.DataFrame, rate: float, dividend_yield: float | None = None,
-               forwards: pd.DataFrame | None = None) -> pd.DataFrame:
+               forwards: pd.DataFrame | None = None, *, exercise: str = "european",
+               dividends: DividendHistory | None = None) -> pd.DataFrame:
     """The chain with ``t_years, forward, carry_q, log_moneyness`` (vs the forward),
     ``otm`` and ``iv_market`` (NaN for in-the-money quotes, zero bids, expired contracts
     and mids with no implied vol).
@@ -144,6 +151,10 @@ def market_ivs(chain: pd.DataFrame, rate: float, dividend_yield: float | None = 
     expiries (those of :data:`MIN_RATE_DTE_DAYS`+ days where there are any); on a date with
     no pair at all, the median of the earlier dates' carries, else ``dividend_yield`` (else
     0). Every date's values use that date and earlier ones only.
+
+    ``exercise``: ``"european"`` (SPX) inverts with Black-Scholes-Merton as above;
+    ``"american"`` (SPY) with :func:`implied_vol_american_quotes` (the American quote, cash
+    ``dividends`` projected causally where given, else the parity carry as a yield).
     """
     fw = implied_forwards(chain, rate) if forwards is None else forwards
     q_default = 0.0 if dividend_yield is None else float(dividend_yield)
@@ -171,7 +182,11 @@ def market_ivs(chain: pd.DataFrame, rate: float, dividend_yield: float | None = 
     out["otm"] = np.where(is_call, out["log_moneyness"] >= 0, out["log_moneyness"] < 0)
     use = out["otm"].to_numpy() & ~out["zero_bid"].to_numpy() & (t > 0)
     iv = np.full(len(out), np.nan)
-    if use.any():
+    if exercise not in ("european", "american"):
+        raise ValueError(f"exercise must be 'european' or 'american', got {exercise!r}")
+    if use.any() and exercise == "american":
+        iv[use] = implied_vol_american_quotes(out[use], rate, dividends)
+    elif use.any():
         iv[use] = implied_vol_vectorized(
             out["mid_per_share"].to_numpy()[use], out["option_type"].to_numpy()[use], s[use],
             out["strike"].to_numpy()[use], t[use], rate, q[use])
@@ -179,6 +194,34 @@ def market_ivs(chain: pd.DataFrame, rate: float, dividend_yield: float | None = 
     out.attrs.update(chain.attrs)
     out.attrs["rate"] = rate
     return out
+
+
+def implied_vol_american_quotes(quotes: pd.DataFrame, rate: float,
+                                dividends: DividendHistory | None = None) -> np.ndarray:
+    """Implied vols of American quotes (``mid_per_share``, ``option_type``,
+    ``underlying_price``, ``strike``, ``t_years``, ``quote_date``, ``carry_q``) by
+    :func:`options.american.implied_vol_american` (CRR tree, escrowed cash dividends).
+
+    Dividends: with ``dividends`` (the paid history), each quote date's causal projection
+    (:func:`options.american.project_quarterly_dividends`: only dividends gone ex by that date
+    are read) with no continuous yield; a date before any paid dividend, and every date
+    without ``dividends``, uses the row's parity carry ``carry_q`` as a continuous yield.
+    NaN where the quote has no American implied vol (e.g. at or below intrinsic).
+    """
+    c = quotes["option_type"].to_numpy()
+    s = quotes["underlying_price"].to_numpy(float)
+    k = quotes["strike"].to_numpy(float)
+    t = quotes["t_years"].to_numpy(float)
+    q = quotes["carry_q"].to_numpy(float)
+    price = quotes["mid_per_share"].to_numpy(float)
+    if dividends is None:
+        return implied_vol_american(price, c, s, k, t, rate, q).iv_annualized
+    dates = pd.DatetimeIndex(quotes["quote_date"])
+    tau, amount = project_quarterly_dividends(dividends.ex_dates, dividends.cash_per_share,
+                                              dates)
+    has_cash = (amount > 0).any(axis=1)
+    return implied_vol_american(price, c, s, k, t, rate, np.where(has_cash, 0.0, q),
+                                dividend_t_years=tau, dividend_per_share=amount).iv_annualized
 
 
 def _phi(theta, eta):

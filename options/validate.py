@@ -57,7 +57,12 @@ from common.io import write_json_atomic, write_text_atomic  # noqa: E402
 from common.units import PERCENT_PER_UNIT
 from options.calibrate import load_frame  # noqa: E402
 from options.chain_io import CHAIN_FORMATS, chain_read_report, read_chain  # noqa: E402
-from options.chain_market import ChainMarket, prepare_chain_market  # noqa: E402
+from options.chain_market import (  # noqa: E402
+    ChainMarket,
+    add_exercise_arguments,
+    exercise_arguments,
+    prepare_chain_market,
+)
 from options.costs import CostConfig, bid_ask_per_share, load_cost_config  # noqa: E402
 from options.pricing import DAYS_PER_YEAR, VOL_POINT, bs_greeks, bs_price  # noqa: E402
 from options.surface import SurfaceConfig, iv_at, load_surface_config  # noqa: E402
@@ -419,6 +424,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--costs", default=None,
                    help="cost YAML (costs: CostConfig fields; default: built-in CostConfig())")
     p.add_argument("--market", choices=("embedded", "none"), default="embedded")
+    add_exercise_arguments(p)
     return p
 
 
@@ -429,7 +435,8 @@ def main(argv: list[str]) -> int:
     print(chain_read_report(chain).summary())
     q_default = cfg.dividend_yield_annualized or 0.0
     cm = prepare_chain_market(chain, frame=load_frame(args.market), rate=args.rate,
-                              fit_all_smiles=False, default_dividend_yield=q_default)
+                              fit_all_smiles=False, default_dividend_yield=q_default,
+                              **exercise_arguments(args))
     for line in cm.fallback_lines():
         print(f"fallback: {line}")
     cost = load_cost_config(args.costs) if args.costs else CostConfig()

@@ -217,6 +217,7 @@ MULTIPLIER_READERS = {
     ("envs/portfolio.py", "_build"),
     ("envs/portfolio.py", "_assemble_path"),
     ("envs/portfolio.py", "_naked_margin"),
+    ("envs/portfolio.py", "_assign"),  # early assignment of a short American leg
 }
 PRODUCTION = ("agents", "common", "dashboard", "data", "envs", "execution", "forecasters",
               "options", "train.py", "evaluate.py", "trade.py", "config.py")
