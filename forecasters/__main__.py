@@ -2,6 +2,8 @@
 
 With ``--tune MEMBER`` it runs (or joins) the Optuna study of that member instead, scored on the
 validation segment, and writes the best parameters to ``forecast.tune.best_params_path``.
+With ``--timeframes 5m 15m 1h 1d --csv BARS --horizons-hours 12 24 48 96 --out DIR`` it compares
+the same hour horizons across timeframes instead (:mod:`forecasters.timeframes`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ def _load(path: str, overrides: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if any(arg == "--timeframes" or arg.startswith("--timeframes=") for arg in argv):
+        from forecasters.timeframes import main as timeframes_main
+
+        return timeframes_main(list(argv))
     parser = argparse.ArgumentParser(
         prog="python -m forecasters", description=__doc__.splitlines()[0]
     )
