@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.config import BaselinesConfig
+from common.errors import UserInputError
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
 from envs.observations import (
     ObservationIndex,
@@ -114,6 +115,18 @@ class ForecastRulePolicy(_Rule):
     """
 
     name = "forecast_rule"
+
+    def __init__(self, observation_names, cfg: BaselinesConfig | None = None) -> None:
+        super().__init__(observation_names, cfg)
+        h = self.cfg.forecast_horizon_bars
+        if f"forecast_h{h}_q0.500_vs_implied_move" not in self.obs_index:
+            available = sorted(int(name[len("forecast_h"):].split("_")[0])
+                               for name in self.obs_index
+                               if name.startswith("forecast_h") and name.endswith(
+                                   "_q0.500_vs_implied_move"))
+            raise UserInputError(
+                f"baselines.forecast_horizon_bars {h} is not a forecast horizon of this run; "
+                f"expected one of {available} (bars of the data's interval)")
 
     def act(self, observation, info, action_mask) -> int:
         if _open_positions(info):

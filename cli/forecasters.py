@@ -2,6 +2,7 @@
 
 With ``--tune MEMBER`` it runs (or joins) the Optuna study of that member instead, scored on the
 validation segment, and writes the best parameters to ``forecast.tune.best_params_path``.
+With ``--timeframes`` it hands over to :mod:`cli.timeframes`.
 
 The CLI layer of ``forecasters``: it resolves the experiment YAML (``forecasters/__main__.py``
 calls :func:`main`).
@@ -10,8 +11,10 @@ calls :func:`main`).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from cli.timeframes import main as timeframes_main
 from config import load_config
 from data import load_market
 from forecasters.config import TUNABLE
@@ -29,6 +32,10 @@ def _load(path: str, overrides: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if any(arg == "--timeframes" or arg.startswith("--timeframes=") for arg in argv):
+        return timeframes_main(list(argv))
     parser = argparse.ArgumentParser(
         prog="python -m forecasters", description=__doc__.splitlines()[0]
     )

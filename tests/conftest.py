@@ -55,3 +55,13 @@ def in_process(capsys, monkeypatch) -> InProcess:
     """Entry points' ``main`` run in this process: ``in_process.evaluate(*argv)``,
     ``.trade(*argv)``, ``.train(*argv)`` return a ``CompletedProcess``."""
     return InProcess(capsys, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def made_up_5m_csv(tmp_path_factory) -> Path:
+    """A CSV of made-up 5-minute bars (``data.synthetic_intraday``): 40 NYSE sessions from
+    2024-01-02 to 2024-02-28 (3,120 bars, stamped at bar starts, with an ``iv`` column in points)."""
+    from data.synthetic_intraday import IntradaySpec, make_intraday_bars, write_csv
+
+    frame = make_intraday_bars(IntradaySpec(sessions=40, bar_minutes=5), seed=3)
+    return write_csv(frame, tmp_path_factory.mktemp("intraday") / "made_up_5m.csv")
