@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.config import BaselinesConfig
+from common.codecs import parse_wide_column
 from common.errors import UserInputError
 from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
 from envs.observations import (
@@ -119,11 +120,11 @@ class ForecastRulePolicy(_Rule):
     def __init__(self, observation_names, cfg: BaselinesConfig | None = None) -> None:
         super().__init__(observation_names, cfg)
         h = self.cfg.forecast_horizon_bars
-        if f"forecast_h{h}_q0.500_vs_implied_move" not in self.obs_index:
-            available = sorted(int(name[len("forecast_h"):].split("_")[0])
-                               for name in self.obs_index
-                               if name.startswith("forecast_h") and name.endswith(
-                                   "_q0.500_vs_implied_move"))
+        if forecast_quantile_obs_name(h, 0.5) not in self.obs:
+            available = sorted({parsed[0] for name in self.obs.names
+                                if (parsed := parse_wide_column(name.removeprefix("forecast_")
+                                                                .removesuffix("_vs_implied_move")))
+                                and parsed[1] == 0.5})
             raise UserInputError(
                 f"baselines.forecast_horizon_bars {h} is not a forecast horizon of this run; "
                 f"expected one of {available} (bars of the data's interval)")
