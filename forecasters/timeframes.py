@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import UserInputError
+from common.units import PERCENT_PER_UNIT
 from data.calendar import (
     HOURS_PER_SESSION_DAY,
     bar_minutes,
@@ -259,6 +260,6 @@ def timeframes_markdown(table: pd.DataFrame, model: str, title: str) -> str:
         lines.append(
             f"| {row.timeframe} | {row.horizon_hours:g} | {row.horizon_bars} | "
             f"{row.horizon_hours_actual:.1f} | {row.n} | {row.mae_pct:.3f} | {row.pinball:.4f} | "
-            f"{100 * row.coverage_75:.1f} | {100 * row.coverage_90:.1f} | "
+            f"{PERCENT_PER_UNIT * row.coverage_75:.1f} | {PERCENT_PER_UNIT * row.coverage_90:.1f} | "
             f"{row.width_75_pct:.3f} | {row.mae_ratio_rw:.3f} |")
     return "\n".join(lines) + "\n"
