@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from data.calendar import exchange_calendar
 from options.american import (
     EXERCISE_STYLES,
     project_quarterly_dividends,
@@ -42,6 +43,7 @@ from options.american import (
 from options.pricing import DAYS_PER_YEAR, IV_REASON_OK, implied_vol_vectorized_with_reason
 
 __all__ = [
+    "next_sessions",
     "REASON_CALL_EX_DIVIDEND",
     "REASON_PUT_EARLY",
     "AssignmentRules",
@@ -55,6 +57,16 @@ REASON_PUT_EARLY = "assigned_put_early"
 """Exit reason of a structure whose short put was assigned early (no time value left)."""
 _QUARTER_END_MONTHS = (3, 6, 9, 12)
 _HORIZON_DAYS = 800  # dividends projected this far ahead (beyond any listed expiry used here)
+
+
+def next_sessions(dates) -> list[pd.Timestamp | None]:
+    """The exchange session after each bar's session (XNYS), from the calendar, not from the
+    data's next row: known in advance, there at the newest bar of a live run, and the next
+    session on intraday bars too. None past the calendar's last session."""
+    sessions = exchange_calendar().sessions
+    days = pd.DatetimeIndex(dates).tz_localize(None).normalize()
+    idx = sessions.searchsorted(days, side="right")
+    return [sessions[i] if i < len(sessions) else None for i in idx]
 
 
 def quarterly_ex_dates(start, end) -> pd.DatetimeIndex:

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from common.units import CONTRACT_MULTIPLIER
-from envs.assignment import AssignmentRules
+from envs.assignment import AssignmentRules, next_sessions
 from envs.selection import StrikeGrids, quote_is_valid, slice_quotes, valid_float_quote
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
@@ -830,6 +830,7 @@ class PortfolioSimulator:
         self.costs = costs
         self.exits = exits
         self.assignment = assignment  # None: European legs, never assigned early
+        self._next_session = next_sessions(self.bars.dates) if assignment is not None else None
         self.start_equity = float(starting_equity_usd)
         self.record_fills = record_fills
         self._close_ns = self.bars.close_ns.tolist()
@@ -1045,7 +1046,7 @@ class PortfolioSimulator:
         b = self.bar
         now_ns = self._close_ns[b]
         spot = float(bars.spot[b])
-        next_date = bars.dates[b + 1] if b + 1 < len(bars) else None
+        next_date = self._next_session[b]
         for pos in list(self.positions):
             path = pos.unit.path
             k = self._k(pos)

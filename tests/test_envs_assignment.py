@@ -162,3 +162,15 @@ def test_config_exercise_reaches_the_simulator(tmp_path):
         raw["options"] = {"exercise": style}
         env = make_env(load_config(raw), "train", share_with=base)
         assert isinstance(env.sim.assignment, expected)
+
+
+def test_the_next_session_comes_from_the_calendar_not_the_next_row():
+    """The ex-date check needs the next session at the newest bar of a live run and across a
+    gap in the data: the calendar gives it (Friday -> Monday, over the Good Friday holiday),
+    the data's next row would not."""
+    from envs.assignment import next_sessions
+
+    dates = pd.DatetimeIndex(["2021-03-18", "2021-03-19", "2021-04-01",
+                              "2021-04-01 15:55"])
+    assert next_sessions(dates) == [pd.Timestamp("2021-03-19"), pd.Timestamp("2021-03-22"),
+                                    pd.Timestamp("2021-04-05"), pd.Timestamp("2021-04-05")]
