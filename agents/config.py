@@ -30,6 +30,10 @@ class AgentConfig(_Section):
     vf_coef: float = Field(0.5, ge=0)
     max_grad_norm: float = Field(0.5, gt=0)
     net_arch: list[int] = Field(default_factory=lambda: [64, 64])
+    hold_logit_bias: float = Field(
+        0.0, ge=0, le=20,
+        description="added to the initial policy's logit of 'hold' (a prior toward cash: "
+                    "trades cost money, so untrained states hold); 0 leaves SB3's init")
     vec_normalize: bool = Field(False, description="normalise observations/rewards (VecNormalize)")
     torch_threads: int = Field(1, ge=1, description="torch intra-op threads per process")
 

@@ -9,8 +9,9 @@ import numpy as np
 
 from agents.config import AgentConfig
 from common.io import atomic_target
+from envs.actions import ACTION_HOLD
 
-__all__ = ["ALGOS", "PPOPolicy", "atomic_save", "build_model", "load_model"]
+__all__ = ["ALGOS", "PPOPolicy", "add_hold_prior", "atomic_save", "build_model", "load_model"]
 
 
 def _algos():
@@ -31,7 +32,7 @@ def build_model(cfg: AgentConfig, vec_env, seed: int, tensorboard_log: str | Non
 
     torch.set_num_threads(cfg.torch_threads)
     algo = _algos()[cfg.algo]
-    return algo(
+    model = algo(
         "MlpPolicy", vec_env, learning_rate=cfg.learning_rate, n_steps=cfg.n_steps,
         batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=cfg.gamma,
         gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, ent_coef=cfg.ent_coef,
@@ -39,6 +40,20 @@ def build_model(cfg: AgentConfig, vec_env, seed: int, tensorboard_log: str | Non
         policy_kwargs={"net_arch": list(cfg.net_arch)}, tensorboard_log=tensorboard_log,
         seed=seed, device="cpu", verbose=0,
     )
+    if cfg.hold_logit_bias:
+        add_hold_prior(model, cfg.hold_logit_bias)
+    return model
+
+
+def add_hold_prior(model, logit_bias: float) -> None:
+    """Raise the initial policy's logit of ``hold`` by ``logit_bias`` (a learned bias: only the
+    starting point moves). With the output layer's small SB3 init the logits start near 0, so
+    ``hold`` starts at about e^b / (e^b + n_valid - 1) of the valid actions' probability:
+    states the policy has not learned about default to no trade instead of a uniform pick."""
+    import torch  # optional heavy: as in build_model
+
+    with torch.no_grad():
+        model.policy.action_net.bias[ACTION_HOLD] += float(logit_bias)
 
 
 def load_model(path: str | os.PathLike, algo: str, env=None):

@@ -199,6 +199,43 @@ def test_early_stopping_stops_when_validation_stops_improving(tmp_path):
     assert {"explained_variance", "entropy_loss", "approx_kl"} <= set(health.last)
 
 
+def test_hold_prior_starts_the_policy_on_hold_and_zero_leaves_the_init():
+    """``agent.hold_logit_bias``: the untrained masked policy holds with probability
+    e^b / (e^b + n_valid - 1) in a flat state; 0 gives the same parameters as no prior."""
+    import torch
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.ppo import build_model
+    from envs.actions import ACTION_HOLD
+
+    settings = SuiteSettings("no_edge", n_heldout_paths=1, heldout_episodes_per_path=1)
+    cfg = suite_config(settings, 200)
+    env = heldout_envs(settings, cfg)[0]
+    obs, _ = env.reset(seed=0)
+    mask = env.action_masks()
+    n_valid = int(mask.sum())
+    assert mask[ACTION_HOLD] and n_valid > 2
+
+    def hold_probability(bias: float):
+        model = build_model(AgentConfig(n_steps=32, batch_size=32, hold_logit_bias=bias),
+                            DummyVecEnv([lambda: env]), 0, None)
+        with torch.no_grad():
+            dist = model.policy.get_distribution(
+                model.policy.obs_to_tensor(obs[None, :])[0], action_masks=mask[None, :])
+            return float(dist.distribution.probs[0, ACTION_HOLD]), model
+
+    p0, plain = hold_probability(0.0)
+    p3, biased = hold_probability(3.0)
+    assert p0 == pytest.approx(1 / n_valid, abs=0.05)  # SB3's small output init: ~uniform
+    expected = math.exp(3.0) / (math.exp(3.0) + n_valid - 1)
+    assert p3 == pytest.approx(expected, abs=0.05)
+    bias_plain = plain.policy.action_net.bias.detach().numpy()
+    bias_held = biased.policy.action_net.bias.detach().numpy()
+    assert bias_held[ACTION_HOLD] == pytest.approx(bias_plain[ACTION_HOLD] + 3.0)
+    others = np.arange(bias_plain.size) != ACTION_HOLD
+    assert np.array_equal(bias_held[others], bias_plain[others])
+
+
 @pytest.mark.slow
 def test_train_py_ends_with_learning_health_and_stops_early(tmp_path):
     """End to end on a tiny real config: the summary's health fields, the console block, and
