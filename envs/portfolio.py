@@ -829,6 +829,7 @@ class PortfolioSimulator:
         self.bars = tables.bars
         self.costs = costs
         self.exits = exits
+        self._exits_any = exits.any
         self.assignment = assignment  # None: European legs, never assigned early
         self._next_session = next_sessions(self.bars.dates) if assignment is not None else None
         self.start_equity = float(starting_equity_usd)
@@ -1017,7 +1018,23 @@ class PortfolioSimulator:
     # ----------------------------------------------------------------- time
     def advance(self, result: StepResult) -> None:
         """Move to the next bar: settle expiring legs, mark, then the automatic exits."""
-        self.bar += 1
+        self.bar = bar = self.bar + 1
+        positions = self.positions
+        if not positions:  # nothing moves: cash, equity, margin and greeks stay as marked
+            return
+        for pos in positions:
+            unit = pos.unit
+            if unit.path.settles[bar - unit.entry_bar]:
+                self._settle(result)
+                break
+        self._mark()
+        if self.assignment is not None and self.positions:
+            self._assignments(result)
+        if self._exits_any and self.positions:
+            self._auto_exits(result)
+
+    def _settle(self, result: StepResult) -> None:
+        """Settle the legs of every open position that expire at the current bar."""
         for pos in list(self.positions):
             path = pos.unit.path
             k = self._k(pos)
@@ -1031,11 +1048,6 @@ class PortfolioSimulator:
                 self._end(pos, "expiry")
             elif pos.unit.close_at_first_expiry:
                 self.close(pos, "expiry", result)
-        self._mark()
-        if self.assignment is not None and self.positions:
-            self._assignments(result)
-        if self.exits.any and self.positions:
-            self._auto_exits(result)
 
     def _assignments(self, result: StepResult) -> None:
         """American exercise (:mod:`envs.assignment`): where a short leg is assigned at this
