@@ -27,7 +27,11 @@ from envs.assignment import assignment_rules
 from envs.config import EnvConfig, pricing_dividend_yield
 from envs.ledgers import trade_ledger
 from envs.market import MarketPanel
-from envs.observations import PORTFOLIO_ENTRIES, portfolio_values_fast
+from envs.observations import (
+    PORTFOLIO_ENTRIES,
+    portfolio_values_fast,
+    write_open_portfolio_values,
+)
 from envs.portfolio import (
     ClosingTerms,
     ExitRules,
@@ -240,6 +244,9 @@ class SpyOptionsEnv(gym.Env):
         self._action_kind = tuple(_KIND[type(a)] for a in self._actions)
         self._ruin_equity = cfg.ruin_equity_fraction * self.start_equity
         self._max_open = cfg.max_open_positions
+        # The mask's sizing in array arithmetic (PortfolioSimulator.openable_by_budget).
+        self._open_by_budget = (cfg.sizing == "risk_fraction"
+                                and self.tables.max_volume_share is None)
         self._slim = info_level == "slim"
         self._pnl_reward = type(self.reward_fn) is PnlReward
         self._result = StepResult()  # reused by slim steps (they record no fills)
@@ -255,8 +262,9 @@ class SpyOptionsEnv(gym.Env):
         self._spot = panel.spot.tolist()
         self._atm_iv = panel.atm_iv.tolist()
         self._close_ns = panel.close_ns.tolist()
+        self._spot_1pct_squared = [(0.01 * spot) ** 2 for spot in self._spot]
         self._ready = False
-        self._bar_units: dict[int, tuple[list[int], list]] = {}
+        self._bar_units: dict[int, tuple] = {}
         self._close_label: str | None = None  # exit_reason of the next step's closes
         self._reset_state(0, len(panel) - 1)
 
@@ -462,17 +470,23 @@ class SpyOptionsEnv(gym.Env):
         n_open = len(sim.positions)
         mask = self._closed_masks[n_open].copy()
         if n_open < self._max_open and (sim.bar < self._end or self.last_bar_tradable):
-            actions, units = self._units_at(sim.bar)
+            actions, units, risk, margin = self._units_at(sim.bar)
             if units:
                 cfg = self.cfg
-                mask[actions] = sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
-                                             cfg.fixed_contracts, cfg.max_contracts)
+                if self._open_by_budget:
+                    mask[actions] = sim.openable_by_budget(risk, margin,
+                                                           cfg.risk_per_trade_fraction,
+                                                           cfg.max_contracts)
+                else:
+                    mask[actions] = sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
+                                                 cfg.fixed_contracts, cfg.max_contracts)
         self._mask = mask
         return mask
 
-    def _units_at(self, bar: int) -> tuple[list[int], list]:
-        """The opening actions with a unit at ``bar`` and those units (cached per bar; only
-        the latest bar's where the tables keep a few blocks, so that dropped ones are freed)."""
+    def _units_at(self, bar: int) -> tuple[np.ndarray, list, np.ndarray, np.ndarray]:
+        """The opening actions with a unit at ``bar``, those units and their risk and margin per
+        contract (arrays; cached per bar; only the latest bar's where the tables keep a few
+        blocks, so that dropped ones are freed)."""
         found = self._bar_units.get(bar)
         if found is None:
             self.tables.ensure_bar(bar)
@@ -480,7 +494,11 @@ class SpyOptionsEnv(gym.Env):
                      if (unit := self.tables.unit(bar, strategy)) is not None]
             if self.tables.max_blocks is not None:
                 self._bar_units.clear()
-            found = self._bar_units[bar] = ([a for a, _ in pairs], [u for _, u in pairs])
+            units = [u for _, u in pairs]
+            found = self._bar_units[bar] = (
+                np.array([a for a, _ in pairs], dtype=np.intp), units,
+                np.array([u.risk_usd for u in units], dtype=float),
+                np.array([u.margin_usd for u in units], dtype=float))
         return found
 
     def _why_invalid(self, action: int) -> str:
@@ -506,18 +524,28 @@ class SpyOptionsEnv(gym.Env):
 
     # ------------------------------------------------------------------ observation / info
     def _get_obs(self) -> np.ndarray:
+        obs = self._obs_rows[self.sim.bar].copy()  # the market block, clipped at construction
+        self._write_portfolio_obs(obs)
+        return obs
+
+    def _write_portfolio_obs(self, obs: np.ndarray) -> None:
+        """Write the portfolio block into ``obs`` (one observation whose portfolio entries are
+        zeros): :func:`envs.observations.portfolio_values_fast`'s values, an entry at a time."""
         sim = self.sim
-        obs = self._obs_rows[sim.bar].copy()  # the market block, clipped at construction
         if sim.positions:
-            obs[self._n_market:] = self._portfolio_obs()
-        else:  # :func:`envs.observations.portfolio_values_fast` of a flat portfolio
+            i = sim.bar
+            equity = sim.equity
+            write_open_portfolio_values(obs, self._n_market, sim, self._spot[i],
+                                        self._spot_1pct_squared[i],
+                                        equity if equity > 1e-9 else 1e-9, self._close_ns,
+                                        self._max_open, self._clip)
+        else:  # a flat portfolio: cash and equity only
             clip = self._clip
             start = sim.start_equity
             v = sim.cash / start - 1.0
             obs[self._cash_slot] = clip if v > clip else (-clip if v < -clip else v)
             v = sim.equity / start - 1.0
             obs[self._equity_slot] = clip if v > clip else (-clip if v < -clip else v)
-        return obs
 
     def _portfolio_obs(self) -> list[float]:
         """The portfolio block of the observation (after the market block), scaled and clipped."""
