@@ -7,7 +7,8 @@ mask and keeps a position open most of the time: when flat it opens a random val
 when open it closes with probability ``--p-close`` and holds otherwise. The reference is
 gym-anytrading's ``stocks-v0`` on its own STOCKS_GOOGL data (window 10) with uniformly random
 actions. Both environments are stepped raw (``.unwrapped``: no Gymnasium checker wrappers), resets
-included in the time. ``--profile`` adds a cProfile of our steps (top 15 by cumulative time).
+included in the time. ``--profile`` adds a cProfile of our steps (top 15 by cumulative time), on a
+fresh environment (``--profile-tables cold``, the default) or on the warm one (``warm``).
 
 Tables are measured as a user meets them and warm. *Cold*: a fresh environment, whose per-bar
 structure tables (units, leg quotes, position paths) are built inside the timed pass, whatever
@@ -27,7 +28,8 @@ and writes them there. *Warm*: a second process on the same folder, which loads 
 forecast panel comes from its own cache in both (computing it is another matter, minutes).
 ``--repeat N`` repeats the pair on new folders and reports the medians.
 
-    python bench/env.py [--steps 50000] [--p-close 0.05] [--seed 0] [--profile] [--json OUT]
+    python bench/env.py [--steps 50000] [--p-close 0.05] [--seed 0] [--profile]
+                        [--profile-tables cold|warm] [--json OUT]
     python bench/env.py --ready configs/quick.yaml [--repeat 5] [--json OUT]
 """
 
@@ -243,6 +245,9 @@ def main() -> None:
         help="also print a cProfile top-15 (cumulative) of our env's steps",
     )
     parser.add_argument("--profile-steps", type=int, default=10_000)
+    parser.add_argument("--profile-tables", choices=("cold", "warm"), default="cold",
+                        help="--profile: a fresh environment (cold tables, the default) or the "
+                             "one whose tables are all built (warm: the step path alone)")
     parser.add_argument("--json", metavar="OUT", default=None,
                         help="also write the figures to this JSON file")
     parser.add_argument("--ready", metavar="CONFIG", default=None,
@@ -325,9 +330,12 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
         print(f"figures: {args.json}")
     if args.profile:
-        print(f"\ncProfile of {args.profile_steps:,} of our steps (fresh environment, cold "
-              "tables):")
-        print(profile_ours(make_our_env(), args.profile_steps, args.p_close, args.seed + 1))
+        warm = args.profile_tables == "warm"
+        print(f"\ncProfile of {args.profile_steps:,} of our steps ("
+              + ("the environment of the warm passes, every table built):" if warm
+                 else "fresh environment, cold tables):"))
+        print(profile_ours(env if warm else make_our_env(), args.profile_steps, args.p_close,
+                           args.seed + 1))
 
 
 if __name__ == "__main__":

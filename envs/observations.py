@@ -30,7 +30,8 @@ from options.structures import STRUCTURE_NAMES
 
 __all__ = ["DAYS_TO_EXPIRY_OBS", "PORTFOLIO_ENTRIES", "Z_875", "MarketContext", "ObsEntry",
            "ObservationIndex", "forecast_quantile_obs_name", "forecast_width_obs_name",
-           "market_entries", "portfolio_values", "portfolio_values_fast"]
+           "market_entries", "path_dte_days", "portfolio_values", "portfolio_values_fast",
+           "write_open_portfolio_values"]
 
 Z_875 = 1.1503493803760079  # standard normal 0.875 quantile: half-width of a 75% interval
 
@@ -249,3 +250,66 @@ def portfolio_values_fast(sim, spot: float, equity_safe: float, now_ns: int,
         out[_VEGA_SLOT] = vega / equity_safe * PERCENT_PER_UNIT
         out[_MARGIN_SLOT] = sim.margin_used / equity_safe
     return [clip if v > clip else (-clip if v < -clip else v) for v in out]
+
+
+def path_dte_days(path, entry_bar: int, close_ns: list[int]) -> list[float]:
+    """Per bar of a unit's path, the days from the bar's close (``close_ns`` of every bar) to the
+    earliest expiry of its legs alive then: what :func:`portfolio_values_fast` computes at each
+    step, computed once per path (kept on it)."""
+    days = path.dte_days
+    if days is None:
+        days = path.dte_days = [(expiry_ns - close_ns[entry_bar + k]) / NS_PER_DAY
+                                for k, expiry_ns in enumerate(path.first_expiry_ns)]
+    return days
+
+
+def write_open_portfolio_values(obs: np.ndarray, offset: int, sim, spot: float,
+                                spot_1pct_squared: float, equity_safe: float,
+                                close_ns: list[int], max_open_positions: int,
+                                clip: float) -> None:
+    """Write :func:`portfolio_values_fast` of a portfolio with open positions into
+    ``obs[offset:]``, whose entries are zeros but where it writes: the same expressions in the
+    same order, each clipped as there, so the same floats bit for bit; an entry at a time
+    (no list of every entry, no conversion of one). ``spot_1pct_squared`` is
+    ``(0.01 * spot) ** 2`` and ``close_ns`` the closes of every bar (for
+    :func:`path_dte_days`)."""
+    start = sim.start_equity
+    v = sim.cash / start - 1.0
+    obs[offset + _CASH] = clip if v > clip else (-clip if v < -clip else v)
+    v = sim.equity / start - 1.0
+    obs[offset + _EQUITY] = clip if v > clip else (-clip if v < -clip else v)
+    held = 1.0 if clip >= 1.0 else clip
+    bar = sim.bar
+    best = math.inf
+    risk = 0
+    unrealized = 0
+    positions = sim.positions
+    for pos in positions:
+        unit = pos.unit
+        path = unit.path
+        k = bar - unit.entry_bar
+        obs[offset + _HELD_SLOT[unit.strategy]] = held
+        days = path.dte_days
+        if days is None:
+            days = path_dte_days(path, unit.entry_bar, close_ns)
+        best = min(best, days[k])
+        risk += pos.risk_usd
+        unrealized += (pos.entry_cash_flow_usd + pos.exit_cash_flow_usd
+                       + path.mid_usd[k] * pos.contracts)
+    delta, gamma, theta, vega = sim.greeks
+    v = len(positions) / 1.0 / max_open_positions
+    obs[offset + _OPEN_SLOT] = clip if v > clip else (-clip if v < -clip else v)
+    v = (max(best, 0.0) if best < math.inf else 0.0) / _DTE_SCALE
+    obs[offset + _DTE_SLOT] = clip if v > clip else (-clip if v < -clip else v)
+    v = unrealized / risk if risk > 0 else 0.0
+    obs[offset + _PNL_RISK_SLOT] = clip if v > clip else (-clip if v < -clip else v)
+    v = delta * spot / equity_safe
+    obs[offset + _DELTA_SLOT] = clip if v > clip else (-clip if v < -clip else v)
+    v = 0.5 * gamma * spot_1pct_squared / equity_safe * PERCENT_PER_UNIT
+    obs[offset + _GAMMA_SLOT] = clip if v > clip else (-clip if v < -clip else v)
+    v = theta / equity_safe * PERCENT_PER_UNIT
+    obs[offset + _THETA_SLOT] = clip if v > clip else (-clip if v < -clip else v)
+    v = vega / equity_safe * PERCENT_PER_UNIT
+    obs[offset + _VEGA_SLOT] = clip if v > clip else (-clip if v < -clip else v)
+    v = sim.margin_used / equity_safe
+    obs[offset + _MARGIN_SLOT] = clip if v > clip else (-clip if v < -clip else v)

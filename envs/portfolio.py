@@ -133,6 +133,18 @@ class _UnitPath:
     leg_settle_bar: np.ndarray  # per leg: path index where it settles (-1: after the path)
     leg_fallback: np.ndarray  # bool [legs, bars]: alive and without a valid quote
     leg_invalid_price: np.ndarray  # bool [legs, bars]: alive and bid/ask zero, crossed, one-sided
+    _flag_counts: tuple[list[int], list[int]] | None = field(default=None, repr=False,
+                                                             compare=False)
+    # days from each bar's close to first_expiry_ns (envs.observations.path_dte_days)
+    dte_days: list[float] | None = field(default=None, repr=False, compare=False)
+
+    def quote_flag_counts(self) -> tuple[list[int], list[int]]:
+        """Per path bar, how many legs have no valid quote (``leg_fallback``) and how many a
+        zero, crossed or one-sided one (``leg_invalid_price``); counted once."""
+        if self._flag_counts is None:
+            self._flag_counts = (self.leg_fallback.sum(axis=0).tolist(),
+                                 self.leg_invalid_price.sum(axis=0).tolist())
+        return self._flag_counts
 
 
 class UnitTables:
@@ -829,6 +841,7 @@ class PortfolioSimulator:
         self.bars = tables.bars
         self.costs = costs
         self.exits = exits
+        self._exits_any = exits.any
         self.assignment = assignment  # None: European legs, never assigned early
         self._next_session = next_sessions(self.bars.dates) if assignment is not None else None
         self.start_equity = float(starting_equity_usd)
@@ -906,6 +919,17 @@ class PortfolioSimulator:
             out.append(contracts >= 1 and unit.margin_usd * contracts <= free)
         return out
 
+    def openable_by_budget(self, risk_usd: np.ndarray, margin_usd: np.ndarray,
+                           risk_fraction: float, max_contracts: int) -> np.ndarray:
+        """:meth:`openable` of units with these risks and margins per contract, sized by the
+        risk budget with no volume cap, in array arithmetic: NumPy's float ``//`` is Python's
+        (the same floor of the same quotient), so the same answers."""
+        equity = self.equity
+        free = equity - self.margin_used
+        contracts = np.minimum(np.minimum((risk_fraction * equity) // risk_usd,
+                                          free // margin_usd), max_contracts)
+        return (contracts >= 1) & (margin_usd * contracts <= free)
+
     def can_open(self, unit: UnitStructure, contracts: int) -> bool:
         return contracts >= 1 and unit.margin_usd * contracts <= self.equity - self.margin_used
 
@@ -959,8 +983,9 @@ class PortfolioSimulator:
         commission = self._commission * path.alive_contracts[k] * pos.contracts
         cash = path.liq_usd[k] * pos.contracts - commission
         spread = (path.mid_usd[k] - path.liq_usd[k]) * pos.contracts
-        pos.fallback_fills += int(path.leg_fallback[:, k].sum())
-        pos.invalid_quote_fills += int(path.leg_invalid_price[:, k].sum())
+        fallback, invalid = path.quote_flag_counts()
+        pos.fallback_fills += fallback[k]
+        pos.invalid_quote_fills += invalid[k]
         if self.record_fills:
             result.fills += self._fills(pos, k, "close")
         self._book_exit(pos, cash, commission, spread, result)
@@ -1017,7 +1042,23 @@ class PortfolioSimulator:
     # ----------------------------------------------------------------- time
     def advance(self, result: StepResult) -> None:
         """Move to the next bar: settle expiring legs, mark, then the automatic exits."""
-        self.bar += 1
+        self.bar = bar = self.bar + 1
+        positions = self.positions
+        if not positions:  # nothing moves: cash, equity, margin and greeks stay as marked
+            return
+        for pos in positions:
+            unit = pos.unit
+            if unit.path.settles[bar - unit.entry_bar]:
+                self._settle(result)
+                break
+        self._mark()
+        if self.assignment is not None and self.positions:
+            self._assignments(result)
+        if self._exits_any and self.positions:
+            self._auto_exits(result)
+
+    def _settle(self, result: StepResult) -> None:
+        """Settle the legs of every open position that expire at the current bar."""
         for pos in list(self.positions):
             path = pos.unit.path
             k = self._k(pos)
@@ -1031,11 +1072,6 @@ class PortfolioSimulator:
                 self._end(pos, "expiry")
             elif pos.unit.close_at_first_expiry:
                 self.close(pos, "expiry", result)
-        self._mark()
-        if self.assignment is not None and self.positions:
-            self._assignments(result)
-        if self.exits.any and self.positions:
-            self._auto_exits(result)
 
     def _assignments(self, result: StepResult) -> None:
         """American exercise (:mod:`envs.assignment`): where a short leg is assigned at this

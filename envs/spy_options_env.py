@@ -18,6 +18,7 @@ from envs.actions import (
     Action,
     CloseAll,
     CloseSlot,
+    Hold,
     Open,
     action_names,
     decode,
@@ -26,7 +27,11 @@ from envs.assignment import assignment_rules
 from envs.config import EnvConfig, pricing_dividend_yield
 from envs.ledgers import trade_ledger
 from envs.market import MarketPanel
-from envs.observations import PORTFOLIO_ENTRIES, portfolio_values_fast
+from envs.observations import (
+    PORTFOLIO_ENTRIES,
+    portfolio_values_fast,
+    write_open_portfolio_values,
+)
 from envs.portfolio import (
     ClosingTerms,
     ExitRules,
@@ -38,7 +43,7 @@ from envs.portfolio import (
     UnitTables,
     quote_is_valid,
 )
-from envs.rewards import make_reward
+from envs.rewards import PnlReward, make_reward
 from envs.step_info import EpisodeStats, StepCosts, StepInfo
 from envs.table_cache import TableCache
 from options.calendar import NS_PER_DAY, expiry_close_ns
@@ -55,6 +60,8 @@ PORTFOLIO_OBS_NAMES = tuple(e.name for e in PORTFOLIO_ENTRIES)
 INFO_LEVELS = ("slim", "full")
 _RESET_OPTIONS = ("start_index", "length_bars")
 _MAX_DTE_DAYS = 400
+_HOLD, _CLOSE_ALL, _CLOSE_SLOT, _OPEN = range(4)  # kinds of decoded action, for the step
+_KIND = {Hold: _HOLD, CloseAll: _CLOSE_ALL, CloseSlot: _CLOSE_SLOT, Open: _OPEN}
 
 
 class SpyOptionsEnv(gym.Env):
@@ -226,12 +233,38 @@ class SpyOptionsEnv(gym.Env):
         self.action_space = spaces.Discrete(len(self.action_names))
         self._n_market = panel.market_obs.shape[1]
         self._market_obs = np.clip(panel.market_obs, -clip, clip)
+        # Per bar, the whole observation of a flat portfolio but its cash and equity entries
+        # (zeros): a step copies its row and writes the portfolio block into it.
+        self._obs_rows = np.zeros((len(panel), len(self.observation_names)), dtype=np.float32)
+        self._obs_rows[:, :self._n_market] = self._market_obs
+        self._cash_slot = self._n_market + PORTFOLIO_OBS_NAMES.index("cash_over_start_minus_1")
+        self._equity_slot = self._n_market + PORTFOLIO_OBS_NAMES.index(
+            "equity_over_start_minus_1")
+        self._n_actions = len(self.action_names)
+        self._action_kind = tuple(_KIND[type(a)] for a in self._actions)
+        self._ruin_equity = cfg.ruin_equity_fraction * self.start_equity
+        self._max_open = cfg.max_open_positions
+        # The mask's sizing in array arithmetic (PortfolioSimulator.openable_by_budget).
+        self._open_by_budget = (cfg.sizing == "risk_fraction"
+                                and self.tables.max_volume_share is None)
+        self._slim = info_level == "slim"
+        self._pnl_reward = type(self.reward_fn) is PnlReward
+        self._result = StepResult()  # reused by slim steps (they record no fills)
+        # The mask when no structure can be opened, per number of open positions (copied).
+        self._closed_masks = []
+        for n_open in range(cfg.max_open_positions + 1):
+            mask = np.zeros(self._n_actions, dtype=bool)
+            mask[ACTION_HOLD] = True
+            mask[ACTION_CLOSE] = n_open > 0
+            mask[self._first_slot_action:self._first_slot_action + n_open] = True
+            self._closed_masks.append(mask)
         self._dates = list(panel.dates)
         self._spot = panel.spot.tolist()
         self._atm_iv = panel.atm_iv.tolist()
         self._close_ns = panel.close_ns.tolist()
+        self._spot_1pct_squared = [(0.01 * spot) ** 2 for spot in self._spot]
         self._ready = False
-        self._bar_units: dict[int, tuple[list[int], list]] = {}
+        self._bar_units: dict[int, tuple] = {}
         self._close_label: str | None = None  # exit_reason of the next step's closes
         self._reset_state(0, len(panel) - 1)
 
@@ -307,40 +340,65 @@ class SpyOptionsEnv(gym.Env):
         vectorised env (``envs.vec_env``) writes the observations of its envs in place."""
         if not self._ready:
             raise RuntimeError("call reset() before step()")
-        if self._ended():
-            raise RuntimeError("the episode has ended (terminated or truncated); call reset()")
-        action = _as_int(action, "action")
-        if not 0 <= action < len(self.action_names):
-            raise ValueError(f"action {action} outside 0..{len(self.action_names) - 1}")
         sim = self.sim
-        mask = self.action_masks()
-        result = StepResult()
+        if sim.bar >= self._end or sim.equity <= self._ruin_equity:
+            raise RuntimeError("the episode has ended (terminated or truncated); call reset()")
+        if type(action) is not int:
+            action = _as_int(action, "action")
+        if not 0 <= action < self._n_actions:
+            raise ValueError(f"action {action} outside 0..{self._n_actions - 1}")
+        mask = self._mask
+        if mask is None:
+            mask = self.action_masks()
+        if self._slim:  # no fills recorded: one result object serves every step
+            result = self._result
+            result.commission_usd = result.spread_usd = 0.0
+        else:
+            result = StepResult()
         equity_before = sim.equity
         invalid = None
         close_reason, self._close_label = self._close_label or "agent", None
-        decoded = self._actions[action]
-        kind = type(decoded)
-        if not mask[action]:
+        kind = self._action_kind[action]
+        if kind == _HOLD:
+            pass
+        elif not mask[action]:
             invalid = self._why_invalid(action)
-        elif kind is CloseAll:
+        elif kind == _CLOSE_ALL:
             for pos in list(sim.positions):
                 sim.close(pos, close_reason, result)
-        elif kind is CloseSlot:
-            sim.close(sim.positions[decoded.slot], close_reason, result)
-        elif kind is Open:
-            unit = self.tables.unit(sim.bar, decoded.strategy)
+        elif kind == _CLOSE_SLOT:
+            sim.close(sim.positions[self._actions[action].slot], close_reason, result)
+        else:
+            unit = self.tables.unit(sim.bar, self._actions[action].strategy)
             sim.open(unit, self._contracts(unit), result)
         sim.advance(result)  # the market moves to the next bar
         self._mask = None
-        reward = self.reward_fn(equity_before, sim.equity)
+        equity = sim.equity
+        if self._pnl_reward:  # PnlReward's arithmetic, without two calls
+            reward = (equity - equity_before) / self.reward_fn.start
+        else:
+            reward = self.reward_fn(equity_before, equity)
         taken = action if invalid is None else ACTION_HOLD
-        self._record_equity(taken)
-        terminated = sim.equity <= self.cfg.ruin_equity_fraction * self.start_equity
-        truncated = (not terminated) and sim.bar >= self._end
-        info = self._get_info(result, invalid, taken)
+        i = sim.bar
+        n_open = len(sim.positions)
+        greeks = sim.greeks
+        self._equity_rows.append((i, equity, sim.cash, sim.margin_used, taken, n_open, greeks,
+                                  sim.total_commission + sim.total_spread_cost))
+        terminated = equity <= self._ruin_equity
+        truncated = (not terminated) and i >= self._end
+        if self._slim:
+            info = StepInfo(
+                equity=equity, cash=sim.cash, margin_used=sim.margin_used,
+                invalid_action=invalid, action=taken, open_positions=n_open,
+                delta_shares=greeks[0], gamma_shares_per_usd=greeks[1],
+                theta_usd_per_day=greeks[2], vega_usd_per_vol_point=greeks[3],
+                commission_usd=result.commission_usd, spread_usd=result.spread_usd,
+                realized_pnl=sim.realized_pnl, spot=self._spot[i], atm_iv=self._atm_iv[i])
+        else:
+            info = self._get_info(result, invalid, taken)
         if terminated or truncated:
             info.end_episode(self._episode_stats())
-        return reward, bool(terminated), bool(truncated), info
+        return reward, terminated, truncated, info
 
     # ------------------------------------------------------------------ public terms
     @property
@@ -403,29 +461,32 @@ class SpyOptionsEnv(gym.Env):
     def action_masks(self) -> np.ndarray:
         """Valid actions now (bool array, as sb3_contrib's MaskablePPO expects); computed once
         per step. Raises before ``reset()``, as ``step()`` does."""
+        mask = self._mask
+        if mask is not None:
+            return mask
         if not self._ready:
             raise RuntimeError("call reset() before action_masks()")
-        if self._mask is not None:
-            return self._mask
         sim = self.sim
         n_open = len(sim.positions)
-        mask = np.zeros(len(self.action_names), dtype=bool)
-        mask[ACTION_HOLD] = True
-        mask[ACTION_CLOSE] = n_open > 0
-        mask[self._first_slot_action:self._first_slot_action + n_open] = True
-        if n_open < self.cfg.max_open_positions and (sim.bar < self._end
-                                                      or self.last_bar_tradable):
-            actions, units = self._units_at(sim.bar)
+        mask = self._closed_masks[n_open].copy()
+        if n_open < self._max_open and (sim.bar < self._end or self.last_bar_tradable):
+            actions, units, risk, margin = self._units_at(sim.bar)
             if units:
                 cfg = self.cfg
-                mask[actions] = sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
-                                             cfg.fixed_contracts, cfg.max_contracts)
+                if self._open_by_budget:
+                    mask[actions] = sim.openable_by_budget(risk, margin,
+                                                           cfg.risk_per_trade_fraction,
+                                                           cfg.max_contracts)
+                else:
+                    mask[actions] = sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
+                                                 cfg.fixed_contracts, cfg.max_contracts)
         self._mask = mask
         return mask
 
-    def _units_at(self, bar: int) -> tuple[list[int], list]:
-        """The opening actions with a unit at ``bar`` and those units (cached per bar; only
-        the latest bar's where the tables keep a few blocks, so that dropped ones are freed)."""
+    def _units_at(self, bar: int) -> tuple[np.ndarray, list, np.ndarray, np.ndarray]:
+        """The opening actions with a unit at ``bar``, those units and their risk and margin per
+        contract (arrays; cached per bar; only the latest bar's where the tables keep a few
+        blocks, so that dropped ones are freed)."""
         found = self._bar_units.get(bar)
         if found is None:
             self.tables.ensure_bar(bar)
@@ -433,7 +494,11 @@ class SpyOptionsEnv(gym.Env):
                      if (unit := self.tables.unit(bar, strategy)) is not None]
             if self.tables.max_blocks is not None:
                 self._bar_units.clear()
-            found = self._bar_units[bar] = ([a for a, _ in pairs], [u for _, u in pairs])
+            units = [u for _, u in pairs]
+            found = self._bar_units[bar] = (
+                np.array([a for a, _ in pairs], dtype=np.intp), units,
+                np.array([u.risk_usd for u in units], dtype=float),
+                np.array([u.margin_usd for u in units], dtype=float))
         return found
 
     def _why_invalid(self, action: int) -> str:
@@ -459,11 +524,28 @@ class SpyOptionsEnv(gym.Env):
 
     # ------------------------------------------------------------------ observation / info
     def _get_obs(self) -> np.ndarray:
-        i = self.sim.bar
-        obs = np.empty(self.observation_space.shape[0], dtype=np.float32)
-        obs[: self._n_market] = self._market_obs[i]  # clipped once at construction
-        obs[self._n_market:] = self._portfolio_obs()
+        obs = self._obs_rows[self.sim.bar].copy()  # the market block, clipped at construction
+        self._write_portfolio_obs(obs)
         return obs
+
+    def _write_portfolio_obs(self, obs: np.ndarray) -> None:
+        """Write the portfolio block into ``obs`` (one observation whose portfolio entries are
+        zeros): :func:`envs.observations.portfolio_values_fast`'s values, an entry at a time."""
+        sim = self.sim
+        if sim.positions:
+            i = sim.bar
+            equity = sim.equity
+            write_open_portfolio_values(obs, self._n_market, sim, self._spot[i],
+                                        self._spot_1pct_squared[i],
+                                        equity if equity > 1e-9 else 1e-9, self._close_ns,
+                                        self._max_open, self._clip)
+        else:  # a flat portfolio: cash and equity only
+            clip = self._clip
+            start = sim.start_equity
+            v = sim.cash / start - 1.0
+            obs[self._cash_slot] = clip if v > clip else (-clip if v < -clip else v)
+            v = sim.equity / start - 1.0
+            obs[self._equity_slot] = clip if v > clip else (-clip if v < -clip else v)
 
     def _portfolio_obs(self) -> list[float]:
         """The portfolio block of the observation (after the market block), scaled and clipped."""
@@ -506,12 +588,12 @@ class SpyOptionsEnv(gym.Env):
         return info
 
     def _record_equity(self, action: int) -> None:
+        """One row of :meth:`equity_curve` (bar, equity, cash, margin, action, open positions,
+        greeks, costs); ``step`` appends the same row itself."""
         sim = self.sim
-        i = sim.bar
-        self._equity_rows.append((self._dates[i], sim.equity, sim.cash, sim.margin_used,
-                                  self._spot[i], self.action_names[action], len(sim.positions),
-                                  *sim.greeks, self._atm_iv[i], sim.total_commission
-                                  + sim.total_spread_cost))
+        self._equity_rows.append((sim.bar, sim.equity, sim.cash, sim.margin_used, action,
+                                  len(sim.positions), sim.greeks,
+                                  sim.total_commission + sim.total_spread_cost))
 
     def _episode_stats(self) -> EpisodeStats:
         pnl = [t.pnl_usd for t in self.sim.closed]
@@ -528,7 +610,11 @@ class SpyOptionsEnv(gym.Env):
     def equity_curve(self) -> pd.DataFrame:
         """Equity, cash, margin, spot, the action taken, open positions, position greeks, ATM
         implied vol and cumulative costs, one row per bar of the episode."""
-        return pd.DataFrame(self._equity_rows, columns=[
+        dates, spot, atm_iv, names = self._dates, self._spot, self._atm_iv, self.action_names
+        rows = [(dates[i], equity, cash, margin, spot[i], names[action], n_open, *greeks,
+                 atm_iv[i], costs)
+                for i, equity, cash, margin, action, n_open, greeks, costs in self._equity_rows]
+        return pd.DataFrame(rows, columns=[
             "date", "equity_usd", "cash_usd", "margin_used_usd", "spot", "action",
             "open_positions", "delta_shares", "gamma_shares_per_usd", "theta_usd_per_day",
             "vega_usd_per_vol_point", "atm_iv", "costs_usd"]).set_index("date")

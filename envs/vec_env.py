@@ -10,8 +10,9 @@ less work per step:
   is done here;
 * no ``deepcopy`` of the step infos and observations (``DummyVecEnv`` copies them every step;
   here every step builds new ones);
-* observations written in place into one preallocated ``(n_envs, n_obs)`` buffer, the market
-  block of every env in one gather when the envs share one market panel;
+* observations written in place into one preallocated ``(n_envs, n_obs)`` buffer, the per-bar
+  rows (market block, zero portfolio block) of every env in one gather when the envs share one
+  market panel, then each env's portfolio entries;
 * the action masks of all envs in one ``(n_envs, n_actions)`` buffer, computed once per step,
   behind ``action_masks()`` and ``env_method("action_masks")`` (what sb3_contrib's
   ``get_action_masks`` calls).
@@ -86,11 +87,11 @@ class BatchedSpyVecEnv(VecEnv):
         self._episode_rewards: list[list[float]] = [[] for _ in envs]  # as Monitor keeps them
         self._t_start = time.time()
         steppers = [_stepper(env) for env in envs]
-        self._n_market = steppers[0]._n_market
-        # One market gather for all when every env reads the same panel with the same clip.
+        # One gather of the per-bar rows for all when every env reads the same panel with the
+        # same clip.
         shared = all(isinstance(env, SpyOptionsEnv) and env.panel is first.panel
                      and env._clip == first._clip for env in envs)
-        self._shared_market_obs = steppers[0]._market_obs if shared else None
+        self._shared_obs_rows = steppers[0]._obs_rows if shared else None
         self.actions: np.ndarray | None = None
         self.metadata = first.metadata
 
@@ -115,15 +116,15 @@ class BatchedSpyVecEnv(VecEnv):
 
     def _write_obs(self) -> None:
         """Every env's current observation into the buffer, as its ``_get_obs`` makes it."""
-        obs, n_market = self._obs, self._n_market
+        obs = self._obs
         steppers = [_stepper(env) for env in self.envs]
-        if self._shared_market_obs is not None:
-            obs[:, :n_market] = self._shared_market_obs[[s.sim.bar for s in steppers]]
+        if self._shared_obs_rows is not None:
+            obs[:] = self._shared_obs_rows[[s.sim.bar for s in steppers]]
         else:
             for k, stepper in enumerate(steppers):
-                obs[k, :n_market] = stepper._market_obs[stepper.sim.bar]
+                obs[k] = stepper._obs_rows[stepper.sim.bar]
         for k, stepper in enumerate(steppers):
-            obs[k, n_market:] = stepper._portfolio_obs()
+            stepper._write_portfolio_obs(obs[k])
 
     # ------------------------------------------------------------------ VecEnv API
     def reset(self):

@@ -121,6 +121,7 @@ def test_a_source_without_elementwise_quotes_stays_lazy():
 @pytest.mark.parametrize("env_kwargs", [
     {"max_open_positions": 3},
     {"max_open_positions": 2, "sizing": "fixed_contracts", "fixed_contracts": 3},
+    {"max_open_positions": 1, "observation_clip": 0.5},
 ])
 def test_fast_observation_and_mask_equal_the_tables(env_kwargs):
     env = make_env(**env_kwargs)
@@ -138,11 +139,20 @@ def test_fast_observation_and_mask_equal_the_tables(env_kwargs):
         table = portfolio_values(PortfolioContext(sim, env._spot[i], safe, env._close_ns[i],
                                                   cfg.max_open_positions), env._clip)
         assert np.asarray(fast).tobytes() == np.asarray(table).tobytes()
+        # the step's observation: the clipped market row, then the table's portfolio block
+        obs = env._get_obs()
+        assert obs[:env._n_market].tobytes() == np.clip(
+            env.panel.market_obs[i], -env._clip, env._clip).astype(np.float32).tobytes()
+        assert obs[env._n_market:].tobytes() == np.asarray(table, np.float32).tobytes()
         several += len(sim.positions) > 1
         units = [u for s in STRATEGIES if (u := env.tables.unit(i, s)) is not None]
+        expected = [sim.can_open(u, env._contracts(u)) for u in units]
         assert sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
-                            cfg.fixed_contracts, cfg.max_contracts) == [
-            sim.can_open(u, env._contracts(u)) for u in units]
+                            cfg.fixed_contracts, cfg.max_contracts) == expected
+        if cfg.sizing == "risk_fraction" and units:
+            assert sim.openable_by_budget(
+                np.array([u.risk_usd for u in units]), np.array([u.margin_usd for u in units]),
+                cfg.risk_per_trade_fraction, cfg.max_contracts).tolist() == expected
         mask = env.action_masks()
         if len(sim.positions) < cfg.max_open_positions and i < env._end:
             expected = [u is not None and sim.can_open(u, env._contracts(u))
@@ -154,7 +164,8 @@ def test_fast_observation_and_mask_equal_the_tables(env_kwargs):
         _, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             env.reset()
-    assert several > 10  # aggregation over several positions was exercised
+    if cfg.max_open_positions > 1:
+        assert several > 10  # aggregation over several positions was exercised
 
 
 @pytest.mark.parametrize("start", ["2014-01-03", "2016-11-23", "2018-12-20"])
