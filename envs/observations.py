@@ -30,8 +30,7 @@ from options.structures import STRUCTURE_NAMES
 
 __all__ = ["DAYS_TO_EXPIRY_OBS", "PORTFOLIO_ENTRIES", "Z_875", "MarketContext", "ObsEntry",
            "ObservationIndex", "forecast_quantile_obs_name", "forecast_width_obs_name",
-           "market_entries", "path_dte_days", "portfolio_values", "portfolio_values_fast",
-           "write_open_portfolio_values"]
+           "market_entries", "path_dte_days", "portfolio_values", "write_open_portfolio_values"]
 
 Z_875 = 1.1503493803760079  # standard normal 0.875 quantile: half-width of a 75% interval
 
@@ -216,46 +215,10 @@ def portfolio_values(c: PortfolioContext, clip: float) -> list[float]:
     return [clip if v > clip else (-clip if v < -clip else v) for v in out]
 
 
-def portfolio_values_fast(sim, spot: float, equity_safe: float, now_ns: int,
-                          max_open_positions: int, clip: float) -> list[float]:
-    """:func:`portfolio_values` of :data:`PORTFOLIO_ENTRIES` without a context object or a
-    call per entry: the same expressions in the same order, so the same floats bit for bit
-    (``tests/test_env_tables.py`` checks it against the table)."""
-    start = sim.start_equity
-    out = [0.0] * len(PORTFOLIO_ENTRIES)
-    out[_CASH] = sim.cash / start - 1.0
-    out[_EQUITY] = sim.equity / start - 1.0
-    positions = sim.positions
-    if positions:
-        bar = sim.bar
-        best = math.inf
-        risk = 0
-        unrealized = 0
-        for pos in positions:
-            unit = pos.unit
-            path = unit.path
-            k = bar - unit.entry_bar
-            out[_HELD_SLOT[unit.strategy]] = 1.0
-            best = min(best, (path.first_expiry_ns[k] - now_ns) / NS_PER_DAY)
-            risk += pos.risk_usd
-            unrealized += (pos.entry_cash_flow_usd + pos.exit_cash_flow_usd
-                           + path.mid_usd[k] * pos.contracts)
-        delta, gamma, theta, vega = sim.greeks
-        out[_OPEN_SLOT] = len(positions) / 1.0 / max_open_positions
-        out[_DTE_SLOT] = (max(best, 0.0) if best < math.inf else 0.0) / _DTE_SCALE
-        out[_PNL_RISK_SLOT] = unrealized / risk if risk > 0 else 0.0
-        out[_DELTA_SLOT] = delta * spot / equity_safe
-        out[_GAMMA_SLOT] = 0.5 * gamma * (0.01 * spot) ** 2 / equity_safe * PERCENT_PER_UNIT
-        out[_THETA_SLOT] = theta / equity_safe * PERCENT_PER_UNIT
-        out[_VEGA_SLOT] = vega / equity_safe * PERCENT_PER_UNIT
-        out[_MARGIN_SLOT] = sim.margin_used / equity_safe
-    return [clip if v > clip else (-clip if v < -clip else v) for v in out]
-
-
 def path_dte_days(path, entry_bar: int, close_ns: list[int]) -> list[float]:
     """Per bar of a unit's path, the days from the bar's close (``close_ns`` of every bar) to the
-    earliest expiry of its legs alive then: what :func:`portfolio_values_fast` computes at each
-    step, computed once per path (kept on it)."""
+    earliest expiry of its legs alive then (the position's days-to-expiry entry), computed
+    once per path (kept on it)."""
     days = path.dte_days
     if days is None:
         days = path.dte_days = [(expiry_ns - close_ns[entry_bar + k]) / NS_PER_DAY
@@ -267,9 +230,9 @@ def write_open_portfolio_values(obs: np.ndarray, offset: int, sim, spot: float,
                                 spot_1pct_squared: float, equity_safe: float,
                                 close_ns: list[int], max_open_positions: int,
                                 clip: float) -> None:
-    """Write :func:`portfolio_values_fast` of a portfolio with open positions into
-    ``obs[offset:]``, whose entries are zeros but where it writes: the same expressions in the
-    same order, each clipped as there, so the same floats bit for bit; an entry at a time
+    """Write :func:`portfolio_values` of a portfolio with open positions into ``obs[offset:]``,
+    whose entries are zeros but where it writes: the same floats bit for bit
+    (``tests/test_env_tables.py`` checks the step's observation against the table); an entry at a time
     (no list of every entry, no conversion of one). ``spot_1pct_squared`` is
     ``(0.01 * spot) ** 2`` and ``close_ns`` the closes of every bar (for
     :func:`path_dte_days`)."""

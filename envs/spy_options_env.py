@@ -29,7 +29,6 @@ from envs.ledgers import trade_ledger
 from envs.market import MarketPanel
 from envs.observations import (
     PORTFOLIO_ENTRIES,
-    portfolio_values_fast,
     write_open_portfolio_values,
 )
 from envs.portfolio import (
@@ -43,7 +42,7 @@ from envs.portfolio import (
     UnitTables,
     quote_is_valid,
 )
-from envs.rewards import PnlReward, make_reward
+from envs.rewards import make_reward
 from envs.step_info import EpisodeStats, StepCosts, StepInfo
 from envs.table_cache import TableCache
 from options.calendar import NS_PER_DAY, expiry_close_ns
@@ -248,7 +247,6 @@ class SpyOptionsEnv(gym.Env):
         self._open_by_budget = (cfg.sizing == "risk_fraction"
                                 and self.tables.max_volume_share is None)
         self._slim = info_level == "slim"
-        self._pnl_reward = type(self.reward_fn) is PnlReward
         self._result = StepResult()  # reused by slim steps (they record no fills)
         # The mask when no structure can be opened, per number of open positions (copied).
         self._closed_masks = []
@@ -300,8 +298,7 @@ class SpyOptionsEnv(gym.Env):
         return tuple(self.sim.positions)
 
     def _ended(self) -> bool:
-        return (self.sim.bar >= self._end
-                or self.sim.equity <= self.cfg.ruin_equity_fraction * self.start_equity)
+        return self.sim.bar >= self._end or self.sim.equity <= self._ruin_equity
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -341,7 +338,7 @@ class SpyOptionsEnv(gym.Env):
         if not self._ready:
             raise RuntimeError("call reset() before step()")
         sim = self.sim
-        if sim.bar >= self._end or sim.equity <= self._ruin_equity:
+        if self._ended():
             raise RuntimeError("the episode has ended (terminated or truncated); call reset()")
         if type(action) is not int:
             action = _as_int(action, "action")
@@ -374,28 +371,12 @@ class SpyOptionsEnv(gym.Env):
         sim.advance(result)  # the market moves to the next bar
         self._mask = None
         equity = sim.equity
-        if self._pnl_reward:  # PnlReward's arithmetic, without two calls
-            reward = (equity - equity_before) / self.reward_fn.start
-        else:
-            reward = self.reward_fn(equity_before, equity)
+        reward = self.reward_fn(equity_before, equity)
         taken = action if invalid is None else ACTION_HOLD
-        i = sim.bar
-        n_open = len(sim.positions)
-        greeks = sim.greeks
-        self._equity_rows.append((i, equity, sim.cash, sim.margin_used, taken, n_open, greeks,
-                                  sim.total_commission + sim.total_spread_cost))
+        self._record_equity(taken)
         terminated = equity <= self._ruin_equity
-        truncated = (not terminated) and i >= self._end
-        if self._slim:
-            info = StepInfo(
-                equity=equity, cash=sim.cash, margin_used=sim.margin_used,
-                invalid_action=invalid, action=taken, open_positions=n_open,
-                delta_shares=greeks[0], gamma_shares_per_usd=greeks[1],
-                theta_usd_per_day=greeks[2], vega_usd_per_vol_point=greeks[3],
-                commission_usd=result.commission_usd, spread_usd=result.spread_usd,
-                realized_pnl=sim.realized_pnl, spot=self._spot[i], atm_iv=self._atm_iv[i])
-        else:
-            info = self._get_info(result, invalid, taken)
+        truncated = (not terminated) and sim.bar >= self._end
+        info = self._get_info(result, invalid, taken)
         if terminated or truncated:
             info.end_episode(self._episode_stats())
         return reward, terminated, truncated, info
@@ -530,7 +511,7 @@ class SpyOptionsEnv(gym.Env):
 
     def _write_portfolio_obs(self, obs: np.ndarray) -> None:
         """Write the portfolio block into ``obs`` (one observation whose portfolio entries are
-        zeros): :func:`envs.observations.portfolio_values_fast`'s values, an entry at a time."""
+        zeros): :func:`envs.observations.portfolio_values`' values, an entry at a time."""
         sim = self.sim
         if sim.positions:
             i = sim.bar
@@ -546,13 +527,6 @@ class SpyOptionsEnv(gym.Env):
             obs[self._cash_slot] = clip if v > clip else (-clip if v < -clip else v)
             v = sim.equity / start - 1.0
             obs[self._equity_slot] = clip if v > clip else (-clip if v < -clip else v)
-
-    def _portfolio_obs(self) -> list[float]:
-        """The portfolio block of the observation (after the market block), scaled and clipped."""
-        i = self.sim.bar
-        equity = self.sim.equity
-        return portfolio_values_fast(self.sim, self._spot[i], equity if equity > 1e-9 else 1e-9,
-                                     self._close_ns[i], self.cfg.max_open_positions, self._clip)
 
     def unrealized_pnl(self) -> float:
         """Mid value of open legs plus the cash flows that opened them (costs included)."""
@@ -589,7 +563,7 @@ class SpyOptionsEnv(gym.Env):
 
     def _record_equity(self, action: int) -> None:
         """One row of :meth:`equity_curve` (bar, equity, cash, margin, action, open positions,
-        greeks, costs); ``step`` appends the same row itself."""
+        greeks, costs)."""
         sim = self.sim
         self._equity_rows.append((sim.bar, sim.equity, sim.cash, sim.margin_used, action,
                                   len(sim.positions), sim.greeks,

@@ -22,7 +22,7 @@ import data
 from envs import EnvConfig, SpyOptionsEnv, build_market_panel
 from envs.actions import FIRST_OPEN_ACTION, STRATEGIES
 from envs.market import bar_close_ns
-from envs.observations import PortfolioContext, portfolio_values, portfolio_values_fast
+from envs.observations import PortfolioContext, portfolio_values
 from envs.portfolio import TABLE_BLOCK_BARS
 from forecasters.panel import ForecastPanel
 from options.calendar import expiry_close_ns, listed_expiries
@@ -134,11 +134,8 @@ def test_fast_observation_and_mask_equal_the_tables(env_kwargs):
         i = sim.bar
         equity = sim.equity
         safe = equity if equity > 1e-9 else 1e-9
-        fast = portfolio_values_fast(sim, env._spot[i], safe, env._close_ns[i],
-                                     cfg.max_open_positions, env._clip)
         table = portfolio_values(PortfolioContext(sim, env._spot[i], safe, env._close_ns[i],
                                                   cfg.max_open_positions), env._clip)
-        assert np.asarray(fast).tobytes() == np.asarray(table).tobytes()
         # the step's observation: the clipped market row, then the table's portfolio block
         obs = env._get_obs()
         assert obs[:env._n_market].tobytes() == np.clip(
