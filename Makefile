@@ -55,8 +55,9 @@ tune: setup
 	$(PY) -m agents.tune --config $(CONFIG) --trials $(TRIALS) $(TUNE_ARGS)
 
 # The fast suite on two pytest-xdist workers, a test file per worker at a time (its module
-# fixtures are built once; session fixtures once per worker); it ends with the ten slowest tests
-# and the line "N passed ... in S s", the suite's duration. PYTEST_WORKERS=0: one process.
+# fixtures are built once), the files sharing the trained tiny run on one worker (it is trained
+# once: tests/conftest.py groups them); it ends with the ten slowest tests and the line
+# "N passed ... in S s", the suite's duration. PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
 PYTEST_XDIST = -n $(PYTEST_WORKERS) --dist loadfile
 test: setup

@@ -12,7 +12,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, InProcess, copy_run, run, tiny_config
+from tests.helpers import ROOT, TINY_RUN_MODULES, InProcess, copy_run, run, tiny_config
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test`'s `--dist loadfile`, except that the modules of
+    :data:`tests.helpers.TINY_RUN_MODULES` run on one worker: the session's tiny run is
+    trained once, not once per worker. (pytest-xdist's `loadgroup` would do it with marks,
+    but its nodeid suffix is lost on pytest 9.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class TinyRunTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return "tiny_run" if module in TINY_RUN_MODULES else module
+
+    return TinyRunTogether(config, log)
 
 
 @pytest.fixture(scope="session")

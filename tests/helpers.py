@@ -22,6 +22,11 @@ SPX_CHAIN = REAL_CHAINS / "spx_slice_2019-05-06_07.csv.gz"  # two 2019 SPX sessi
 SPY_CHAIN = REAL_CHAINS / "spy_slice_2021-03-01_05.csv"
 TINY_TIMESTEPS = 256
 
+# The test modules using the session's tiny trained run (the ``tiny_run`` fixture): `make test`
+# runs them on one pytest-xdist worker so that it is trained once (tests/conftest.py);
+# tests/test_suite_layout.py checks the list against the test modules' sources.
+TINY_RUN_MODULES = ("tests/test_audit.py", "tests/test_cli.py", "tests/test_trade.py")
+
 
 def run(*args: str, cwd: Path = ROOT, env: dict | None = None,
         timeout: float = 600) -> subprocess.CompletedProcess:
