@@ -171,7 +171,9 @@ def _with_table_cache(cfg, directory):
 @pytest.mark.parametrize("resident_blocks, on_disk", [
     (None, False),  # every block held: the straightforward tables
     (RESIDENT_BLOCKS_PER_PATH, True),  # what training uses, with the table cache
-    (1, False),  # one block per path: a block dropped at almost every move, kept in memory
+    # one block per path: a block dropped at almost every move, kept in memory (slow: it
+    # rebuilds from memory at most steps; the memory store's round trip is tested apart)
+    pytest.param(1, False, marks=pytest.mark.slow),
 ])
 def test_paths_keeping_few_blocks_step_bit_for_bit_as_before(mix_paths, tmp_path,
                                                              resident_blocks, on_disk):
