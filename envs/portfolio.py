@@ -46,6 +46,7 @@ import contextlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import reduce
 
 import numpy as np
 import pandas as pd
@@ -55,7 +56,7 @@ from envs.assignment import AssignmentRules, next_sessions
 from envs.selection import StrikeGrids, quote_is_valid, slice_quotes, valid_float_quote
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
-from options.positions import Fill, Leg, MarginConfig, Position
+from options.positions import Fill, Leg, MarginConfig, Position, per_share_to_position
 from options.pricing import DAYS_PER_YEAR
 from options.quotes import LegQuotes, QuoteSource
 from options.strategies import within_band
@@ -166,6 +167,8 @@ class UnitTables:
         self.max_volume_share = max_volume_share
         self._units: dict[tuple[int, str], UnitStructure | None] = {}
         self._why: dict[tuple[int, str], str] = {}
+        self._legs: dict[tuple, Leg] = {}  # legs made while building (_leg), cleared per block
+        self._close_ns: dict[pd.Timestamp, int] = {}  # expiry close per expiry
         self.grids = StrikeGrids(source, strategy_cfg)  # strike and expiry selection per bar
         # Blocks in memory, least recently used first (ensure_bar), at most max_blocks of them.
         self._built_blocks: dict[int, None] = {}
@@ -211,19 +214,18 @@ class UnitTables:
             listed=sel.listed)
         if choices is None:
             raise ValueError("its strikes are not listed or do not form a valid structure here")
-        legs = tuple(Leg(c.option_type, c.strike, c.expiry, c.quantity_contracts)
-                     for c in choices)
+        legs = tuple(self._leg(c) for c in choices)
         spot = self._spot[bar]
         band = self.cfg.max_abs_log_moneyness
-        for leg in legs:
-            if not within_band(leg.strike, spot, band):
-                raise ValueError(
-                    f"the {leg.option_type} {leg.strike:g} lies beyond the moneyness band: "
-                    f"|log(K/S)| = {abs(math.log(leg.strike / spot)):.3f} > {band:g} at spot "
-                    f"{spot:g} (max_abs_log_moneyness)")
-        rules = [leg_spec.expiry for leg_spec in spec.legs]
-        quotes = np.array([sel.leg_quote(rule, leg.option_type, leg.strike)
-                           for rule, leg in zip(rules, legs, strict=True)])
+        inside = within_band([leg.strike for leg in legs], spot, band)
+        if not inside.all():
+            leg = legs[int(np.flatnonzero(~inside)[0])]
+            raise ValueError(
+                f"the {leg.option_type} {leg.strike:g} lies beyond the moneyness band: "
+                f"|log(K/S)| = {abs(math.log(leg.strike / spot)):.3f} > {band:g} at spot "
+                f"{spot:g} (max_abs_log_moneyness)")
+        quotes = np.array([sel.leg_quote(leg_spec.expiry, leg.option_type, leg.strike)
+                           for leg_spec, leg in zip(spec.legs, legs, strict=True)])
         bid, ask, mid, iv, leg_delta, smile = quotes.T
         valid = quote_is_valid(bid, ask, smile > 0)
         if not valid.all():
@@ -234,7 +236,8 @@ class UnitTables:
             raise ValueError(f"the {leg.option_type} {leg.strike:g} expiring "
                              f"{pd.Timestamp(leg.expiry).date()} has no valid two-sided quote "
                              f"({what})")
-        qty = np.array([leg.quantity_contracts for leg in legs], dtype=float)
+        qty_contracts = [leg.quantity_contracts for leg in legs]
+        qty = np.array(qty_contracts, dtype=float)
         price = np.where(qty > 0, ask, bid)
         entry_cash = float(-(price * qty).sum() * CONTRACT_MULTIPLIER)
         spread = float(((price - mid) * qty).sum() * CONTRACT_MULTIPLIER)
@@ -243,31 +246,59 @@ class UnitTables:
                 volume, oi = self.source.volume(bar, leg.option_type, leg.strike, leg.expiry)
                 if max(volume, oi) <= 0:
                     raise ValueError(f"{leg.option_type} {leg.strike:g} has no volume")
-        date = self._dates[bar]
-        probe = Position(strategy, legs, date, tuple(
-            Fill(leg, date, leg.quantity_contracts, p, m, 0.0, "open")
-            for leg, p, m in zip(legs, price, mid, strict=True)))
-        max_loss, max_profit = probe.max_loss_usd, probe.max_profit_usd
+        commission_contracts = sum(abs(q) for q in qty_contracts)
+        # build_structure_legs checked the choices; a Leg only normalises their expiries.
+        normalised = any(leg.expiry != c.expiry for leg, c in zip(legs, choices, strict=True))
+        if normalised or not (np.isfinite(mid).all() and (mid >= 0).all()):
+            # a Position checks them again, and refuses a mid that is not finite or negative
+            max_loss, max_profit = self._probe_risk_usd(strategy, legs, bar, price, mid)
+        elif not spec.is_calendar:
+            max_loss, max_profit = _expiry_risk_usd(legs, price.tolist())
         if spec.is_calendar:
             max_loss, max_profit = max(-entry_cash, 0.0), None  # debit paid (see docstring)
         if max_profit is not None:
             _refuse_if_cannot_pay(max_profit, entry_cash, self.costs.commission_per_contract_usd
-                                  * sum(abs(leg.quantity_contracts) for leg in legs))
+                                  * commission_contracts)
         if max_loss is not None:
             risk = margin = max_loss
         else:
             moves = spot * np.array([1.0 - self.stress, 1.0 + self.stress])
-            risk = max(0.0, float(-(probe.payoff_at_expiry_usd(moves) + entry_cash).min()))
+            risk = max(0.0, float(-(_payoff_at_expiry_usd(legs, moves) + entry_cash).min()))
             margin = float(_naked_margin(legs, mid[:, None], np.array([spot]),
                                          self.margin_cfg)[0])
         if not risk > 0:
             raise ValueError("its risk per contract is not positive")
         return UnitStructure(
-            strategy, bar, legs, bid, ask, mid, iv,
-            int(sum(abs(leg.quantity_contracts) for leg in legs)), entry_cash, spread,
-            max_loss, max_profit, float(risk), float(margin),
-            tuple(expiry_close_ns(leg.expiry) for leg in legs), spec.is_calendar,
+            strategy, bar, legs, bid, ask, mid, iv, int(commission_contracts), entry_cash,
+            spread, max_loss, max_profit, float(risk), float(margin),
+            tuple(self._expiry_close_ns(leg.expiry) for leg in legs), spec.is_calendar,
             leg_delta=leg_delta, quote_source=self.quote_source_name)
+
+    def _leg(self, choice) -> Leg:
+        """The :class:`Leg` of a chosen leg, made once per (right, strike, expiry, contracts)
+        while a block is built (legs are frozen, so units may share them)."""
+        key = (choice.option_type, choice.strike, choice.expiry, choice.quantity_contracts)
+        leg = self._legs.get(key)
+        if leg is None:
+            leg = self._legs[key] = Leg(*key)
+        return leg
+
+    def _expiry_close_ns(self, expiry: pd.Timestamp) -> int:
+        """:func:`options.calendar.expiry_close_ns`, once per expiry."""
+        close_ns = self._close_ns.get(expiry)
+        if close_ns is None:
+            close_ns = self._close_ns[expiry] = expiry_close_ns(expiry)
+        return close_ns
+
+    def _probe_risk_usd(self, strategy: str, legs: tuple[Leg, ...], bar: int,
+                        price: np.ndarray, mid: np.ndarray) -> tuple[float | None, float | None]:
+        """Maximum loss and profit at expiry of one unit from a :class:`Position` opened at
+        ``price`` (which raises ValueError on prices it does not accept)."""
+        date = self._dates[bar]
+        probe = Position(strategy, legs, date, tuple(
+            Fill(leg, date, leg.quantity_contracts, p, m, 0.0, "open")
+            for leg, p, m in zip(legs, price, mid, strict=True)))
+        return probe.max_loss_usd, probe.max_profit_usd
 
     # ----------------------------------------------------------------- bulk building
     def build_bars(self, bars) -> None:
@@ -277,6 +308,7 @@ class UnitTables:
         if self.batched:
             self.grids.prefetch(bars)
         units = [self.unit(bar, strategy) for bar in bars for strategy in STRUCTURES]
+        self._legs.clear()
         self.build_paths([u for u in units if u is not None])
 
     def build_all(self) -> None:
@@ -688,6 +720,37 @@ def _refuse_if_cannot_pay(max_profit_usd: float, entry_cash_usd: float,
     raise ValueError(f"a debit structure that cannot pay: debit {debit:.2f} USD plus commission "
                      f"{commission_usd:.2f} >= its maximum payoff {max_profit_usd + debit:.2f} "
                      f"USD per unit")
+
+
+def _expiry_risk_usd(legs: tuple[Leg, ...], price_per_share: list[float]
+                     ) -> tuple[float | None, float | None]:
+    """``(max_loss_usd, max_profit_usd)`` of a :class:`Position` of ``legs`` opened at
+    ``price_per_share`` (one expiry), in the same operations and order as
+    :meth:`options.positions.Position.max_loss_usd` and ``max_profit_usd``, without building it."""
+    quantity = [leg.quantity_contracts for leg in legs]
+    units = reduce(math.gcd, (abs(q) for q in quantity))
+    weights = [q / units for q in quantity]
+    points = np.array(sorted({0.0} | {leg.strike for leg in legs}))
+    payoff = np.zeros_like(points)
+    for leg, w in zip(legs, weights, strict=True):
+        payoff += w * leg.intrinsic_per_share(points)
+    premium_per_share = sum(p * q / units for p, q in zip(price_per_share, quantity, strict=True))
+    pnl = payoff - premium_per_share
+    slope_up = sum(w for leg, w in zip(legs, weights, strict=True) if leg.is_call)
+    max_loss = None if slope_up < -1e-12 else max(0.0, -float(pnl.min()))
+    max_profit = None if slope_up > 1e-12 else float(pnl.max())
+    return (None if max_loss is None else per_share_to_position(max_loss, units),
+            None if max_profit is None else per_share_to_position(max_profit, units))
+
+
+def _payoff_at_expiry_usd(legs: tuple[Leg, ...], final_spot: np.ndarray) -> np.ndarray:
+    """:meth:`options.positions.Position.payoff_at_expiry_usd` of ``legs`` at an array of
+    final prices, in the same operations and order."""
+    total = np.zeros_like(final_spot)
+    for leg in legs:
+        total = total + per_share_to_position(leg.intrinsic_per_share(final_spot),
+                                              leg.quantity_contracts)
+    return total
 
 
 def _naked_margin(legs, leg_mid: np.ndarray, spot: np.ndarray, cfg: MarginConfig) -> np.ndarray:
