@@ -53,7 +53,7 @@ import pandas as pd
 
 from common.units import CONTRACT_MULTIPLIER
 from envs.assignment import AssignmentRules, next_sessions
-from envs.selection import StrikeGrids, quote_is_valid, slice_quotes, valid_float_quote
+from envs.selection import StrikeGrids, quote_is_valid, valid_float_quote
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
 from options.positions import Fill, Leg, MarginConfig, Position, per_share_to_position
@@ -473,28 +473,36 @@ class UnitTables:
                 if end > 0:
                     groups.setdefault((leg.expiry, leg.option_type), []).append(
                         (u, j, idx[:end], leg.strike))
-        leg_quotes: list[list[LegQuotes | None]] = [[None] * len(unit.legs) for unit in todo]
+        cells = _PathCells(todo, plans)
+        unquoted: set[int] = set()  # units some of whose quotes could not be fetched in bulk
         for (expiry, option_type), items in groups.items():
             bar_idx = np.concatenate([b for _, _, b, _ in items])
             strikes = np.concatenate([np.full(len(b), k) for _, _, b, k in items])
             try:
                 q = self.source.quote(bar_idx, option_type, strikes, expiry)
             except ValueError:  # left to each unit's own calls (below), as if built lazily
+                unquoted.update(u for u, _, _, _ in items)
                 continue
-            start = 0
-            for u, j, b, _ in items:
-                leg_quotes[u][j] = slice_quotes(q, start, start + len(b))
-                start += len(b)
+            cells.put(q, [(u, j, len(b)) for u, j, b, _ in items])
         with np.errstate(invalid="ignore"):
-            self._assemble_all(todo, plans, leg_quotes)
+            self._assemble_all(todo, plans, cells, unquoted)
 
-    def _assemble_all(self, todo, plans, leg_quotes) -> None:
-        for unit, plan, quotes in zip(todo, plans, leg_quotes, strict=True):
-            if any(q is None and end > 0 for q, end in zip(quotes, plan[2], strict=True)):
+    def _assemble_all(self, todo, plans, cells: _PathCells, unquoted: set[int]) -> None:
+        """Paths of ``todo``: those whose quotes all came in bulk strategy by strategy in array
+        operations (:meth:`_assemble_group`), the others one by one."""
+        by_shape: dict[tuple, list[int]] = {}
+        for u, (unit, plan) in enumerate(zip(todo, plans, strict=True)):
+            if u in unquoted:
                 with contextlib.suppress(ValueError):  # raised again when opened, as before
                     self._path_one_by_one(unit, plan)
-                continue
-            self._assemble_path(unit, *plan, quotes)
+            elif min(plan[2]) < 0:  # a leg settling before entry: not met by the bulk arithmetic
+                self._path_one_by_one(unit, plan)
+            else:
+                shape = tuple((leg.option_type, leg.quantity_contracts) for leg in unit.legs)
+                by_shape.setdefault(shape, []).append(u)
+        for members in by_shape.values():
+            self._assemble_group([todo[u] for u in members], [plans[u] for u in members],
+                                 cells, cells.base[members])
 
     def _path_one_by_one(self, unit: UnitStructure, plan) -> None:
         settle_bar, idx, ends = plan
@@ -566,6 +574,107 @@ class UnitTables:
             alive_contracts.tolist(), *(g.tolist() for g in greeks), margin.tolist(),
             first_expiry.tolist(), leg_bid, leg_ask, leg_mid, alive, leg_settle, fallback,
             alive & ~valid_float_quote(leg_bid, leg_ask))
+
+
+    def _assemble_group(self, units: list[UnitStructure], plans: list, cells: _PathCells,
+                        base: np.ndarray) -> None:
+        """:meth:`_assemble_path` of units with the same rights and ratios leg by leg, on the
+        path bars of all of them side by side ([legs, bars of every unit]): the same
+        elementwise operations in the same order, so the same paths bit for bit (a sum over
+        legs is NumPy's ``sum(axis=0)`` of a [legs, bars] array: ``((0 + a0) + a1) + ...``)."""
+        legs0 = units[0].legs
+        n_legs = len(legs0)
+        qty = [leg.quantity_contracts for leg in legs0]
+        is_call = np.array([leg.is_call for leg in legs0])[:, None]
+        n_bars = np.array([len(plan[1]) for plan in plans])
+        first_col = np.concatenate(([0], np.cumsum(n_bars)[:-1]))
+        unit_of = np.repeat(np.arange(len(units)), n_bars)  # per column: its unit
+        k = np.arange(len(unit_of)) - first_col[unit_of]  # per column: its path bar
+        ends = np.array([plan[2] for plan in plans])  # [units, legs]
+        end = ends[unit_of].T  # [legs, columns]
+        alive = k < end
+        settles_at = (k == end) & (end < n_bars[unit_of])
+        cell = (base[:, None] + np.arange(n_legs) * n_bars[:, None])[unit_of].T + k
+        bid, ask, mid, smile = (cells.values[name][cell] for name in
+                                ("bid_per_share", "ask_per_share", "mid_per_share",
+                                 "from_smile"))
+        strikes = np.array([[leg.strike for leg in unit.legs] for unit in units])
+        spot_at_settle = self.bars.spot[np.array([plan[0] for plan in plans])]
+        intrinsic = np.where(is_call.T, np.maximum(spot_at_settle - strikes, 0.0),
+                             np.maximum(strikes - spot_at_settle, 0.0))[unit_of].T
+        settle_usd = np.zeros(len(unit_of))
+        for j in range(n_legs):
+            at = settles_at[j]
+            settle_usd[at] += intrinsic[j][at] * (qty[j] * CONTRACT_MULTIPLIER)
+        greeks = np.zeros((4, len(unit_of)))
+        for g, name in enumerate(("delta", "gamma", "theta_per_day", "vega_per_vol_point")):
+            values = cells.values[name][cell]
+            for j in range(n_legs):  # adding -0.0 changes nothing where a leg is not alive
+                greeks[g] += np.where(alive[j], qty[j] * CONTRACT_MULTIPLIER * values[j], -0.0)
+        fallback = alive & ~valid_float_quote(bid, ask, smile)
+        leg_bid, leg_ask, leg_mid = (np.where(settles_at, intrinsic, x) for x in (bid, ask, mid))
+        quantity = np.array(qty, dtype=float)[:, None]
+        live_mid = np.where(alive, leg_mid, 0.0)
+        mid_usd = _sum_legs(live_mid * quantity) * CONTRACT_MULTIPLIER
+        liq = np.where(quantity > 0, leg_bid, leg_ask)
+        liq_usd = _sum_legs(np.where(alive, liq, 0.0) * quantity) * CONTRACT_MULTIPLIER
+        alive_contracts = (alive * np.abs(quantity)).sum(axis=0).astype(int)
+        margin = self._group_margin(units, plans, unit_of, k, strikes, live_mid)
+        expiry_ns = np.array([u.expiry_close_ns for u in units], dtype=float)[unit_of].T
+        first_expiry = np.where(alive, expiry_ns, np.inf).min(axis=0)
+        first_expiry = np.where(np.isfinite(first_expiry), first_expiry, 0).astype("int64")
+        invalid = alive & ~valid_float_quote(leg_bid, leg_ask)
+        leg_settle = np.where(ends < n_bars[:, None], ends, -1)
+        per_bar = [x.tolist() for x in (mid_usd, liq_usd, settle_usd, settles_at.any(axis=0),
+                                        alive_contracts, *greeks, margin, first_expiry)]
+        per_cell = (leg_bid, leg_ask, leg_mid, alive)
+        for u, unit in enumerate(units):
+            cols = slice(first_col[u], first_col[u] + n_bars[u])
+            unit.path = _UnitPath(*(x[cols] for x in per_bar),
+                                  *(x[:, cols].copy() for x in per_cell), leg_settle[u].copy(),
+                                  fallback[:, cols].copy(), invalid[:, cols].copy())
+
+    def _group_margin(self, units, plans, unit_of, k, strikes, live_mid) -> np.ndarray:
+        """Per column of :meth:`_assemble_group`: the unit's maximum loss, or the Reg-T margin
+        of its naked legs at that bar where it has none."""
+        max_loss = [math.nan if u.max_loss_usd is None else u.max_loss_usd for u in units]
+        margin = np.array(max_loss)[unit_of]
+        naked = np.array([u.max_loss_usd is None for u in units])
+        if naked.any():
+            legs0 = units[0].legs
+            entry = np.array([plan[1][0] for plan in plans])[unit_of]
+            reg_t = _naked_margin_of([leg.is_call for leg in legs0],
+                                     [leg.quantity_contracts for leg in legs0],
+                                     list(strikes[unit_of].T), live_mid,
+                                     self.bars.spot[entry + k], self.margin_cfg)
+            margin = np.where(naked[unit_of], reg_t, margin)
+        return margin
+
+
+class _PathCells:
+    """Quotes of every (unit, leg, path bar) of the units of one :meth:`UnitTables.build_paths`
+    call, filled from its bulk quote calls: unit ``u``'s leg ``j`` at path bar ``k`` is cell
+    ``base[u] + j * bars[u] + k`` (zero where not quoted)."""
+
+    FIELDS = ("bid_per_share", "ask_per_share", "mid_per_share", "delta", "gamma",
+              "theta_per_day", "vega_per_vol_point")
+
+    def __init__(self, units, plans) -> None:
+        self.bars = np.array([len(plan[1]) for plan in plans], dtype=np.int64)
+        size = np.array([len(unit.legs) for unit in units], dtype=np.int64) * self.bars
+        self.base = np.concatenate(([0], np.cumsum(size)[:-1])).astype(np.int64)
+        total = int(size.sum())
+        self.values = {name: np.zeros(total) for name in self.FIELDS}
+        self.values["from_smile"] = np.zeros(total, dtype=bool)
+
+    def put(self, q: LegQuotes, items: list[tuple[int, int, int]]) -> None:
+        """Store ``q``, the quotes of ``items`` (unit, leg, bars quoted) one after another."""
+        units, legs, lengths = (np.array(x, dtype=np.int64) for x in zip(*items, strict=True))
+        first = self.base[units] + legs * self.bars[units]
+        start_in_q = np.cumsum(lengths) - lengths
+        cells = np.repeat(first - start_in_q, lengths) + np.arange(int(lengths.sum()))
+        for name in (*self.FIELDS, "from_smile"):
+            self.values[name][cells] = getattr(q, name)
 
 
 # --------------------------------------------------------------------------- stored blocks
@@ -756,28 +865,45 @@ def _payoff_at_expiry_usd(legs: tuple[Leg, ...], final_spot: np.ndarray) -> np.n
 def _naked_margin(legs, leg_mid: np.ndarray, spot: np.ndarray, cfg: MarginConfig) -> np.ndarray:
     """Reg-T margin of undefined-risk legs (see :meth:`options.positions.Position.
     margin_requirement_usd`), vectorised over bars: ``leg_mid`` is [legs, bars]."""
+    return _naked_margin_of([leg.is_call for leg in legs],
+                            [leg.quantity_contracts for leg in legs],
+                            [leg.strike for leg in legs], leg_mid, spot, cfg)
+
+
+def _naked_margin_of(is_call: list[bool], quantity: list[int], strike: list, leg_mid: np.ndarray,
+                     spot: np.ndarray, cfg: MarginConfig) -> np.ndarray:
+    """:func:`_naked_margin` of legs given by right, contracts and strike (a number, or an
+    array over the bars)."""
     n = leg_mid.shape[1]
     req = {True: np.zeros(n), False: np.zeros(n)}
     premium = {True: np.zeros(n), False: np.zeros(n)}
     has_short = {True: False, False: False}
-    for j, leg in enumerate(legs):
-        qty = leg.quantity_contracts
+    for j, (call, qty, k) in enumerate(zip(is_call, quantity, strike, strict=True)):
         if qty > 0:
             continue
         mid = leg_mid[j]
-        if leg.is_call:
-            otm = np.maximum(leg.strike - spot, 0.0)
+        if call:
+            otm = np.maximum(k - spot, 0.0)
             floor = cfg.naked_minimum_fraction * spot
         else:
-            otm = np.maximum(spot - leg.strike, 0.0)
-            floor = cfg.naked_minimum_fraction * leg.strike
+            otm = np.maximum(spot - k, 0.0)
+            floor = cfg.naked_minimum_fraction * k
         per_share = mid + np.maximum(cfg.naked_underlying_fraction * spot - otm, floor)
-        req[leg.is_call] = req[leg.is_call] + per_share * -qty * CONTRACT_MULTIPLIER
-        premium[leg.is_call] = premium[leg.is_call] + mid * -qty * CONTRACT_MULTIPLIER
-        has_short[leg.is_call] = True
+        req[call] = req[call] + per_share * -qty * CONTRACT_MULTIPLIER
+        premium[call] = premium[call] + mid * -qty * CONTRACT_MULTIPLIER
+        has_short[call] = True
     if has_short[True] and has_short[False]:
         return np.maximum(req[True] + premium[False], req[False] + premium[True])
     return req[True] + req[False]
+
+
+def _sum_legs(per_leg: np.ndarray) -> np.ndarray:
+    """``per_leg.sum(axis=0)`` of a [legs, bars] array in NumPy's order for it,
+    ``((0 + a0) + a1) + ...``, on any layout."""
+    total = np.zeros(per_leg.shape[1])
+    for row in per_leg:
+        total = total + row
+    return total
 
 
 # --------------------------------------------------------------------------- positions
