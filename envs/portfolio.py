@@ -45,7 +45,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import reduce
 
 import numpy as np
@@ -224,23 +224,26 @@ class UnitTables:
                 f"the {leg.option_type} {leg.strike:g} lies beyond the moneyness band: "
                 f"|log(K/S)| = {abs(math.log(leg.strike / spot)):.3f} > {band:g} at spot "
                 f"{spot:g} (max_abs_log_moneyness)")
-        quotes = np.array([sel.leg_quote(leg_spec.expiry, leg.option_type, leg.strike)
-                           for leg_spec, leg in zip(spec.legs, legs, strict=True)])
-        bid, ask, mid, iv, leg_delta, smile = quotes.T
-        valid = quote_is_valid(bid, ask, smile > 0)
-        if not valid.all():
-            j = int(np.flatnonzero(~valid)[0])
-            leg = legs[j]
-            what = "a fitted smile's price, no listed quote" if smile[j] > 0 else \
-                f"bid {bid[j]:g}, ask {ask[j]:g}"
-            raise ValueError(f"the {leg.option_type} {leg.strike:g} expiring "
-                             f"{pd.Timestamp(leg.expiry).date()} has no valid two-sided quote "
-                             f"({what})")
+        quotes = [sel.leg_quote(leg_spec.expiry, leg.option_type, leg.strike)
+                  for leg_spec, leg in zip(spec.legs, legs, strict=True)]
+        for leg, q in zip(legs, quotes, strict=True):
+            if not _valid_leg_quote(q):
+                what = "a fitted smile's price, no listed quote" if q.from_smile else \
+                    f"bid {q.bid_per_share:g}, ask {q.ask_per_share:g}"
+                raise ValueError(f"the {leg.option_type} {leg.strike:g} expiring "
+                                 f"{pd.Timestamp(leg.expiry).date()} has no valid two-sided "
+                                 f"quote ({what})")
+        bid, ask, mid, iv, leg_delta, _ = np.array(quotes, dtype=float).T
         qty_contracts = [leg.quantity_contracts for leg in legs]
-        qty = np.array(qty_contracts, dtype=float)
-        price = np.where(qty > 0, ask, bid)
-        entry_cash = float(-(price * qty).sum() * CONTRACT_MULTIPLIER)
-        spread = float(((price - mid) * qty).sum() * CONTRACT_MULTIPLIER)
+        price = [q.ask_per_share if n > 0 else q.bid_per_share
+                 for q, n in zip(quotes, qty_contracts, strict=True)]
+        mids = [q.mid_per_share for q in quotes]
+        # NumPy's sum of a few floats, float(-(price * qty).sum() * CONTRACT_MULTIPLIER):
+        entry_cash = float(-_sum_floats([p * float(n) for p, n in zip(price, qty_contracts,
+                                                                       strict=True)])
+                           * CONTRACT_MULTIPLIER)
+        spread = float(_sum_floats([(p - m) * float(n) for p, m, n in zip(
+            price, mids, qty_contracts, strict=True)]) * CONTRACT_MULTIPLIER)
         if self.max_volume_share is not None:
             for leg in legs:
                 volume, oi = self.source.volume(bar, leg.option_type, leg.strike, leg.expiry)
@@ -249,11 +252,11 @@ class UnitTables:
         commission_contracts = sum(abs(q) for q in qty_contracts)
         # build_structure_legs checked the choices; a Leg only normalises their expiries.
         normalised = any(leg.expiry != c.expiry for leg, c in zip(legs, choices, strict=True))
-        if normalised or not (np.isfinite(mid).all() and (mid >= 0).all()):
+        if normalised or not all(math.isfinite(m) and m >= 0 for m in mids):
             # a Position checks them again, and refuses a mid that is not finite or negative
-            max_loss, max_profit = self._probe_risk_usd(strategy, legs, bar, price, mid)
+            max_loss, max_profit = self._probe_risk_usd(strategy, legs, bar, price, mids)
         elif not spec.is_calendar:
-            max_loss, max_profit = _expiry_risk_usd(legs, price.tolist())
+            max_loss, max_profit = _expiry_risk_usd(legs, price)
         if spec.is_calendar:
             max_loss, max_profit = max(-entry_cash, 0.0), None  # debit paid (see docstring)
         if max_profit is not None:
@@ -291,7 +294,8 @@ class UnitTables:
         return close_ns
 
     def _probe_risk_usd(self, strategy: str, legs: tuple[Leg, ...], bar: int,
-                        price: np.ndarray, mid: np.ndarray) -> tuple[float | None, float | None]:
+                        price: list[float], mid: list[float]
+                        ) -> tuple[float | None, float | None]:
         """Maximum loss and profit at expiry of one unit from a :class:`Position` opened at
         ``price`` (which raises ValueError on prices it does not accept)."""
         date = self._dates[bar]
@@ -479,7 +483,7 @@ class UnitTables:
             bar_idx = np.concatenate([b for _, _, b, _ in items])
             strikes = np.concatenate([np.full(len(b), k) for _, _, b, k in items])
             try:
-                q = self.source.quote(bar_idx, option_type, strikes, expiry)
+                q = _quote_each_once(self.source, bar_idx, option_type, strikes, expiry)
             except ValueError:  # left to each unit's own calls (below), as if built lazily
                 unquoted.update(u for u, _, _, _ in items)
                 continue
@@ -834,22 +838,46 @@ def _refuse_if_cannot_pay(max_profit_usd: float, entry_cash_usd: float,
 def _expiry_risk_usd(legs: tuple[Leg, ...], price_per_share: list[float]
                      ) -> tuple[float | None, float | None]:
     """``(max_loss_usd, max_profit_usd)`` of a :class:`Position` of ``legs`` opened at
-    ``price_per_share`` (one expiry), in the same operations and order as
-    :meth:`options.positions.Position.max_loss_usd` and ``max_profit_usd``, without building it."""
+    ``price_per_share`` (one expiry), without building it: the same float operations in the
+    same order as :meth:`options.positions.Position.max_loss_usd` and ``max_profit_usd``, in
+    Python floats (``max(x - k, 0.0)`` is ``np.maximum``'s here: no NaN, and ``x - k`` is never
+    -0.0; the payoff starts at +0.0, so no -0.0 ties for ``min``/``max`` either)."""
     quantity = [leg.quantity_contracts for leg in legs]
     units = reduce(math.gcd, (abs(q) for q in quantity))
     weights = [q / units for q in quantity]
-    points = np.array(sorted({0.0} | {leg.strike for leg in legs}))
-    payoff = np.zeros_like(points)
+    points = sorted({0.0} | {leg.strike for leg in legs})
+    payoff = [0.0] * len(points)
     for leg, w in zip(legs, weights, strict=True):
-        payoff += w * leg.intrinsic_per_share(points)
+        k = leg.strike
+        if leg.is_call:
+            payoff = [v + w * max(x - k, 0.0) for v, x in zip(payoff, points, strict=True)]
+        else:
+            payoff = [v + w * max(k - x, 0.0) for v, x in zip(payoff, points, strict=True)]
     premium_per_share = sum(p * q / units for p, q in zip(price_per_share, quantity, strict=True))
-    pnl = payoff - premium_per_share
+    pnl = [v - premium_per_share for v in payoff]
     slope_up = sum(w for leg, w in zip(legs, weights, strict=True) if leg.is_call)
-    max_loss = None if slope_up < -1e-12 else max(0.0, -float(pnl.min()))
-    max_profit = None if slope_up > 1e-12 else float(pnl.max())
+    max_loss = None if slope_up < -1e-12 else max(0.0, -min(pnl))
+    max_profit = None if slope_up > 1e-12 else max(pnl)
     return (None if max_loss is None else per_share_to_position(max_loss, units),
             None if max_profit is None else per_share_to_position(max_profit, units))
+
+
+def _valid_leg_quote(q) -> bool:
+    """:func:`envs.selection.quote_is_valid` of one :class:`envs.selection.LegQuote`."""
+    bid, ask = q.bid_per_share, q.ask_per_share
+    return (math.isfinite(bid) and math.isfinite(ask) and ask > 0 and bid >= 0 and bid <= ask
+            and not q.from_smile)
+
+
+def _sum_floats(values: list[float]) -> float:
+    """NumPy's ``sum`` of a 1-D float array of fewer than 8 elements: ``((0 + a0) + a1) + ...``
+    (NumPy sums longer arrays pairwise)."""
+    if len(values) >= 8:
+        return float(np.sum(values))
+    total = 0.0
+    for x in values:
+        total = total + x
+    return total
 
 
 def _payoff_at_expiry_usd(legs: tuple[Leg, ...], final_spot: np.ndarray) -> np.ndarray:
@@ -895,6 +923,17 @@ def _naked_margin_of(is_call: list[bool], quantity: list[int], strike: list, leg
     if has_short[True] and has_short[False]:
         return np.maximum(req[True] + premium[False], req[False] + premium[True])
     return req[True] + req[False]
+
+
+def _quote_each_once(source: QuoteSource, bar_idx: np.ndarray, option_type: str,
+                     strikes: np.ndarray, expiry) -> LegQuotes:
+    """``source.quote(bar_idx, option_type, strikes, expiry)`` of an elementwise source,
+    quoting each distinct (bar, strike) once (units entered on nearby bars share contracts)."""
+    strike_values, strike_rank = np.unique(strikes, return_inverse=True)
+    pairs, inverse = np.unique(bar_idx * len(strike_values) + strike_rank, return_inverse=True)
+    q = source.quote(pairs // len(strike_values), option_type,
+                     strike_values[pairs % len(strike_values)], expiry)
+    return LegQuotes(*(getattr(q, f.name)[inverse] for f in fields(LegQuotes)))
 
 
 def _sum_legs(per_leg: np.ndarray) -> np.ndarray:
