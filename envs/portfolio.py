@@ -169,6 +169,7 @@ class UnitTables:
         self._why: dict[tuple[int, str], str] = {}
         self._legs: dict[tuple, Leg] = {}  # legs made while building (_leg), cleared per block
         self._close_ns: dict[pd.Timestamp, int] = {}  # expiry close per expiry
+        self._settle_bars: dict[int, int] = {}  # bar per expiry close (_settle_bar)
         self.grids = StrikeGrids(source, strategy_cfg)  # strike and expiry selection per bar
         # Blocks in memory, least recently used first (ensure_bar), at most max_blocks of them.
         self._built_blocks: dict[int, None] = {}
@@ -519,15 +520,20 @@ class UnitTables:
         """Settlement bar per leg (-1: after the bars), the path's bars, and per leg the number
         of path bars on which it is quoted (before its settlement)."""
         bars = self.bars
-        settle_bar = []
-        for close_ns in unit.expiry_close_ns:
-            b = bars.bar_of_close(close_ns)
-            settle_bar.append(b if b is not None else -1)
+        settle_bar = [self._settle_bar(close_ns) for close_ns in unit.expiry_close_ns]
         last = len(bars) - 1 if min(settle_bar) < 0 else max(settle_bar)
         idx = np.arange(unit.entry_bar, last + 1)
         n = len(idx)
         ends = [n if sb < 0 else sb - unit.entry_bar for sb in settle_bar]
         return settle_bar, idx, ends
+
+    def _settle_bar(self, close_ns: int) -> int:
+        """The bar whose close is ``close_ns`` (-1: none), once per expiry close."""
+        bar = self._settle_bars.get(close_ns)
+        if bar is None:
+            found = self.bars.bar_of_close(close_ns)
+            bar = self._settle_bars[close_ns] = -1 if found is None else found
+        return bar
 
     def _assemble_path(self, unit: UnitStructure, settle_bar: list[int], idx: np.ndarray,
                        ends: list[int], quotes: list[LegQuotes | None]) -> None:

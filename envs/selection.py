@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from functools import partial
+from functools import cached_property, partial
 from typing import NamedTuple
 
 import numpy as np
@@ -74,12 +74,14 @@ class StrikeGrids:
         self._strikes: dict[tuple[int, str, str], np.ndarray] = {}
         self._grid: dict[tuple[int, str, str], LegQuotes] = {}
         self._selection: dict[int, BarSelection] = {}
+        # per bar: the strike by_delta chose per (expiry rule, right, target)
+        self._by_delta: dict[int, dict[tuple[str, str, float], float]] = {}
 
     @property
     def cached_bars(self) -> int:
         """How many bars hold cached expiries, strikes, quotes or a selection (0 once every one
         is forgotten)."""
-        return len(self._selection.keys() | self._chosen.keys()
+        return len(self._selection.keys() | self._chosen.keys() | self._by_delta.keys()
                    | {key[0] for key in self._strikes} | {key[0] for key in self._grid})
 
     def expiries(self, bar: int) -> dict[str, pd.Timestamp]:
@@ -154,6 +156,7 @@ class StrikeGrids:
         """Drop the expiries, strike grids, quotes and selections of ``bars``."""
         for bar in bars:
             self._selection.pop(bar, None)
+            self._by_delta.pop(bar, None)
             self._chosen.pop(bar, None)
             for rule, option_type in GRID_KEYS:
                 self._strikes.pop((bar, rule, option_type), None)
@@ -195,7 +198,15 @@ class BarSelection:
 
     def by_delta(self, rule: str, option_type: str, target: float) -> float:
         """The strike whose |delta| is nearest ``target`` among the listed strikes inside the
-        moneyness band with valid quotes (NaN when none)."""
+        moneyness band with valid quotes (NaN when none); searched once per bar and target."""
+        chosen = self.grids._by_delta.setdefault(self.bar, {})
+        key = (rule, option_type, target)
+        strike = chosen.get(key)
+        if strike is None:
+            strike = chosen[key] = self._search_by_delta(rule, option_type, target)
+        return strike
+
+    def _search_by_delta(self, rule: str, option_type: str, target: float) -> float:
         strikes = self.listed_strikes(rule, option_type)
         if len(strikes) == 0:
             return math.nan
@@ -208,7 +219,7 @@ class BarSelection:
         gap = np.where(ok, np.abs(delta - target), np.inf)
         return float(strikes[int(np.argmin(gap))])
 
-    @property
+    @cached_property
     def selectors(self) -> dict[str, StrikeSelector]:
         """A delta selector per chosen expiry rule (``build_structure_legs``'s ``by_delta``)."""
         return {rule: partial(self.by_delta, rule) for rule in self.expiries}
