@@ -168,6 +168,7 @@ class UnitTables:
         self._units: dict[tuple[int, str], UnitStructure | None] = {}
         self._why: dict[tuple[int, str], str] = {}
         self._legs: dict[tuple, Leg] = {}  # legs made while building (_leg), cleared per block
+        self._in_band: dict[tuple[int, float], bool] = {}  # (_within_band), cleared per block
         self._close_ns: dict[pd.Timestamp, int] = {}  # expiry close per expiry
         self._settle_bars: dict[int, int] = {}  # bar per expiry close (_settle_bar)
         self.grids = StrikeGrids(source, strategy_cfg)  # strike and expiry selection per bar
@@ -218,9 +219,9 @@ class UnitTables:
         legs = tuple(self._leg(c) for c in choices)
         spot = self._spot[bar]
         band = self.cfg.max_abs_log_moneyness
-        inside = within_band([leg.strike for leg in legs], spot, band)
-        if not inside.all():
-            leg = legs[int(np.flatnonzero(~inside)[0])]
+        outside = [leg for leg in legs if not self._within_band(bar, leg.strike)]
+        if outside:
+            leg = outside[0]
             raise ValueError(
                 f"the {leg.option_type} {leg.strike:g} lies beyond the moneyness band: "
                 f"|log(K/S)| = {abs(math.log(leg.strike / spot)):.3f} > {band:g} at spot "
@@ -287,6 +288,16 @@ class UnitTables:
             leg = self._legs[key] = Leg(*key)
         return leg
 
+    def _within_band(self, bar: int, strike: float) -> bool:
+        """:func:`options.strategies.within_band` of one strike at ``bar``'s spot, once per
+        (bar, strike) while a block is built."""
+        key = (bar, strike)
+        inside = self._in_band.get(key)
+        if inside is None:
+            inside = self._in_band[key] = bool(within_band(
+                np.array([strike]), self._spot[bar], self.cfg.max_abs_log_moneyness)[0])
+        return inside
+
     def _expiry_close_ns(self, expiry: pd.Timestamp) -> int:
         """:func:`options.calendar.expiry_close_ns`, once per expiry."""
         close_ns = self._close_ns.get(expiry)
@@ -314,6 +325,7 @@ class UnitTables:
             self.grids.prefetch(bars)
         units = [self.unit(bar, strategy) for bar in bars for strategy in STRUCTURES]
         self._legs.clear()
+        self._in_band.clear()
         self.build_paths([u for u in units if u is not None])
 
     def build_all(self) -> None:

@@ -73,6 +73,7 @@ class StrikeGrids:
         self._chosen: dict[int, dict[str, pd.Timestamp]] = {}
         self._strikes: dict[tuple[int, str, str], np.ndarray] = {}
         self._grid: dict[tuple[int, str, str], LegQuotes] = {}
+        self._strike_index: dict[tuple[int, str, str], dict[float, int] | None] = {}
         self._selection: dict[int, BarSelection] = {}
         # per bar: the strike by_delta chose per (expiry rule, right, target)
         self._by_delta: dict[int, dict[tuple[str, str, float], float]] = {}
@@ -82,7 +83,8 @@ class StrikeGrids:
         """How many bars hold cached expiries, strikes, quotes or a selection (0 once every one
         is forgotten)."""
         return len(self._selection.keys() | self._chosen.keys() | self._by_delta.keys()
-                   | {key[0] for key in self._strikes} | {key[0] for key in self._grid})
+                   | {key[0] for key in self._strikes} | {key[0] for key in self._grid}
+                   | {key[0] for key in self._strike_index})
 
     def expiries(self, bar: int) -> dict[str, pd.Timestamp]:
         """The front (and back) expiry of one bar: the listed expiries nearest the target days
@@ -117,6 +119,17 @@ class StrikeGrids:
             strikes = self._strikes[key] = self.source.strikes(
                 bar, self.expiries(bar)[rule], option_type)
         return strikes
+
+    def strike_index(self, bar: int, rule: str, option_type: str) -> dict[float, int] | None:
+        """Position of each listed strike of ``bar``'s expiry chosen by ``rule`` (once; None
+        when two of them lie within the strike tolerance, so that only a search is exact)."""
+        key = (bar, rule, option_type)
+        if key not in self._strike_index:
+            strikes = self.listed_strikes(bar, rule, option_type)
+            spread_out = len(strikes) < 2 or bool(np.diff(strikes).min() > 2 * _STRIKE_TOLERANCE)
+            self._strike_index[key] = ({k: i for i, k in enumerate(strikes.tolist())}
+                                       if spread_out else None)
+        return self._strike_index[key]
 
     def grid_quotes(self, bar: int, rule: str, option_type: str) -> LegQuotes:
         """Quotes of every listed strike of one expiry and right at one bar (once)."""
@@ -161,6 +174,7 @@ class StrikeGrids:
             for rule, option_type in GRID_KEYS:
                 self._strikes.pop((bar, rule, option_type), None)
                 self._grid.pop((bar, rule, option_type), None)
+                self._strike_index.pop((bar, rule, option_type), None)
 
     def selection(self, bar: int) -> BarSelection:
         """One bar's :class:`BarSelection` (cached)."""
@@ -229,13 +243,23 @@ class BarSelection:
         if rule not in self.expiries:
             return False
         strikes = self.listed_strikes(rule, option_type)
-        i = int(np.searchsorted(strikes, strike - _STRIKE_TOLERANCE))
+        i = self._strike_index(rule, option_type, strike)
         return i < len(strikes) and abs(strikes[i] - strike) < _STRIKE_TOLERANCE
+
+    def _strike_index(self, rule: str, option_type: str, strike: float) -> int:
+        """``searchsorted(strikes, strike - tolerance)`` of the listed strikes: looked up where
+        ``strike`` is one of them exactly and they lie further apart than the tolerance (the
+        same index then), searched otherwise."""
+        index = self.grids.strike_index(self.bar, rule, option_type)
+        i = index.get(strike) if index is not None else None
+        if i is None:
+            strikes = self.listed_strikes(rule, option_type)
+            i = int(np.searchsorted(strikes, strike - _STRIKE_TOLERANCE))
+        return i
 
     def leg_quote(self, rule: str, option_type: str, strike: float) -> LegQuote:
         """The quote of a listed ``strike`` (see :meth:`listed`)."""
-        strikes = self.listed_strikes(rule, option_type)
-        i = int(np.searchsorted(strikes, strike - _STRIKE_TOLERANCE))
+        i = self._strike_index(rule, option_type, strike)
         q = self.grid_quotes(rule, option_type)
         return LegQuote(float(q.bid_per_share[i]), float(q.ask_per_share[i]),
                         float(q.mid_per_share[i]), float(q.iv_annualized[i]), float(q.delta[i]),

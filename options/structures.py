@@ -218,7 +218,19 @@ def build_structure_legs(spec: StructureSpec, *, expiries: dict[str, object],
 def _canonical_strikes(spec: StructureSpec) -> list[float]:
     """Strikes of a representative build (spot 100, wing 5, delta strikes placed by right and
     target so that puts sit below the money and calls above): the order relations between legs
-    that every valid build keeps."""
+    that every valid build keeps (made once per spec; callers do not change the list)."""
+    cached = _CANONICAL.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    strikes = _make_canonical_strikes(spec)
+    _CANONICAL[id(spec)] = (spec, strikes)
+    return strikes
+
+
+_CANONICAL: dict[int, tuple[StructureSpec, list[float]]] = {}  # id(spec) -> (spec, strikes)
+
+
+def _make_canonical_strikes(spec: StructureSpec) -> list[float]:
     strikes: list[float] = []
     for leg in spec.legs:
         rule = leg.strike
