@@ -75,8 +75,9 @@ class StrikeGrids:
         self._grid: dict[tuple[int, str, str], LegQuotes] = {}
         self._strike_index: dict[tuple[int, str, str], dict[float, int] | None] = {}
         self._selection: dict[int, BarSelection] = {}
-        # per bar: the strike by_delta chose per (expiry rule, right, target)
-        self._by_delta: dict[int, dict[tuple[str, str, float], float]] = {}
+        # per bar: the strike by_delta chose per (expiry rule, right, target), and the
+        # candidates per (expiry rule, right)
+        self._by_delta: dict[int, dict[tuple, object]] = {}
 
     @property
     def cached_bars(self) -> int:
@@ -93,21 +94,23 @@ class StrikeGrids:
         if chosen is not None:
             return chosen
         cfg = self.cfg
-        expiries = settleable_expiries(self.source.expiries(bar), self.source.bars)
+        expiries = self.source.expiries(bar)
+        if not getattr(self.source, "expiries_settleable", False):
+            expiries = settleable_expiries(expiries, self.source.bars)
         now_day = self._dates[bar].normalize().value
         dte = (expiries.as_unit("ns").asi8 - now_day) / NS_PER_DAY if len(expiries) else np.array([])
         ok = dte >= max(1, cfg.min_dte_days)
         chosen = {}
         if ok.any():
-            cand, cand_dte = expiries[ok], dte[ok]
+            cand, cand_dte = np.flatnonzero(ok), dte[ok]  # positions in expiries, days
             gap = np.abs(cand_dte - cfg.dte_days)
             front = len(gap) - 1 - int(np.argmin(gap[::-1]))  # ties: the later expiry
-            chosen["front"] = cand[front]
+            chosen["front"] = expiries[int(cand[front])]
             later = cand_dte > cand_dte[front]
             if later.any():
                 gap_b = np.where(later, np.abs(cand_dte - cfg.back_dte_days), np.inf)
                 back = len(gap_b) - 1 - int(np.argmin(gap_b[::-1]))
-                chosen["back"] = cand[back]
+                chosen["back"] = expiries[int(cand[back])]
         self._chosen[bar] = chosen
         return chosen
 
@@ -221,17 +224,28 @@ class BarSelection:
         return strike
 
     def _search_by_delta(self, rule: str, option_type: str, target: float) -> float:
-        strikes = self.listed_strikes(rule, option_type)
-        if len(strikes) == 0:
-            return math.nan
-        q = self.grid_quotes(rule, option_type)
-        delta = np.abs(q.delta)
-        ok = (within_band(strikes, self.spot, self.max_abs_log_moneyness) & np.isfinite(delta)
-              & quote_is_valid(q.bid_per_share, q.ask_per_share, q.from_smile))
+        candidates = self.grids._by_delta[self.bar].get((rule, option_type))
+        if candidates is None:
+            candidates = self.grids._by_delta[self.bar][(rule, option_type)] = \
+                self._delta_candidates(rule, option_type)
+        strikes, delta, ok = candidates
         if not ok.any():
             return math.nan
         gap = np.where(ok, np.abs(delta - target), np.inf)
         return float(strikes[int(np.argmin(gap))])
+
+    def _delta_candidates(self, rule: str, option_type: str
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The listed strikes, their |delta| and where they may be chosen by delta (inside the
+        moneyness band, finite delta, valid quote), whatever the target."""
+        strikes = self.listed_strikes(rule, option_type)
+        if len(strikes) == 0:
+            return strikes, strikes, np.zeros(0, dtype=bool)
+        q = self.grid_quotes(rule, option_type)
+        delta = np.abs(q.delta)
+        ok = (within_band(strikes, self.spot, self.max_abs_log_moneyness) & np.isfinite(delta)
+              & quote_is_valid(q.bid_per_share, q.ask_per_share, q.from_smile))
+        return strikes, delta, ok
 
     @cached_property
     def selectors(self) -> dict[str, StrikeSelector]:
