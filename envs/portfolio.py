@@ -484,23 +484,26 @@ class UnitTables:
             for unit, plan in zip(todo, plans, strict=True):
                 self._path_one_by_one(unit, plan)
             return
-        groups: dict[tuple, list[tuple[int, int, np.ndarray, float]]] = {}
-        for u, (unit, (_, idx, ends)) in enumerate(zip(todo, plans, strict=True)):
+        # per (expiry, right): (unit, leg, entry bar, bars quoted, strike) of its legs
+        groups: dict[tuple, list[tuple[int, int, int, int, float]]] = {}
+        for u, (unit, (_, _, ends)) in enumerate(zip(todo, plans, strict=True)):
             for j, (leg, end) in enumerate(zip(unit.legs, ends, strict=True)):
                 if end > 0:
                     groups.setdefault((leg.expiry, leg.option_type), []).append(
-                        (u, j, idx[:end], leg.strike))
+                        (u, j, unit.entry_bar, end, leg.strike))
         cells = _PathCells(todo, plans)
         unquoted: set[int] = set()  # units some of whose quotes could not be fetched in bulk
         for (expiry, option_type), items in groups.items():
-            bar_idx = np.concatenate([b for _, _, b, _ in items])
-            strikes = np.concatenate([np.full(len(b), k) for _, _, b, k in items])
+            units, legs, first_bar, n_quoted, strike = (np.array(x) for x in zip(*items,
+                                                                                 strict=True))
+            bar_idx = _ragged_ranges(first_bar, n_quoted)  # each leg's bars, one after another
             try:
-                q = _quote_each_once(self.source, bar_idx, option_type, strikes, expiry)
+                q = _quote_each_once(self.source, bar_idx, option_type,
+                                     np.repeat(strike, n_quoted), expiry)
             except ValueError:  # left to each unit's own calls (below), as if built lazily
-                unquoted.update(u for u, _, _, _ in items)
+                unquoted.update(units.tolist())
                 continue
-            cells.put(q, [(u, j, len(b)) for u, j, b, _ in items])
+            cells.put(q, units, legs, n_quoted)
         with np.errstate(invalid="ignore"):
             self._assemble_all(todo, plans, cells, unquoted)
 
@@ -689,12 +692,11 @@ class _PathCells:
         self.values = {name: np.zeros(total) for name in self.FIELDS}
         self.values["from_smile"] = np.zeros(total, dtype=bool)
 
-    def put(self, q: LegQuotes, items: list[tuple[int, int, int]]) -> None:
-        """Store ``q``, the quotes of ``items`` (unit, leg, bars quoted) one after another."""
-        units, legs, lengths = (np.array(x, dtype=np.int64) for x in zip(*items, strict=True))
-        first = self.base[units] + legs * self.bars[units]
-        start_in_q = np.cumsum(lengths) - lengths
-        cells = np.repeat(first - start_in_q, lengths) + np.arange(int(lengths.sum()))
+    def put(self, q: LegQuotes, units: np.ndarray, legs: np.ndarray, n_quoted: np.ndarray
+            ) -> None:
+        """Store ``q``: the quotes of leg ``legs[i]`` of unit ``units[i]`` on its first
+        ``n_quoted[i]`` path bars, for each i one after another."""
+        cells = _ragged_ranges(self.base[units] + legs * self.bars[units], n_quoted)
         for name in (*self.FIELDS, "from_smile"):
             self.values[name][cells] = getattr(q, name)
 
@@ -952,6 +954,14 @@ def _quote_each_once(source: QuoteSource, bar_idx: np.ndarray, option_type: str,
     q = source.quote(pairs // len(strike_values), option_type,
                      strike_values[pairs % len(strike_values)], expiry)
     return LegQuotes(*(getattr(q, f.name)[inverse] for f in fields(LegQuotes)))
+
+
+def _ragged_ranges(first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(f, f + n) for f, n in zip(first, lengths)])``, int64."""
+    first = np.asarray(first, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    start_in_out = np.cumsum(lengths) - lengths
+    return np.repeat(first - start_in_out, lengths) + np.arange(int(lengths.sum()))
 
 
 def _sum_legs(per_leg: np.ndarray) -> np.ndarray:

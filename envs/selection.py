@@ -75,15 +75,15 @@ class StrikeGrids:
         self._grid: dict[tuple[int, str, str], LegQuotes] = {}
         self._strike_index: dict[tuple[int, str, str], dict[float, int] | None] = {}
         self._selection: dict[int, BarSelection] = {}
-        # per bar: the strike by_delta chose per (expiry rule, right, target), and the
-        # candidates per (expiry rule, right)
-        self._by_delta: dict[int, dict[tuple, object]] = {}
+        # per bar: the strike by_delta chose per (expiry rule, right, target), its candidates
+        # per (expiry rule, right) and leg_quote's quotes per ("quote", rule, right, strike)
+        self._bar_memo: dict[int, dict[tuple, object]] = {}
 
     @property
     def cached_bars(self) -> int:
         """How many bars hold cached expiries, strikes, quotes or a selection (0 once every one
         is forgotten)."""
-        return len(self._selection.keys() | self._chosen.keys() | self._by_delta.keys()
+        return len(self._selection.keys() | self._chosen.keys() | self._bar_memo.keys()
                    | {key[0] for key in self._strikes} | {key[0] for key in self._grid}
                    | {key[0] for key in self._strike_index})
 
@@ -172,7 +172,7 @@ class StrikeGrids:
         """Drop the expiries, strike grids, quotes and selections of ``bars``."""
         for bar in bars:
             self._selection.pop(bar, None)
-            self._by_delta.pop(bar, None)
+            self._bar_memo.pop(bar, None)
             self._chosen.pop(bar, None)
             for rule, option_type in GRID_KEYS:
                 self._strikes.pop((bar, rule, option_type), None)
@@ -216,7 +216,7 @@ class BarSelection:
     def by_delta(self, rule: str, option_type: str, target: float) -> float:
         """The strike whose |delta| is nearest ``target`` among the listed strikes inside the
         moneyness band with valid quotes (NaN when none); searched once per bar and target."""
-        chosen = self.grids._by_delta.setdefault(self.bar, {})
+        chosen = self.grids._bar_memo.setdefault(self.bar, {})
         key = (rule, option_type, target)
         strike = chosen.get(key)
         if strike is None:
@@ -224,9 +224,9 @@ class BarSelection:
         return strike
 
     def _search_by_delta(self, rule: str, option_type: str, target: float) -> float:
-        candidates = self.grids._by_delta[self.bar].get((rule, option_type))
+        candidates = self.grids._bar_memo[self.bar].get((rule, option_type))
         if candidates is None:
-            candidates = self.grids._by_delta[self.bar][(rule, option_type)] = \
+            candidates = self.grids._bar_memo[self.bar][(rule, option_type)] = \
                 self._delta_candidates(rule, option_type)
         strikes, delta, ok = candidates
         if not ok.any():
@@ -272,7 +272,15 @@ class BarSelection:
         return i
 
     def leg_quote(self, rule: str, option_type: str, strike: float) -> LegQuote:
-        """The quote of a listed ``strike`` (see :meth:`listed`)."""
+        """The quote of a listed ``strike`` (see :meth:`listed`), read once per bar."""
+        memo = self.grids._bar_memo.setdefault(self.bar, {})
+        key = ("quote", rule, option_type, strike)
+        quote = memo.get(key)
+        if quote is None:
+            quote = memo[key] = self._read_leg_quote(rule, option_type, strike)
+        return quote
+
+    def _read_leg_quote(self, rule: str, option_type: str, strike: float) -> LegQuote:
         i = self._strike_index(rule, option_type, strike)
         q = self.grid_quotes(rule, option_type)
         return LegQuote(float(q.bid_per_share[i]), float(q.ask_per_share[i]),
