@@ -600,7 +600,6 @@ class UnitTables:
             first_expiry.tolist(), leg_bid, leg_ask, leg_mid, alive, leg_settle, fallback,
             alive & ~valid_float_quote(leg_bid, leg_ask))
 
-
     def _assemble_group(self, units: list[UnitStructure], plans: list, cells: _PathCells,
                         base: np.ndarray) -> None:
         """:meth:`_assemble_path` of units with the same rights and ratios leg by leg, on the
