@@ -515,7 +515,9 @@ class UnitTables:
             if u in unquoted:
                 with contextlib.suppress(ValueError):  # raised again when opened, as before
                     self._path_one_by_one(unit, plan)
-            elif min(plan[2]) < 0:  # a leg settling before entry: not met by the bulk arithmetic
+            elif min(plan[2]) < 0 or len(unit.legs) >= _PAIRWISE_SUM_LEGS:
+                # a leg settling before entry, or a sum over legs NumPy may add pairwise: left
+                # to the arithmetic of one unit
                 self._path_one_by_one(unit, plan)
             else:
                 shape = tuple((leg.option_type, leg.quantity_contracts) for leg in unit.legs)
@@ -889,9 +891,9 @@ def _valid_leg_quote(q) -> bool:
 
 
 def _sum_floats(values: list[float]) -> float:
-    """NumPy's ``sum`` of a 1-D float array of fewer than 8 elements: ``((0 + a0) + a1) + ...``
-    (NumPy sums longer arrays pairwise)."""
-    if len(values) >= 8:
+    """NumPy's ``sum`` of a 1-D float array: ``((0 + a0) + a1) + ...`` for fewer than
+    :data:`_PAIRWISE_SUM_LEGS` elements (NumPy sums longer arrays pairwise)."""
+    if len(values) >= _PAIRWISE_SUM_LEGS:
         return float(np.sum(values))
     total = 0.0
     for x in values:
@@ -963,9 +965,14 @@ def _ragged_ranges(first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(first - start_in_out, lengths) + np.arange(int(lengths.sum()))
 
 
+# From this many legs on, NumPy's sum over the legs of a one-bar [legs, 1] path is pairwise.
+_PAIRWISE_SUM_LEGS = 8
+
+
 def _sum_legs(per_leg: np.ndarray) -> np.ndarray:
-    """``per_leg.sum(axis=0)`` of a [legs, bars] array in NumPy's order for it,
-    ``((0 + a0) + a1) + ...``, on any layout."""
+    """``per_leg.sum(axis=0)`` of a [legs, bars] array with fewer than
+    :data:`_PAIRWISE_SUM_LEGS` legs in NumPy's order for it, ``((0 + a0) + a1) + ...``, on any
+    layout."""
     total = np.zeros(per_leg.shape[1])
     for row in per_leg:
         total = total + row
