@@ -45,17 +45,18 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import reduce
 
 import numpy as np
 import pandas as pd
 
 from common.units import CONTRACT_MULTIPLIER
 from envs.assignment import AssignmentRules, next_sessions
-from envs.selection import StrikeGrids, quote_is_valid, slice_quotes, valid_float_quote
+from envs.selection import StrikeGrids, quote_is_valid, valid_float_quote
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
-from options.positions import Fill, Leg, MarginConfig, Position
+from options.positions import Fill, Leg, MarginConfig, Position, per_share_to_position
 from options.pricing import DAYS_PER_YEAR
 from options.quotes import LegQuotes, QuoteSource
 from options.strategies import within_band
@@ -166,6 +167,10 @@ class UnitTables:
         self.max_volume_share = max_volume_share
         self._units: dict[tuple[int, str], UnitStructure | None] = {}
         self._why: dict[tuple[int, str], str] = {}
+        self._legs: dict[tuple, Leg] = {}  # legs made while building (_leg), cleared per block
+        self._in_band: dict[tuple[int, float], bool] = {}  # (_within_band), cleared per block
+        self._close_ns: dict[pd.Timestamp, int] = {}  # expiry close per expiry
+        self._settle_bars: dict[int, int] = {}  # bar per expiry close (_settle_bar)
         self.grids = StrikeGrids(source, strategy_cfg)  # strike and expiry selection per bar
         # Blocks in memory, least recently used first (ensure_bar), at most max_blocks of them.
         self._built_blocks: dict[int, None] = {}
@@ -211,63 +216,105 @@ class UnitTables:
             listed=sel.listed)
         if choices is None:
             raise ValueError("its strikes are not listed or do not form a valid structure here")
-        legs = tuple(Leg(c.option_type, c.strike, c.expiry, c.quantity_contracts)
-                     for c in choices)
+        legs = tuple(self._leg(c) for c in choices)
         spot = self._spot[bar]
         band = self.cfg.max_abs_log_moneyness
-        for leg in legs:
-            if not within_band(leg.strike, spot, band):
-                raise ValueError(
-                    f"the {leg.option_type} {leg.strike:g} lies beyond the moneyness band: "
-                    f"|log(K/S)| = {abs(math.log(leg.strike / spot)):.3f} > {band:g} at spot "
-                    f"{spot:g} (max_abs_log_moneyness)")
-        rules = [leg_spec.expiry for leg_spec in spec.legs]
-        quotes = np.array([sel.leg_quote(rule, leg.option_type, leg.strike)
-                           for rule, leg in zip(rules, legs, strict=True)])
-        bid, ask, mid, iv, leg_delta, smile = quotes.T
-        valid = quote_is_valid(bid, ask, smile > 0)
-        if not valid.all():
-            j = int(np.flatnonzero(~valid)[0])
-            leg = legs[j]
-            what = "a fitted smile's price, no listed quote" if smile[j] > 0 else \
-                f"bid {bid[j]:g}, ask {ask[j]:g}"
-            raise ValueError(f"the {leg.option_type} {leg.strike:g} expiring "
-                             f"{pd.Timestamp(leg.expiry).date()} has no valid two-sided quote "
-                             f"({what})")
-        qty = np.array([leg.quantity_contracts for leg in legs], dtype=float)
-        price = np.where(qty > 0, ask, bid)
-        entry_cash = float(-(price * qty).sum() * CONTRACT_MULTIPLIER)
-        spread = float(((price - mid) * qty).sum() * CONTRACT_MULTIPLIER)
+        outside = [leg for leg in legs if not self._within_band(bar, leg.strike)]
+        if outside:
+            leg = outside[0]
+            raise ValueError(
+                f"the {leg.option_type} {leg.strike:g} lies beyond the moneyness band: "
+                f"|log(K/S)| = {abs(math.log(leg.strike / spot)):.3f} > {band:g} at spot "
+                f"{spot:g} (max_abs_log_moneyness)")
+        quotes = [sel.leg_quote(leg_spec.expiry, leg.option_type, leg.strike)
+                  for leg_spec, leg in zip(spec.legs, legs, strict=True)]
+        for leg, q in zip(legs, quotes, strict=True):
+            if not _valid_leg_quote(q):
+                what = "a fitted smile's price, no listed quote" if q.from_smile else \
+                    f"bid {q.bid_per_share:g}, ask {q.ask_per_share:g}"
+                raise ValueError(f"the {leg.option_type} {leg.strike:g} expiring "
+                                 f"{pd.Timestamp(leg.expiry).date()} has no valid two-sided "
+                                 f"quote ({what})")
+        bid, ask, mid, iv, leg_delta, _ = np.array(quotes, dtype=float).T
+        qty_contracts = [leg.quantity_contracts for leg in legs]
+        price = [q.ask_per_share if n > 0 else q.bid_per_share
+                 for q, n in zip(quotes, qty_contracts, strict=True)]
+        mids = [q.mid_per_share for q in quotes]
+        # NumPy's sum of a few floats, float(-(price * qty).sum() * CONTRACT_MULTIPLIER):
+        entry_cash = float(-_sum_floats([p * float(n) for p, n in zip(price, qty_contracts,
+                                                                       strict=True)])
+                           * CONTRACT_MULTIPLIER)
+        spread = float(_sum_floats([(p - m) * float(n) for p, m, n in zip(
+            price, mids, qty_contracts, strict=True)]) * CONTRACT_MULTIPLIER)
         if self.max_volume_share is not None:
             for leg in legs:
                 volume, oi = self.source.volume(bar, leg.option_type, leg.strike, leg.expiry)
                 if max(volume, oi) <= 0:
                     raise ValueError(f"{leg.option_type} {leg.strike:g} has no volume")
-        date = self._dates[bar]
-        probe = Position(strategy, legs, date, tuple(
-            Fill(leg, date, leg.quantity_contracts, p, m, 0.0, "open")
-            for leg, p, m in zip(legs, price, mid, strict=True)))
-        max_loss, max_profit = probe.max_loss_usd, probe.max_profit_usd
+        commission_contracts = sum(abs(q) for q in qty_contracts)
+        # build_structure_legs checked the choices; a Leg only normalises their expiries.
+        normalised = any(leg.expiry != c.expiry for leg, c in zip(legs, choices, strict=True))
+        if normalised or not all(math.isfinite(m) and m >= 0 for m in mids):
+            # a Position checks them again, and refuses a mid that is not finite or negative
+            max_loss, max_profit = self._probe_risk_usd(strategy, legs, bar, price, mids)
+        elif not spec.is_calendar:
+            max_loss, max_profit = _expiry_risk_usd(legs, price)
         if spec.is_calendar:
             max_loss, max_profit = max(-entry_cash, 0.0), None  # debit paid (see docstring)
         if max_profit is not None:
             _refuse_if_cannot_pay(max_profit, entry_cash, self.costs.commission_per_contract_usd
-                                  * sum(abs(leg.quantity_contracts) for leg in legs))
+                                  * commission_contracts)
         if max_loss is not None:
             risk = margin = max_loss
         else:
             moves = spot * np.array([1.0 - self.stress, 1.0 + self.stress])
-            risk = max(0.0, float(-(probe.payoff_at_expiry_usd(moves) + entry_cash).min()))
+            risk = max(0.0, float(-(_payoff_at_expiry_usd(legs, moves) + entry_cash).min()))
             margin = float(_naked_margin(legs, mid[:, None], np.array([spot]),
                                          self.margin_cfg)[0])
         if not risk > 0:
             raise ValueError("its risk per contract is not positive")
         return UnitStructure(
-            strategy, bar, legs, bid, ask, mid, iv,
-            int(sum(abs(leg.quantity_contracts) for leg in legs)), entry_cash, spread,
-            max_loss, max_profit, float(risk), float(margin),
-            tuple(expiry_close_ns(leg.expiry) for leg in legs), spec.is_calendar,
+            strategy, bar, legs, bid, ask, mid, iv, int(commission_contracts), entry_cash,
+            spread, max_loss, max_profit, float(risk), float(margin),
+            tuple(self._expiry_close_ns(leg.expiry) for leg in legs), spec.is_calendar,
             leg_delta=leg_delta, quote_source=self.quote_source_name)
+
+    def _leg(self, choice) -> Leg:
+        """The :class:`Leg` of a chosen leg, made once per (right, strike, expiry, contracts)
+        while a block is built (legs are frozen, so units may share them)."""
+        key = (choice.option_type, choice.strike, choice.expiry, choice.quantity_contracts)
+        leg = self._legs.get(key)
+        if leg is None:
+            leg = self._legs[key] = Leg(*key)
+        return leg
+
+    def _within_band(self, bar: int, strike: float) -> bool:
+        """:func:`options.strategies.within_band` of one strike at ``bar``'s spot, once per
+        (bar, strike) while a block is built."""
+        key = (bar, strike)
+        inside = self._in_band.get(key)
+        if inside is None:
+            inside = self._in_band[key] = bool(within_band(
+                np.array([strike]), self._spot[bar], self.cfg.max_abs_log_moneyness)[0])
+        return inside
+
+    def _expiry_close_ns(self, expiry: pd.Timestamp) -> int:
+        """:func:`options.calendar.expiry_close_ns`, once per expiry."""
+        close_ns = self._close_ns.get(expiry)
+        if close_ns is None:
+            close_ns = self._close_ns[expiry] = expiry_close_ns(expiry)
+        return close_ns
+
+    def _probe_risk_usd(self, strategy: str, legs: tuple[Leg, ...], bar: int,
+                        price: list[float], mid: list[float]
+                        ) -> tuple[float | None, float | None]:
+        """Maximum loss and profit at expiry of one unit from a :class:`Position` opened at
+        ``price`` (which raises ValueError on prices it does not accept)."""
+        date = self._dates[bar]
+        probe = Position(strategy, legs, date, tuple(
+            Fill(leg, date, leg.quantity_contracts, p, m, 0.0, "open")
+            for leg, p, m in zip(legs, price, mid, strict=True)))
+        return probe.max_loss_usd, probe.max_profit_usd
 
     # ----------------------------------------------------------------- bulk building
     def build_bars(self, bars) -> None:
@@ -277,6 +324,8 @@ class UnitTables:
         if self.batched:
             self.grids.prefetch(bars)
         units = [self.unit(bar, strategy) for bar in bars for strategy in STRUCTURES]
+        self._legs.clear()
+        self._in_band.clear()
         self.build_paths([u for u in units if u is not None])
 
     def build_all(self) -> None:
@@ -435,34 +484,47 @@ class UnitTables:
             for unit, plan in zip(todo, plans, strict=True):
                 self._path_one_by_one(unit, plan)
             return
-        groups: dict[tuple, list[tuple[int, int, np.ndarray, float]]] = {}
-        for u, (unit, (_, idx, ends)) in enumerate(zip(todo, plans, strict=True)):
+        # per (expiry, right): (unit, leg, entry bar, bars quoted, strike) of its legs
+        groups: dict[tuple, list[tuple[int, int, int, int, float]]] = {}
+        for u, (unit, (_, _, ends)) in enumerate(zip(todo, plans, strict=True)):
             for j, (leg, end) in enumerate(zip(unit.legs, ends, strict=True)):
                 if end > 0:
                     groups.setdefault((leg.expiry, leg.option_type), []).append(
-                        (u, j, idx[:end], leg.strike))
-        leg_quotes: list[list[LegQuotes | None]] = [[None] * len(unit.legs) for unit in todo]
+                        (u, j, unit.entry_bar, end, leg.strike))
+        cells = _PathCells(todo, plans)
+        unquoted: set[int] = set()  # units some of whose quotes could not be fetched in bulk
         for (expiry, option_type), items in groups.items():
-            bar_idx = np.concatenate([b for _, _, b, _ in items])
-            strikes = np.concatenate([np.full(len(b), k) for _, _, b, k in items])
+            units, legs, first_bar, n_quoted, strike = (np.array(x) for x in zip(*items,
+                                                                                 strict=True))
+            bar_idx = _ragged_ranges(first_bar, n_quoted)  # each leg's bars, one after another
             try:
-                q = self.source.quote(bar_idx, option_type, strikes, expiry)
+                q = _quote_each_once(self.source, bar_idx, option_type,
+                                     np.repeat(strike, n_quoted), expiry)
             except ValueError:  # left to each unit's own calls (below), as if built lazily
+                unquoted.update(units.tolist())
                 continue
-            start = 0
-            for u, j, b, _ in items:
-                leg_quotes[u][j] = slice_quotes(q, start, start + len(b))
-                start += len(b)
+            cells.put(q, units, legs, n_quoted)
         with np.errstate(invalid="ignore"):
-            self._assemble_all(todo, plans, leg_quotes)
+            self._assemble_all(todo, plans, cells, unquoted)
 
-    def _assemble_all(self, todo, plans, leg_quotes) -> None:
-        for unit, plan, quotes in zip(todo, plans, leg_quotes, strict=True):
-            if any(q is None and end > 0 for q, end in zip(quotes, plan[2], strict=True)):
+    def _assemble_all(self, todo, plans, cells: _PathCells, unquoted: set[int]) -> None:
+        """Paths of ``todo``: those whose quotes all came in bulk strategy by strategy in array
+        operations (:meth:`_assemble_group`), the others one by one."""
+        by_shape: dict[tuple, list[int]] = {}
+        for u, (unit, plan) in enumerate(zip(todo, plans, strict=True)):
+            if u in unquoted:
                 with contextlib.suppress(ValueError):  # raised again when opened, as before
                     self._path_one_by_one(unit, plan)
-                continue
-            self._assemble_path(unit, *plan, quotes)
+            elif min(plan[2]) < 0 or len(unit.legs) >= _PAIRWISE_SUM_LEGS:
+                # a leg settling before entry, or a sum over legs NumPy may add pairwise: left
+                # to the arithmetic of one unit
+                self._path_one_by_one(unit, plan)
+            else:
+                shape = tuple((leg.option_type, leg.quantity_contracts) for leg in unit.legs)
+                by_shape.setdefault(shape, []).append(u)
+        for members in by_shape.values():
+            self._assemble_group([todo[u] for u in members], [plans[u] for u in members],
+                                 cells, cells.base[members])
 
     def _path_one_by_one(self, unit: UnitStructure, plan) -> None:
         settle_bar, idx, ends = plan
@@ -475,15 +537,20 @@ class UnitTables:
         """Settlement bar per leg (-1: after the bars), the path's bars, and per leg the number
         of path bars on which it is quoted (before its settlement)."""
         bars = self.bars
-        settle_bar = []
-        for close_ns in unit.expiry_close_ns:
-            b = bars.bar_of_close(close_ns)
-            settle_bar.append(b if b is not None else -1)
+        settle_bar = [self._settle_bar(close_ns) for close_ns in unit.expiry_close_ns]
         last = len(bars) - 1 if min(settle_bar) < 0 else max(settle_bar)
         idx = np.arange(unit.entry_bar, last + 1)
         n = len(idx)
         ends = [n if sb < 0 else sb - unit.entry_bar for sb in settle_bar]
         return settle_bar, idx, ends
+
+    def _settle_bar(self, close_ns: int) -> int:
+        """The bar whose close is ``close_ns`` (-1: none), once per expiry close."""
+        bar = self._settle_bars.get(close_ns)
+        if bar is None:
+            found = self.bars.bar_of_close(close_ns)
+            bar = self._settle_bars[close_ns] = -1 if found is None else found
+        return bar
 
     def _assemble_path(self, unit: UnitStructure, settle_bar: list[int], idx: np.ndarray,
                        ends: list[int], quotes: list[LegQuotes | None]) -> None:
@@ -534,6 +601,105 @@ class UnitTables:
             alive_contracts.tolist(), *(g.tolist() for g in greeks), margin.tolist(),
             first_expiry.tolist(), leg_bid, leg_ask, leg_mid, alive, leg_settle, fallback,
             alive & ~valid_float_quote(leg_bid, leg_ask))
+
+    def _assemble_group(self, units: list[UnitStructure], plans: list, cells: _PathCells,
+                        base: np.ndarray) -> None:
+        """:meth:`_assemble_path` of units with the same rights and ratios leg by leg, on the
+        path bars of all of them side by side ([legs, bars of every unit]): the same
+        elementwise operations in the same order, so the same paths bit for bit (a sum over
+        legs is NumPy's ``sum(axis=0)`` of a [legs, bars] array: ``((0 + a0) + a1) + ...``)."""
+        legs0 = units[0].legs
+        n_legs = len(legs0)
+        qty = [leg.quantity_contracts for leg in legs0]
+        is_call = np.array([leg.is_call for leg in legs0])[:, None]
+        n_bars = np.array([len(plan[1]) for plan in plans])
+        first_col = np.concatenate(([0], np.cumsum(n_bars)[:-1]))
+        unit_of = np.repeat(np.arange(len(units)), n_bars)  # per column: its unit
+        k = np.arange(len(unit_of)) - first_col[unit_of]  # per column: its path bar
+        ends = np.array([plan[2] for plan in plans])  # [units, legs]
+        end = ends[unit_of].T  # [legs, columns]
+        alive = k < end
+        settles_at = (k == end) & (end < n_bars[unit_of])
+        cell = (base[:, None] + np.arange(n_legs) * n_bars[:, None])[unit_of].T + k
+        bid, ask, mid, smile = (cells.values[name][cell] for name in
+                                ("bid_per_share", "ask_per_share", "mid_per_share",
+                                 "from_smile"))
+        strikes = np.array([[leg.strike for leg in unit.legs] for unit in units])
+        spot_at_settle = self.bars.spot[np.array([plan[0] for plan in plans])]
+        intrinsic = np.where(is_call.T, np.maximum(spot_at_settle - strikes, 0.0),
+                             np.maximum(strikes - spot_at_settle, 0.0))[unit_of].T
+        settle_usd = np.zeros(len(unit_of))
+        for j in range(n_legs):
+            at = settles_at[j]
+            settle_usd[at] += intrinsic[j][at] * (qty[j] * CONTRACT_MULTIPLIER)
+        greeks = np.zeros((4, len(unit_of)))
+        for g, name in enumerate(("delta", "gamma", "theta_per_day", "vega_per_vol_point")):
+            values = cells.values[name][cell]
+            for j in range(n_legs):  # adding -0.0 changes nothing where a leg is not alive
+                greeks[g] += np.where(alive[j], qty[j] * CONTRACT_MULTIPLIER * values[j], -0.0)
+        fallback = alive & ~valid_float_quote(bid, ask, smile)
+        leg_bid, leg_ask, leg_mid = (np.where(settles_at, intrinsic, x) for x in (bid, ask, mid))
+        quantity = np.array(qty, dtype=float)[:, None]
+        live_mid = np.where(alive, leg_mid, 0.0)
+        mid_usd = _sum_legs(live_mid * quantity) * CONTRACT_MULTIPLIER
+        liq = np.where(quantity > 0, leg_bid, leg_ask)
+        liq_usd = _sum_legs(np.where(alive, liq, 0.0) * quantity) * CONTRACT_MULTIPLIER
+        alive_contracts = (alive * np.abs(quantity)).sum(axis=0).astype(int)
+        margin = self._group_margin(units, plans, unit_of, k, strikes, live_mid)
+        expiry_ns = np.array([u.expiry_close_ns for u in units], dtype=float)[unit_of].T
+        first_expiry = np.where(alive, expiry_ns, np.inf).min(axis=0)
+        first_expiry = np.where(np.isfinite(first_expiry), first_expiry, 0).astype("int64")
+        invalid = alive & ~valid_float_quote(leg_bid, leg_ask)
+        leg_settle = np.where(ends < n_bars[:, None], ends, -1)
+        per_bar = [x.tolist() for x in (mid_usd, liq_usd, settle_usd, settles_at.any(axis=0),
+                                        alive_contracts, *greeks, margin, first_expiry)]
+        per_cell = (leg_bid, leg_ask, leg_mid, alive)
+        for u, unit in enumerate(units):
+            cols = slice(first_col[u], first_col[u] + n_bars[u])
+            unit.path = _UnitPath(*(x[cols] for x in per_bar),
+                                  *(x[:, cols].copy() for x in per_cell), leg_settle[u].copy(),
+                                  fallback[:, cols].copy(), invalid[:, cols].copy())
+
+    def _group_margin(self, units, plans, unit_of, k, strikes, live_mid) -> np.ndarray:
+        """Per column of :meth:`_assemble_group`: the unit's maximum loss, or the Reg-T margin
+        of its naked legs at that bar where it has none."""
+        max_loss = [math.nan if u.max_loss_usd is None else u.max_loss_usd for u in units]
+        margin = np.array(max_loss)[unit_of]
+        naked = np.array([u.max_loss_usd is None for u in units])
+        if naked.any():
+            legs0 = units[0].legs
+            entry = np.array([plan[1][0] for plan in plans])[unit_of]
+            reg_t = _naked_margin_of([leg.is_call for leg in legs0],
+                                     [leg.quantity_contracts for leg in legs0],
+                                     list(strikes[unit_of].T), live_mid,
+                                     self.bars.spot[entry + k], self.margin_cfg)
+            margin = np.where(naked[unit_of], reg_t, margin)
+        return margin
+
+
+class _PathCells:
+    """Quotes of every (unit, leg, path bar) of the units of one :meth:`UnitTables.build_paths`
+    call, filled from its bulk quote calls: unit ``u``'s leg ``j`` at path bar ``k`` is cell
+    ``base[u] + j * bars[u] + k`` (zero where not quoted)."""
+
+    FIELDS = ("bid_per_share", "ask_per_share", "mid_per_share", "delta", "gamma",
+              "theta_per_day", "vega_per_vol_point")
+
+    def __init__(self, units, plans) -> None:
+        self.bars = np.array([len(plan[1]) for plan in plans], dtype=np.int64)
+        size = np.array([len(unit.legs) for unit in units], dtype=np.int64) * self.bars
+        self.base = np.concatenate(([0], np.cumsum(size)[:-1])).astype(np.int64)
+        total = int(size.sum())
+        self.values = {name: np.zeros(total) for name in self.FIELDS}
+        self.values["from_smile"] = np.zeros(total, dtype=bool)
+
+    def put(self, q: LegQuotes, units: np.ndarray, legs: np.ndarray, n_quoted: np.ndarray
+            ) -> None:
+        """Store ``q``: the quotes of leg ``legs[i]`` of unit ``units[i]`` on its first
+        ``n_quoted[i]`` path bars, for each i one after another."""
+        cells = _ragged_ranges(self.base[units] + legs * self.bars[units], n_quoted)
+        for name in (*self.FIELDS, "from_smile"):
+            self.values[name][cells] = getattr(q, name)
 
 
 # --------------------------------------------------------------------------- stored blocks
@@ -690,31 +856,127 @@ def _refuse_if_cannot_pay(max_profit_usd: float, entry_cash_usd: float,
                      f"USD per unit")
 
 
+def _expiry_risk_usd(legs: tuple[Leg, ...], price_per_share: list[float]
+                     ) -> tuple[float | None, float | None]:
+    """``(max_loss_usd, max_profit_usd)`` of a :class:`Position` of ``legs`` opened at
+    ``price_per_share`` (one expiry), without building it: the same float operations in the
+    same order as :meth:`options.positions.Position.max_loss_usd` and ``max_profit_usd``, in
+    Python floats (``max(x - k, 0.0)`` is ``np.maximum``'s here: no NaN, and ``x - k`` is never
+    -0.0; the payoff starts at +0.0, so no -0.0 ties for ``min``/``max`` either)."""
+    quantity = [leg.quantity_contracts for leg in legs]
+    units = reduce(math.gcd, (abs(q) for q in quantity))
+    weights = [q / units for q in quantity]
+    points = sorted({0.0} | {leg.strike for leg in legs})
+    payoff = [0.0] * len(points)
+    for leg, w in zip(legs, weights, strict=True):
+        k = leg.strike
+        if leg.is_call:
+            payoff = [v + w * max(x - k, 0.0) for v, x in zip(payoff, points, strict=True)]
+        else:
+            payoff = [v + w * max(k - x, 0.0) for v, x in zip(payoff, points, strict=True)]
+    premium_per_share = sum(p * q / units for p, q in zip(price_per_share, quantity, strict=True))
+    pnl = [v - premium_per_share for v in payoff]
+    slope_up = sum(w for leg, w in zip(legs, weights, strict=True) if leg.is_call)
+    max_loss = None if slope_up < -1e-12 else max(0.0, -min(pnl))
+    max_profit = None if slope_up > 1e-12 else max(pnl)
+    return (None if max_loss is None else per_share_to_position(max_loss, units),
+            None if max_profit is None else per_share_to_position(max_profit, units))
+
+
+def _valid_leg_quote(q) -> bool:
+    """:func:`envs.selection.quote_is_valid` of one :class:`envs.selection.LegQuote`."""
+    bid, ask = q.bid_per_share, q.ask_per_share
+    return (math.isfinite(bid) and math.isfinite(ask) and ask > 0 and bid >= 0 and bid <= ask
+            and not q.from_smile)
+
+
+def _sum_floats(values: list[float]) -> float:
+    """NumPy's ``sum`` of a 1-D float array: ``((0 + a0) + a1) + ...`` for fewer than
+    :data:`_PAIRWISE_SUM_LEGS` elements (NumPy sums longer arrays pairwise)."""
+    if len(values) >= _PAIRWISE_SUM_LEGS:
+        return float(np.sum(values))
+    total = 0.0
+    for x in values:
+        total = total + x
+    return total
+
+
+def _payoff_at_expiry_usd(legs: tuple[Leg, ...], final_spot: np.ndarray) -> np.ndarray:
+    """:meth:`options.positions.Position.payoff_at_expiry_usd` of ``legs`` at an array of
+    final prices, in the same operations and order."""
+    total = np.zeros_like(final_spot)
+    for leg in legs:
+        total = total + per_share_to_position(leg.intrinsic_per_share(final_spot),
+                                              leg.quantity_contracts)
+    return total
+
+
 def _naked_margin(legs, leg_mid: np.ndarray, spot: np.ndarray, cfg: MarginConfig) -> np.ndarray:
     """Reg-T margin of undefined-risk legs (see :meth:`options.positions.Position.
     margin_requirement_usd`), vectorised over bars: ``leg_mid`` is [legs, bars]."""
+    return _naked_margin_of([leg.is_call for leg in legs],
+                            [leg.quantity_contracts for leg in legs],
+                            [leg.strike for leg in legs], leg_mid, spot, cfg)
+
+
+def _naked_margin_of(is_call: list[bool], quantity: list[int], strike: list, leg_mid: np.ndarray,
+                     spot: np.ndarray, cfg: MarginConfig) -> np.ndarray:
+    """:func:`_naked_margin` of legs given by right, contracts and strike (a number, or an
+    array over the bars)."""
     n = leg_mid.shape[1]
     req = {True: np.zeros(n), False: np.zeros(n)}
     premium = {True: np.zeros(n), False: np.zeros(n)}
     has_short = {True: False, False: False}
-    for j, leg in enumerate(legs):
-        qty = leg.quantity_contracts
+    for j, (call, qty, k) in enumerate(zip(is_call, quantity, strike, strict=True)):
         if qty > 0:
             continue
         mid = leg_mid[j]
-        if leg.is_call:
-            otm = np.maximum(leg.strike - spot, 0.0)
+        if call:
+            otm = np.maximum(k - spot, 0.0)
             floor = cfg.naked_minimum_fraction * spot
         else:
-            otm = np.maximum(spot - leg.strike, 0.0)
-            floor = cfg.naked_minimum_fraction * leg.strike
+            otm = np.maximum(spot - k, 0.0)
+            floor = cfg.naked_minimum_fraction * k
         per_share = mid + np.maximum(cfg.naked_underlying_fraction * spot - otm, floor)
-        req[leg.is_call] = req[leg.is_call] + per_share * -qty * CONTRACT_MULTIPLIER
-        premium[leg.is_call] = premium[leg.is_call] + mid * -qty * CONTRACT_MULTIPLIER
-        has_short[leg.is_call] = True
+        req[call] = req[call] + per_share * -qty * CONTRACT_MULTIPLIER
+        premium[call] = premium[call] + mid * -qty * CONTRACT_MULTIPLIER
+        has_short[call] = True
     if has_short[True] and has_short[False]:
         return np.maximum(req[True] + premium[False], req[False] + premium[True])
     return req[True] + req[False]
+
+
+def _quote_each_once(source: QuoteSource, bar_idx: np.ndarray, option_type: str,
+                     strikes: np.ndarray, expiry) -> LegQuotes:
+    """``source.quote(bar_idx, option_type, strikes, expiry)`` of an elementwise source,
+    quoting each distinct (bar, strike) once (units entered on nearby bars share contracts)."""
+    strike_values, strike_rank = np.unique(strikes, return_inverse=True)
+    pairs, inverse = np.unique(bar_idx * len(strike_values) + strike_rank, return_inverse=True)
+    q = source.quote(pairs // len(strike_values), option_type,
+                     strike_values[pairs % len(strike_values)], expiry)
+    return LegQuotes(*(getattr(q, f.name)[inverse] for f in fields(LegQuotes)))
+
+
+def _ragged_ranges(first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(f, f + n) for f, n in zip(first, lengths)])``, int64."""
+    first = np.asarray(first, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    start_in_out = np.cumsum(lengths) - lengths
+    return np.repeat(first - start_in_out, lengths) + np.arange(int(lengths.sum()))
+
+
+# From this many legs on, NumPy's sum over the legs of a one-bar [legs, 1] path is pairwise.
+_PAIRWISE_SUM_LEGS = 8
+
+
+def _sum_legs(per_leg: np.ndarray) -> np.ndarray:
+    """``per_leg.sum(axis=0)`` of a [legs, bars] array with fewer than
+    :data:`_PAIRWISE_SUM_LEGS` legs in NumPy's order for it, ``((0 + a0) + a1) + ...``, on any
+    layout."""
+    total = np.zeros(per_leg.shape[1])
+    for row in per_leg:
+        total = total + row
+    return total
 
 
 # --------------------------------------------------------------------------- positions

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from functools import partial
+from functools import cached_property, partial
 from typing import NamedTuple
 
 import numpy as np
@@ -73,14 +73,19 @@ class StrikeGrids:
         self._chosen: dict[int, dict[str, pd.Timestamp]] = {}
         self._strikes: dict[tuple[int, str, str], np.ndarray] = {}
         self._grid: dict[tuple[int, str, str], LegQuotes] = {}
+        self._strike_index: dict[tuple[int, str, str], dict[float, int] | None] = {}
         self._selection: dict[int, BarSelection] = {}
+        # per bar: the strike by_delta chose per (expiry rule, right, target), its candidates
+        # per (expiry rule, right) and leg_quote's quotes per ("quote", rule, right, strike)
+        self._bar_memo: dict[int, dict[tuple, object]] = {}
 
     @property
     def cached_bars(self) -> int:
         """How many bars hold cached expiries, strikes, quotes or a selection (0 once every one
         is forgotten)."""
-        return len(self._selection.keys() | self._chosen.keys()
-                   | {key[0] for key in self._strikes} | {key[0] for key in self._grid})
+        return len(self._selection.keys() | self._chosen.keys() | self._bar_memo.keys()
+                   | {key[0] for key in self._strikes} | {key[0] for key in self._grid}
+                   | {key[0] for key in self._strike_index})
 
     def expiries(self, bar: int) -> dict[str, pd.Timestamp]:
         """The front (and back) expiry of one bar: the listed expiries nearest the target days
@@ -89,21 +94,23 @@ class StrikeGrids:
         if chosen is not None:
             return chosen
         cfg = self.cfg
-        expiries = settleable_expiries(self.source.expiries(bar), self.source.bars)
+        expiries = self.source.expiries(bar)
+        if not getattr(self.source, "expiries_settleable", False):
+            expiries = settleable_expiries(expiries, self.source.bars)
         now_day = self._dates[bar].normalize().value
         dte = (expiries.as_unit("ns").asi8 - now_day) / NS_PER_DAY if len(expiries) else np.array([])
         ok = dte >= max(1, cfg.min_dte_days)
         chosen = {}
         if ok.any():
-            cand, cand_dte = expiries[ok], dte[ok]
+            cand, cand_dte = np.flatnonzero(ok), dte[ok]  # positions in expiries, days
             gap = np.abs(cand_dte - cfg.dte_days)
             front = len(gap) - 1 - int(np.argmin(gap[::-1]))  # ties: the later expiry
-            chosen["front"] = cand[front]
+            chosen["front"] = expiries[int(cand[front])]
             later = cand_dte > cand_dte[front]
             if later.any():
                 gap_b = np.where(later, np.abs(cand_dte - cfg.back_dte_days), np.inf)
                 back = len(gap_b) - 1 - int(np.argmin(gap_b[::-1]))
-                chosen["back"] = cand[back]
+                chosen["back"] = expiries[int(cand[back])]
         self._chosen[bar] = chosen
         return chosen
 
@@ -115,6 +122,17 @@ class StrikeGrids:
             strikes = self._strikes[key] = self.source.strikes(
                 bar, self.expiries(bar)[rule], option_type)
         return strikes
+
+    def strike_index(self, bar: int, rule: str, option_type: str) -> dict[float, int] | None:
+        """Position of each listed strike of ``bar``'s expiry chosen by ``rule`` (once; None
+        when two of them lie within the strike tolerance, so that only a search is exact)."""
+        key = (bar, rule, option_type)
+        if key not in self._strike_index:
+            strikes = self.listed_strikes(bar, rule, option_type)
+            spread_out = len(strikes) < 2 or bool(np.diff(strikes).min() > 2 * _STRIKE_TOLERANCE)
+            self._strike_index[key] = ({k: i for i, k in enumerate(strikes.tolist())}
+                                       if spread_out else None)
+        return self._strike_index[key]
 
     def grid_quotes(self, bar: int, rule: str, option_type: str) -> LegQuotes:
         """Quotes of every listed strike of one expiry and right at one bar (once)."""
@@ -154,10 +172,12 @@ class StrikeGrids:
         """Drop the expiries, strike grids, quotes and selections of ``bars``."""
         for bar in bars:
             self._selection.pop(bar, None)
+            self._bar_memo.pop(bar, None)
             self._chosen.pop(bar, None)
             for rule, option_type in GRID_KEYS:
                 self._strikes.pop((bar, rule, option_type), None)
                 self._grid.pop((bar, rule, option_type), None)
+                self._strike_index.pop((bar, rule, option_type), None)
 
     def selection(self, bar: int) -> BarSelection:
         """One bar's :class:`BarSelection` (cached)."""
@@ -195,20 +215,39 @@ class BarSelection:
 
     def by_delta(self, rule: str, option_type: str, target: float) -> float:
         """The strike whose |delta| is nearest ``target`` among the listed strikes inside the
-        moneyness band with valid quotes (NaN when none)."""
-        strikes = self.listed_strikes(rule, option_type)
-        if len(strikes) == 0:
-            return math.nan
-        q = self.grid_quotes(rule, option_type)
-        delta = np.abs(q.delta)
-        ok = (within_band(strikes, self.spot, self.max_abs_log_moneyness) & np.isfinite(delta)
-              & quote_is_valid(q.bid_per_share, q.ask_per_share, q.from_smile))
+        moneyness band with valid quotes (NaN when none); searched once per bar and target."""
+        chosen = self.grids._bar_memo.setdefault(self.bar, {})
+        key = (rule, option_type, target)
+        strike = chosen.get(key)
+        if strike is None:
+            strike = chosen[key] = self._search_by_delta(rule, option_type, target)
+        return strike
+
+    def _search_by_delta(self, rule: str, option_type: str, target: float) -> float:
+        candidates = self.grids._bar_memo[self.bar].get((rule, option_type))
+        if candidates is None:
+            candidates = self.grids._bar_memo[self.bar][(rule, option_type)] = \
+                self._delta_candidates(rule, option_type)
+        strikes, delta, ok = candidates
         if not ok.any():
             return math.nan
         gap = np.where(ok, np.abs(delta - target), np.inf)
         return float(strikes[int(np.argmin(gap))])
 
-    @property
+    def _delta_candidates(self, rule: str, option_type: str
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The listed strikes, their |delta| and where they may be chosen by delta (inside the
+        moneyness band, finite delta, valid quote), whatever the target."""
+        strikes = self.listed_strikes(rule, option_type)
+        if len(strikes) == 0:
+            return strikes, strikes, np.zeros(0, dtype=bool)
+        q = self.grid_quotes(rule, option_type)
+        delta = np.abs(q.delta)
+        ok = (within_band(strikes, self.spot, self.max_abs_log_moneyness) & np.isfinite(delta)
+              & quote_is_valid(q.bid_per_share, q.ask_per_share, q.from_smile))
+        return strikes, delta, ok
+
+    @cached_property
     def selectors(self) -> dict[str, StrikeSelector]:
         """A delta selector per chosen expiry rule (``build_structure_legs``'s ``by_delta``)."""
         return {rule: partial(self.by_delta, rule) for rule in self.expiries}
@@ -218,13 +257,31 @@ class BarSelection:
         if rule not in self.expiries:
             return False
         strikes = self.listed_strikes(rule, option_type)
-        i = int(np.searchsorted(strikes, strike - _STRIKE_TOLERANCE))
+        i = self._strike_index(rule, option_type, strike)
         return i < len(strikes) and abs(strikes[i] - strike) < _STRIKE_TOLERANCE
 
+    def _strike_index(self, rule: str, option_type: str, strike: float) -> int:
+        """``searchsorted(strikes, strike - tolerance)`` of the listed strikes: looked up where
+        ``strike`` is one of them exactly and they lie further apart than the tolerance (the
+        same index then), searched otherwise."""
+        index = self.grids.strike_index(self.bar, rule, option_type)
+        i = index.get(strike) if index is not None else None
+        if i is None:
+            strikes = self.listed_strikes(rule, option_type)
+            i = int(np.searchsorted(strikes, strike - _STRIKE_TOLERANCE))
+        return i
+
     def leg_quote(self, rule: str, option_type: str, strike: float) -> LegQuote:
-        """The quote of a listed ``strike`` (see :meth:`listed`)."""
-        strikes = self.listed_strikes(rule, option_type)
-        i = int(np.searchsorted(strikes, strike - _STRIKE_TOLERANCE))
+        """The quote of a listed ``strike`` (see :meth:`listed`), read once per bar."""
+        memo = self.grids._bar_memo.setdefault(self.bar, {})
+        key = ("quote", rule, option_type, strike)
+        quote = memo.get(key)
+        if quote is None:
+            quote = memo[key] = self._read_leg_quote(rule, option_type, strike)
+        return quote
+
+    def _read_leg_quote(self, rule: str, option_type: str, strike: float) -> LegQuote:
+        i = self._strike_index(rule, option_type, strike)
         q = self.grid_quotes(rule, option_type)
         return LegQuote(float(q.bid_per_share[i]), float(q.ask_per_share[i]),
                         float(q.mid_per_share[i]), float(q.iv_annualized[i]), float(q.delta[i]),

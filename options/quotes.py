@@ -199,6 +199,8 @@ class ModelQuoteSource:
     # Each output element depends on its own (bar, strike) only: one call over many contracts
     # equals the calls on each, bit for bit (the environment's tables batch on it).
     elementwise_quotes = True
+    # expiries() lists only settleable expiries (settleable_expiries applied already)
+    expiries_settleable = True
 
     def __init__(self, bars: MarketBars, surface_cfg: SurfaceConfig | None = None,
                  cost_cfg: CostConfig | None = None, *, strike_spacing: float = 1.0,

@@ -218,7 +218,19 @@ def build_structure_legs(spec: StructureSpec, *, expiries: dict[str, object],
 def _canonical_strikes(spec: StructureSpec) -> list[float]:
     """Strikes of a representative build (spot 100, wing 5, delta strikes placed by right and
     target so that puts sit below the money and calls above): the order relations between legs
-    that every valid build keeps."""
+    that every valid build keeps (made once per spec; callers do not change the list)."""
+    cached = _CANONICAL.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    strikes = _make_canonical_strikes(spec)
+    _CANONICAL[id(spec)] = (spec, strikes)
+    return strikes
+
+
+_CANONICAL: dict[int, tuple[StructureSpec, list[float]]] = {}  # id(spec) -> (spec, strikes)
+
+
+def _make_canonical_strikes(spec: StructureSpec) -> list[float]:
     strikes: list[float] = []
     for leg in spec.legs:
         rule = leg.strike
@@ -270,24 +282,19 @@ def check_structure(strategy: str, legs: Sequence) -> None:
                 f"{'+' if leg_spec.ratio > 0 else '-'}{abs(leg_spec.ratio)} x {multiple:g} "
                 f"contracts ({'long' if leg_spec.ratio > 0 else 'short'}), got "
                 f"{leg.quantity_contracts}")
-    canon = _canonical_strikes(spec)
-    expiry_rank = {"front": 0, "back": 1}
-    for a in range(len(matched)):
-        for b in range(a + 1, len(matched)):
-            want = _sign(canon[b] - canon[a])
-            got = _sign(matched[b].strike - matched[a].strike)
-            if want != got:
-                rel = {-1: "below", 0: "equal to", 1: "above"}[want]
-                raise ValueError(
-                    f"{strategy}: strike order requires the {matched[b].option_type} "
-                    f"{matched[b].strike:g} to be {rel} the {matched[a].option_type} "
-                    f"{matched[a].strike:g}")
-            want_e = _sign(expiry_rank[spec.legs[b].expiry] - expiry_rank[spec.legs[a].expiry])
-            got_e = (matched[b].expiry > matched[a].expiry) - (matched[b].expiry < matched[a].expiry)
-            if want_e != got_e:
-                what = "one expiry" if want_e == 0 else "a later expiry for the back leg"
-                raise ValueError(f"{strategy}: legs need {what}, got "
-                                 f"{matched[a].expiry} and {matched[b].expiry}")
+    for a, b, want, want_e in _rules(spec).pairs:  # matched legs a < b, in the spec's order
+        got = _sign(matched[b].strike - matched[a].strike)
+        if want != got:
+            rel = {-1: "below", 0: "equal to", 1: "above"}[want]
+            raise ValueError(
+                f"{strategy}: strike order requires the {matched[b].option_type} "
+                f"{matched[b].strike:g} to be {rel} the {matched[a].option_type} "
+                f"{matched[a].strike:g}")
+        got_e = (matched[b].expiry > matched[a].expiry) - (matched[b].expiry < matched[a].expiry)
+        if want_e != got_e:
+            what = "one expiry" if want_e == 0 else "a later expiry for the back leg"
+            raise ValueError(f"{strategy}: legs need {what}, got "
+                             f"{matched[a].expiry} and {matched[b].expiry}")
     widths: dict[int, float] = {}
     for leg_spec, leg in zip(spec.legs, matched, strict=True):
         rule = leg_spec.strike
@@ -302,24 +309,51 @@ def check_structure(strategy: str, legs: Sequence) -> None:
 def _match(spec: StructureSpec, legs: list, strategy: str) -> list[int]:
     """Indices of ``legs`` matched to the spec's legs: by right, side and expiry rule, then by
     strike in the spec's canonical order."""
-    canon = _canonical_strikes(spec)
-    groups: dict[tuple, list[int]] = {}
-    for i, leg_spec in enumerate(spec.legs):
-        groups.setdefault((leg_spec.option_type, leg_spec.ratio > 0), []).append(i)
     order = [0] * len(spec.legs)
-    used: set[int] = set()
-    for (option_type, is_long), spec_idx in groups.items():
+    for option_type, is_long, spec_sorted in _rules(spec).groups:
         cand = [j for j, leg in enumerate(legs)
                 if leg.option_type == option_type and (leg.quantity_contracts > 0) == is_long]
-        if len(cand) != len(spec_idx):
+        if len(cand) != len(spec_sorted):
             n_calls = sum(leg.option_type == "call" for leg in spec.legs)
             raise ValueError(
-                f"{strategy}: needs {len(spec_idx)} {'long' if is_long else 'short'} "
+                f"{strategy}: needs {len(spec_sorted)} {'long' if is_long else 'short'} "
                 f"{option_type}(s) ({n_calls} call(s) and {len(spec.legs) - n_calls} put(s) in "
                 f"all), got {len(cand)}")
-        spec_sorted = sorted(spec_idx, key=lambda i: (spec.legs[i].expiry == "back", canon[i]))
         cand_sorted = sorted(cand, key=lambda j: (legs[j].expiry, legs[j].strike))
         for i, j in zip(spec_sorted, cand_sorted, strict=True):
             order[i] = j
-            used.add(j)
     return order
+
+
+@dataclass(frozen=True)
+class _SpecRules:
+    """What :func:`check_structure` compares a spec's legs with, derived once per spec."""
+
+    # per (right, long) group, in the spec's first-seen order: spec leg indices sorted by
+    # (back expiry, canonical strike)
+    groups: tuple[tuple[str, bool, tuple[int, ...]], ...]
+    # per pair of spec legs a < b: the wanted strike sign and expiry sign of b against a
+    pairs: tuple[tuple[int, int, int, int], ...]
+
+
+_RULES: dict[int, tuple[StructureSpec, _SpecRules]] = {}  # id(spec) -> (spec, rules)
+
+
+def _rules(spec: StructureSpec) -> _SpecRules:
+    cached = _RULES.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    canon = _canonical_strikes(spec)
+    grouped: dict[tuple, list[int]] = {}
+    for i, leg_spec in enumerate(spec.legs):
+        grouped.setdefault((leg_spec.option_type, leg_spec.ratio > 0), []).append(i)
+    groups = tuple((option_type, is_long, tuple(sorted(
+        idx, key=lambda i: (spec.legs[i].expiry == "back", canon[i]))))
+        for (option_type, is_long), idx in grouped.items())
+    expiry_rank = {"front": 0, "back": 1}
+    pairs = tuple((a, b, _sign(canon[b] - canon[a]),
+                   _sign(expiry_rank[spec.legs[b].expiry] - expiry_rank[spec.legs[a].expiry]))
+                  for a in range(len(spec.legs)) for b in range(a + 1, len(spec.legs)))
+    rules = _SpecRules(groups, pairs)
+    _RULES[id(spec)] = (spec, rules)
+    return rules

@@ -179,3 +179,70 @@ def test_settleable_expiries_fast_path_equals_the_reference(start):
     fast = settleable_expiries(listed, bars)
     assert fast.equals(reference) and fast.dtype == reference.dtype
     assert 0 < len(fast) < len(listed)
+
+
+def test_unit_risk_without_a_probe_position_equals_the_position_bit_for_bit():
+    """UnitTables prices a unit's maximum loss, maximum profit and stress payoff without
+    building a Position; the Position opened at the same prices gives the same floats."""
+    from envs.portfolio import _expiry_risk_usd, _payoff_at_expiry_usd
+    from options.positions import Fill, Position
+
+    tables = make_env(strategies=StrategyConfig()).tables
+    tables.build_bars(range(0, 20))
+    rng = np.random.default_rng(0)
+    compared = 0
+    for (bar, strategy), unit in tables._units.items():
+        if unit is None or STRUCTURES[strategy].is_calendar:
+            continue
+        date = tables.bars.dates[bar]
+        # the unit's entry prices, and prices moved so that some maxima land near zero
+        for scale in (1.0, rng.uniform(0.0, 3.0)):
+            price = [float(p * scale) for p in np.where(
+                [leg.quantity_contracts > 0 for leg in unit.legs], unit.leg_ask, unit.leg_bid)]
+            probe = Position(strategy, unit.legs, date, tuple(
+                Fill(leg, date, leg.quantity_contracts, p, p, 0.0, "open")
+                for leg, p in zip(unit.legs, price, strict=True)))
+            loss, profit = _expiry_risk_usd(unit.legs, price)
+            assert _same(loss, probe.max_loss_usd) and _same(profit, probe.max_profit_usd)
+            assert (loss is None or np.float64(loss).tobytes()
+                    == np.float64(probe.max_loss_usd).tobytes())
+            assert (profit is None or np.float64(profit).tobytes()
+                    == np.float64(probe.max_profit_usd).tobytes())
+            moves = tables.bars.spot[bar] * np.array([0.9, 1.1])
+            assert _same(_payoff_at_expiry_usd(unit.legs, moves),
+                         probe.payoff_at_expiry_usd(moves))
+            compared += 1
+    assert compared > 100
+
+
+def test_sums_in_numpy_order_equal_numpy_bit_for_bit():
+    """The bulk table code sums a few legs in Python or row by row in NumPy's own order; on
+    values with cancellations and signed zeros the results equal NumPy's sums bit for bit."""
+    from envs.portfolio import _PAIRWISE_SUM_LEGS, _sum_floats, _sum_legs
+
+    rng = np.random.default_rng(1)
+    values = np.array([1e16, -1e16, 1.0, -1.0, 0.0, -0.0, 3.3, 1e-3, 2.5e-17])
+    for n_legs in range(1, _PAIRWISE_SUM_LEGS + 3):
+        for _ in range(300):
+            a = rng.choice(values, size=n_legs) * rng.choice([1.0, 1.1, -1.0], size=n_legs)
+            assert np.float64(_sum_floats(a.tolist())).tobytes() == a.sum().tobytes()
+        if n_legs >= _PAIRWISE_SUM_LEGS:
+            continue  # such units are assembled one by one
+        for n_bars in (1, 2, 9, 70):
+            per_leg = rng.choice(values, size=(n_legs, n_bars)) * rng.choice(
+                [1.0, 1.1, -1.0], size=(n_legs, n_bars))
+            assert _sum_legs(per_leg).tobytes() == per_leg.sum(axis=0).tobytes()
+
+
+def test_quoting_each_distinct_contract_once_equals_the_full_call():
+    from envs.portfolio import _quote_each_once
+
+    tables = make_env().tables
+    source = tables.source
+    expiry = tables.grids.expiries(5)["front"]
+    bars = np.array([5, 6, 5, 7, 6, 5])
+    strikes = np.array([210.0, 211.0, 210.0, 210.0, 205.0, 211.0])
+    once = _quote_each_once(source, bars, "put", strikes, expiry)
+    full = source.quote(bars, "put", strikes, expiry)
+    for f in fields(full):
+        assert _same(getattr(once, f.name), getattr(full, f.name)), f.name

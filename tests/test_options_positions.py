@@ -216,7 +216,8 @@ MULTIPLIER_READERS = {
     ("options/positions.py", "position_to_per_share"),
     ("envs/portfolio.py", "_build"),
     ("envs/portfolio.py", "_assemble_path"),
-    ("envs/portfolio.py", "_naked_margin"),
+    ("envs/portfolio.py", "_assemble_group"),  # _assemble_path of many units at once
+    ("envs/portfolio.py", "_naked_margin_of"),
     ("envs/portfolio.py", "_assign"),  # early assignment of a short American leg
 }
 PRODUCTION = ("agents", "common", "dashboard", "data", "envs", "execution", "forecasters",
