@@ -563,7 +563,9 @@ def test_second_run_reuses_the_finished_model_and_says_so(resume_workspace):
     assert (straight / "model.zip").stat().st_mtime_ns == before
 
 
-def test_resume_refuses_a_modified_checkpoint_and_another_config(resume_workspace, tmp_path):
+def test_resume_refuses_a_modified_checkpoint_and_another_config(resume_workspace, tmp_path,
+                                                                 in_process):
+    """train.py's main in this process (the refusals are what it does, not the process's)."""
     base, straight = resume_workspace
     run_dir = tmp_path / "copy"
     import shutil
@@ -575,13 +577,13 @@ def test_resume_refuses_a_modified_checkpoint_and_another_config(resume_workspac
                  key=lambda p: int(p.name.split("_")[1]))
     with open(latest, "ab") as handle:
         handle.write(b"\0")
-    out = _run(_train_cmd(base / "tiny.yaml", run_dir, "--resume"))
+    out = in_process.train(*_train_cmd(base / "tiny.yaml", run_dir, "--resume")[2:])
     assert out.returncode == 2 and "SHA-256" in out.stderr and latest.name in out.stderr
     assert "Traceback" not in out.stderr
     other = copy.deepcopy(yaml.safe_load((base / "tiny.yaml").read_text()))
     other["agent"]["learning_rate"] = 1e-3
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
-    out = _run(_train_cmd(tmp_path / "other.yaml", run_dir, "--resume"))
+    out = in_process.train(*_train_cmd(tmp_path / "other.yaml", run_dir, "--resume")[2:])
     assert out.returncode == 2 and "agent.learning_rate" in out.stderr
 
 

@@ -58,11 +58,6 @@ def test_search_space_fits_the_budget():
         assert (params["n_steps"] * 3) % params["batch_size"] == 0
 
 
-def _tune(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agents.tune", "--config", "configs/quick.yaml",
-                           *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-
 def _tune_in_process(in_process, *args: str) -> subprocess.CompletedProcess:
     """agents.tune's ``main`` through ``run_cli`` in this process (``tests/helpers.InProcess``)."""
     from cli.tune import main
@@ -80,11 +75,10 @@ def _tune_in_process(in_process, *args: str) -> subprocess.CompletedProcess:
 ])
 def test_bad_storage_is_one_line_before_anything_is_written(tmp_path, in_process, storage,
                                                             message):
-    """The postgresql:// case reaches the server (refused): the driver is installed. It runs
-    as a real process (a fresh interpreter imports the driver); the others in-process."""
+    """The postgresql:// case reaches the server (refused): the driver is installed. In this
+    process; test_two_workers_share_one_postgresql_study opens the driver in real processes."""
     args = ("--trials", "1", "--storage", storage, "--out", str(tmp_path / "out"))
-    out = (_tune(*args) if storage.startswith("postgresql")
-           else _tune_in_process(in_process, *args))
+    out = _tune_in_process(in_process, *args)
     assert out.returncode == 2, out.stderr[-2000:]
     assert message in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert "No module named" not in out.stderr
