@@ -30,7 +30,7 @@ from common.io import content_key
 from options.calendar import NS_PER_DAY, expiry_close_ns, listed_expiries
 from options.costs import CostConfig, bid_ask_per_share
 from options.positions import MarketState, Position, per_share_to_position
-from options.pricing import DAYS_PER_YEAR, bs_greeks, bs_price
+from options.pricing import DAYS_PER_YEAR, _greeks, bs_price
 from options.surface import SurfaceConfig, iv_at
 
 __all__ = ["LegQuotes", "MarketBars", "ModelQuoteSource", "QuoteSource", "position_greeks",
@@ -264,7 +264,7 @@ class ModelQuoteSource:
         q = self.bars.dividend_yield
         iv = np.asarray(iv_at(self.bars.atm_iv[idx], spot, strikes, t, self.surface), dtype=float)
         mid = np.asarray(bs_price(option_type, spot, strikes, t, rate, iv, q), dtype=float)
-        greeks = bs_greeks(option_type, spot, strikes, t, rate, iv, q)
+        greeks = _greeks(option_type, spot, strikes, t, rate, iv, q, with_rho=False)
         bid, ask = bid_ask_per_share(mid, self.costs, atm_iv_annualized=self.bars.atm_iv[idx],
                                      log_moneyness=np.log(strikes / spot),
                                      dte_days=t * DAYS_PER_YEAR)
