@@ -209,6 +209,14 @@ def bs_greeks(option_type, spot, strike, t_years, rate, iv_annualized, dividend_
         ``theta_per_day`` (value change per calendar day), ``vega_per_vol_point``
         (per 0.01 of volatility) and ``rho`` (per 0.01 of rate); floats for scalar input.
     """
+    return _greeks(option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield,
+                   with_rho=True)
+
+
+def _greeks(option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield,
+            *, with_rho: bool):
+    """:func:`bs_greeks`, with ``rho`` only when ``with_rho`` (quotes carry no rho; skipping
+    it leaves every other greek's operations, and so its bits, unchanged)."""
     c, s, k, t, r, v, q = _prepare(
         option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield
     )
@@ -236,7 +244,6 @@ def bs_greeks(option_type, spot, strike, t_years, rate, iv_annualized, dividend_
             decay - q * s * df_q * n_md1 + r * k * df_r * n_md2,
         )
         vega = s * df_q * pdf_d1 * safe_sqrt_t
-        rho = np.where(c, t * k * df_r * n_d2, -t * k * df_r * n_md2)
 
         # Degenerate: expiry or zero volatility -> derivatives of the discounted intrinsic.
         expired = t == 0.0
@@ -248,15 +255,17 @@ def bs_greeks(option_type, spot, strike, t_years, rate, iv_annualized, dividend_
             itm, np.where(c, q * s * df_q - r * k * df_r, r * k * df_r - q * s * df_q), 0.0
         )
         deg_theta = np.where(expired, 0.0, deg_theta)
-        deg_rho = np.where(itm, np.where(c, t * k * df_r, -t * k * df_r), 0.0)
         zero = np.zeros_like(s)
         out = {
             "delta": np.where(smooth, delta, deg_delta),
             "gamma": np.where(smooth, gamma, zero),
             "theta_per_day": np.where(smooth, theta_year, deg_theta) / DAYS_PER_YEAR,
             "vega_per_vol_point": np.where(smooth, vega, zero) * VOL_POINT,
-            "rho": np.where(smooth, rho, deg_rho) * VOL_POINT,
         }
+        if with_rho:
+            rho = np.where(c, t * k * df_r * n_d2, -t * k * df_r * n_md2)
+            deg_rho = np.where(itm, np.where(c, t * k * df_r, -t * k * df_r), 0.0)
+            out["rho"] = np.where(smooth, rho, deg_rho) * VOL_POINT
     return {name: _scalar_or_array(value) for name, value in out.items()}
 
 

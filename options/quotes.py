@@ -30,7 +30,7 @@ from common.io import content_key
 from options.calendar import NS_PER_DAY, expiry_close_ns, listed_expiries
 from options.costs import CostConfig, bid_ask_per_share
 from options.positions import MarketState, Position, per_share_to_position
-from options.pricing import DAYS_PER_YEAR, bs_greeks, bs_price
+from options.pricing import DAYS_PER_YEAR, _greeks, bs_price
 from options.surface import SurfaceConfig, iv_at
 
 __all__ = ["LegQuotes", "MarketBars", "ModelQuoteSource", "QuoteSource", "position_greeks",
@@ -176,16 +176,20 @@ def _midnight_naive(expiries: pd.DatetimeIndex) -> bool:
             and not (expiries.asi8 % NS_PER_DAY).any())
 
 
+def _settleable_closes(closes: np.ndarray, bars: MarketBars) -> np.ndarray:
+    """Whether each expiry close (ns) is a bar's close, or after the last bar."""
+    bar_closes = np.asarray(bars.close_ns)
+    at = np.minimum(np.searchsorted(bar_closes, closes), len(bar_closes) - 1)
+    return (closes > int(bars.close_ns[-1])) | (bar_closes[at] == closes)
+
+
 def settleable_expiries(expiries: pd.DatetimeIndex, bars: MarketBars) -> pd.DatetimeIndex:
     """The ``expiries`` whose session close is a bar, or after the last bar."""
     if len(expiries) == 0:
         return expiries
     last = int(bars.close_ns[-1])
     if isinstance(expiries, pd.DatetimeIndex) and _midnight_naive(expiries):
-        closes = _close_ns_of(expiries)
-        bar_closes = np.asarray(bars.close_ns)
-        at = np.minimum(np.searchsorted(bar_closes, closes), len(bar_closes) - 1)
-        keep = (closes > last) | (bar_closes[at] == closes)
+        keep = _settleable_closes(_close_ns_of(expiries), bars)
         return pd.DatetimeIndex(expiries[keep].as_unit("ns"), freq=None, name=None)
     keep = [e for e in expiries
             if (c := expiry_close_ns(e)) > last or bars.bar_of_close(c) is not None]
@@ -220,10 +224,12 @@ class ModelQuoteSource:
                                  min_dte_days=0)
         now = int(self.bars.close_ns[bar])
         if len(listed) and _midnight_naive(listed):
-            listed = pd.DatetimeIndex(listed[_close_ns_of(listed) > now].as_unit("ns"),
-                                      freq=None, name=None)
-        else:
-            listed = pd.DatetimeIndex([e for e in listed if expiry_close_ns(e) > now])
+            # settleable_expiries(listed[closes > now]) in one pass over the closes: the same
+            # expiries, without an index made in between
+            closes = _close_ns_of(listed)
+            keep = (closes > now) & _settleable_closes(closes, self.bars)
+            return pd.DatetimeIndex(listed[keep].as_unit("ns"), freq=None, name=None)
+        listed = pd.DatetimeIndex([e for e in listed if expiry_close_ns(e) > now])
         return settleable_expiries(listed, self.bars)
 
     def expiries(self, bar: int) -> pd.DatetimeIndex:
@@ -264,7 +270,7 @@ class ModelQuoteSource:
         q = self.bars.dividend_yield
         iv = np.asarray(iv_at(self.bars.atm_iv[idx], spot, strikes, t, self.surface), dtype=float)
         mid = np.asarray(bs_price(option_type, spot, strikes, t, rate, iv, q), dtype=float)
-        greeks = bs_greeks(option_type, spot, strikes, t, rate, iv, q)
+        greeks = _greeks(option_type, spot, strikes, t, rate, iv, q, with_rho=False)
         bid, ask = bid_ask_per_share(mid, self.costs, atm_iv_annualized=self.bars.atm_iv[idx],
                                      log_moneyness=np.log(strikes / spot),
                                      dte_days=t * DAYS_PER_YEAR)

@@ -254,6 +254,15 @@ def _sign(x: float) -> int:
     return 0 if abs(x) <= _STRIKE_TOL * max(1.0, abs(x)) else (1 if x > 0 else -1)
 
 
+def _order(first, second) -> int:
+    """-1, 0 or 1 as ``second`` lies before, at or after ``first``; 0 without comparing when
+    they are one object (legs of one expiry rule share it; a Timestamp comparison is slow, and
+    an object is neither above nor below itself, so the answer is the same)."""
+    if second is first:
+        return 0
+    return (second > first) - (second < first)
+
+
 def check_structure(strategy: str, legs: Sequence) -> None:
     """Raise ValueError unless ``legs`` (objects with ``option_type, strike, expiry,
     quantity_contracts``) form a valid ``strategy``.
@@ -290,7 +299,7 @@ def check_structure(strategy: str, legs: Sequence) -> None:
                 f"{strategy}: strike order requires the {matched[b].option_type} "
                 f"{matched[b].strike:g} to be {rel} the {matched[a].option_type} "
                 f"{matched[a].strike:g}")
-        got_e = (matched[b].expiry > matched[a].expiry) - (matched[b].expiry < matched[a].expiry)
+        got_e = _order(matched[a].expiry, matched[b].expiry)
         if want_e != got_e:
             what = "one expiry" if want_e == 0 else "a later expiry for the back leg"
             raise ValueError(f"{strategy}: legs need {what}, got "
