@@ -433,7 +433,8 @@ def test_first_run_serves_without_a_prompt_and_a_signal_stops_everything(runs, t
             assert process.poll() is None, process.stdout.read()[-3000:]
             assert time.monotonic() < deadline, "the dashboard never answered"
             time.sleep(0.3)
-        while not opened.exists() and time.monotonic() < deadline:
+        # the "browser" creates the file, then writes it: wait for the address itself
+        while not (opened.exists() and opened.read_text()) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert opened.read_text() == url  # the browser was opened at the dashboard
         process.send_signal(stop)
