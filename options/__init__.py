@@ -2,8 +2,10 @@
 costs, legs and positions, strategies, margin and settlement.
 
 Prices are per share; the contract multiplier is applied only in
-:func:`options.positions.per_share_to_position`. American early exercise is out of scope:
-options are valued as European and cash settled at intrinsic value on the expiry close.
+:func:`options.positions.per_share_to_position`. Options are valued as European and cash
+settled at intrinsic value on the expiry close; under ``options.exercise: american`` the
+simulator also assigns short legs early (``envs/assignment.py``) and chain imports read
+American implied vols (``options.american``).
 """
 
 from options.calendar import (
