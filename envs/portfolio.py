@@ -46,7 +46,6 @@ import contextlib
 import json
 import math
 from dataclasses import dataclass, field, fields
-from functools import reduce
 
 import numpy as np
 import pandas as pd
@@ -56,7 +55,16 @@ from envs.assignment import AssignmentRules, next_sessions
 from envs.selection import StrikeGrids, quote_is_valid, valid_float_quote
 from options.calendar import NS_PER_DAY, expiry_close_ns
 from options.costs import CostConfig
-from options.positions import Fill, Leg, MarginConfig, Position, per_share_to_position
+from options.positions import (
+    Fill,
+    Leg,
+    MarginConfig,
+    Position,
+    expiry_risk_per_share,
+    payoff_at_expiry_usd,
+    per_share_to_position,
+    structure_units,
+)
 from options.pricing import DAYS_PER_YEAR
 from options.quotes import LegQuotes, QuoteSource
 from options.strategies import within_band
@@ -268,7 +276,7 @@ class UnitTables:
             risk = margin = max_loss
         else:
             moves = spot * np.array([1.0 - self.stress, 1.0 + self.stress])
-            risk = max(0.0, float(-(_payoff_at_expiry_usd(legs, moves) + entry_cash).min()))
+            risk = max(0.0, float(-(payoff_at_expiry_usd(legs, moves) + entry_cash).min()))
             margin = float(_naked_margin(legs, mid[:, None], np.array([spot]),
                                          self.margin_cfg)[0])
         if not risk > 0:
@@ -859,28 +867,14 @@ def _refuse_if_cannot_pay(max_profit_usd: float, entry_cash_usd: float,
 def _expiry_risk_usd(legs: tuple[Leg, ...], price_per_share: list[float]
                      ) -> tuple[float | None, float | None]:
     """``(max_loss_usd, max_profit_usd)`` of a :class:`Position` of ``legs`` opened at
-    ``price_per_share`` (one expiry), without building it: the same float operations in the
-    same order as :meth:`options.positions.Position.max_loss_usd` and ``max_profit_usd``, in
-    Python floats (``max(x - k, 0.0)`` is ``np.maximum``'s here: no NaN, and ``x - k`` is never
-    -0.0; the payoff starts at +0.0, so no -0.0 ties for ``min``/``max`` either)."""
-    quantity = [leg.quantity_contracts for leg in legs]
-    units = reduce(math.gcd, (abs(q) for q in quantity))
-    weights = [q / units for q in quantity]
-    points = sorted({0.0} | {leg.strike for leg in legs})
-    payoff = [0.0] * len(points)
-    for leg, w in zip(legs, weights, strict=True):
-        k = leg.strike
-        if leg.is_call:
-            payoff = [v + w * max(x - k, 0.0) for v, x in zip(payoff, points, strict=True)]
-        else:
-            payoff = [v + w * max(k - x, 0.0) for v, x in zip(payoff, points, strict=True)]
-    premium_per_share = sum(p * q / units for p, q in zip(price_per_share, quantity, strict=True))
-    pnl = [v - premium_per_share for v in payoff]
-    slope_up = sum(w for leg, w in zip(legs, weights, strict=True) if leg.is_call)
-    max_loss = None if slope_up < -1e-12 else max(0.0, -min(pnl))
-    max_profit = None if slope_up > 1e-12 else max(pnl)
-    return (None if max_loss is None else per_share_to_position(max_loss, units),
-            None if max_profit is None else per_share_to_position(max_profit, units))
+    ``price_per_share`` (one expiry), without building it: its own functions
+    (:func:`options.positions.expiry_risk_per_share`), on the premium it would sum."""
+    units = structure_units(legs)
+    premium_per_share = sum(p * leg.quantity_contracts / units
+                            for p, leg in zip(price_per_share, legs, strict=True))
+    loss, profit = expiry_risk_per_share(legs, premium_per_share)
+    return (None if loss is None else per_share_to_position(loss, units),
+            None if profit is None else per_share_to_position(profit, units))
 
 
 def _valid_leg_quote(q) -> bool:
@@ -898,16 +892,6 @@ def _sum_floats(values: list[float]) -> float:
     total = 0.0
     for x in values:
         total = total + x
-    return total
-
-
-def _payoff_at_expiry_usd(legs: tuple[Leg, ...], final_spot: np.ndarray) -> np.ndarray:
-    """:meth:`options.positions.Position.payoff_at_expiry_usd` of ``legs`` at an array of
-    final prices, in the same operations and order."""
-    total = np.zeros_like(final_spot)
-    for leg in legs:
-        total = total + per_share_to_position(leg.intrinsic_per_share(final_spot),
-                                              leg.quantity_contracts)
     return total
 
 

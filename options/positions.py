@@ -57,9 +57,12 @@ __all__ = [
     "Position",
     "PositionMark",
     "check_structure",
+    "expiry_risk_per_share",
     "open_position",
+    "payoff_at_expiry_usd",
     "per_share_to_position",
     "position_to_per_share",
+    "structure_units",
 ]
 
 
@@ -82,6 +85,47 @@ def position_to_per_share(value_usd, quantity_contracts=1):
     """The inverse of :func:`per_share_to_position`: a USD amount of ``quantity_contracts``
     contracts (default one unit) as a per-share amount."""
     return value_usd / (quantity_contracts * CONTRACT_MULTIPLIER)
+
+
+def structure_units(legs) -> int:
+    """Greatest common divisor of the legs' contract counts (1 for a 1-lot structure)."""
+    return reduce(math.gcd, (abs(leg.quantity_contracts) for leg in legs))
+
+
+def payoff_at_expiry_usd(legs, final_spot) -> np.ndarray:
+    """Value in USD of ``legs`` at a common expiry for an array of final underlying prices."""
+    s = np.asarray(final_spot, dtype=float)
+    total = np.zeros_like(s)
+    for leg in legs:
+        total = total + per_share_to_position(leg.intrinsic_per_share(s), leg.quantity_contracts)
+    return total
+
+
+def expiry_risk_per_share(legs, premium_per_share: float) -> tuple[float | None, float | None]:
+    """Largest loss (>= 0) and largest profit at a common expiry, per share of one structure
+    unit of ``legs`` bought for ``premium_per_share`` per unit (+ debit, - credit); None where
+    unbounded. The payoff is piecewise linear, so its extremes lie at 0 and the strikes.
+
+    In Python floats (a table build calls this for every unit of every bar, where NumPy's
+    per-call cost on a few points dominates); the operations and their order are those of the
+    NumPy form, ``payoff += w * np.maximum(points - k, 0)`` and ``(payoff - premium).min()``,
+    so the results are the same bit for bit (no NaN reaches ``max``, and the payoff starts at
+    +0.0, so no -0.0 ties): ``tests/test_env_tables.py`` checks it against that form."""
+    units = structure_units(legs)
+    weights = [leg.quantity_contracts / units for leg in legs]
+    points = sorted({0.0} | {leg.strike for leg in legs})
+    payoff = [0.0] * len(points)
+    for leg, w in zip(legs, weights, strict=True):
+        k = leg.strike
+        if leg.is_call:
+            payoff = [v + w * max(x - k, 0.0) for v, x in zip(payoff, points, strict=True)]
+        else:
+            payoff = [v + w * max(k - x, 0.0) for v, x in zip(payoff, points, strict=True)]
+    pnl = [v - premium_per_share for v in payoff]
+    slope_up = sum(w for leg, w in zip(legs, weights, strict=True) if leg.is_call)
+    max_loss = None if slope_up < -1e-12 else max(0.0, -min(pnl))
+    max_profit = None if slope_up > 1e-12 else max(pnl)
+    return max_loss, max_profit
 
 
 def _timestamp(value, name: str) -> pd.Timestamp:
@@ -374,7 +418,7 @@ class Position:
     @cached_property
     def structure_units(self) -> int:
         """Greatest common divisor of the legs' contract counts (1 for a 1-lot structure)."""
-        return reduce(math.gcd, (abs(leg.quantity_contracts) for leg in self.legs))
+        return structure_units(self.legs)
 
     @property
     def entry_premium_per_share(self) -> float:
@@ -385,12 +429,7 @@ class Position:
     # ----------------------------------------------------------------- payoff and risk
     def payoff_at_expiry_usd(self, final_spot):
         """Value of the legs at a common expiry for final underlying prices (vectorised)."""
-        s = np.asarray(final_spot, dtype=float)
-        total = np.zeros_like(s)
-        for leg in self.legs:
-            total = total + per_share_to_position(
-                leg.intrinsic_per_share(s), leg.quantity_contracts
-            )
+        total = payoff_at_expiry_usd(self.legs, final_spot)
         return float(total) if total.ndim == 0 else total
 
     def pnl_at_expiry_usd(self, final_spot):
@@ -401,17 +440,7 @@ class Position:
     def _risk_per_share(self) -> tuple[float | None, float | None]:
         if len(self.expiries) != 1:
             return None, None
-        u = self.structure_units
-        weights = [leg.quantity_contracts / u for leg in self.legs]
-        points = np.array(sorted({0.0} | {leg.strike for leg in self.legs}))
-        payoff = np.zeros_like(points)
-        for leg, w in zip(self.legs, weights, strict=True):
-            payoff += w * leg.intrinsic_per_share(points)
-        pnl = payoff - self.entry_premium_per_share
-        slope_up = sum(w for leg, w in zip(self.legs, weights, strict=True) if leg.is_call)
-        max_loss = None if slope_up < -1e-12 else max(0.0, -float(pnl.min()))
-        max_profit = None if slope_up > 1e-12 else float(pnl.max())
-        return max_loss, max_profit
+        return expiry_risk_per_share(self.legs, self.entry_premium_per_share)
 
     @property
     def max_loss_per_share(self) -> float | None:

@@ -181,11 +181,31 @@ def test_settleable_expiries_fast_path_equals_the_reference(start):
     assert 0 < len(fast) < len(listed)
 
 
-def test_unit_risk_without_a_probe_position_equals_the_position_bit_for_bit():
+def _numpy_risk_usd(legs, price_per_share):
+    """The NumPy form of a one-expiry structure's maximum loss and profit (what Position
+    computed before it took options.positions.expiry_risk_per_share's Python floats)."""
+    units = math.gcd(*(abs(leg.quantity_contracts) for leg in legs))
+    weights = [leg.quantity_contracts / units for leg in legs]
+    points = np.array(sorted({0.0} | {leg.strike for leg in legs}))
+    payoff = np.zeros_like(points)
+    for leg, w in zip(legs, weights, strict=True):
+        payoff += w * (np.maximum(points - leg.strike, 0.0) if leg.is_call
+                       else np.maximum(leg.strike - points, 0.0))
+    premium = sum(p * leg.quantity_contracts / units
+                  for p, leg in zip(price_per_share, legs, strict=True))
+    pnl = payoff - premium
+    slope_up = sum(w for leg, w in zip(legs, weights, strict=True) if leg.is_call)
+    loss = None if slope_up < -1e-12 else max(0.0, -float(pnl.min())) * units * 100
+    profit = None if slope_up > 1e-12 else float(pnl.max()) * units * 100
+    return loss, profit
+
+
+def test_unit_risk_in_python_floats_equals_the_numpy_form_and_the_position():
     """UnitTables prices a unit's maximum loss, maximum profit and stress payoff without
-    building a Position; the Position opened at the same prices gives the same floats."""
-    from envs.portfolio import _expiry_risk_usd, _payoff_at_expiry_usd
-    from options.positions import Fill, Position
+    building a Position, in Python floats; the NumPy form of the same arithmetic and the
+    Position opened at the same prices give the same floats."""
+    from envs.portfolio import _expiry_risk_usd
+    from options.positions import Fill, Position, payoff_at_expiry_usd
 
     tables = make_env(strategies=StrategyConfig()).tables
     tables.build_bars(range(0, 20))
@@ -203,14 +223,19 @@ def test_unit_risk_without_a_probe_position_equals_the_position_bit_for_bit():
                 Fill(leg, date, leg.quantity_contracts, p, p, 0.0, "open")
                 for leg, p in zip(unit.legs, price, strict=True)))
             loss, profit = _expiry_risk_usd(unit.legs, price)
-            assert _same(loss, probe.max_loss_usd) and _same(profit, probe.max_profit_usd)
-            assert (loss is None or np.float64(loss).tobytes()
-                    == np.float64(probe.max_loss_usd).tobytes())
-            assert (profit is None or np.float64(profit).tobytes()
-                    == np.float64(probe.max_profit_usd).tobytes())
+            for reference in (_numpy_risk_usd(unit.legs, price),
+                              (probe.max_loss_usd, probe.max_profit_usd)):
+                assert (loss is None) == (reference[0] is None)
+                assert (profit is None) == (reference[1] is None)
+                assert loss is None or np.float64(loss).tobytes() == np.float64(
+                    reference[0]).tobytes()
+                assert profit is None or np.float64(profit).tobytes() == np.float64(
+                    reference[1]).tobytes()
             moves = tables.bars.spot[bar] * np.array([0.9, 1.1])
-            assert _same(_payoff_at_expiry_usd(unit.legs, moves),
-                         probe.payoff_at_expiry_usd(moves))
+            by_hand = sum(leg.quantity_contracts * 100 * (
+                np.maximum(moves - leg.strike, 0.0) if leg.is_call
+                else np.maximum(leg.strike - moves, 0.0)) for leg in unit.legs)
+            assert _same(payoff_at_expiry_usd(unit.legs, moves), np.asarray(by_hand, float))
             compared += 1
     assert compared > 100
 
