@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from common.codecs import parse_quantile_column
 from common.io import write_text_atomic
@@ -130,6 +129,8 @@ def diebold_mariano_pvalue(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int)
         return float("nan")
     statistic = d.mean() / math.sqrt(variance / n)
     correction = math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
+    from scipy import stats  # lazy: scipy.stats adds about 0.5 s to every process's start
+
     return float(2.0 * stats.t.sf(abs(statistic * correction), df=n - 1))
 
 

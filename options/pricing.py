@@ -34,7 +34,6 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import ndtr
 
 __all__ = [
     "DAYS_PER_YEAR",
@@ -58,6 +57,7 @@ __all__ = [
     "implied_vol_vectorized_with_reason",
     "is_call_array",
 ]
+
 
 DAYS_PER_YEAR = 365.0
 """Calendar days per year: ``t_years = calendar_days / DAYS_PER_YEAR`` and theta is per day."""
@@ -180,6 +180,10 @@ def bs_price(option_type, spot, strike, t_years, rate, iv_annualized, dividend_y
     Returns:
         Price per share: a float for scalar inputs, else an array of the broadcast shape.
     """
+    # Imported here, not at the top: scipy.special adds about 0.3 s to every process's start,
+    # and a process that opens an environment from cached tables never prices.
+    from scipy.special import ndtr
+
     c, s, k, t, r, v, q = _prepare(
         option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield
     )
@@ -217,6 +221,8 @@ def _greeks(option_type, spot, strike, t_years, rate, iv_annualized, dividend_yi
             *, with_rho: bool):
     """:func:`bs_greeks`, with ``rho`` only when ``with_rho`` (quotes carry no rho; skipping
     it leaves every other greek's operations, and so its bits, unchanged)."""
+    from scipy.special import ndtr  # lazy, as in bs_price
+
     c, s, k, t, r, v, q = _prepare(
         option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield
     )

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 from common.errors import UserInputError
 from options.american import (
@@ -348,6 +347,8 @@ def fit_ssvi_day(day: pd.DataFrame, prior_shape: tuple[float, float] | None = No
         theta, rho, eta = _unpack(full(x))
         w = ssvi_total_variance(k, theta[e_idx], rho, eta)
         return np.sqrt(np.maximum(w, 1e-12) / t) - iv_mkt
+
+    from scipy.optimize import least_squares  # lazy: scipy.optimize adds ~0.3 s to start-up
 
     sol = least_squares(resid, x0, method="trf", loss="soft_l1", f_scale=0.01, max_nfev=200,
                         ftol=SMILE_TOLERANCE, xtol=SMILE_TOLERANCE)

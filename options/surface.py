@@ -50,8 +50,11 @@ forward moneyness (``(r - q) T``) keeps a wide margin (see the tests).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-from functools import cached_property, lru_cache
+import sys
+from functools import cache, cached_property, lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -60,6 +63,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common.errors import UserInputError
+from common.io import content_key, write_json_atomic
+from common.paths import user_cache_root
 from common.units import TRADING_DAYS_PER_YEAR
 from options.iv_proxy import (
     DEFAULT_IV_PROXY,
@@ -434,8 +439,67 @@ def surface_arbitrage_report(cfg: SurfaceConfig, grid: ArbitrageGrid = DEFAULT_G
 
 @lru_cache(maxsize=64)
 def _cached_report(content_sha256: str, cfg: SurfaceConfig) -> ArbitrageReport:
-    """The default-grid report of a surface file's config, once per file content."""
-    return surface_arbitrage_report(cfg)
+    """The default-grid report of a surface file's config, once per file content.
+
+    A passing report is also stored on disk (:func:`_passed_check_path`), so a later process
+    that loads the same file content with the same checking code skips the check (0.2 s, and
+    0.3 s more to import ``scipy.special`` in a process that otherwise never prices). A failing
+    report is never stored: such a file is checked, and refused, every time.
+    """
+    path = _passed_check_path(content_sha256)
+    stored = _read_passed_check(path, content_sha256)
+    if stored is not None:
+        return stored
+    report = surface_arbitrage_report(cfg)
+    if report.ok:
+        record = {"surface_sha256": content_sha256, "check_code": _check_code_digest(),
+                  **report.to_dict()}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(record, path)
+        except OSError:  # a read-only cache only costs the next process the check again
+            pass
+    return report
+
+
+# The modules whose code decides a check's outcome: an edit of any is a new stored record.
+_CHECK_MODULES = ("options.static_arbitrage", "options.surface", "options.pricing",
+                  "options.iv_proxy")
+
+
+@cache
+def _check_code_digest() -> str:
+    """Digest of the checking code (its modules' source files), the default grid and the
+    NumPy and SciPy versions whose arithmetic the check runs on."""
+    from importlib import metadata
+
+    sources = [Path(sys.modules[name].__file__).read_bytes() for name in _CHECK_MODULES]
+    return content_key(*sources, DEFAULT_GRID.describe(), np.__version__,
+                       metadata.version("scipy"))
+
+
+def _passed_check_path(content_sha256: str) -> Path:
+    """Where the passing check of a surface file content is stored, in the user cache folder
+    (:func:`common.paths.user_cache_root`)."""
+    return (user_cache_root() / "surface_checks"
+            / f"{content_sha256[:32]}-{_check_code_digest()}.json")
+
+
+def _read_passed_check(path: Path, content_sha256: str) -> ArbitrageReport | None:
+    """The stored passing report at ``path``, or None when there is none, it cannot be read or
+    it is not a pass of this content by this code (then the check runs again)."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if (record["surface_sha256"] != content_sha256
+                or record["check_code"] != _check_code_digest()
+                or record["n_violations"] != 0):
+            return None
+        return ArbitrageReport(int(record["n_checked"]), 0, dict(record["counts_by_kind"]),
+                               (), dict(record["grid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _read(path) -> tuple[SurfaceConfig, str]:

@@ -155,6 +155,72 @@ def test_load_checks_once_per_file_content(tmp_path):
     assert surface_mod._cached_report.cache_info().misses == 2
 
 
+def counting_check(monkeypatch) -> list:
+    """Patch the check so that each run of it is recorded (it still runs)."""
+    calls: list = []
+    real = surface_mod.surface_arbitrage_report
+
+    def counted(cfg):
+        calls.append(cfg)
+        return real(cfg)
+
+    monkeypatch.setattr(surface_mod, "surface_arbitrage_report", counted)
+    return calls
+
+
+def test_a_passing_check_is_stored_and_a_later_process_reuses_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPYRL_CACHE_DIR", str(tmp_path / "cache"))
+    calls = counting_check(monkeypatch)
+    path = tmp_path / "ok.yaml"
+    path.write_text("surface:\n  ssvi_eta: 0.8\n")
+    surface_mod._cached_report.cache_clear()
+    first = load_surface_config(path)
+    records = list((tmp_path / "cache" / "surface_checks").glob("*.json"))
+    assert len(calls) == 1 and len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record["n_violations"] == 0 and record["n_checked"] > 900_000
+
+    surface_mod._cached_report.cache_clear()  # what a new process has: the stored record only
+    assert load_surface_config(path) == first and len(calls) == 1
+
+    path.write_text("surface:\n  ssvi_eta: 0.81\n")  # new content: checked and stored again
+    load_surface_config(path)
+    assert len(calls) == 2
+    assert len(list((tmp_path / "cache" / "surface_checks").glob("*.json"))) == 2
+
+
+def test_a_damaged_or_foreign_record_means_the_check_runs_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPYRL_CACHE_DIR", str(tmp_path / "cache"))
+    calls = counting_check(monkeypatch)
+    path = tmp_path / "ok.yaml"
+    path.write_text("surface:\n  ssvi_eta: 0.8\n")
+    surface_mod._cached_report.cache_clear()
+    load_surface_config(path)
+    (record_path,) = (tmp_path / "cache" / "surface_checks").glob("*.json")
+    good = json.loads(record_path.read_text())
+    for damaged in ("{not json", json.dumps({**good, "surface_sha256": "0" * 64}),
+                    json.dumps({**good, "check_code": "another version"}),
+                    json.dumps({**good, "n_violations": 3})):
+        record_path.write_text(damaged)
+        surface_mod._cached_report.cache_clear()
+        n_before = len(calls)
+        load_surface_config(path)
+        assert len(calls) == n_before + 1, damaged[:40]
+    assert json.loads(record_path.read_text()) == good  # the re-run wrote the pass back
+
+
+def test_a_failing_check_is_never_stored(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPYRL_CACHE_DIR", str(tmp_path / "cache"))
+    calls = counting_check(monkeypatch)
+    path = write_bad(tmp_path)
+    for _ in range(2):
+        surface_mod._cached_report.cache_clear()
+        with pytest.raises(SurfaceArbitrageError):
+            load_surface_config(path)
+    assert len(calls) == 2
+    assert not list((tmp_path / "cache").rglob("*.json"))
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "options.arbitrage", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
