@@ -13,6 +13,11 @@ import math
 import numpy as np
 import pandas as pd
 
+from common.lazy import lazy_module
+
+# scipy.stats adds about 0.5 s to a process's start: loaded at its first use
+stats = lazy_module("scipy.stats")
+
 MCS_SIZE = 0.10
 """Models outside the 90% model confidence set are excluded (Hansen, Lunde and Nason 2011)."""
 MCS_REPS = 1000
@@ -36,8 +41,6 @@ def kupiec_pvalue(miss: np.ndarray, coverage: float) -> float:
     if n == 0:
         return float("nan")
     statistic = -2.0 * (_log_likelihood(x, n, 1.0 - coverage) - _log_likelihood(x, n, x / n))
-    from scipy import stats  # lazy: scipy.stats adds about 0.5 s to every process's start
-
     return float(stats.chi2.sf(max(statistic, 0.0), df=1))
 
 
@@ -57,8 +60,6 @@ def christoffersen_pvalue(miss: np.ndarray) -> float:
     restricted = _log_likelihood(n01 + n11, n00 + n01 + n10 + n11, pi)
     unrestricted = _log_likelihood(n01, n00 + n01, pi0) + _log_likelihood(n11, n10 + n11, pi1)
     statistic = -2.0 * (restricted - unrestricted)
-    from scipy import stats  # lazy: scipy.stats adds about 0.5 s to every process's start
-
     return float(stats.chi2.sf(max(statistic, 0.0), df=1))
 
 

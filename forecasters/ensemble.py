@@ -7,7 +7,11 @@ from typing import Self
 
 import numpy as np
 
+from common.lazy import lazy_module
 from forecasters.base import repair_crossing
+
+# scipy.optimize adds about 0.3 s to a process's start: loaded at its first use
+optimize = lazy_module("scipy.optimize")
 
 
 def pinball_weights(member_quantiles: np.ndarray, y: np.ndarray, level: float) -> np.ndarray:
@@ -24,9 +28,7 @@ def pinball_weights(member_quantiles: np.ndarray, y: np.ndarray, level: float) -
     a_eq[:n, m + n :] = -np.eye(n)
     a_eq[n, :m] = 1.0
     b_eq = np.concatenate([y, [1.0]])
-    from scipy.optimize import linprog  # lazy: scipy.optimize adds about 0.3 s to start-up
-
-    result = linprog(cost, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+    result = optimize.linprog(cost, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
     if not result.success:
         return np.full(m, 1.0 / m)
     weights = np.clip(result.x[:m], 0.0, None)

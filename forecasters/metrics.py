@@ -11,6 +11,7 @@ import pandas as pd
 
 from common.codecs import parse_quantile_column
 from common.io import write_text_atomic
+from common.lazy import lazy_module
 from common.units import PERCENT_PER_UNIT
 from forecasters.base import interval_pairs, pinball_loss, quantile_column
 from forecasters.conformal import interval_score
@@ -20,6 +21,9 @@ from forecasters.coverage_tests import (
     kupiec_pvalue,
     model_confidence_set,
 )
+
+# scipy.stats adds about 0.5 s to a process's start: loaded at its first use
+stats = lazy_module("scipy.stats")
 
 REFERENCE = "random_walk"
 ENSEMBLE_NAME = "ensemble"
@@ -129,8 +133,6 @@ def diebold_mariano_pvalue(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int)
         return float("nan")
     statistic = d.mean() / math.sqrt(variance / n)
     correction = math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
-    from scipy import stats  # lazy: scipy.stats adds about 0.5 s to every process's start
-
     return float(2.0 * stats.t.sf(abs(statistic * correction), df=n - 1))
 
 

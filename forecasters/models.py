@@ -8,6 +8,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
+from common.lazy import lazy_module
 from common.units import PERCENT_PER_UNIT
 from forecasters.base import (
     MIN_OBSERVED_ROWS,
@@ -17,6 +18,9 @@ from forecasters.base import (
     horizon_scale,
     repair_crossing,
 )
+
+# scipy.stats adds about 0.5 s to a process's start: loaded at its first use
+stats = lazy_module("scipy.stats")
 
 
 def _resolved_rows(y: np.ndarray) -> np.ndarray:
@@ -293,8 +297,6 @@ def _quantile_head(in_features: int, n_horizons: int, n_levels: int):
     head = nn.Linear(in_features, n_horizons * n_levels)
     with torch.no_grad():
         head.weight.mul_(0.1)
-        from scipy import stats  # lazy: scipy.stats adds about 0.5 s to every process's start
-
         normal = torch.tensor(stats.norm.ppf(np.linspace(0, 1, n_levels + 2)[1:-1]))
         head.bias.copy_(normal.float().repeat(n_horizons))
     return head
@@ -450,8 +452,6 @@ class Garch(QuantileForecaster):
             step_variances[:, k] = self._omega + persistence * step_variances[:, k - 1]
         cumulative = np.cumsum(step_variances, axis=1)[:, np.asarray(self.horizons) - 1]
         t_scale = np.sqrt((self._nu - 2.0) / self._nu) if self._nu > 2 else 1.0
-        from scipy import stats  # lazy: scipy.stats adds about 0.5 s to every process's start
-
         z = stats.t.ppf(self.levels, self._nu) * t_scale
         mean = self._mu * np.asarray(self.horizons, float)
         quantiles_pct = mean[None, :, None] + np.sqrt(cumulative)[:, :, None] * z[None, None, :]

@@ -35,6 +35,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from common.lazy import lazy_module
+
+# scipy.special adds about 0.3 s to a process's start, and a process that opens an environment
+# from cached tables never prices: loaded at its first use
+special = lazy_module("scipy.special")
+
 __all__ = [
     "DAYS_PER_YEAR",
     "IV_LOWER_BOUND",
@@ -180,10 +186,6 @@ def bs_price(option_type, spot, strike, t_years, rate, iv_annualized, dividend_y
     Returns:
         Price per share: a float for scalar inputs, else an array of the broadcast shape.
     """
-    # Imported here, not at the top: scipy.special adds about 0.3 s to every process's start,
-    # and a process that opens an environment from cached tables never prices.
-    from scipy.special import ndtr
-
     c, s, k, t, r, v, q = _prepare(
         option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield
     )
@@ -198,7 +200,7 @@ def bs_price(option_type, spot, strike, t_years, rate, iv_annualized, dividend_y
         # spot and strike; for puts evaluate the call formula at -d1, -d2 and flip the sign.
         d1 = np.log(disc_spot / disc_strike) / safe_vol + 0.5 * safe_vol
         sign = np.where(c, 1.0, -1.0)
-        out = sign * (disc_spot * ndtr(sign * d1) - disc_strike * ndtr(sign * (d1 - safe_vol)))
+        out = sign * (disc_spot * special.ndtr(sign * d1) - disc_strike * special.ndtr(sign * (d1 - safe_vol)))
         if not all_smooth:
             degenerate = np.maximum(sign * (disc_spot - disc_strike), 0.0)
             out = np.where(smooth, out, degenerate)
@@ -221,8 +223,6 @@ def _greeks(option_type, spot, strike, t_years, rate, iv_annualized, dividend_yi
             *, with_rho: bool):
     """:func:`bs_greeks`, with ``rho`` only when ``with_rho`` (quotes carry no rho; skipping
     it leaves every other greek's operations, and so its bits, unchanged)."""
-    from scipy.special import ndtr  # lazy, as in bs_price
-
     c, s, k, t, r, v, q = _prepare(
         option_type, spot, strike, t_years, rate, iv_annualized, dividend_yield
     )
@@ -237,10 +237,10 @@ def _greeks(option_type, spot, strike, t_years, rate, iv_annualized, dividend_yi
         d1 = (np.log(s / k) + (r - q) * t + 0.5 * total_vol * total_vol) / safe_vol
         d2 = d1 - safe_vol
         pdf_d1 = _INV_SQRT2PI * np.exp(-0.5 * d1 * d1)
-        n_d1 = ndtr(d1)
-        n_d2 = ndtr(d2)
-        n_md1 = ndtr(-d1)
-        n_md2 = ndtr(-d2)
+        n_d1 = special.ndtr(d1)
+        n_d2 = special.ndtr(d2)
+        n_md1 = special.ndtr(-d1)
+        n_md2 = special.ndtr(-d2)
         delta = np.where(c, df_q * n_d1, -df_q * n_md1)
         gamma = df_q * pdf_d1 / (s * safe_vol)
         decay = -s * df_q * pdf_d1 * v / (2.0 * safe_sqrt_t)

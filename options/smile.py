@@ -35,12 +35,16 @@ import numpy as np
 import pandas as pd
 
 from common.errors import UserInputError
+from common.lazy import lazy_module
 from options.american import (
     DividendHistory,
     implied_vol_american,
     project_quarterly_dividends,
 )
 from options.pricing import DAYS_PER_YEAR, VOL_POINT, implied_vol_vectorized
+
+# scipy.optimize adds about 0.3 s to a process's start: loaded at its first use
+optimize = lazy_module("scipy.optimize")
 
 __all__ = [
     "ChainDataError",
@@ -348,9 +352,7 @@ def fit_ssvi_day(day: pd.DataFrame, prior_shape: tuple[float, float] | None = No
         w = ssvi_total_variance(k, theta[e_idx], rho, eta)
         return np.sqrt(np.maximum(w, 1e-12) / t) - iv_mkt
 
-    from scipy.optimize import least_squares  # lazy: scipy.optimize adds ~0.3 s to start-up
-
-    sol = least_squares(resid, x0, method="trf", loss="soft_l1", f_scale=0.01, max_nfev=200,
+    sol = optimize.least_squares(resid, x0, method="trf", loss="soft_l1", f_scale=0.01, max_nfev=200,
                         ftol=SMILE_TOLERANCE, xtol=SMILE_TOLERANCE)
     theta, rho, eta = _unpack(full(sol.x))
     r = resid(sol.x)

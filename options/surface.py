@@ -54,6 +54,7 @@ import json
 import math
 import sys
 from functools import cache, cached_property, lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import NamedTuple
 
@@ -471,8 +472,6 @@ _CHECK_MODULES = ("options.static_arbitrage", "options.surface", "options.pricin
 def _check_code_digest() -> str:
     """Digest of the checking code (its modules' source files), the default grid and the
     NumPy and SciPy versions whose arithmetic the check runs on."""
-    from importlib import metadata
-
     sources = [Path(sys.modules[name].__file__).read_bytes() for name in _CHECK_MODULES]
     return content_key(*sources, DEFAULT_GRID.describe(), np.__version__,
                        metadata.version("scipy"))

@@ -9,9 +9,14 @@ edges of the package.
 from __future__ import annotations
 
 import ast
+import sys
+import types
 from pathlib import Path
 
-from tests.helpers import ROOT
+import pytest
+
+from common.lazy import lazy_module
+from tests.helpers import ROOT, run
 
 STAGES = ("data", "forecasters", "options", "envs", "agents", "execution", "dashboard")
 SCRIPTS = ("train", "evaluate", "trade")
@@ -131,3 +136,29 @@ def test_the_guards_see_what_they_guard(tmp_path):
                      "if __name__ == '__main__':\n    import cli.tune\n")
     found = [(ast.unparse(n), inside) for n, inside in runtime_imports(tree)]
     assert found == [("from typing import TYPE_CHECKING", False), ("import torch", True)]
+
+
+# What a process that opens an environment (or prints a CLI error) must not load: each costs
+# 0.3-3 s of start-up and none is needed before the first price or the first training step.
+HEAVY_AT_START = ("torch", "stable_baselines3", "scipy.stats", "scipy.optimize", "scipy.special",
+                  "matplotlib", "sklearn", "xgboost")
+
+
+def test_config_and_the_environment_open_without_the_heavy_libraries():
+    code = ("import sys, types, config, envs, agents, forecasters, options\n"
+            "print(' '.join(name for name in " + repr(HEAVY_AT_START) + "\n"
+            "      if name in sys.modules and type(sys.modules[name]) is types.ModuleType))")
+    done = run("-c", code, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [], f"loaded at import: {done.stdout}"
+
+
+def test_a_lazy_module_loads_at_its_first_attribute(monkeypatch):
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    module = lazy_module("colorsys")
+    assert sys.modules["colorsys"] is module and type(module) is not types.ModuleType
+    assert module.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+    assert type(module) is types.ModuleType  # loaded now: a plain module again
+    assert lazy_module("colorsys") is module  # already loaded: returned as it is
+    with pytest.raises(ModuleNotFoundError, match="no_such_module_here"):
+        lazy_module("no_such_module_here")
