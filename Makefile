@@ -17,14 +17,14 @@ PIP_QUIET := --quiet --disable-pip-version-check --no-input --progress-bar off
 # command; empty, uv from PATH or else installed into the venv by pip. uv reads no pip
 # configuration, so .ci/uv_flags.py turns `pip config list` (find-links, extra indexes,
 # constraints) into uv's flags. If uv cannot be had or fails, pip installs instead (as does
-# `make setup UV=false`).
+# `make setup UV=false`). Installing uv, pip prints errors only (-q twice).
 UV ?=
 
 $(STAMP): pyproject.toml
-	@echo "setup: installing the pinned dependencies into $(VENV) (a few minutes the first time)"
+	@echo "setup: installing the pinned dependencies into $(VENV) (under a minute with a warm uv cache)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@if uv='$(UV)' && { [ -n "$$uv" ] || uv=$$(command -v uv) || \
-	        { $(PY) -m pip install $(PIP_QUIET) uv >&2 && uv=$(VENV)/bin/uv; }; } && \
+	        { $(PY) -m pip install $(PIP_QUIET) --quiet uv >&2 && uv=$(VENV)/bin/uv; }; } && \
 	    flags=$$($(PY) .ci/uv_flags.py) && \
 	    $$uv pip install --quiet --python $(PY) $$flags -e '.[dev,alpaca]'; then :; else \
 	    echo "setup: uv could not be had or failed; installing with pip instead"; \
