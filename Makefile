@@ -17,7 +17,8 @@ PIP_QUIET := --quiet --disable-pip-version-check --no-input --progress-bar off
 # command; empty, uv from PATH or else installed into the venv by pip. uv reads no pip
 # configuration, so .ci/uv_flags.py turns `pip config list` (find-links, extra indexes,
 # constraints) into uv's flags. If uv cannot be had or fails, pip installs instead (as does
-# `make setup UV=false`). Installing uv, pip prints errors only (-q twice).
+# `make setup UV=false`). Installing uv, pip prints errors only (-q twice); uv upgrades pip as
+# the pip path does, so either way the venv holds the same set.
 UV ?=
 
 $(STAMP): pyproject.toml
@@ -26,7 +27,8 @@ $(STAMP): pyproject.toml
 	@if uv='$(UV)' && { [ -n "$$uv" ] || uv=$$(command -v uv) || \
 	        { $(PY) -m pip install $(PIP_QUIET) --quiet uv >&2 && uv=$(VENV)/bin/uv; }; } && \
 	    flags=$$($(PY) .ci/uv_flags.py) && \
-	    $$uv pip install --quiet --python $(PY) $$flags -e '.[dev,alpaca]'; then :; else \
+	    $$uv pip install --quiet --python $(PY) $$flags --upgrade-package pip pip -e '.[dev,alpaca]'; \
+	then :; else \
 	    echo "setup: uv could not be had or failed; installing with pip instead"; \
 	    $(PY) -m pip install $(PIP_QUIET) --upgrade pip && \
 	    $(PY) -m pip install $(PIP_QUIET) -e '.[dev,alpaca]'; \
