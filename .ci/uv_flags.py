@@ -26,10 +26,15 @@ UV_FLAGS = {
 
 
 def pip_config() -> dict[str, str]:
-    """`pip config list` as a dict: 'section.option' -> value (':env:.option' for PIP_* variables)."""
+    """This Python's `pip config list`."""
     listing = subprocess.run(
         [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True
     ).stdout
+    return parse_config_list(listing)
+
+
+def parse_config_list(listing: str) -> dict[str, str]:
+    """`pip config list` as a dict: 'section.option' -> value (':env:.option' for PIP_* variables)."""
     config = {}
     for line in listing.splitlines():
         key, _, value = line.partition("=")
