@@ -3,8 +3,9 @@
 uv reads neither pip's configuration files nor its PIP_* variables, so `make setup` hands it these
 flags: pip's index URL, extra index URLs, find-links locations and constraint files (those that
 exist), and, when there is any of them, `--index-strategy unsafe-best-match` so that uv, like pip,
-takes the best matching version across every index and folder (for example torch's CPU wheel from
-a find-links folder rather than PyPI's). It prints nothing where pip has no such configuration.
+takes the best matching version across every index and folder (by default uv takes a package only
+from the first index listing it, which may lack the pinned version). It prints nothing where pip
+has no such configuration.
 
 Usage: python .ci/uv_flags.py, with the Python whose pip configuration counts (make setup: the
 venv's). Standard library only: it runs before anything is installed. pip splits these options'
