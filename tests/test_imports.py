@@ -162,3 +162,18 @@ def test_a_lazy_module_loads_at_its_first_attribute(monkeypatch):
     assert lazy_module("colorsys") is module  # already loaded: returned as it is
     with pytest.raises(ModuleNotFoundError, match="no_such_module_here"):
         lazy_module("no_such_module_here")
+
+
+def test_the_project_asks_mkl_for_reproducible_results_before_torch_computes():
+    """``common`` sets ``MKL_CBWR=AUTO,STRICT`` (alignment-independent MKL maths, see its
+    docstring) unless the user set it; every stage imports ``common`` before torch computes."""
+    import os
+
+    code = ("import os, forecasters, agents.ppo\n"
+            "print(os.environ.get('MKL_CBWR'))")
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    out = run("-c", code, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["AUTO,STRICT"]
+    out = run("-c", code, env={**env, "MKL_CBWR": "COMPATIBLE"})
+    assert out.stdout.split() == ["COMPATIBLE"]  # the user's setting wins
