@@ -23,7 +23,8 @@ ones are written beside them. ``--json OUT`` writes every figure.
 just before it starts the child) to a training environment of that config (e.g.
 ``configs/quick.yaml``) reset with its first action mask: what ``train.py`` waits for before
 stepping. *Cold*: the first process on an empty table cache (``env.table_cache_dir`` set to a new
-temporary folder), which builds the segment's market panel and first block of structure tables
+temporary folder) and an empty user cache (``SPYRL_CACHE_DIR``, so the surface's arbitrage check
+runs and is stored), which builds the segment's market panel and first block of structure tables
 and writes them there. *Warm*: a second process on the same folder, which loads them. The
 forecast panel comes from its own cache in both (computing it is another matter, minutes).
 ``--repeat N`` repeats the pair on new folders and reports the medians.
@@ -195,7 +196,7 @@ import sys, time
 sys.path.insert(0, {root!r})
 from config import load_config
 from envs import make_env
-env = make_env(load_config({config!r}, [{override!r}]), "train")
+env = make_env(load_config({config!r}, {overrides!r}), "train")
 env.reset(seed=0)
 env.action_masks()
 print(time.time() - {t0!r})
@@ -205,21 +206,28 @@ print(time.time() - {t0!r})
 def time_to_ready(config: str, repeat: int = 1) -> dict[str, list[float]]:
     """Seconds from process start to a reset training env with its mask: a cold process (empty
     table cache) then a warm one (the same cache), ``repeat`` times on new cache folders."""
+    import os
     import shutil
     import subprocess
     import tempfile
 
+    from common.paths import user_cache_root
+
     root = str(Path(__file__).resolve().parents[1])
+    forecasts = user_cache_root() / "forecasts"  # the config's default forecast cache
     out: dict[str, list[float]] = {"cold": [], "warm": []}
     for _ in range(repeat):
         cache_dir = tempfile.mkdtemp(prefix="env_tables_")
         try:
+            # A user cache of its own (SPYRL_CACHE_DIR): the cold process also runs the
+            # surface's arbitrage check, as a first process after installing does.
+            env = {**os.environ, "SPYRL_CACHE_DIR": str(Path(cache_dir) / "user_cache")}
+            overrides = [f"env.table_cache_dir={cache_dir}", f"forecast.cache_dir={forecasts}"]
             for kind in ("cold", "warm"):
                 t0 = time.time()
                 done = subprocess.run([sys.executable, "-c", _READY_CHILD.format(
-                    root=root, config=config, t0=t0,
-                    override=f"env.table_cache_dir={cache_dir}")],
-                    capture_output=True, text=True, cwd=root)
+                    root=root, config=config, t0=t0, overrides=overrides)],
+                    capture_output=True, text=True, cwd=root, env=env)
                 if done.returncode != 0:
                     raise SystemExit(f"the environment of {config} failed:\n"
                                      f"{done.stderr[-3000:]}")
