@@ -42,8 +42,8 @@ from dataclasses import dataclass, replace
 import gymnasium as gym
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from common.lazy import lazy_module
 from common.units import PERCENT_PER_UNIT
 from data import build_features
 from data.calendar import TRADING_DAYS_PER_YEAR, bars_per_year
@@ -53,6 +53,8 @@ from envs.spy_options_env import SpyOptionsEnv
 from envs.table_cache import MemoryUnitStore, TableCache
 from forecasters.panel import ForecastPanel
 from options.surface import atm_iv_series
+
+stats = lazy_module("scipy.stats")  # 0.5 s to import; only the GARCH paths' quantiles use it
 
 __all__ = ["PATH_SOURCES", "RESIDENT_BLOCKS_PER_PATH", "GjrGarchModel", "PathSwitchingEnv", "bootstrap_indices",
            "bootstrap_panel", "fit_gjr_garch", "garch_panel", "path_envs", "switching_envs",
@@ -190,7 +192,7 @@ def _garch_forecasts(model: GjrGarchModel, next_var: np.ndarray, dates, horizons
     if persistence > 0.999:  # (nearly) integrated: no reversion over a few bars
         persistence = 1.0
     long_var = model.omega / (1 - persistence) if persistence < 1 else 0.0
-    z = norm.ppf(np.asarray(levels, dtype=float))
+    z = stats.norm.ppf(np.asarray(levels, dtype=float))
     values = np.empty((len(dates), len(horizons), len(levels)))
     for j, h in enumerate(horizons):
         steps = np.arange(h)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,35 @@ def _algos():
     from sb3_contrib import MaskablePPO  # optional heavy: as above
     from stable_baselines3 import PPO  # optional heavy: as above
 
+    _optimizers_without_dynamo()
     return {"maskable_ppo": MaskablePPO, "ppo": PPO}
+
+
+# The torch.optim.Optimizer methods torch wraps in `torch._disable_dynamo`, which SB3 calls.
+_DYNAMO_DISABLED_OPTIMIZER_METHODS = ("add_param_group", "zero_grad", "state_dict",
+                                      "load_state_dict")
+
+
+def _optimizers_without_dynamo() -> None:
+    """Spare a process that loads a model to act with it (evaluate, trade) torch's compiler:
+    1.5-2 s of imports. (Training still imports it at the first update: ``Optimizer.step``
+    imports it unconditionally.)
+
+    torch wraps some optimizer methods in ``torch._disable_dynamo``, whose first call imports
+    ``torch._dynamo`` to run the method outside any compiled region and caches the result on
+    the method as ``__dynamo_disable``. Nothing here compiles, so running the method itself is
+    the same call: that is what this caches, in torch's own slot, before the first call. Where
+    torch's compiler is already loaded (someone compiles) or torch lays its methods out
+    otherwise, it leaves them alone and torch behaves as it always does."""
+    import torch  # optional heavy: as in build_model
+
+    if "torch._dynamo" in sys.modules:
+        return
+    for name in _DYNAMO_DISABLED_OPTIMIZER_METHODS:
+        method = torch.optim.Optimizer.__dict__.get(name)
+        original = getattr(method, "__wrapped__", None)
+        if original is not None and not hasattr(original, "__dynamo_disable"):
+            setattr(original, "__dynamo_disable", original)
 
 
 ALGOS = ("maskable_ppo", "ppo")

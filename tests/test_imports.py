@@ -177,3 +177,25 @@ def test_the_project_asks_mkl_for_reproducible_results_before_torch_computes():
     assert out.stdout.split() == ["AUTO,STRICT"]
     out = run("-c", code, env={**env, "MKL_CBWR": "COMPATIBLE"})
     assert out.stdout.split() == ["COMPATIBLE"]  # the user's setting wins
+
+
+def test_an_optimizer_used_to_act_leaves_torch_compiler_unloaded():
+    """``agents.ppo`` spares a process that loads a model (evaluate, trade) the import of
+    ``torch._dynamo`` by the optimizer methods torch wraps in ``_disable_dynamo``; the methods
+    still do their work."""
+    code = ("import sys, torch\n"
+            "from agents.ppo import _algos\n"
+            "_algos()\n"
+            "net = torch.nn.Linear(3, 2)\n"
+            "opt = torch.optim.Adam(net.parameters(), lr=0.1)\n"
+            "net(torch.ones(3)).sum().backward()\n"
+            "opt.zero_grad()\n"
+            "assert all(p.grad is None for p in net.parameters())\n"
+            "state = opt.state_dict()\n"
+            "opt.load_state_dict(state)\n"
+            "opt.add_param_group({'params': [torch.nn.Parameter(torch.zeros(1))]})\n"
+            "assert len(opt.param_groups) == 2 and opt.state_dict()['param_groups'][0]['lr'] == 0.1\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = run("-c", code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False"]
