@@ -315,7 +315,12 @@ def describe_iv_proxy(frame: pd.DataFrame, cfg: SurfaceConfig, segments: dict, *
     description = IV_PROXY_DESCRIPTIONS[name].format(
         ratio=GARCH_VRP_RATIO, window=cfg.realized_window_bars,
         overlap=cfg.min_calibration_overlap_bars, fallback=cfg.fallback_iv_to_realized_ratio)
-    level = implied_vol_level(frame, cfg, bars_per_year=bars_per_year)
+    in_segments = pd.Series(False, index=frame.index)
+    for start, end in segments.values():
+        in_segments.loc[str(start):str(end)] = True
+    # Only the segments' bars are read: the proxy skips the fits of blocks without one (the
+    # embedded data's years before the VIX, say), which leaves every read value as it is.
+    level = implied_vol_level(frame, cfg, bars_per_year=bars_per_year, rows=in_segments)
     has_index = (frame["iv_index"].notna() if "iv_index" in frame.columns
                  else pd.Series(False, index=frame.index))
     per_segment, parts = {}, []

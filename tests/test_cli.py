@@ -51,9 +51,10 @@ def test_tensorboard_has_grouped_custom_scalars(tiny_run):
         assert tag in tags, (tag, sorted(tags))
 
 
-def test_evaluate_writes_metrics_for_ppo_and_every_baseline(tiny_run_copy):
+def test_evaluate_writes_metrics_for_ppo_and_every_baseline(tiny_run_copy, in_process):
+    """In this process (evaluate.py as a real process: the real-quotes and bad-input tests)."""
     trained = tiny_run_copy
-    out = run(str(ROOT / "evaluate.py"), "--run", str(trained))
+    out = in_process.evaluate("--run", str(trained))
     assert out.returncode == 0, out.stderr[-3000:]
     document = json.loads((trained / "eval" / "metrics.json").read_text())
     metrics = document["policies"]

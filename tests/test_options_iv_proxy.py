@@ -290,3 +290,20 @@ def test_rows_read_keep_their_values_and_save_the_other_fits(real_frame, monkeyp
         np.testing.assert_array_equal(some[rows.iloc[:-1]].to_numpy(),
                                       full.iloc[:-1][rows.iloc[:-1]].to_numpy())
         assert some[rows.iloc[:-1]].notna().all()
+
+
+def test_describe_fits_the_proxy_for_the_segments_bars_only(real_frame, monkeypatch):
+    """The embedded data's years before the VIX that no segment reads cost no GARCH fit (a
+    tiny run's data starts in 2010, its segments in 2014), and the description is the same."""
+    import options.iv_proxy as iv_proxy
+
+    frame = real_frame.loc["2006-01-01":"2014-06-30"].iloc[:-1]  # a memo key of its own
+    segments = {"train": ("2013-10-01", "2013-12-31"), "test": ("2014-01-01", "2014-06-30")}
+    fits = []
+    fit = iv_proxy._fit_gjr
+    monkeypatch.setattr(iv_proxy, "_fit_gjr", lambda r: fits.append(len(r)) or fit(r))
+    doc = describe_iv_proxy(frame, GARCH_CFG, segments, bars_per_year=252.0)
+    assert 0 < len(fits) <= 2  # the refit blocks holding the segments' proxied bars
+    assert doc["segments"]["train"]["bars_priced_by_proxy"] == doc["segments"]["train"]["bars"]
+    level = iv_proxy.implied_vol_level(frame.iloc[:-1], GARCH_CFG, bars_per_year=252.0)
+    assert level.loc["2013-10-01":"2013-12-31"].notna().all() and len(fits) > 10  # all of them

@@ -354,6 +354,8 @@ def test_the_shipped_live_config_is_valid_and_live():
     assert cfg.forecast.conformal.select_end < cfg.segments.test.start
 
 
+@pytest.mark.slow  # fast cover: test_trade's test_kill_switch_file_cancels_and_stops and
+# test_execution's test_kill_switch_by_file_and_by_sigterm; `make test-slow` (and CI) run it
 def test_the_kill_switch_stops_the_waiting_loop_and_cancels_working_orders(live_run, history,
                                                                           tmp_path):
     dates = live_dates(history)

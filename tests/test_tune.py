@@ -264,6 +264,8 @@ def test_two_workers_share_one_postgresql_study(postgres_url, tmp_path):
 
 
 # ---------------------------------------------------------------------------- a real search
+@pytest.mark.slow  # the heaviest fast test (20-60 s); fast cover of the study's mechanics: the
+# PostgreSQL workers, the killed trial and the warning above; `make test-slow` (and CI) run it
 def test_tiny_search_on_the_quick_config_feeds_train(tmp_path):
     """The quick config with one forecaster and shorter segments (2014 to train, a quarter each
     to validate and test, data to mid-2015): the search and the training behave the same on
