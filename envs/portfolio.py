@@ -1160,12 +1160,12 @@ class PortfolioSimulator:
             out.append(contracts >= 1 and unit.margin_usd * contracts <= free)
         return out
 
-    def openable_by_budget(self, risk_usd: list[float], margin_usd: list[float],
-                           risk_fraction: float, max_contracts: int) -> list[bool]:
-        """:meth:`openable` of units with these risks and margins per contract (floats, positive),
-        sized by the risk budget with no volume cap, in plain float arithmetic that equals
-        NumPy's on arrays of them (a loop over a few floats costs less than the ufunc calls):
-        ``contracts = minimum(minimum(budget // risk, free // margin), max_contracts)``, with
+    def openable_by_budget(self, candidates, risk_fraction: float, max_contracts: int) -> list:
+        """The labels of ``candidates``, ``(label, risk_usd, margin_usd)`` per unit (risk and
+        margin per contract, positive floats), whose unit :meth:`openable` holds when sized by
+        the risk budget with no volume cap: in plain float arithmetic equal to NumPy's on
+        arrays of them (a loop over a few floats costs less than ufunc calls on them),
+        ``contracts = minimum(minimum(budget // risk, free // margin), max_contracts)`` with
         ``minimum``'s NaN (either side NaN gives NaN), then ``contracts >= 1 and margin *
         contracts <= free``. Float ``//`` is the same floor of the same quotient in Python and
         NumPy."""
@@ -1173,14 +1173,17 @@ class PortfolioSimulator:
         free = equity - self.margin_used
         budget = risk_fraction * equity
         out = []
-        for risk, margin in zip(risk_usd, margin_usd, strict=True):
+        for label, risk, margin in candidates:
             contracts = budget // risk
+            if not contracts >= 1:  # the minimum is below 1 (or NaN) whatever the margin
+                continue
             by_margin = free // margin
             if by_margin < contracts or by_margin != by_margin:  # NumPy's minimum, NaN included
                 contracts = by_margin
             if max_contracts < contracts:
                 contracts = max_contracts
-            out.append(contracts >= 1 and margin * contracts <= free)
+            if contracts >= 1 and margin * contracts <= free:
+                out.append(label)
         return out
 
     def can_open(self, unit: UnitStructure, contracts: int) -> bool:

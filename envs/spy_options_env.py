@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from array import array
 
 import gymnasium as gym
 import numpy as np
@@ -236,6 +237,7 @@ class SpyOptionsEnv(gym.Env):
         # (zeros): a step copies its row and writes the portfolio block into it.
         self._obs_rows = np.zeros((len(panel), len(self.observation_names)), dtype=np.float32)
         self._obs_rows[:, :self._n_market] = self._market_obs
+        self._obs_row_views = list(self._obs_rows)  # one view per bar: a step copies its own
         self._cash_slot = self._n_market + PORTFOLIO_OBS_NAMES.index("cash_over_start_minus_1")
         self._equity_slot = self._n_market + PORTFOLIO_OBS_NAMES.index(
             "equity_over_start_minus_1")
@@ -458,21 +460,24 @@ class SpyOptionsEnv(gym.Env):
             if units:
                 cfg = self.cfg
                 if self._open_by_budget:
-                    openable = sim.openable_by_budget(risk, margin, cfg.risk_per_trade_fraction,
+                    openable = sim.openable_by_budget(zip(actions, risk, margin, strict=True),
+                                                      cfg.risk_per_trade_fraction,
                                                       cfg.max_contracts)
                 else:
-                    openable = sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
-                                            cfg.fixed_contracts, cfg.max_contracts)
-                for action, ok in zip(actions, openable, strict=True):
-                    if ok:  # the closed mask is False there
-                        mask[action] = True
+                    fits = sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
+                                        cfg.fixed_contracts, cfg.max_contracts)
+                    openable = [a for a, ok in zip(actions, fits, strict=True) if ok]
+                for action in openable:  # the closed mask is False there
+                    mask[action] = True
         self._mask = mask
         return mask
 
-    def _units_at(self, bar: int) -> tuple[list[int], list, list[float], list[float]]:
+    def _units_at(self, bar: int) -> tuple[bytes, list, array, array]:
         """The opening actions with a unit at ``bar``, those units and their risk and margin per
         contract (cached per bar; only the latest bar's where the tables keep a few blocks, so
-        that dropped ones are freed)."""
+        that dropped ones are freed). Actions, risks and margins are packed arrays: a mask
+        reads them at a bar it meets for the first time in a while, where a few contiguous
+        bytes are faster to reach than a float object per unit."""
         found = self._bar_units.get(bar)
         if found is None:
             self.tables.ensure_bar(bar)
@@ -481,9 +486,9 @@ class SpyOptionsEnv(gym.Env):
             if self.tables.max_blocks is not None:
                 self._bar_units.clear()
             units = [u for _, u in pairs]
-            found = self._bar_units[bar] = ([a for a, _ in pairs], units,
-                                            [u.risk_usd for u in units],
-                                            [u.margin_usd for u in units])
+            found = self._bar_units[bar] = (bytes(a for a, _ in pairs), units,
+                                            array("d", [u.risk_usd for u in units]),
+                                            array("d", [u.margin_usd for u in units]))
         return found
 
     def _why_invalid(self, action: int) -> str:
@@ -509,7 +514,7 @@ class SpyOptionsEnv(gym.Env):
 
     # ------------------------------------------------------------------ observation / info
     def _get_obs(self) -> np.ndarray:
-        obs = self._obs_rows[self.sim.bar].copy()  # the market block, clipped at construction
+        obs = self._obs_row_views[self.sim.bar].copy()  # the market block, clipped at construction
         self._write_portfolio_obs(obs)
         return obs
 

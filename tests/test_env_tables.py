@@ -149,9 +149,10 @@ def test_fast_observation_and_mask_equal_the_tables(env_kwargs):
         if cfg.sizing == "risk_fraction" and units:
             risk = np.array([u.risk_usd for u in units])
             margin = np.array([u.margin_usd for u in units])
-            assert sim.openable_by_budget(risk.tolist(), margin.tolist(),
-                                          cfg.risk_per_trade_fraction,
-                                          cfg.max_contracts) == expected
+            candidates = list(zip(range(len(units)), risk.tolist(), margin.tolist(),
+                                  strict=True))
+            assert sim.openable_by_budget(candidates, cfg.risk_per_trade_fraction,
+                                          cfg.max_contracts) == np.flatnonzero(expected).tolist()
             # NumPy's arithmetic on the arrays (what the mask computed before issue 22)
             equity, free = sim.equity, sim.equity - sim.margin_used
             contracts = np.minimum(np.minimum((cfg.risk_per_trade_fraction * equity) // risk,
@@ -302,6 +303,9 @@ def test_openable_by_budget_equals_numpy_arithmetic_on_edge_values():
                     contracts = np.minimum(np.minimum((fraction * equity) // risk,
                                                       free // margin), max_contracts)
                     expected = ((contracts >= 1) & (margin * contracts <= free)).tolist()
-                got = PortfolioSimulator.openable_by_budget(sim, risk.tolist(), margin.tolist(),
-                                                            fraction, max_contracts)
-                assert got == expected, (equity, margin_used, fraction, max_contracts)
+                candidates = list(zip(range(len(risk)), risk.tolist(), margin.tolist(),
+                                      strict=True))
+                got = PortfolioSimulator.openable_by_budget(sim, candidates, fraction,
+                                                            max_contracts)
+                assert got == np.flatnonzero(expected).tolist(), (equity, margin_used, fraction,
+                                                                  max_contracts)
