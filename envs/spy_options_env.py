@@ -472,7 +472,7 @@ class SpyOptionsEnv(gym.Env):
         self._mask = mask
         return mask
 
-    def _units_at(self, bar: int) -> tuple[bytes, list, array, array]:
+    def _units_at(self, bar: int) -> tuple[array, list, array, array]:
         """The opening actions with a unit at ``bar``, those units and their risk and margin per
         contract (cached per bar; only the latest bar's where the tables keep a few blocks, so
         that dropped ones are freed). Actions, risks and margins are packed arrays: a mask
@@ -486,7 +486,7 @@ class SpyOptionsEnv(gym.Env):
             if self.tables.max_blocks is not None:
                 self._bar_units.clear()
             units = [u for _, u in pairs]
-            found = self._bar_units[bar] = (bytes(a for a, _ in pairs), units,
+            found = self._bar_units[bar] = (array("i", [a for a, _ in pairs]), units,
                                             array("d", [u.risk_usd for u in units]),
                                             array("d", [u.margin_usd for u in units]))
         return found
