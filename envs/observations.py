@@ -30,7 +30,7 @@ from options.structures import STRUCTURE_NAMES
 
 __all__ = ["DAYS_TO_EXPIRY_OBS", "PORTFOLIO_ENTRIES", "Z_875", "MarketContext", "ObsEntry",
            "ObservationIndex", "forecast_quantile_obs_name", "forecast_width_obs_name",
-           "market_entries", "path_dte_days", "portfolio_values", "write_open_portfolio_values"]
+           "market_entries", "portfolio_values", "write_open_portfolio_values"]
 
 Z_875 = 1.1503493803760079  # standard normal 0.875 quantile: half-width of a 75% interval
 
@@ -199,6 +199,7 @@ _THETA_SLOT = _SLOTS["position_theta_usd_per_day_over_equity_x100"]
 _VEGA_SLOT = _SLOTS["position_vega_usd_per_vol_point_over_equity_x100"]
 _MARGIN_SLOT = _SLOTS["margin_used_over_equity"]
 _DTE_SCALE = _SCALES["position_dte_days_over_60"]
+_INF = math.inf
 # The fast path divides by the scale of the days-to-expiry entry only: every other is 1.
 assert all(scale == 1.0 for name, scale in _SCALES.items() if name != "position_dte_days_over_60")
 
@@ -215,27 +216,14 @@ def portfolio_values(c: PortfolioContext, clip: float) -> list[float]:
     return [clip if v > clip else (-clip if v < -clip else v) for v in out]
 
 
-def path_dte_days(path, entry_bar: int, close_ns: list[int]) -> list[float]:
-    """Per bar of a unit's path, the days from the bar's close (``close_ns`` of every bar) to the
-    earliest expiry of its legs alive then (the position's days-to-expiry entry), computed
-    once per path (kept on it)."""
-    days = path.dte_days
-    if days is None:
-        days = path.dte_days = [(expiry_ns - close_ns[entry_bar + k]) / NS_PER_DAY
-                                for k, expiry_ns in enumerate(path.first_expiry_ns)]
-    return days
-
-
 def write_open_portfolio_values(obs: np.ndarray, offset: int, sim, spot: float,
-                                spot_1pct_squared: float, equity_safe: float,
-                                close_ns: list[int], max_open_positions: int,
-                                clip: float) -> None:
+                                spot_1pct_squared: float, equity_safe: float, now_ns: int,
+                                max_open_positions: int, clip: float) -> None:
     """Write :func:`portfolio_values` of a portfolio with open positions into ``obs[offset:]``,
     whose entries are zeros but where it writes: the same floats bit for bit
-    (``tests/test_env_tables.py`` checks the step's observation against the table); an entry at a time
-    (no list of every entry, no conversion of one). ``spot_1pct_squared`` is
-    ``(0.01 * spot) ** 2`` and ``close_ns`` the closes of every bar (for
-    :func:`path_dte_days`)."""
+    (``tests/test_env_tables.py`` checks the step's observation against the table); an entry at
+    a time (no list of every entry, no conversion of one). ``spot_1pct_squared`` is
+    ``(0.01 * spot) ** 2`` and ``now_ns`` the bar's close."""
     start = sim.start_equity
     v = sim.cash / start - 1.0
     obs[offset + _CASH] = clip if v > clip else (-clip if v < -clip else v)
@@ -243,7 +231,7 @@ def write_open_portfolio_values(obs: np.ndarray, offset: int, sim, spot: float,
     obs[offset + _EQUITY] = clip if v > clip else (-clip if v < -clip else v)
     held = 1.0 if clip >= 1.0 else clip
     bar = sim.bar
-    best = math.inf
+    best = _INF
     risk = 0
     unrealized = 0
     positions = sim.positions
@@ -252,17 +240,16 @@ def write_open_portfolio_values(obs: np.ndarray, offset: int, sim, spot: float,
         path = unit.path
         k = bar - unit.entry_bar
         obs[offset + _HELD_SLOT[unit.strategy]] = held
-        days = path.dte_days
-        if days is None:
-            days = path_dte_days(path, unit.entry_bar, close_ns)
-        best = min(best, days[k])
+        days = (path.first_expiry_ns[k] - now_ns) / NS_PER_DAY  # as _min_dte_days
+        if days < best:  # min(best, days)
+            best = days
         risk += pos.risk_usd
         unrealized += (pos.entry_cash_flow_usd + pos.exit_cash_flow_usd
                        + path.mid_usd[k] * pos.contracts)
     delta, gamma, theta, vega = sim.greeks
     v = len(positions) / 1.0 / max_open_positions
     obs[offset + _OPEN_SLOT] = clip if v > clip else (-clip if v < -clip else v)
-    v = (max(best, 0.0) if best < math.inf else 0.0) / _DTE_SCALE
+    v = ((0.0 if best < 0.0 else best) if best < _INF else 0.0) / _DTE_SCALE  # max(best, 0.0)
     obs[offset + _DTE_SLOT] = clip if v > clip else (-clip if v < -clip else v)
     v = unrealized / risk if risk > 0 else 0.0
     obs[offset + _PNL_RISK_SLOT] = clip if v > clip else (-clip if v < -clip else v)

@@ -142,18 +142,13 @@ class _UnitPath:
     leg_settle_bar: np.ndarray  # per leg: path index where it settles (-1: after the path)
     leg_fallback: np.ndarray  # bool [legs, bars]: alive and without a valid quote
     leg_invalid_price: np.ndarray  # bool [legs, bars]: alive and bid/ask zero, crossed, one-sided
-    _flag_counts: tuple[list[int], list[int]] | None = field(default=None, repr=False,
-                                                             compare=False)
-    # days from each bar's close to first_expiry_ns (envs.observations.path_dte_days)
-    dte_days: list[float] | None = field(default=None, repr=False, compare=False)
 
-    def quote_flag_counts(self) -> tuple[list[int], list[int]]:
-        """Per path bar, how many legs have no valid quote (``leg_fallback``) and how many a
-        zero, crossed or one-sided one (``leg_invalid_price``); counted once."""
-        if self._flag_counts is None:
-            self._flag_counts = (self.leg_fallback.sum(axis=0).tolist(),
-                                 self.leg_invalid_price.sum(axis=0).tolist())
-        return self._flag_counts
+    def quote_flags_at(self, k: int) -> tuple[int, int]:
+        """At path bar ``k``, how many legs have no valid quote (``leg_fallback``) and how many
+        a zero, crossed or one-sided one (``leg_invalid_price``): a count over a few legs, at
+        each close (no per-path table to build on a path's first close)."""
+        return (self.leg_fallback[:, k].tolist().count(True),
+                self.leg_invalid_price[:, k].tolist().count(True))
 
 
 class UnitTables:
@@ -1165,16 +1160,31 @@ class PortfolioSimulator:
             out.append(contracts >= 1 and unit.margin_usd * contracts <= free)
         return out
 
-    def openable_by_budget(self, risk_usd: np.ndarray, margin_usd: np.ndarray,
-                           risk_fraction: float, max_contracts: int) -> np.ndarray:
-        """:meth:`openable` of units with these risks and margins per contract, sized by the
-        risk budget with no volume cap, in array arithmetic: NumPy's float ``//`` is Python's
-        (the same floor of the same quotient), so the same answers."""
+    def openable_by_budget(self, candidates, risk_fraction: float, max_contracts: int) -> list:
+        """The labels of ``candidates``, ``(label, risk_usd, margin_usd)`` per unit (risk and
+        margin per contract, positive floats), whose unit :meth:`openable` holds when sized by
+        the risk budget with no volume cap: in plain float arithmetic equal to NumPy's on
+        arrays of them (a loop over a few floats costs less than ufunc calls on them),
+        ``contracts = minimum(minimum(budget // risk, free // margin), max_contracts)`` with
+        ``minimum``'s NaN (either side NaN gives NaN), then ``contracts >= 1 and margin *
+        contracts <= free``. Float ``//`` is the same floor of the same quotient in Python and
+        NumPy."""
         equity = self.equity
         free = equity - self.margin_used
-        contracts = np.minimum(np.minimum((risk_fraction * equity) // risk_usd,
-                                          free // margin_usd), max_contracts)
-        return (contracts >= 1) & (margin_usd * contracts <= free)
+        budget = risk_fraction * equity
+        out = []
+        for label, risk, margin in candidates:
+            contracts = budget // risk
+            if not contracts >= 1:  # the minimum is below 1 (or NaN) whatever the margin
+                continue
+            by_margin = free // margin
+            if by_margin < contracts or by_margin != by_margin:  # NumPy's minimum, NaN included
+                contracts = by_margin
+            if max_contracts < contracts:
+                contracts = max_contracts
+            if contracts >= 1 and margin * contracts <= free:
+                out.append(label)
+        return out
 
     def can_open(self, unit: UnitStructure, contracts: int) -> bool:
         return contracts >= 1 and unit.margin_usd * contracts <= self.equity - self.margin_used
@@ -1202,8 +1212,11 @@ class PortfolioSimulator:
                      for j, leg in enumerate(pos.legs()) if path.leg_alive[j, k])
         return ClosingTerms(trade_id, pos.strategy, self.bar, legs, float(path.liq_usd[k]))
 
-    def open(self, unit: UnitStructure, contracts: int, result: StepResult) -> OpenPosition:
-        """Open ``contracts`` units at the current bar's quotes."""
+    def open(self, unit: UnitStructure, contracts: int, result: StepResult,
+             mark: bool = True) -> OpenPosition:
+        """Open ``contracts`` units at the current bar's quotes. ``mark=False`` leaves equity,
+        margin and greeks as they were, for a caller that calls :meth:`advance` next (which
+        marks every position at the next bar from scratch)."""
         self.tables.path(unit)
         commission = self._commission * unit.commission_contracts * contracts
         cash = unit.entry_cash_usd * contracts - commission
@@ -1219,7 +1232,8 @@ class PortfolioSimulator:
         self.positions.append(pos)
         if self.record_fills:
             result.fills += self._fills(pos, 0, "open")
-        self._mark()
+        if mark:
+            self._mark()
         return pos
 
     def close(self, pos: OpenPosition, reason: str, result: StepResult) -> None:
@@ -1229,9 +1243,9 @@ class PortfolioSimulator:
         commission = self._commission * path.alive_contracts[k] * pos.contracts
         cash = path.liq_usd[k] * pos.contracts - commission
         spread = (path.mid_usd[k] - path.liq_usd[k]) * pos.contracts
-        fallback, invalid = path.quote_flag_counts()
-        pos.fallback_fills += fallback[k]
-        pos.invalid_quote_fills += invalid[k]
+        fallback, invalid = path.quote_flags_at(k)
+        pos.fallback_fills += fallback
+        pos.invalid_quote_fills += invalid
         if self.record_fills:
             result.fills += self._fills(pos, k, "close")
         self._book_exit(pos, cash, commission, spread, result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from array import array
 
 import gymnasium as gym
 import numpy as np
@@ -236,6 +237,7 @@ class SpyOptionsEnv(gym.Env):
         # (zeros): a step copies its row and writes the portfolio block into it.
         self._obs_rows = np.zeros((len(panel), len(self.observation_names)), dtype=np.float32)
         self._obs_rows[:, :self._n_market] = self._market_obs
+        self._obs_row_views = list(self._obs_rows)  # one view per bar: a step copies its own
         self._cash_slot = self._n_market + PORTFOLIO_OBS_NAMES.index("cash_over_start_minus_1")
         self._equity_slot = self._n_market + PORTFOLIO_OBS_NAMES.index(
             "equity_over_start_minus_1")
@@ -243,7 +245,7 @@ class SpyOptionsEnv(gym.Env):
         self._action_kind = tuple(_KIND[type(a)] for a in self._actions)
         self._ruin_equity = cfg.ruin_equity_fraction * self.start_equity
         self._max_open = cfg.max_open_positions
-        # The mask's sizing in array arithmetic (PortfolioSimulator.openable_by_budget).
+        # The mask's sizing from risks and margins alone (PortfolioSimulator.openable_by_budget).
         self._open_by_budget = (cfg.sizing == "risk_fraction"
                                 and self.tables.max_volume_share is None)
         self._slim = info_level == "slim"
@@ -338,7 +340,7 @@ class SpyOptionsEnv(gym.Env):
         if not self._ready:
             raise RuntimeError("call reset() before step()")
         sim = self.sim
-        if self._ended():
+        if sim.bar >= self._end or sim.equity <= self._ruin_equity:  # self._ended()
             raise RuntimeError("the episode has ended (terminated or truncated); call reset()")
         if type(action) is not int:
             action = _as_int(action, "action")
@@ -354,20 +356,23 @@ class SpyOptionsEnv(gym.Env):
             result = StepResult()
         equity_before = sim.equity
         invalid = None
-        close_reason, self._close_label = self._close_label or "agent", None
         kind = self._action_kind[action]
         if kind == _HOLD:
             pass
         elif not mask[action]:
             invalid = self._why_invalid(action)
         elif kind == _CLOSE_ALL:
+            close_reason = self._close_label or "agent"
             for pos in list(sim.positions):
                 sim.close(pos, close_reason, result)
         elif kind == _CLOSE_SLOT:
-            sim.close(sim.positions[self._actions[action].slot], close_reason, result)
+            sim.close(sim.positions[self._actions[action].slot], self._close_label or "agent",
+                      result)
         else:
             unit = self.tables.unit(sim.bar, self._actions[action].strategy)
-            sim.open(unit, self._contracts(unit), result)
+            # advance marks the portfolio at the next bar right after
+            sim.open(unit, self._contracts(unit), result, mark=False)
+        self._close_label = None  # a label holds for one step
         sim.advance(result)  # the market moves to the next bar
         self._mask = None
         equity = sim.equity
@@ -455,19 +460,24 @@ class SpyOptionsEnv(gym.Env):
             if units:
                 cfg = self.cfg
                 if self._open_by_budget:
-                    mask[actions] = sim.openable_by_budget(risk, margin,
-                                                           cfg.risk_per_trade_fraction,
-                                                           cfg.max_contracts)
+                    openable = sim.openable_by_budget(zip(actions, risk, margin, strict=True),
+                                                      cfg.risk_per_trade_fraction,
+                                                      cfg.max_contracts)
                 else:
-                    mask[actions] = sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
-                                                 cfg.fixed_contracts, cfg.max_contracts)
+                    fits = sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
+                                        cfg.fixed_contracts, cfg.max_contracts)
+                    openable = [a for a, ok in zip(actions, fits, strict=True) if ok]
+                for action in openable:  # the closed mask is False there
+                    mask[action] = True
         self._mask = mask
         return mask
 
-    def _units_at(self, bar: int) -> tuple[np.ndarray, list, np.ndarray, np.ndarray]:
+    def _units_at(self, bar: int) -> tuple[array, list, array, array]:
         """The opening actions with a unit at ``bar``, those units and their risk and margin per
-        contract (arrays; cached per bar; only the latest bar's where the tables keep a few
-        blocks, so that dropped ones are freed)."""
+        contract (cached per bar; only the latest bar's where the tables keep a few blocks, so
+        that dropped ones are freed). Actions, risks and margins are packed arrays: a mask
+        reads them at a bar it meets for the first time in a while, where a few contiguous
+        bytes are faster to reach than a float object per unit."""
         found = self._bar_units.get(bar)
         if found is None:
             self.tables.ensure_bar(bar)
@@ -476,10 +486,9 @@ class SpyOptionsEnv(gym.Env):
             if self.tables.max_blocks is not None:
                 self._bar_units.clear()
             units = [u for _, u in pairs]
-            found = self._bar_units[bar] = (
-                np.array([a for a, _ in pairs], dtype=np.intp), units,
-                np.array([u.risk_usd for u in units], dtype=float),
-                np.array([u.margin_usd for u in units], dtype=float))
+            found = self._bar_units[bar] = (array("i", [a for a, _ in pairs]), units,
+                                            array("d", [u.risk_usd for u in units]),
+                                            array("d", [u.margin_usd for u in units]))
         return found
 
     def _why_invalid(self, action: int) -> str:
@@ -505,7 +514,7 @@ class SpyOptionsEnv(gym.Env):
 
     # ------------------------------------------------------------------ observation / info
     def _get_obs(self) -> np.ndarray:
-        obs = self._obs_rows[self.sim.bar].copy()  # the market block, clipped at construction
+        obs = self._obs_row_views[self.sim.bar].copy()  # the market block, clipped at construction
         self._write_portfolio_obs(obs)
         return obs
 
@@ -518,7 +527,7 @@ class SpyOptionsEnv(gym.Env):
             equity = sim.equity
             write_open_portfolio_values(obs, self._n_market, sim, self._spot[i],
                                         self._spot_1pct_squared[i],
-                                        equity if equity > 1e-9 else 1e-9, self._close_ns,
+                                        equity if equity > 1e-9 else 1e-9, self._close_ns[i],
                                         self._max_open, self._clip)
         else:  # a flat portfolio: cash and equity only
             clip = self._clip
@@ -543,7 +552,7 @@ class SpyOptionsEnv(gym.Env):
             vega_usd_per_vol_point=vega, commission_usd=result.commission_usd,
             spread_usd=result.spread_usd, realized_pnl_usd=sim.realized_pnl,
             spot=self._spot[i], atm_iv=self._atm_iv[i])
-        if self.info_level == "full":
+        if not self._slim:
             mask = self.action_masks()
             info.add_full(
                 refused_opens={self.action_names[a]: self._why_invalid(a)

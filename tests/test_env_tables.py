@@ -147,9 +147,17 @@ def test_fast_observation_and_mask_equal_the_tables(env_kwargs):
         assert sim.openable(units, cfg.sizing, cfg.risk_per_trade_fraction,
                             cfg.fixed_contracts, cfg.max_contracts) == expected
         if cfg.sizing == "risk_fraction" and units:
-            assert sim.openable_by_budget(
-                np.array([u.risk_usd for u in units]), np.array([u.margin_usd for u in units]),
-                cfg.risk_per_trade_fraction, cfg.max_contracts).tolist() == expected
+            risk = np.array([u.risk_usd for u in units])
+            margin = np.array([u.margin_usd for u in units])
+            candidates = list(zip(range(len(units)), risk.tolist(), margin.tolist(),
+                                  strict=True))
+            assert sim.openable_by_budget(candidates, cfg.risk_per_trade_fraction,
+                                          cfg.max_contracts) == np.flatnonzero(expected).tolist()
+            # NumPy's arithmetic on the arrays (what the mask computed before issue 22)
+            equity, free = sim.equity, sim.equity - sim.margin_used
+            contracts = np.minimum(np.minimum((cfg.risk_per_trade_fraction * equity) // risk,
+                                              free // margin), cfg.max_contracts)
+            assert ((contracts >= 1) & (margin * contracts <= free)).tolist() == expected
         mask = env.action_masks()
         if len(sim.positions) < cfg.max_open_positions and i < env._end:
             expected = [u is not None and sim.can_open(u, env._contracts(u))
@@ -271,3 +279,33 @@ def test_quoting_each_distinct_contract_once_equals_the_full_call():
     full = source.quote(bars, "put", strikes, expiry)
     for f in fields(full):
         assert _same(getattr(once, f.name), getattr(full, f.name)), f.name
+
+
+def test_openable_by_budget_equals_numpy_arithmetic_on_edge_values():
+    """The mask's float loop equals NumPy's ``minimum``/``//`` on arrays, NaN, infinities,
+    negative equity and quotients at integer boundaries included."""
+    from types import SimpleNamespace
+
+    from envs.portfolio import PortfolioSimulator
+
+    rng = np.random.default_rng(22)
+    risk = np.concatenate([10.0 ** rng.uniform(-3, 6, 200), [1.0, 2.0, 1000.0, 2000.0, 0.1]])
+    margin = np.concatenate([10.0 ** rng.uniform(-3, 6, 200), [1.0, 1000.0, 0.3, 3e5, 1e-300]])
+    equities = [100_000.0, 50_000.0, 1000.0, 0.0, -0.0, -5000.0, 1e308, math.inf, -math.inf,
+                math.nan, *(10.0 ** rng.uniform(-2, 8, 40)).tolist()]
+    for equity in equities:
+        for margin_used in (0.0, 0.5 * equity if math.isfinite(equity) else 0.0, math.nan,
+                            math.inf):
+            for fraction, max_contracts in ((0.02, 100), (1.0, 1), (0.3, 7)):
+                sim = SimpleNamespace(equity=equity, margin_used=margin_used)
+                free = equity - margin_used
+                with np.errstate(all="ignore"):
+                    contracts = np.minimum(np.minimum((fraction * equity) // risk,
+                                                      free // margin), max_contracts)
+                    expected = ((contracts >= 1) & (margin * contracts <= free)).tolist()
+                candidates = list(zip(range(len(risk)), risk.tolist(), margin.tolist(),
+                                      strict=True))
+                got = PortfolioSimulator.openable_by_budget(sim, candidates, fraction,
+                                                            max_contracts)
+                assert got == np.flatnonzero(expected).tolist(), (equity, margin_used, fraction,
+                                                                  max_contracts)
