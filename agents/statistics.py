@@ -113,7 +113,8 @@ def probabilistic_sharpe_ratio(returns: np.ndarray, benchmark_sharpe_per_bar: fl
     if len(r) < 3 or np.std(r, ddof=1) <= _FLAT_SD:
         return None
     sr = per_bar_sharpe(r)
-    denom = math.sqrt(_variance_term(sr, float(stats.skew(r)), float(stats.kurtosis(r, fisher=False))))
+    denom = math.sqrt(_variance_term(sr, float(stats.skew(r)),
+                                     float(stats.kurtosis(r, fisher=False))))
     return float(stats.norm.cdf((sr - benchmark_sharpe_per_bar) * math.sqrt(len(r) - 1) / denom))
 
 
@@ -153,4 +154,4 @@ def deflated_sharpe_ratio(sharpe_per_bar: float, trial_sharpes_per_bar: np.ndarr
         return float("nan")
     denom = math.sqrt(_variance_term(sharpe_per_bar, skew, kurtosis))
     return float(stats.norm.cdf((sharpe_per_bar - expected_max_sharpe(trials))
-                          * math.sqrt(n_bars - 1) / denom))
+                                * math.sqrt(n_bars - 1) / denom))
