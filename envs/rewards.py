@@ -23,7 +23,7 @@ class PnlReward:
         return (after - before) / self.start
 
     def __call__(self, before: float, after: float) -> float:
-        return float((after - before) / self.start)  # step_return's, one call less
+        return float(self.step_return(before, after))
 
 
 class DrawdownPenaltyReward(PnlReward):

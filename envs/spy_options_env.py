@@ -340,7 +340,7 @@ class SpyOptionsEnv(gym.Env):
         if not self._ready:
             raise RuntimeError("call reset() before step()")
         sim = self.sim
-        if sim.bar >= self._end or sim.equity <= self._ruin_equity:  # self._ended()
+        if self._ended():
             raise RuntimeError("the episode has ended (terminated or truncated); call reset()")
         if type(action) is not int:
             action = _as_int(action, "action")
