@@ -78,6 +78,7 @@ def build_model(cfg: AgentConfig, vec_env, seed: int, tensorboard_log: str | Non
 def _lean_distribution(model):
     """MaskablePPO's masked distribution with sb3-contrib's numbers and less work per call
     (``agents.masked_categorical``); other algorithms are left as they are."""
+    # optional heavy: agents.masked_categorical imports sb3-contrib and torch
     from agents.masked_categorical import use_lean_masked_distribution
 
     use_lean_masked_distribution(model)
