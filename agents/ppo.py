@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,35 +19,10 @@ def _algos():
     from sb3_contrib import MaskablePPO  # optional heavy: as above
     from stable_baselines3 import PPO  # optional heavy: as above
 
-    _optimizers_without_dynamo()
+    from agents.lean_torch import optimizers_without_dynamo  # optional heavy: imports torch
+
+    optimizers_without_dynamo()
     return {"maskable_ppo": MaskablePPO, "ppo": PPO}
-
-
-# The torch.optim.Optimizer methods torch wraps in `torch._disable_dynamo`, which SB3 calls.
-_DYNAMO_DISABLED_OPTIMIZER_METHODS = ("add_param_group", "zero_grad", "state_dict",
-                                      "load_state_dict")
-
-
-def _optimizers_without_dynamo() -> None:
-    """Spare a process that loads a model to act with it (evaluate, trade) torch's compiler:
-    1.5-2 s of imports. (Training still imports it at the first update: ``Optimizer.step``
-    imports it unconditionally.)
-
-    torch wraps some optimizer methods in ``torch._disable_dynamo``, whose first call imports
-    ``torch._dynamo`` to run the method outside any compiled region and caches the result on
-    the method as ``__dynamo_disable``. Nothing here compiles, so running the method itself is
-    the same call: that is what this caches, in torch's own slot, before the first call. Where
-    torch's compiler is already loaded (someone compiles) or torch lays its methods out
-    otherwise, it leaves them alone and torch behaves as it always does."""
-    import torch  # optional heavy: as in build_model
-
-    if "torch._dynamo" in sys.modules:
-        return
-    for name in _DYNAMO_DISABLED_OPTIMIZER_METHODS:
-        method = torch.optim.Optimizer.__dict__.get(name)
-        original = getattr(method, "__wrapped__", None)
-        if original is not None and not hasattr(original, "__dynamo_disable"):
-            setattr(original, "__dynamo_disable", original)
 
 
 ALGOS = ("maskable_ppo", "ppo")
@@ -69,20 +43,17 @@ def build_model(cfg: AgentConfig, vec_env, seed: int, tensorboard_log: str | Non
         policy_kwargs={"net_arch": list(cfg.net_arch)}, tensorboard_log=tensorboard_log,
         seed=seed, device="cpu", verbose=0,
     )
-    _lean_distribution(model)
+    _lean_model(model)
     if cfg.hold_logit_bias:
         add_hold_prior(model, cfg.hold_logit_bias)
     return model
 
 
-def _lean_distribution(model):
-    """MaskablePPO's masked distribution with sb3-contrib's numbers and less work per call
-    (``agents.masked_categorical``); other algorithms are left as they are."""
-    # optional heavy: agents.masked_categorical imports sb3-contrib and torch
-    from agents.masked_categorical import use_lean_masked_distribution
+def _lean_model(model):
+    """The same model with less work around its numbers (``agents.lean_torch``)."""
+    from agents.lean_torch import lean_model  # optional heavy: imports torch and sb3-contrib
 
-    use_lean_masked_distribution(model)
-    return model
+    return lean_model(model)
 
 
 def add_hold_prior(model, logit_bias: float) -> None:
@@ -98,7 +69,7 @@ def add_hold_prior(model, logit_bias: float) -> None:
 
 def load_model(path: str | os.PathLike, algo: str, env=None):
     """Load a saved model (SB3 zip)."""
-    return _lean_distribution(_algos()[algo].load(str(path), env=env, device="cpu"))
+    return _lean_model(_algos()[algo].load(str(path), env=env, device="cpu"))
 
 
 def atomic_save(model, path: str | os.PathLike) -> Path:
