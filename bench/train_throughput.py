@@ -14,8 +14,14 @@ other on one machine. Two figures per run:
 * **steady state**: a second ``learn`` of ``timesteps`` in the same process, after every bar's
   tables are built (their build time, usually nothing left to build, is reported).
 
+Ours does not import torch's compiler (``torch._dynamo``, 1.2-2 s), which stock SB3 on
+CartPole imports when it builds its optimizer (``agents.lean_torch``). ``--lean-cartpole``
+gives CartPole's PPO the same economy, so the "as a user sees it" ratio shows what is left
+without it.
+
     python bench/train_throughput.py [--config configs/quick.yaml] [--timesteps 16384]
-                                     [--n-envs 2 16] [--vec-env batched|dummy] [--json OUT]
+                                     [--n-envs 2 16] [--vec-env batched|dummy]
+                                     [--lean-cartpole] [--json OUT]
 
 The target of the speed issue: ours at least 90% of CartPole's steps/s at both, both ways.
 """
@@ -68,6 +74,10 @@ def _child(args) -> dict:
     else:
         import torch
 
+        if args.lean_cartpole:  # the same start-up economies as ours (agents.lean_torch)
+            from agents.lean_torch import optimizers_without_dynamo, step_without_dynamo
+
+            optimizers_without_dynamo()
         torch.set_num_threads(agent.torch_threads)
         vec = DummyVecEnv([lambda: gym.make("CartPole-v1")] * n_envs)
         model = PPO("MlpPolicy", vec, learning_rate=agent.learning_rate,
@@ -77,6 +87,8 @@ def _child(args) -> dict:
                     max_grad_norm=agent.max_grad_norm,
                     policy_kwargs={"net_arch": list(agent.net_arch)}, seed=0, device="cpu",
                     verbose=0)
+        if args.lean_cartpole:
+            step_without_dynamo(model.policy.optimizer)
     ready_s = time.time() - args.t0
     model.learn(total_timesteps=args.timesteps)
     user_s = time.time() - args.t0
@@ -104,6 +116,8 @@ def _spawn(args, which: str, n_envs: int) -> dict:
         cmd += ["--rollout-steps", str(args.rollout_steps)]
     if args.vec_env:
         cmd += ["--vec-env", args.vec_env]
+    if args.lean_cartpole:
+        cmd += ["--lean-cartpole"]
     t0 = time.time()
     done = subprocess.run([*cmd, "--t0", repr(t0)], capture_output=True, text=True,
                           cwd=_ROOT)
@@ -122,6 +136,9 @@ def main() -> None:
                              "config's n_steps per env)")
     parser.add_argument("--vec-env", choices=("batched", "dummy"), default=None,
                         help="train.vec_env of our runs (default: the config's)")
+    parser.add_argument("--lean-cartpole", action="store_true",
+                        help="give CartPole's PPO the start-up economies ours has (no import "
+                             "of torch's compiler: agents.lean_torch), to see what is left")
     parser.add_argument("--json", metavar="OUT", default=None,
                         help="also write the figures to this JSON file")
     parser.add_argument("--child", choices=("ours", "cartpole"), help=argparse.SUPPRESS)
@@ -153,6 +170,7 @@ def main() -> None:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"config": args.config, "vec_env": args.vec_env,
+                                               "lean_cartpole": args.lean_cartpole,
                                                "timesteps": args.timesteps, "runs": rows},
                                               indent=2) + "\n")
         print(f"figures: {args.json}")

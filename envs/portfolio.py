@@ -143,6 +143,20 @@ class _UnitPath:
     leg_fallback: np.ndarray  # bool [legs, bars]: alive and without a valid quote
     leg_invalid_price: np.ndarray  # bool [legs, bars]: alive and bid/ask zero, crossed, one-sided
 
+    def __getattr__(self, name: str):
+        """A path loaded from a stored block (:func:`_stored_path`) makes its fields on the
+        first read of any of them: most units of a block are never opened, and making every
+        path's lists was most of the time a process spent loading tables. Only called for an
+        attribute not set; dunder names (copy, pickle) are never fields."""
+        stored = self.__dict__.get("_stored") if not name.startswith("__") else None
+        if stored is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.__dict__.update(_stored_path_fields(*stored))
+        del self.__dict__["_stored"]
+        if name not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return self.__dict__[name]
+
     def quote_flags_at(self, k: int) -> tuple[int, int]:
         """At path bar ``k``, how many legs have no valid quote (``leg_fallback``) and how many
         a zero, crossed or one-sided one (``leg_invalid_price``): a count over a few legs, at
@@ -786,13 +800,15 @@ def _units_from_arrays(a: dict[str, np.ndarray], quote_source: str) -> list[Unit
     expiry_ns, close_ns = a["l_expiry_ns"].tolist(), a["l_expiry_close_ns"].tolist()
     leg_arrays = {name: a[f"l_{name}"] for name in _UNIT_LEG_FIELDS}
     settle_bar = a["l_settle_bar"]
-    bar_lists = {name: a[f"p_{name}"].tolist() for name in (
-        "mid_usd", "liq_usd", "settle_usd", "settles", "alive_contracts", "delta", "gamma",
-        "theta", "vega", "margin_usd", "first_expiry_ns")}
+    bar_arrays = tuple(a[f"p_{name}"] for name, _ in _PATH_BAR_FIELDS)
+    n_path_bars = len(bar_arrays[0])
+    if any(len(x) != n_path_bars for x in bar_arrays):
+        raise ValueError("stored block: per-bar path arrays of different lengths")
     leg_bar = {name: a[f"q_{name}"] for name, _ in _PATH_LEG_FIELDS}
     for name, dtype in _PATH_LEG_FIELDS:
         if leg_bar[name].dtype != np.dtype(dtype):
             raise ValueError(f"stored block: q_{name} is {leg_bar[name].dtype}, not {dtype}")
+    block_path = (bar_arrays, tuple(leg_bar[name] for name in _STORED_LEG_ORDER), settle_bar)
     made_legs: dict[tuple, Leg] = {}  # legs are frozen: units with the same leg share it
     out = []
     leg = bar = cell = path_leg = 0  # running offsets into the l_, p_ and q_ arrays
@@ -825,21 +841,42 @@ def _units_from_arrays(a: dict[str, np.ndarray], quote_source: str) -> list[Unit
         n = path_bars[u]
         if n >= 0:
             end, cell_end = bar + n, cell + k * n
-            unit.path = _UnitPath(
-                *(bar_lists[name][bar:end] for name, _ in _PATH_BAR_FIELDS),
-                leg_bid=leg_bar["leg_bid"][cell:cell_end].reshape(k, n),
-                leg_ask=leg_bar["leg_ask"][cell:cell_end].reshape(k, n),
-                leg_mid=leg_bar["leg_mid"][cell:cell_end].reshape(k, n),
-                leg_alive=leg_bar["leg_alive"][cell:cell_end].reshape(k, n),
-                leg_settle_bar=settle_bar[path_leg:path_leg + k],
-                leg_fallback=leg_bar["leg_fallback"][cell:cell_end].reshape(k, n),
-                leg_invalid_price=leg_bar["leg_invalid_price"][cell:cell_end].reshape(k, n))
+            if end > n_path_bars or cell_end > len(leg_bar["leg_bid"]):
+                raise ValueError("stored block: path arrays shorter than its units")
+            unit.path = _stored_path(block_path, bar, end, cell, cell_end, path_leg, k, n)
             bar, cell, path_leg = end, cell_end, path_leg + k
         out.append(unit)
         leg = stop
-    if leg != len(calls) or bar != len(bar_lists["mid_usd"]) or cell != len(leg_bar["leg_bid"]):
+    if leg != len(calls) or bar != n_path_bars or cell != len(leg_bar["leg_bid"]):
         raise ValueError("stored block: leg or path arrays longer than its units")
     return out
+
+
+# The _UnitPath fields after the per-bar lists, in its constructor's order (leg_settle_bar apart).
+_STORED_LEG_ORDER = ("leg_bid", "leg_ask", "leg_mid", "leg_alive", "leg_fallback",
+                     "leg_invalid_price")
+
+
+def _stored_path(block_path: tuple, bar: int, end: int, cell: int, cell_end: int,
+                 path_leg: int, k: int, n: int) -> _UnitPath:
+    """A :class:`_UnitPath` of a stored block whose fields are made on first use
+    (``_UnitPath.__getattr__``), equal to those made at once: the same slices."""
+    path = object.__new__(_UnitPath)
+    path.__dict__["_stored"] = (block_path, bar, end, cell, cell_end, path_leg, k, n)
+    return path
+
+
+def _stored_path_fields(block_path: tuple, bar: int, end: int, cell: int, cell_end: int,
+                        path_leg: int, k: int, n: int) -> dict:
+    """The fields of one unit's path from its block's arrays (lists per bar, [legs, bars]
+    arrays per leg)."""
+    bar_arrays, leg_arrays, settle_bar = block_path
+    fields_ = {name: x[bar:end].tolist()
+               for (name, _), x in zip(_PATH_BAR_FIELDS, bar_arrays, strict=True)}
+    for name, x in zip(_STORED_LEG_ORDER, leg_arrays, strict=True):
+        fields_[name] = x[cell:cell_end].reshape(k, n)
+    fields_["leg_settle_bar"] = settle_bar[path_leg:path_leg + k]
+    return fields_
 
 
 def _refuse_if_cannot_pay(max_profit_usd: float, entry_cash_usd: float,

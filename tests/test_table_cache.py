@@ -107,6 +107,36 @@ def test_tables_loaded_from_disk_equal_the_built_ones_bit_for_bit(tmp_path):
     assert compared > 300 and missing > 0 and with_path == compared
 
 
+def test_a_loaded_path_makes_its_fields_on_first_read_equal_to_the_built_ones(tmp_path):
+    """Loading a block leaves every unit's path unmade (most units are never opened) until
+    a field is read; then all its fields are there, the same as the built path's. Copies and
+    pickles of an unmade path are whole paths too."""
+    import copy
+    import pickle
+
+    built = env_on(tmp_path)
+    built.tables.build_all()
+    loaded = env_on(tmp_path)
+    loaded.tables.build_all()
+    pairs = [(built.tables.unit(bar, s), loaded.tables.unit(bar, s))
+             for bar in range(len(built.panel)) for s in STRUCTURES]
+    pairs = [(a, b) for a, b in pairs if a is not None and a.path is not None]
+    assert len(pairs) > 300
+    assert all("_stored" in b.path.__dict__ for _, b in pairs)  # nothing made yet
+    assert all("_stored" not in a.path.__dict__ for a, _ in pairs)  # built: made at once
+    a, b = pairs[len(pairs) // 2]
+    b_copy, b_pickled = copy.deepcopy(b.path), pickle.loads(pickle.dumps(b.path))
+    assert "_stored" in b.path.__dict__
+    assert b.path.mid_usd is b.path.mid_usd  # made once, kept
+    assert "_stored" not in b.path.__dict__
+    for other in (b.path, b_copy, b_pickled):
+        for f in fields(a.path):
+            assert _same(getattr(a.path, f.name), getattr(other, f.name)), f.name
+    assert b_copy.quote_flags_at(0) == a.path.quote_flags_at(0)
+    with pytest.raises(AttributeError, match="no attribute 'not_a_field'"):
+        pairs[0][1].path.not_a_field  # noqa: B018 - reading is the test
+
+
 def _run(env: SpyOptionsEnv, steps: int, seed: int):
     """A masked random policy that opens often; every observation, reward and info."""
     rng = np.random.default_rng(seed)
