@@ -17,11 +17,14 @@ other on one machine. Two figures per run:
 Ours does not import torch's compiler (``torch._dynamo``, 1.2-2 s), which stock SB3 on
 CartPole imports when it builds its optimizer (``agents.lean_torch``). ``--lean-cartpole``
 gives CartPole's PPO the same economy, so the "as a user sees it" ratio shows what is left
-without it.
+without it. ``--cartpole-spaces ours`` pads CartPole to our observation size and action count
+(zeros; an action pushes as its number mod 2), so both train networks of the same size: what is
+left is the masks and the environment.
 
     python bench/train_throughput.py [--config configs/quick.yaml] [--timesteps 16384]
                                      [--n-envs 2 16] [--vec-env batched|dummy]
-                                     [--lean-cartpole] [--json OUT]
+                                     [--lean-cartpole] [--cartpole-spaces cartpole|ours]
+                                     [--json OUT]
 
 The target of the speed issue: ours at least 90% of CartPole's steps/s at both, both ways.
 """
@@ -29,6 +32,7 @@ The target of the speed issue: ours at least 90% of CartPole's steps/s at both, 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -50,9 +54,51 @@ def _agent_config(cfg, n_envs: int, rollout_steps: int | None):
     return agent
 
 
+def _cartpole():
+    import gymnasium as gym
+
+    return gym.make("CartPole-v1")
+
+
+def _our_spaces(cfg) -> tuple[int, int]:
+    """Our training env's observation size and action count (one env, no tables built)."""
+    from envs import make_env
+
+    env = make_env(cfg, "train")
+    return int(env.observation_space.shape[0]), int(env.action_space.n)
+
+
+def _cartpole_in_our_spaces(n_obs: int, n_actions: int):
+    """CartPole with our observation size (its 4 values, then zeros) and action count (action
+    ``a`` pushes as ``a % 2``): the same network sizes as ours, CartPole's dynamics."""
+    import gymnasium as gym
+    import numpy as np
+
+    class _Padded(gym.Wrapper):
+        def __init__(self, env):
+            super().__init__(env)
+            self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
+            self.action_space = gym.spaces.Discrete(n_actions)
+            self._obs = np.zeros(n_obs, dtype=np.float32)
+
+        def _pad(self, obs):
+            out = self._obs.copy()
+            out[:len(obs)] = obs
+            return out
+
+        def reset(self, **kwargs):
+            obs, info = self.env.reset(**kwargs)
+            return self._pad(obs), info
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(int(action) % 2)
+            return self._pad(obs), reward, terminated, truncated, info
+
+    return _Padded(_cartpole())
+
+
 def _child(args) -> dict:
     """One measurement in this (fresh) process; ``args.t0`` is the parent's clock at spawn."""
-    import gymnasium as gym
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -79,7 +125,9 @@ def _child(args) -> dict:
 
             optimizers_without_dynamo()
         torch.set_num_threads(agent.torch_threads)
-        vec = DummyVecEnv([lambda: gym.make("CartPole-v1")] * n_envs)
+        make = (_cartpole if args.cartpole_spaces == "cartpole"
+                else functools.partial(_cartpole_in_our_spaces, *_our_spaces(cfg)))
+        vec = DummyVecEnv([make] * n_envs)
         model = PPO("MlpPolicy", vec, learning_rate=agent.learning_rate,
                     n_steps=agent.n_steps, batch_size=agent.batch_size, n_epochs=agent.n_epochs,
                     gamma=agent.gamma, gae_lambda=agent.gae_lambda, clip_range=agent.clip_range,
@@ -118,6 +166,7 @@ def _spawn(args, which: str, n_envs: int) -> dict:
         cmd += ["--vec-env", args.vec_env]
     if args.lean_cartpole:
         cmd += ["--lean-cartpole"]
+    cmd += ["--cartpole-spaces", args.cartpole_spaces]
     t0 = time.time()
     done = subprocess.run([*cmd, "--t0", repr(t0)], capture_output=True, text=True,
                           cwd=_ROOT)
@@ -139,6 +188,10 @@ def main() -> None:
     parser.add_argument("--lean-cartpole", action="store_true",
                         help="give CartPole's PPO the start-up economies ours has (no import "
                              "of torch's compiler: agents.lean_torch), to see what is left")
+    parser.add_argument("--cartpole-spaces", choices=("cartpole", "ours"), default="cartpole",
+                        help="ours: CartPole padded to our observation size and action count "
+                             "(the same network sizes; zeros and a % 2), to see what is left "
+                             "of the gap beyond the bigger network")
     parser.add_argument("--json", metavar="OUT", default=None,
                         help="also write the figures to this JSON file")
     parser.add_argument("--child", choices=("ours", "cartpole"), help=argparse.SUPPRESS)
@@ -171,6 +224,7 @@ def main() -> None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"config": args.config, "vec_env": args.vec_env,
                                                "lean_cartpole": args.lean_cartpole,
+                                               "cartpole_spaces": args.cartpole_spaces,
                                                "timesteps": args.timesteps, "runs": rows},
                                               indent=2) + "\n")
         print(f"figures: {args.json}")
