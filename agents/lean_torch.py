@@ -75,8 +75,8 @@ _DYNAMO_DISABLED_OPTIMIZER_METHODS = ("add_param_group", "zero_grad", "state_dic
 
 def optimizers_without_dynamo() -> None:
     """Spare a process that loads a model to act with it (evaluate, trade) torch's compiler:
-    1.5-2 s of imports. (Training still imports it at the first update: ``Optimizer.step``
-    imports it unconditionally.)
+    1.5-2 s of imports. (``Optimizer.step`` imports it at every call: training's optimizer gets
+    :func:`step_without_dynamo`.)
 
     torch wraps some optimizer methods in ``torch._disable_dynamo``, whose first call imports
     ``torch._dynamo`` to run the method outside any compiled region and caches the result on
