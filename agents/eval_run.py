@@ -24,6 +24,7 @@ from scipy.stats import kurtosis, skew
 from agents.audit import audit_policy, entry_quote_grids
 from agents.baselines import BASELINES
 from agents.evaluation import EpisodeResult, bar_returns
+from agents.run_folder import EvaluationInputError, seed_dirs
 from agents.statistics import (
     block_length_bars,
     deflated_sharpe_ratio,
@@ -31,7 +32,6 @@ from agents.statistics import (
     sharpe_diff_interval,
     spa_test,
 )
-from common.errors import UserInputError
 from common.io import sha256_file
 
 __all__ = [
@@ -61,22 +61,6 @@ _SB3_DATA_MEMBER = "data"
 # series is skipped only by the block-length estimate, where it is undefined.
 _NOT_COMPARED: tuple[str, ...] = ()
 _IDENTICAL = 1e-15  # per-bar returns this close are the same curve: no evidence either way
-
-
-class EvaluationInputError(UserInputError):
-    """A run folder, model file or evaluate.py flag is not usable."""
-
-
-def seed_dirs(run: Path) -> list[Path]:
-    """The run itself, or its ``seed_*/`` folders, each holding a ``model.zip``."""
-    if not run.is_dir():
-        raise EvaluationInputError(f"--run {run}: no such run folder")
-    if (run / "model.zip").exists():
-        return [run]
-    found = sorted(p for p in run.glob("seed_*") if (p / "model.zip").exists())
-    if not found:
-        raise EvaluationInputError(f"{run}: no model.zip here nor in seed_*/ (run train.py first)")
-    return found
 
 
 def model_file(seed_dir: Path, which: str) -> Path:

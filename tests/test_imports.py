@@ -199,3 +199,30 @@ def test_an_optimizer_used_to_act_leaves_torch_compiler_unloaded():
     out = run("-c", code)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["False"]
+
+
+@pytest.mark.parametrize(("script", "argv", "message"), [
+    ("train.py", ["--config", "nope.yaml"], "no such config file"),
+    ("train.py", ["--config", "configs/quick.yaml", "--set", "agent.nope=1"],
+     "unknown key 'agent.nope'"),
+    ("evaluate.py", ["--run", "no_such_run"], "no such run folder"),
+])
+def test_bad_input_fails_before_the_heavy_stack_is_imported(tmp_path, script, argv, message):
+    """A mistyped config, key or run folder is refused before train.py and evaluate.py import
+    the training and evaluation stacks (pandas' analysis, the environment, torch, SB3)."""
+    module = script.removesuffix(".py")
+    code = ("import sys\n"
+            f"sys.argv = [{script!r}, *{argv!r}]\n"
+            f"import {module}\n"
+            "try:\n"
+            f"    {module}.main(sys.argv[1:])\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__, str(exc).replace(chr(10), ' '))\n"
+            "heavy = ('torch', 'stable_baselines3', 'agents.eval_run', 'agents.audit',\n"
+            "         'agents.training')\n"
+            "print('loaded:', [name for name in heavy if name in sys.modules])\n")
+    out = run("-c", code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert message in lines[-2]
+    assert lines[-1] == "loaded: []"
