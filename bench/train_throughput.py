@@ -190,7 +190,7 @@ def main() -> None:
                              "of torch's compiler: agents.lean_torch), to see what is left")
     parser.add_argument("--cartpole-spaces", choices=("cartpole", "ours"), default="cartpole",
                         help="ours: CartPole padded to our observation size and action count "
-                             "(the same network sizes; zeros and a % 2), to see what is left "
+                             "(the same network sizes; zeros, actions mod 2), to see what is left "
                              "of the gap beyond the bigger network")
     parser.add_argument("--json", metavar="OUT", default=None,
                         help="also write the figures to this JSON file")
