@@ -1,0 +1,47 @@
+"""The bench scripts start and write their figures (the plumbing, never the speed: speed
+targets are measured by running them, not asserted in tests)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import ROOT, run
+
+BENCH_SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", BENCH_SCRIPTS)
+def test_every_bench_script_prints_its_help(script):
+    out = run(f"bench/{script}", "--help")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("usage:")
+
+
+def test_train_throughput_tiny_run_writes_every_figure(tmp_path):
+    """Both CartPole variants of the bench (padded to our spaces, without the compiler import)
+    in one tiny run: each figure is there and positive."""
+    out_json = tmp_path / "tt.json"
+    out = run("bench/train_throughput.py", "--timesteps", "128", "--n-envs", "2",
+              "--cartpole-spaces", "ours", "--lean-cartpole", "--json", str(out_json))
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out_json.read_text())
+    assert figures["cartpole_spaces"] == "ours" and figures["lean_cartpole"] is True
+    (row,) = figures["runs"]
+    assert row["n_envs"] == 2
+    for key in ("user_ratio", "steady_ratio"):
+        assert row[key] > 0
+    assert row["ours"]["vec_env"] == "BatchedSpyVecEnv"
+
+
+def test_policy_update_tiny_run_writes_every_variant(tmp_path):
+    out_json = tmp_path / "pu.json"
+    out = run("bench/policy_update.py", "--repeat", "1", "--updates", "3", "--json",
+              str(out_json))
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out_json.read_text())
+    assert set(figures["us_per_update"]) == {"cartpole", "ours_spaces_unmasked",
+                                             "ours_masked_small", "ours", "ours_stock"}
+    assert all(v > 0 for v in figures["us_per_update"].values())
+    assert figures["n_obs"] > 4 and figures["n_actions"] > 2
