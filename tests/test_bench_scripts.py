@@ -19,7 +19,7 @@ def test_every_bench_script_prints_its_help(script):
     assert out.stdout.startswith("usage:")
 
 
-def test_train_throughput_tiny_run_writes_every_figure(tmp_path):
+def test_train_throughput_small_run_writes_every_figure(tmp_path):
     """Both CartPole variants of the bench (padded to our spaces, without the compiler import)
     in one tiny run: each figure is there and positive."""
     out_json = tmp_path / "tt.json"
@@ -35,7 +35,7 @@ def test_train_throughput_tiny_run_writes_every_figure(tmp_path):
     assert row["ours"]["vec_env"] == "BatchedSpyVecEnv"
 
 
-def test_policy_update_tiny_run_writes_every_variant(tmp_path):
+def test_policy_update_small_run_writes_every_variant(tmp_path):
     out_json = tmp_path / "pu.json"
     out = run("bench/policy_update.py", "--repeat", "1", "--updates", "3", "--json",
               str(out_json))
