@@ -207,9 +207,9 @@ def test_an_optimizer_used_to_act_leaves_torch_compiler_unloaded():
      "unknown key 'agent.nope'"),
     ("evaluate.py", ["--run", "no_such_run"], "no such run folder"),
 ])
-def test_bad_input_fails_before_the_heavy_stack_is_imported(tmp_path, script, argv, message):
+def test_bad_input_fails_before_the_heavy_stack_is_imported(script, argv, message):
     """A mistyped config, key or run folder is refused before train.py and evaluate.py import
-    the training and evaluation stacks (pandas' analysis, the environment, torch, SB3)."""
+    the training and evaluation stacks (the evaluation steps, the training loop, torch, SB3)."""
     module = script.removesuffix(".py")
     code = ("import sys\n"
             f"sys.argv = [{script!r}, *{argv!r}]\n"
