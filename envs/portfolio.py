@@ -149,13 +149,12 @@ class _UnitPath:
         path's lists was most of the time a process spent loading tables. Only called for an
         attribute not set; dunder names (copy, pickle) are never fields."""
         stored = self.__dict__.get("_stored") if not name.startswith("__") else None
-        if stored is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        self.__dict__.update(_stored_path_fields(*stored))
-        del self.__dict__["_stored"]
-        if name not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        return self.__dict__[name]
+        if stored is not None:
+            self.__dict__.update(_stored_path_fields(*stored))
+            del self.__dict__["_stored"]
+            if name in self.__dict__:
+                return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def quote_flags_at(self, k: int) -> tuple[int, int]:
         """At path bar ``k``, how many legs have no valid quote (``leg_fallback``) and how many
@@ -805,10 +804,13 @@ def _units_from_arrays(a: dict[str, np.ndarray], quote_source: str) -> list[Unit
     if any(len(x) != n_path_bars for x in bar_arrays):
         raise ValueError("stored block: per-bar path arrays of different lengths")
     leg_bar = {name: a[f"q_{name}"] for name, _ in _PATH_LEG_FIELDS}
+    n_cells = len(leg_bar["leg_bid"])
     for name, dtype in _PATH_LEG_FIELDS:
-        if leg_bar[name].dtype != np.dtype(dtype):
-            raise ValueError(f"stored block: q_{name} is {leg_bar[name].dtype}, not {dtype}")
-    block_path = (bar_arrays, tuple(leg_bar[name] for name in _STORED_LEG_ORDER), settle_bar)
+        if leg_bar[name].dtype != np.dtype(dtype) or len(leg_bar[name]) != n_cells:
+            raise ValueError(f"stored block: q_{name} is {leg_bar[name].dtype} of "
+                             f"{len(leg_bar[name])}, not {dtype} of {n_cells}")
+    # checked here, sliced when a path is first read (_stored_path)
+    block_path = (bar_arrays, tuple(leg_bar.values()), settle_bar)
     made_legs: dict[tuple, Leg] = {}  # legs are frozen: units with the same leg share it
     out = []
     leg = bar = cell = path_leg = 0  # running offsets into the l_, p_ and q_ arrays
@@ -841,20 +843,15 @@ def _units_from_arrays(a: dict[str, np.ndarray], quote_source: str) -> list[Unit
         n = path_bars[u]
         if n >= 0:
             end, cell_end = bar + n, cell + k * n
-            if end > n_path_bars or cell_end > len(leg_bar["leg_bid"]):
+            if end > n_path_bars or cell_end > n_cells or path_leg + k > len(settle_bar):
                 raise ValueError("stored block: path arrays shorter than its units")
             unit.path = _stored_path(block_path, bar, end, cell, cell_end, path_leg, k, n)
             bar, cell, path_leg = end, cell_end, path_leg + k
         out.append(unit)
         leg = stop
-    if leg != len(calls) or bar != n_path_bars or cell != len(leg_bar["leg_bid"]):
+    if leg != len(calls) or bar != n_path_bars or cell != n_cells:
         raise ValueError("stored block: leg or path arrays longer than its units")
     return out
-
-
-# The _UnitPath fields after the per-bar lists, in its constructor's order (leg_settle_bar apart).
-_STORED_LEG_ORDER = ("leg_bid", "leg_ask", "leg_mid", "leg_alive", "leg_fallback",
-                     "leg_invalid_price")
 
 
 def _stored_path(block_path: tuple, bar: int, end: int, cell: int, cell_end: int,
@@ -873,7 +870,7 @@ def _stored_path_fields(block_path: tuple, bar: int, end: int, cell: int, cell_e
     bar_arrays, leg_arrays, settle_bar = block_path
     fields_ = {name: x[bar:end].tolist()
                for (name, _), x in zip(_PATH_BAR_FIELDS, bar_arrays, strict=True)}
-    for name, x in zip(_STORED_LEG_ORDER, leg_arrays, strict=True):
+    for (name, _), x in zip(_PATH_LEG_FIELDS, leg_arrays, strict=True):
         fields_[name] = x[cell:cell_end].reshape(k, n)
     fields_["leg_settle_bar"] = settle_bar[path_leg:path_leg + k]
     return fields_
