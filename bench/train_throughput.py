@@ -61,7 +61,8 @@ def _cartpole():
 
 
 def _our_spaces(cfg) -> tuple[int, int]:
-    """Our training env's observation size and action count (one env, no tables built)."""
+    """Our training env's observation size and action count (one env, no tables built; in the
+    parent, so that CartPole's timed process does not build our env)."""
     from envs import make_env
 
     env = make_env(cfg, "train")
@@ -125,8 +126,8 @@ def _child(args) -> dict:
 
             optimizers_without_dynamo()
         torch.set_num_threads(agent.torch_threads)
-        make = (_cartpole if args.cartpole_spaces == "cartpole"
-                else functools.partial(_cartpole_in_our_spaces, *_our_spaces(cfg)))
+        make = (functools.partial(_cartpole_in_our_spaces, *args.padded_spaces)
+                if args.padded_spaces else _cartpole)
         vec = DummyVecEnv([make] * n_envs)
         model = PPO("MlpPolicy", vec, learning_rate=agent.learning_rate,
                     n_steps=agent.n_steps, batch_size=agent.batch_size, n_epochs=agent.n_epochs,
@@ -166,7 +167,8 @@ def _spawn(args, which: str, n_envs: int) -> dict:
         cmd += ["--vec-env", args.vec_env]
     if args.lean_cartpole:
         cmd += ["--lean-cartpole"]
-    cmd += ["--cartpole-spaces", args.cartpole_spaces]
+    if which == "cartpole" and args.cartpole_spaces == "ours":
+        cmd += ["--padded-spaces", *map(str, args.padded_spaces)]
     t0 = time.time()
     done = subprocess.run([*cmd, "--t0", repr(t0)], capture_output=True, text=True,
                           cwd=_ROOT)
@@ -196,11 +198,16 @@ def main() -> None:
                         help="also write the figures to this JSON file")
     parser.add_argument("--child", choices=("ours", "cartpole"), help=argparse.SUPPRESS)
     parser.add_argument("--t0", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--padded-spaces", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child(args)))
         return
 
+    if args.cartpole_spaces == "ours":
+        from config import load_config
+
+        args.padded_spaces = _our_spaces(load_config(args.config))
     rows = []
     for n_envs in args.n_envs:
         ours = _spawn(args, "ours", n_envs)
