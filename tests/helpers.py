@@ -1,6 +1,6 @@
 """What several test modules share: the project's paths, the subprocess runner, the tiny
 experiment config, an in-process runner of the command-line entry points, run-folder copies and
-journal dumps. Fixtures built on these live in ``tests/conftest.py``; a test module imports
+journal dumps, a small learnability-suite env. Fixtures built on these live in ``tests/conftest.py``; a test module imports
 from here (``from tests.helpers import ...``), never from another test module."""
 
 from __future__ import annotations
@@ -136,3 +136,17 @@ class InProcess:
         import train
 
         return self(train.main, argv, "train.py", env)
+
+
+def vrp_suite_vec_env():
+    """One training env on a short path of the learnability suite's ``vrp`` market, in SB3's
+    ``DummyVecEnv``: a small market where a few MaskablePPO updates move the policy."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.learnability import SuiteSettings, heldout_envs
+    from cli.learnability import suite_config
+
+    settings = SuiteSettings("vrp", n_heldout_paths=1, heldout_episodes_per_path=1)
+    env = heldout_envs(settings, suite_config(settings, 200))[0]
+    env.mode = "train"
+    return DummyVecEnv([lambda: env])

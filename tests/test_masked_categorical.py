@@ -9,6 +9,7 @@ from sb3_contrib.common.maskable.distributions import MaskableCategoricalDistrib
 
 from agents.config import AgentConfig  # noqa: E402
 from agents.masked_categorical import LeanMaskableCategoricalDistribution  # noqa: E402
+from tests.helpers import vrp_suite_vec_env  # noqa: E402
 
 
 def _pair(logits, masks):
@@ -61,18 +62,6 @@ def test_the_unmasked_path_renormalises_as_sb3_contrib_does_before_any_use():
     assert _same(lean.distribution.logits, theirs.distribution.logits)
 
 
-def _suite_vec_env():
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from agents.learnability import SuiteSettings, heldout_envs
-    from cli.learnability import suite_config
-
-    settings = SuiteSettings("vrp", n_heldout_paths=1, heldout_episodes_per_path=1)
-    env = heldout_envs(settings, suite_config(settings, 200))[0]
-    env.mode = "train"
-    return DummyVecEnv([lambda: env])
-
-
 def test_training_with_it_gives_sb3_contribs_parameters_and_loaded_models_get_it(tmp_path):
     """Three updates of MaskablePPO on the vrp market: the same parameters bit for bit with
     either distribution; ``build_model`` and ``load_model`` install the lean one."""
@@ -81,7 +70,7 @@ def test_training_with_it_gives_sb3_contribs_parameters_and_loaded_models_get_it
     agent = AgentConfig(n_steps=64, batch_size=32, n_epochs=2, net_arch=[16])
     models = []
     for lean in (True, False):
-        model = build_model(agent, _suite_vec_env(), 0, None)
+        model = build_model(agent, vrp_suite_vec_env(), 0, None)
         assert type(model.policy.action_dist) is LeanMaskableCategoricalDistribution
         if not lean:
             model.policy.action_dist = MaskableCategoricalDistribution(
@@ -91,7 +80,7 @@ def test_training_with_it_gives_sb3_contribs_parameters_and_loaded_models_get_it
     lean_params, their_params = (m.policy.state_dict() for m in models)
     assert lean_params.keys() == their_params.keys()
     assert all(torch.equal(lean_params[k], their_params[k]) for k in lean_params)
-    moved = build_model(agent, _suite_vec_env(), 0, None).policy.state_dict()
+    moved = build_model(agent, vrp_suite_vec_env(), 0, None).policy.state_dict()
     assert not all(torch.equal(moved[k], lean_params[k]) for k in moved)  # training did move
     atomic_save(models[0], tmp_path / "m.zip")
     loaded = load_model(tmp_path / "m.zip", "maskable_ppo")

@@ -16,18 +16,18 @@ pytest.importorskip("torch")
 # moved them, whether torch._dynamo was loaded after torch's step.
 _CODE = """
 import sys, torch
-from tests.test_masked_categorical import _suite_vec_env
+from tests.helpers import vrp_suite_vec_env
 from agents.config import AgentConfig
 from agents.ppo import build_model
 
 agent = AgentConfig(n_steps=64, batch_size=32, n_epochs=2, net_arch=[16])
-lean = build_model(agent, _suite_vec_env(), 0, None)
+lean = build_model(agent, vrp_suite_vec_env(), 0, None)
 start = {k: v.clone() for k, v in lean.policy.state_dict().items()}
 print('step' in vars(lean.policy.optimizer))
 lean.learn(total_timesteps=64 * 3)
 print('torch._dynamo' in sys.modules)
 print(torch.is_grad_enabled())
-stock = build_model(agent, _suite_vec_env(), 0, None)
+stock = build_model(agent, vrp_suite_vec_env(), 0, None)
 del stock.policy.optimizer.step
 stock.learn(total_timesteps=64 * 3)
 a, b = lean.policy.state_dict(), stock.policy.state_dict()
@@ -52,17 +52,17 @@ def test_training_skips_torch_compiler_with_the_same_parameters():
 def test_a_loaded_model_gets_the_lean_step_and_a_compiler_already_loaded_leaves_it(tmp_path):
     code = f"""
 import sys
-from tests.test_masked_categorical import _suite_vec_env
+from tests.helpers import vrp_suite_vec_env
 from agents.config import AgentConfig
 from agents.ppo import atomic_save, build_model, load_model
 
 agent = AgentConfig(n_steps=64, batch_size=32, n_epochs=2, net_arch=[16])
-model = build_model(agent, _suite_vec_env(), 0, None)
+model = build_model(agent, vrp_suite_vec_env(), 0, None)
 atomic_save(model, {str(tmp_path / "m.zip")!r})
-loaded = load_model({str(tmp_path / "m.zip")!r}, "maskable_ppo", env=_suite_vec_env())
+loaded = load_model({str(tmp_path / "m.zip")!r}, "maskable_ppo", env=vrp_suite_vec_env())
 print('step' in vars(loaded.policy.optimizer))
 import torch._dynamo
-again = build_model(agent, _suite_vec_env(), 0, None)
+again = build_model(agent, vrp_suite_vec_env(), 0, None)
 print('step' in vars(again.policy.optimizer))
 """
     out = run("-c", code)
