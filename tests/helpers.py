@@ -1,7 +1,8 @@
 """What several test modules share: the project's paths, the subprocess runner, the tiny
-experiment config, an in-process runner of the command-line entry points, run-folder copies and
-journal dumps, a small learnability-suite env. Fixtures built on these live in ``tests/conftest.py``; a test module imports
-from here (``from tests.helpers import ...``), never from another test module."""
+experiment config, an in-process runner of the command-line entry points, run-folder copies,
+journal dumps and a small learnability-suite env. Fixtures built on these live in
+``tests/conftest.py``; a test module imports from here (``from tests.helpers import ...``),
+never from another test module."""
 
 from __future__ import annotations
 
