@@ -19,6 +19,10 @@ random policy on the same held-out episodes. Writes ``DIR/learnability.json``:
   (null when the reference earns nothing, as cash does in ``no_edge``);
 * ``target_met``: at least 0.8 of the reference (``vrp``, ``signal``), or a loss of at most 0.5%
   of equity per episode against cash (``no_edge``);
+* ``ppo_train_paths_by_seed``: each seed's final model scored the same way on the first
+  training paths (as many as there are held-out paths), beside
+  ``reference_train_paths_mean_episode_return_pct``: a model far better on the paths it
+  trained on than on held-out ones learned those paths, not the edge (overfitting);
 * the learning health of each seed at the end (explained variance, entropy), the learning
   curves (held-out return of the first ``curve_paths`` paths against timesteps) and the
   settings; and ``DIR/learning_curves.png``.
@@ -139,6 +143,10 @@ def summarise(settings, seeds: list[dict], rules: dict) -> dict:
         "learning_health": [{"seed": s["seed"], "explained_variance": s["explained_variance"],
                              "entropy_loss": s["entropy_loss"],
                              "wall_seconds": s["wall_seconds"]} for s in seeds],
+        "ppo_train_paths_by_seed": [_mean(s["train_paths_episode_return_pct"])
+                                    for s in seeds],
+        "reference_train_paths_mean_episode_return_pct": _mean(rules["reference_train_paths"]),
+        "train_paths_episodes": len(rules["reference_train_paths"]),
         "curves": {str(s["seed"]): s["curve"] for s in seeds},
         "curve_reference_pct": _mean(rules["reference_curve_paths"]),
         "curve_random_pct": _mean(rules["random_curve_paths"]),
@@ -208,7 +216,9 @@ def _headline(document: dict, out: Path, label: str) -> str:
     return (f"{label}: PPO {document['ppo_median_over_seeds_pct']:+.2f}% per episode "
             f"(median of seeds: {by_seed}), reference "
             f"{document['reference_mean_episode_return_pct']:+.2f}%, random "
-            f"{document['random_mean_episode_return_pct']:+.2f}%, ratio "
+            f"{document['random_mean_episode_return_pct']:+.2f}%; on training paths PPO "
+            f"{statistics.median(document['ppo_train_paths_by_seed']):+.2f}%, reference "
+            f"{document['reference_train_paths_mean_episode_return_pct']:+.2f}%; ratio "
             f"{'-' if ratio is None else f'{ratio:.2f}'}; target "
             f"{'met' if document['target_met'] else 'not met'}; {out}")
 

@@ -126,6 +126,10 @@ def test_the_suite_cli_writes_its_document_and_plot(tmp_path):
         assert key in document
     assert document["market"] == "vrp" and document["seeds"] == [0]
     assert len(document["ppo_by_seed"]) == 1
+    # the generalisation gap: the final model and the rule also scored on a training path
+    assert len(document["ppo_train_paths_by_seed"]) == 1
+    assert document["train_paths_episodes"] == 1
+    assert np.isfinite(document["reference_train_paths_mean_episode_return_pct"])
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
 
 
