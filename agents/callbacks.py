@@ -275,7 +275,8 @@ class ValidationCallback(BaseCallback):
         metrics = performance_metrics(episode, self.bars_per_year)
         step = int(self.model.num_timesteps)
         for tag, key in EVAL_KEYS.items():
-            self.logger.record(f"eval/{tag}", float(metrics[key]))
+            if metrics[key] is not None:  # None: does not apply (no trades: no win rate)
+                self.logger.record(f"eval/{tag}", float(metrics[key]))
         self.logger.dump(step=step)  # at the step it was measured, not the next rollout's
         row = {"timesteps": step, **{k: metrics[k] for k in (
             "sharpe", "sortino", "total_return_pct", "max_drawdown_pct", "win_rate", "trades")},

@@ -203,6 +203,30 @@ def test_early_stopping_stops_when_validation_stops_improving(tmp_path):
     assert {"explained_variance", "entropy_loss", "approx_kl"} <= set(health.last)
 
 
+def test_a_validation_episode_without_trades_is_recorded_not_a_crash(tmp_path):
+    """A policy that holds cash through validation (a strong hold prior, learning rate ~0)
+    has no win rate and no Sortino (None: they do not apply); validation records the other
+    metrics and training goes on (it used to stop on float(None))."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.ppo import build_model
+
+    settings = SuiteSettings("no_edge", n_heldout_paths=1, heldout_episodes_per_path=1)
+    cfg = suite_config(settings, 200)
+    train_env = heldout_envs(settings, cfg)[0]
+    train_env.mode = "train"
+    valid = heldout_envs(settings, cfg)[0]
+    model = build_model(AgentConfig(learning_rate=1e-12, n_steps=32, batch_size=32, n_epochs=1,
+                                    net_arch=[8], hold_logit_bias=20.0),
+                        DummyVecEnv([lambda: train_env]), 0, None)
+    validation = ValidationCallback(lambda: valid, "maskable_ppo", 32, tmp_path, 252.0)
+    model.learn(total_timesteps=32 * 3, callback=validation)
+    assert len(validation.history) >= 2
+    for row in validation.history:
+        assert row["trades"] == 0 and row["win_rate"] is None and row["sharpe"] == 0.0
+    assert (tmp_path / "best_model.zip").exists()
+
+
 def test_hold_prior_starts_the_policy_on_hold_and_zero_leaves_the_init():
     """``agent.hold_logit_bias``: the untrained masked policy holds with probability
     e^b / (e^b + n_valid - 1) in a flat state; 0 gives the same parameters as no prior."""
