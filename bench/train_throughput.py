@@ -19,11 +19,14 @@ CartPole imports when it builds its optimizer (``agents.lean_torch``). ``--lean-
 gives CartPole's PPO the same economy, so the "as a user sees it" ratio shows what is left
 without it. ``--cartpole-spaces ours`` pads CartPole to our observation size and action count
 (zeros; an action pushes as its number mod 2), so both train networks of the same size: what is
-left is the masks and the environment.
+left is the masks and the environment. ``--ours-unmasked`` trains our environment with SB3's
+plain PPO instead of MaskablePPO (no masks on the policy's side; a masked action is a no-op
+hold in the environment): a bound on what any saving in the masking could buy.
 
     python bench/train_throughput.py [--config configs/quick.yaml] [--timesteps 16384]
                                      [--n-envs 2 16] [--vec-env batched|dummy]
                                      [--lean-cartpole] [--cartpole-spaces cartpole|ours]
+                                     [--ours-unmasked]
                                      [--json OUT]
 
 The target of the speed issue: ours at least 90% of CartPole's steps/s at both, both ways.
@@ -98,6 +101,20 @@ def _cartpole_in_our_spaces(n_obs: int, n_actions: int):
     return _Padded(_cartpole())
 
 
+def _plain_ppo(ppo_class, vec, agent):
+    """SB3's PPO with the config's hyper-parameters and torch threads (CartPole's learner)."""
+    import torch
+
+    torch.set_num_threads(agent.torch_threads)
+    return ppo_class("MlpPolicy", vec, learning_rate=agent.learning_rate,
+                     n_steps=agent.n_steps, batch_size=agent.batch_size,
+                     n_epochs=agent.n_epochs, gamma=agent.gamma, gae_lambda=agent.gae_lambda,
+                     clip_range=agent.clip_range, ent_coef=agent.ent_coef,
+                     vf_coef=agent.vf_coef, max_grad_norm=agent.max_grad_norm,
+                     policy_kwargs={"net_arch": list(agent.net_arch)}, seed=0, device="cpu",
+                     verbose=0)
+
+
 def _child(args) -> dict:
     """One measurement in this (fresh) process; ``args.t0`` is the parent's clock at spawn."""
     from stable_baselines3 import PPO
@@ -117,25 +134,22 @@ def _child(args) -> dict:
 
         inputs = load_env_inputs(cfg, progress=False)
         vec = training_vec_env(cfg, inputs, seed=0)
-        model = build_model(agent, vec, seed=0, tensorboard_log=None)
-    else:
-        import torch
+        if args.ours_unmasked:
+            from agents.lean_torch import step_without_dynamo
 
+            model = _plain_ppo(PPO, vec, agent)
+            step_without_dynamo(model.policy.optimizer)
+        else:
+            model = build_model(agent, vec, seed=0, tensorboard_log=None)
+    else:
         if args.lean_cartpole:  # the same start-up economies as ours (agents.lean_torch)
             from agents.lean_torch import optimizers_without_dynamo, step_without_dynamo
 
             optimizers_without_dynamo()
-        torch.set_num_threads(agent.torch_threads)
         make = (functools.partial(_cartpole_in_our_spaces, *args.padded_spaces)
                 if args.padded_spaces else _cartpole)
-        vec = DummyVecEnv([make] * n_envs)
-        model = PPO("MlpPolicy", vec, learning_rate=agent.learning_rate,
-                    n_steps=agent.n_steps, batch_size=agent.batch_size, n_epochs=agent.n_epochs,
-                    gamma=agent.gamma, gae_lambda=agent.gae_lambda, clip_range=agent.clip_range,
-                    ent_coef=agent.ent_coef, vf_coef=agent.vf_coef,
-                    max_grad_norm=agent.max_grad_norm,
-                    policy_kwargs={"net_arch": list(agent.net_arch)}, seed=0, device="cpu",
-                    verbose=0)
+        model = _plain_ppo(PPO, DummyVecEnv([make] * n_envs), agent)
+        vec = model.get_env()
         if args.lean_cartpole:
             step_without_dynamo(model.policy.optimizer)
     ready_s = time.time() - args.t0
@@ -151,7 +165,7 @@ def _child(args) -> dict:
     model.learn(total_timesteps=args.timesteps, reset_num_timesteps=True)
     steady_s = time.perf_counter() - start
     return {"env": args.child, "n_envs": n_envs, "n_steps": agent.n_steps,
-            "vec_env": type(vec).__name__,
+            "vec_env": type(vec).__name__, "algo": type(model).__name__,
             "ready_s": ready_s, "user_seconds": user_s,
             "user_steps_per_s": user_steps / user_s,
             "steady_steps_per_s": model.num_timesteps / steady_s,
@@ -167,6 +181,8 @@ def _spawn(args, which: str, n_envs: int) -> dict:
         cmd += ["--vec-env", args.vec_env]
     if args.lean_cartpole:
         cmd += ["--lean-cartpole"]
+    if which == "ours" and args.ours_unmasked:
+        cmd += ["--ours-unmasked"]
     if which == "cartpole" and args.cartpole_spaces == "ours":
         cmd += ["--padded-spaces", *map(str, args.padded_spaces)]
     t0 = time.time()
@@ -194,6 +210,9 @@ def main() -> None:
                         help="ours: CartPole padded to our observation size and action count "
                              "(the same network sizes; zeros, actions mod 2), to see what is left "
                              "of the gap beyond the bigger network")
+    parser.add_argument("--ours-unmasked", action="store_true",
+                        help="train ours with SB3's plain PPO (no masks on the policy's side): "
+                             "a bound on what saving on the masking could buy")
     parser.add_argument("--json", metavar="OUT", default=None,
                         help="also write the figures to this JSON file")
     parser.add_argument("--child", choices=("ours", "cartpole"), help=argparse.SUPPRESS)
@@ -232,6 +251,7 @@ def main() -> None:
         Path(args.json).write_text(json.dumps({"config": args.config, "vec_env": args.vec_env,
                                                "lean_cartpole": args.lean_cartpole,
                                                "cartpole_spaces": args.cartpole_spaces,
+                                               "ours_unmasked": args.ours_unmasked,
                                                "timesteps": args.timesteps, "runs": rows},
                                               indent=2) + "\n")
         print(f"figures: {args.json}")

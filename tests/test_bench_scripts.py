@@ -32,7 +32,20 @@ def test_train_throughput_small_run_writes_every_figure(tmp_path):
     assert row["n_envs"] == 2
     for key in ("user_ratio", "steady_ratio"):
         assert row[key] > 0
-    assert row["ours"]["vec_env"] == "BatchedSpyVecEnv"
+    assert row["ours"]["vec_env"] == "BatchedSpyVecEnv" and row["ours"]["algo"] == "MaskablePPO"
+
+
+def test_train_throughput_trains_ours_unmasked_with_plain_ppo(tmp_path):
+    """``--ours-unmasked``: our environment under SB3's plain PPO (the bound without masks)."""
+    out_json = tmp_path / "tt.json"
+    out = run("bench/train_throughput.py", "--timesteps", "128", "--n-envs", "2",
+              "--ours-unmasked", "--json", str(out_json))
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out_json.read_text())
+    assert figures["ours_unmasked"] is True
+    (row,) = figures["runs"]
+    assert row["steady_ratio"] > 0 and row["ours"]["vec_env"] == "BatchedSpyVecEnv"
+    assert row["ours"]["algo"] == "PPO" and row["cartpole"]["algo"] == "PPO"
 
 
 def test_policy_update_small_run_writes_every_variant(tmp_path):
