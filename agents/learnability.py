@@ -265,16 +265,17 @@ def training_paths_to_score(prepared: Prepared) -> list:
 
 
 def score_rules(prepared: Prepared) -> dict:
-    """The reference rule's and the random policy's held-out episode returns."""
+    """The reference rule's and the random policy's held-out episode returns, and the rule's
+    on the training paths PPO is also scored on."""
     settings, cfg, heldout = prepared.settings, prepared.cfg, prepared.heldout
     names = heldout[0].observation_names
     length = cfg.env.episode_length_bars
+    reference = reference_policy(settings.market, names, cfg)
     scores = {}
-    for name, policy in (("reference", reference_policy(settings.market, names, cfg)),
-                         ("random", random_policy(names, cfg))):
+    for name, policy in (("reference", reference), ("random", random_policy(names, cfg))):
         scores[name] = evaluate_policy(heldout, policy, length)
         scores[f"{name}_curve_paths"] = evaluate_policy(heldout[:settings.curve_paths], policy,
                                                         length)
-        scores[f"{name}_train_paths"] = evaluate_policy(training_paths_to_score(prepared),
-                                                        policy, length)
+    scores["reference_train_paths"] = evaluate_policy(training_paths_to_score(prepared),
+                                                      reference, length)
     return scores
