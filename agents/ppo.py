@@ -43,10 +43,21 @@ def build_model(cfg: AgentConfig, vec_env, seed: int, tensorboard_log: str | Non
         policy_kwargs={"net_arch": list(cfg.net_arch)}, tensorboard_log=tensorboard_log,
         seed=seed, device="cpu", verbose=0,
     )
+    if tensorboard_log is None:
+        _quiet_logger(model)
     _lean_model(model)
     if cfg.hold_logit_bias:
         add_hold_prior(model, cfg.hold_logit_bias)
     return model
+
+
+def _quiet_logger(model) -> None:
+    """Keep the learner's figures in memory only. Without it every ``learn`` of a model with
+    no TensorBoard folder makes an empty ``SB3-<date>`` folder in the temp dir (SB3's
+    ``configure``): one per suite seed, tuning trial and test."""
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
 
 
 def _lean_model(model):

@@ -1,0 +1,26 @@
+"""``agents.ppo.build_model``: what a fresh learner leaves behind."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+from agents.config import AgentConfig  # noqa: E402
+from tests.helpers import vrp_suite_vec_env  # noqa: E402
+
+
+def test_learning_without_tensorboard_leaves_no_folder_in_the_temp_dir(tmp_path, monkeypatch):
+    """SB3 makes an empty ``SB3-<date>`` folder in the temp dir for each ``learn`` of a model
+    without a TensorBoard folder (643 of them after a few suite runs); ``build_model`` keeps
+    that learner's figures in memory instead, and they are still recorded."""
+    import tempfile
+
+    from agents.ppo import build_model
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    model = build_model(AgentConfig(n_steps=32, batch_size=32, n_epochs=1, net_arch=[8]),
+                        vrp_suite_vec_env(), 0, None)
+    model.learn(total_timesteps=64)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert "train/explained_variance" in model.logger.name_to_value
