@@ -35,14 +35,20 @@ from common.units import PERCENT_PER_UNIT
 from data import build_features
 from data.synthetic import FLAT_SURFACE, SyntheticSpec, make_synthetic_market
 from envs import make_env
-from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
+from envs.actions import (
+    ACTION_CLOSE,
+    ACTION_HOLD,
+    FIRST_OPEN_ACTION,
+    STRATEGIES,
+    action_for_strategy,
+)
 from envs.factory import EnvInputs
 from envs.observations import ObservationIndex, forecast_quantile_obs_name
 from envs.step_info import StepInfo
 from forecasters.synthetic import synthetic_forecast_panel
 
 __all__ = ["HELDOUT_SEED_OFFSET", "SUITE_CONFIG", "Prepared", "SignalSpreadPolicy",
-           "SuiteSettings", "evaluate_policy", "heldout_envs", "market_inputs", "prepare",
+           "SuiteSettings", "TradeProfile", "evaluate_policy", "heldout_envs", "market_inputs", "prepare",
            "reference_policy", "score_rules", "suite_overrides", "train_envs", "train_one_seed",
            "training_paths_to_score", "warm"]
 
@@ -180,19 +186,72 @@ def random_policy(observation_names, cfg, seed: int = 0):
     return RandomPolicy(observation_names, cfg.baselines, seed=seed)
 
 
-def evaluate_policy(envs: list, policy, length_bars: int) -> list[float]:
+class TradeProfile:
+    """What a policy traded over evaluation episodes, so that a score can be explained: the
+    structures it opened (in the ``signal`` market split by the planted direction at the open,
+    read where the rule reads it: the median forecast at the longest horizon) and how many bars
+    each position was held before the book was flat again (closed by the policy, at expiry or
+    at the episode's end).
+
+    On ``signal`` it showed why PPO missed the rule: it opened bull call spreads on up signals
+    but bull put spreads and short strangles on down ones, and closed half its positions after
+    one bar (the signal is a fresh draw each bar and flips about every other bar), where the
+    rule holds 20 (README)."""
+
+    def __init__(self, direction_slot: int | None = None) -> None:
+        self.direction_slot = direction_slot
+        self.opens: dict[str, int] = {}
+        self.held_bars: list[int] = []
+
+    @classmethod
+    def for_market(cls, market: str, observation_names, cfg) -> TradeProfile:
+        if market != "signal":
+            return cls()
+        return cls(ObservationIndex(observation_names).slot(
+            forecast_quantile_obs_name(max(cfg.forecast.horizons), 0.5)))
+
+    def record_open(self, action: int, observation) -> None:
+        key = STRATEGIES[action - FIRST_OPEN_ACTION]
+        if self.direction_slot is not None:
+            key += " (up)" if observation[self.direction_slot] > 0 else " (down)"
+        self.opens[key] = self.opens.get(key, 0) + 1
+
+    def summary(self) -> dict:
+        held = np.asarray(self.held_bars)
+        return {"opens": dict(sorted(self.opens.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "positions": int(held.size),
+                "median_held_bars": float(np.median(held)) if held.size else None,
+                "closed_after_one_bar_share": float(np.mean(held <= 1)) if held.size else None}
+
+
+def _is_open(action: int) -> bool:
+    return FIRST_OPEN_ACTION <= action < FIRST_OPEN_ACTION + len(STRATEGIES)
+
+
+def evaluate_policy(envs: list, policy, length_bars: int,
+                    profile: TradeProfile | None = None) -> list[float]:
     """Return (percent of starting equity) of ``policy`` over every consecutive episode of
-    ``length_bars`` of each environment, each starting afresh in cash."""
+    ``length_bars`` of each environment, each starting afresh in cash; what it traded goes
+    into ``profile`` when one is given (evaluation-mode environments: full step info)."""
     out = []
     for env in envs:
         for start in range(0, len(env.panel) - length_bars, length_bars):
             obs, info = env.reset(options={"start_index": start, "length_bars": length_bars})
             policy.reset(start)
             done = False
+            held = 0  # steps after which the book held a position, since it was last flat
             while not done:
-                obs, _, terminated, truncated, info = env.step(
-                    policy.act(obs, info, env.action_masks()))
+                action = policy.act(obs, info, env.action_masks())
+                if profile is not None and _is_open(action):
+                    profile.record_open(action, obs)
+                obs, _, terminated, truncated, info = env.step(action)
                 done = terminated or truncated
+                if profile is not None:
+                    holding = bool(StepInfo.of(info).portfolio.positions)
+                    held += holding
+                    if held and (done or not holding):
+                        profile.held_bars.append(held)
+                        held = 0
             out.append(float(PERCENT_PER_UNIT * (env.equity / env.start_equity - 1.0)))
     return out
 
@@ -244,12 +303,14 @@ def train_one_seed(prepared: Prepared, seed: int) -> dict:
     health = {k: float(values[f"train/{k}"]) for k in ("explained_variance", "entropy_loss",
                                                          "approx_kl") if f"train/{k}" in values}
     health = health or tracker.health
-    final = evaluate_policy(heldout, policy(), length)
+    profile = TradeProfile.for_market(settings.market, heldout[0].observation_names, cfg)
+    final = evaluate_policy(heldout, policy(), length, profile)
     curve.append({"timesteps": int(model.num_timesteps), "return_pct": score()})
     on_training_paths = evaluate_policy(training_paths_to_score(prepared), policy(), length)
     return {"seed": seed, "episode_return_pct": final, "mean_episode_return_pct":
             float(np.mean(final)), "curve": curve, "wall_seconds": time.time() - started,
             "train_paths_episode_return_pct": on_training_paths,
+            "trade_profile": profile.summary(),
             "explained_variance": health.get("explained_variance", float("nan")),
             "entropy_loss": health.get("entropy_loss", float("nan")),
             "approx_kl": health.get("approx_kl", float("nan"))}
@@ -273,7 +334,9 @@ def score_rules(prepared: Prepared) -> dict:
     reference = reference_policy(settings.market, names, cfg)
     scores = {}
     for name, policy in (("reference", reference), ("random", random_policy(names, cfg))):
-        scores[name] = evaluate_policy(heldout, policy, length)
+        profile = TradeProfile.for_market(settings.market, names, cfg)
+        scores[name] = evaluate_policy(heldout, policy, length, profile)
+        scores[f"{name}_trade_profile"] = profile.summary()
         scores[f"{name}_curve_paths"] = evaluate_policy(heldout[:settings.curve_paths], policy,
                                                         length)
     scores["reference_train_paths"] = evaluate_policy(training_paths_to_score(prepared),

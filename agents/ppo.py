@@ -9,7 +9,10 @@ import numpy as np
 
 from agents.config import AgentConfig
 from common.io import atomic_target
+from common.lazy import lazy_module
 from envs.actions import ACTION_HOLD
+
+sb3_logger = lazy_module("stable_baselines3.common.logger")  # imports torch: only on use
 
 __all__ = ["ALGOS", "PPOPolicy", "add_hold_prior", "atomic_save", "build_model", "load_model"]
 
@@ -55,9 +58,7 @@ def _quiet_logger(model) -> None:
     """Keep the learner's figures in memory only. Without it every ``learn`` of a model with
     no TensorBoard folder makes an empty ``SB3-<date>`` folder in the temp dir (SB3's
     ``configure``): one per suite seed, tuning trial and test."""
-    from stable_baselines3.common.logger import Logger
-
-    model.set_logger(Logger(folder=None, output_formats=[]))
+    model.set_logger(sb3_logger.Logger(folder=None, output_formats=[]))
 
 
 def _lean_model(model):

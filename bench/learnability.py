@@ -23,6 +23,10 @@ random policy on the same held-out episodes. Writes ``DIR/learnability.json``:
   training paths (as many as there are held-out paths), beside
   ``reference_train_paths_mean_episode_return_pct``: a model far better on the paths it
   trained on than on held-out ones learned those paths, not the edge (overfitting);
+* ``ppo_trade_profile_by_seed`` and ``reference_trade_profile``: what each traded on the
+  held-out episodes (``agents.learnability.TradeProfile``: opens per structure, in ``signal``
+  by the planted direction at the open; positions, their median bars held and the share flat
+  again after one bar), also printed under the headline: a score that misses says how;
 * the learning health of each seed at the end (explained variance, entropy), the learning
   curves (held-out return of the first ``curve_paths`` paths against timesteps) and the
   settings; and ``DIR/learning_curves.png``.
@@ -151,6 +155,8 @@ def summarise(settings, seeds: list[dict], rules: dict) -> dict:
                                     for s in seeds],
         "reference_train_paths_mean_episode_return_pct": _mean(rules["reference_train_paths"]),
         "train_paths_episodes": len(rules["reference_train_paths"]),
+        "ppo_trade_profile_by_seed": [s["trade_profile"] for s in seeds],
+        "reference_trade_profile": rules["reference_trade_profile"],
         "curves": {str(s["seed"]): s["curve"] for s in seeds},
         "curve_reference_pct": _mean(rules["reference_curve_paths"]),
         "curve_random_pct": _mean(rules["random_curve_paths"]),
@@ -227,6 +233,24 @@ def _headline(document: dict, out: Path, label: str) -> str:
             f"{'met' if document['target_met'] else 'not met'}; {out}")
 
 
+def _profile_text(profile: dict, top: int = 4) -> str:
+    opens = sum(profile["opens"].values())
+    kinds = ", ".join(f"{k} {n}" for k, n in list(profile["opens"].items())[:top])
+    more = " ..." if len(profile["opens"]) > top else ""
+    if not profile["positions"]:
+        return f"{opens} opens"
+    return (f"{opens} opens ({kinds}{more}), held a median {profile['median_held_bars']:.0f} "
+            f"bars, {100 * profile['closed_after_one_bar_share']:.0f}% flat again after one bar")
+
+
+def trades_text(document: dict) -> str:
+    """What PPO (each seed) and the rule traded on the held-out episodes, one line each."""
+    lines = [f"  PPO seed {seed}: {_profile_text(p)}" for seed, p in zip(
+        document["seeds"], document["ppo_trade_profile_by_seed"], strict=True)]
+    lines.append(f"  reference: {_profile_text(document['reference_trade_profile'])}")
+    return "\n".join(["  trades on the held-out episodes:", *lines])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from dataclasses import replace
@@ -272,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                                              for h in document["learning_health"]]
         print(_headline(document, folder / "learnability.json",
                         settings.market if name == AS_IS else f"{settings.market} [{name}]"))
+        print(trades_text(document))
     if variants:
         write_json_atomic({"market": settings.market, "timesteps": settings.timesteps,
                            "variants": {k: variants.get(k, []) for k in configs},

@@ -17,12 +17,14 @@ from agents.config import AgentConfig
 from agents.learnability import (
     SignalSpreadPolicy,
     SuiteSettings,
+    TradeProfile,
     evaluate_policy,
     heldout_envs,
 )
 from agents.training import health_lines, learning_health, validation_interval
 from cli.learnability import suite_config
 from data.synthetic import SyntheticSpec, garch_t_returns, make_synthetic_market
+from envs.actions import ACTION_CLOSE, ACTION_HOLD, action_for_strategy
 from forecasters.synthetic import synthetic_forecast_panel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,9 +107,42 @@ def test_reference_rules_run_through_the_environment_on_held_out_paths():
     cfg = suite_config(settings, 200)
     envs = heldout_envs(settings, cfg)
     policy = SignalSpreadPolicy(envs[0].observation_names, 5, hold_bars=20)
-    returns = evaluate_policy(envs, policy, cfg.env.episode_length_bars)
+    profile = TradeProfile.for_market("signal", envs[0].observation_names, cfg)
+    returns = evaluate_policy(envs, policy, cfg.env.episode_length_bars, profile)
     assert len(returns) == 2 and all(np.isfinite(returns))
     assert returns != [0.0, 0.0]  # it traded
+    # the profile sees the rule as it is: debit spreads with the planted direction, ~20 bars
+    summary = profile.summary()
+    assert set(summary["opens"]) <= {"bull_call_spread (up)", "bear_put_spread (down)"}
+    assert len(summary["opens"]) == 2
+    assert sum(summary["opens"].values()) == summary["positions"]
+    assert 15 <= summary["median_held_bars"] <= 21
+    assert summary["closed_after_one_bar_share"] == 0.0
+
+
+def test_the_trade_profile_counts_a_position_closed_after_one_bar():
+    """Open, close at once, open again and hold: two positions, one flat after one bar."""
+    settings = SuiteSettings("no_edge", n_heldout_paths=1, heldout_episodes_per_path=1)
+    cfg = suite_config(settings, 200)
+    envs = heldout_envs(settings, cfg)
+    script = {0: action_for_strategy("bull_call_spread"), 1: ACTION_CLOSE,
+              2: action_for_strategy("iron_condor")}
+
+    class Scripted:
+        def reset(self, seed=None):
+            self.bar = 0
+
+        def act(self, observation, info, action_mask):
+            self.bar += 1
+            return script.get(self.bar - 1, ACTION_HOLD)
+
+    profile = TradeProfile()
+    evaluate_policy(envs, Scripted(), 40, profile)
+    summary = profile.summary()
+    first_episode = profile.held_bars[:2]
+    assert first_episode[0] == 1 and first_episode[1] > 1
+    assert summary["opens"]["bull_call_spread"] >= 1 and summary["opens"]["iron_condor"] >= 1
+    assert 0 < summary["closed_after_one_bar_share"] < 1
 
 
 def test_the_suite_cli_writes_its_document_and_plot(tmp_path):
@@ -129,6 +164,10 @@ def test_the_suite_cli_writes_its_document_and_plot(tmp_path):
     # the generalisation gap: the final model and the rule also scored on a training path
     assert len(document["ppo_train_paths_by_seed"]) == 1
     assert document["train_paths_episodes"] == 1
+    # what was traded, per seed and for the rule, in the document and under the headline
+    assert len(document["ppo_trade_profile_by_seed"]) == 1
+    assert document["reference_trade_profile"]["positions"] >= 1
+    assert "trades on the held-out episodes:" in out.stdout and "reference:" in out.stdout
     assert np.isfinite(document["reference_train_paths_mean_episode_return_pct"])
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
 
