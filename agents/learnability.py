@@ -3,8 +3,8 @@
 A market (``vrp``, ``signal``, ``no_edge``; :mod:`data.synthetic`) is drawn as many independent
 paths. PPO trains on ``n_train_paths`` of them (one vectorised environment per path, random
 episode starts, the same ``SpyOptionsEnv`` and observation table as the real runs) and every
-policy is scored on ``n_heldout_paths`` other paths (other seeds), one evaluation episode of
-``episode_length_bars`` each. The reference is the rule that earns the planted edge:
+policy is scored on ``n_heldout_paths`` other paths (other seeds), ``heldout_episodes_per_path``
+consecutive evaluation episodes of ``episode_length_bars`` on each. The reference is the rule that earns the planted edge:
 
 * ``vrp``: the ``short_put_spread`` baseline (always short a put spread, held to expiry);
 * ``signal``: :class:`SignalSpreadPolicy` (a bull call spread when the planted direction is up,
@@ -18,7 +18,9 @@ it: ``agents`` never imports ``config``); :func:`prepare` takes the loaded confi
 
 from __future__ import annotations
 
+import io
 import logging
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.baselines import CashPolicy, RandomPolicy, ShortPutSpreadPolicy
 from agents.paths import switching_envs
-from agents.ppo import PPOPolicy, build_model
+from agents.ppo import PPOPolicy, build_model, load_model
 from agents.training import monitored_vec_env, wrap_training_vec_env
 from common.units import PERCENT_PER_UNIT
 from data import build_features
@@ -48,9 +50,9 @@ from envs.step_info import StepInfo
 from forecasters.synthetic import synthetic_forecast_panel
 
 __all__ = ["HELDOUT_SEED_OFFSET", "SUITE_CONFIG", "Prepared", "SignalSpreadPolicy",
-           "SuiteSettings", "TradeProfile", "evaluate_policy", "heldout_envs", "market_inputs", "prepare",
-           "reference_policy", "score_rules", "suite_overrides", "train_envs", "train_one_seed",
-           "training_paths_to_score", "warm"]
+           "SuiteSettings", "TradeProfile", "evaluate_policy", "heldout_envs", "market_inputs",
+           "prepare", "reference_policy", "score_final_model", "score_rules", "suite_overrides",
+           "train_envs", "train_one_seed", "training_paths_to_score", "warm"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,10 @@ class SuiteSettings:
     """128 paths: on 8 (the first default) PPO learned the paths, not the edge: on no_edge it
     earned +1.8% per episode on its training paths and lost 0.9% on held-out ones (README)."""
     train_path_bars: int = 400
-    n_heldout_paths: int = 4
+    n_heldout_paths: int = 16
+    """16 paths x 12 episodes: the signal rule earns +1.97% +- 0.44 per episode there. On 4 (the
+    first default) it showed +0.46% +- 0.82, too noisy a bar to tell PPO from the rule: two
+    learner changes passed it and fell to a quarter of the rule on 16 paths (README)."""
     heldout_episodes_per_path: int = 12
     curve_paths: int = 2
     eval_points: int = 10
@@ -128,12 +133,16 @@ class Prepared:
 
 
 def prepare(settings: SuiteSettings, cfg, warm_tables: bool = True) -> Prepared:
-    """Draw the paths, build their environments and (by default) their tables, once; ``cfg``
+    """Draw the paths, build their environments and (by default) the tables the training
+    workers read (training paths, the curve's held-out paths), once, before they fork: the
+    other held-out paths' tables are built by the parent when it scores the final models and
+    the rules, after the workers are gone (built before the fork, 16 held-out paths on top of
+    the training tables ran a 24 GB machine out of memory with an empty table cache); ``cfg``
     is the suite's config (``cli.learnability.suite_config(settings,
     settings.train_path_bars)``)."""
     prepared = Prepared(settings, cfg, train_envs(settings, cfg), heldout_envs(settings, cfg))
     if warm_tables:
-        warm(prepared.train + prepared.heldout)
+        warm(prepared.train + prepared.heldout[:settings.curve_paths])
     return prepared
 
 
@@ -193,10 +202,10 @@ class TradeProfile:
     each position was held before the book was flat again (closed by the policy, at expiry or
     at the episode's end).
 
-    On ``signal`` it showed why PPO missed the rule: it opened bull call spreads on up signals
-    but bull put spreads and short strangles on down ones, and closed half its positions after
-    one bar (the signal is a fresh draw each bar and flips about every other bar), where the
-    rule holds 20 (README)."""
+    On ``signal`` it shows why PPO misses the rule: runs open bull call spreads on up signals
+    but almost never bear put spreads on down ones (1 run of 9), and close up to 45% of their
+    positions after one bar (the signal is a fresh draw each bar), where the rule holds a
+    median 18 bars (README)."""
 
     def __init__(self, direction_slot: int | None = None) -> None:
         self.direction_slot = direction_slot
@@ -257,8 +266,10 @@ def evaluate_policy(envs: list, policy, length_bars: int,
 
 
 def train_one_seed(prepared: Prepared, seed: int) -> dict:
-    """Train PPO on the prepared training paths (each episode draws one); its learning curve
-    and its final model's held-out scores."""
+    """Train PPO on the prepared training paths (each episode draws one): its learning curve
+    (held-out return on the curve paths), learning health and final model (``model_zip``, the
+    SB3 zip's bytes, and ``vec_normalize``, the pickled observation normaliser or None), which
+    :func:`score_final_model` scores on every held-out path."""
     settings, cfg, heldout = prepared.settings, prepared.cfg, prepared.heldout
     torch.set_num_threads(cfg.agent.torch_threads)
     envs = switching_envs(cfg, prepared.train, cfg.train.n_envs)
@@ -303,17 +314,34 @@ def train_one_seed(prepared: Prepared, seed: int) -> dict:
     health = {k: float(values[f"train/{k}"]) for k in ("explained_variance", "entropy_loss",
                                                          "approx_kl") if f"train/{k}" in values}
     health = health or tracker.health
-    profile = TradeProfile.for_market(settings.market, heldout[0].observation_names, cfg)
-    final = evaluate_policy(heldout, policy(), length, profile)
     curve.append({"timesteps": int(model.num_timesteps), "return_pct": score()})
-    on_training_paths = evaluate_policy(training_paths_to_score(prepared), policy(), length)
-    return {"seed": seed, "episode_return_pct": final, "mean_episode_return_pct":
-            float(np.mean(final)), "curve": curve, "wall_seconds": time.time() - started,
-            "train_paths_episode_return_pct": on_training_paths,
-            "trade_profile": profile.summary(),
+    saved = io.BytesIO()
+    model.save(saved)
+    return {"seed": seed, "curve": curve, "wall_seconds": time.time() - started,
+            "model_zip": saved.getvalue(), "vec_normalize": pickle.dumps(vec_norm),
             "explained_variance": health.get("explained_variance", float("nan")),
             "entropy_loss": health.get("entropy_loss", float("nan")),
             "approx_kl": health.get("approx_kl", float("nan"))}
+
+
+def score_final_model(prepared: Prepared, trained: dict) -> dict:
+    """``trained`` (:func:`train_one_seed`'s result) with its final model scored on every
+    held-out path (``episode_return_pct``, ``mean_episode_return_pct``, ``trade_profile``)
+    and on the first training paths (``train_paths_episode_return_pct``); the model's bytes
+    are dropped. Run by the process that holds the held-out tables (actions as the worker's
+    own model would take them: the same weights, deterministic)."""
+    settings, cfg, heldout = prepared.settings, prepared.cfg, prepared.heldout
+    model = load_model(io.BytesIO(trained["model_zip"]), cfg.agent.algo)
+    policy = PPOPolicy(model, cfg.agent.algo, pickle.loads(trained["vec_normalize"]))
+    length = cfg.env.episode_length_bars
+    profile = TradeProfile.for_market(settings.market, heldout[0].observation_names, cfg)
+    final = evaluate_policy(heldout, policy, length, profile)
+    on_training_paths = evaluate_policy(training_paths_to_score(prepared), policy, length)
+    scored = {k: v for k, v in trained.items() if k not in ("model_zip", "vec_normalize")}
+    scored.update({"episode_return_pct": final, "mean_episode_return_pct": float(np.mean(final)),
+                   "train_paths_episode_return_pct": on_training_paths,
+                   "trade_profile": profile.summary()})
+    return scored
 
 
 def training_paths_to_score(prepared: Prepared) -> list:

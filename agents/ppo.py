@@ -79,9 +79,10 @@ def add_hold_prior(model, logit_bias: float) -> None:
         model.policy.action_net.bias[ACTION_HOLD] += float(logit_bias)
 
 
-def load_model(path: str | os.PathLike, algo: str, env=None):
-    """Load a saved model (SB3 zip)."""
-    return _lean_model(_algos()[algo].load(str(path), env=env, device="cpu"))
+def load_model(path, algo: str, env=None):
+    """Load a saved model (SB3 zip): a path, or a binary file object (``io.BytesIO``)."""
+    source = path if hasattr(path, "read") else str(path)
+    return _lean_model(_algos()[algo].load(source, env=env, device="cpu"))
 
 
 def atomic_save(model, path: str | os.PathLike) -> Path:

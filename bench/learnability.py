@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from dataclasses import replace
 
-    from agents.learnability import prepare, score_rules
+    from agents.learnability import prepare, score_final_model, score_rules
     from cli.learnability import suite_config
     from common.io import write_json_atomic
 
@@ -271,7 +271,6 @@ def main(argv: list[str] | None = None) -> int:
     prepared = prepare(settings, configs[AS_IS])
     for name, cfg in configs.items():
         _PREPARED[name] = replace(prepared, cfg=cfg)
-    rules = score_rules(prepared)
     jobs_list = [(name, seed) for name in configs for seed in range(args.seeds)]
     jobs = min(args.jobs, len(jobs_list))
     if jobs > 1:
@@ -279,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
             results = list(pool.map(_train, jobs_list))
     else:
         results = [_train(job) for job in jobs_list]
+    # Scored here, after the workers are gone: the held-out tables are built in this process
+    # only (before the fork they were copied into each worker's memory).
+    rules = score_rules(prepared)
+    results = [score_final_model(_PREPARED[variant], trained)
+               for (variant, _), trained in zip(jobs_list, results, strict=True)]
     out.mkdir(parents=True, exist_ok=True)
     table = {}
     for name in configs:
