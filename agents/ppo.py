@@ -14,7 +14,8 @@ from envs.actions import ACTION_HOLD
 
 sb3_logger = lazy_module("stable_baselines3.common.logger")  # imports torch: only on use
 
-__all__ = ["ALGOS", "PPOPolicy", "add_hold_prior", "atomic_save", "build_model", "load_model"]
+__all__ = ["ALGOS", "PPOPolicy", "add_hold_prior", "atomic_save", "build_model", "load_model",
+           "quiet_logger"]
 
 
 def _algos():
@@ -47,14 +48,14 @@ def build_model(cfg: AgentConfig, vec_env, seed: int, tensorboard_log: str | Non
         seed=seed, device="cpu", verbose=0,
     )
     if tensorboard_log is None:
-        _quiet_logger(model)
+        quiet_logger(model)
     _lean_model(model)
     if cfg.hold_logit_bias:
         add_hold_prior(model, cfg.hold_logit_bias)
     return model
 
 
-def _quiet_logger(model) -> None:
+def quiet_logger(model) -> None:
     """Keep the learner's figures in memory only. Without it every ``learn`` of a model with
     no TensorBoard folder makes an empty ``SB3-<date>`` folder in the temp dir (SB3's
     ``configure``): one per suite seed, tuning trial and test."""

@@ -105,14 +105,18 @@ def _plain_ppo(ppo_class, vec, agent):
     """SB3's PPO with the config's hyper-parameters and torch threads (CartPole's learner)."""
     import torch
 
+    from agents.ppo import quiet_logger
+
     torch.set_num_threads(agent.torch_threads)
-    return ppo_class("MlpPolicy", vec, learning_rate=agent.learning_rate,
-                     n_steps=agent.n_steps, batch_size=agent.batch_size,
-                     n_epochs=agent.n_epochs, gamma=agent.gamma, gae_lambda=agent.gae_lambda,
-                     clip_range=agent.clip_range, ent_coef=agent.ent_coef,
-                     vf_coef=agent.vf_coef, max_grad_norm=agent.max_grad_norm,
-                     policy_kwargs={"net_arch": list(agent.net_arch)}, seed=0, device="cpu",
-                     verbose=0)
+    model = ppo_class("MlpPolicy", vec, learning_rate=agent.learning_rate,
+                      n_steps=agent.n_steps, batch_size=agent.batch_size,
+                      n_epochs=agent.n_epochs, gamma=agent.gamma, gae_lambda=agent.gae_lambda,
+                      clip_range=agent.clip_range, ent_coef=agent.ent_coef,
+                      vf_coef=agent.vf_coef, max_grad_norm=agent.max_grad_norm,
+                      policy_kwargs={"net_arch": list(agent.net_arch)}, seed=0, device="cpu",
+                      verbose=0)
+    quiet_logger(model)  # as build_model does for ours: no empty SB3 folder in the temp dir
+    return model
 
 
 def _child(args) -> dict:
