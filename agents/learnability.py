@@ -3,8 +3,9 @@
 A market (``vrp``, ``signal``, ``no_edge``; :mod:`data.synthetic`) is drawn as many independent
 paths. PPO trains on ``n_train_paths`` of them (one vectorised environment per path, random
 episode starts, the same ``SpyOptionsEnv`` and observation table as the real runs) and every
-policy is scored on ``n_heldout_paths`` other paths (other seeds), ``heldout_episodes_per_path``
-consecutive evaluation episodes of ``episode_length_bars`` on each. The reference is the rule that earns the planted edge:
+policy is scored on ``n_heldout_paths`` other paths (other seeds),
+``heldout_episodes_per_path`` consecutive evaluation episodes of ``episode_length_bars`` on
+each. The reference is the rule that earns the planted edge:
 
 * ``vrp``: the ``short_put_spread`` baseline (always short a put spread, held to expiry);
 * ``signal``: :class:`SignalSpreadPolicy` (a bull call spread when the planted direction is up,
