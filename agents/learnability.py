@@ -355,19 +355,20 @@ def training_paths_to_score(prepared: Prepared) -> list:
 
 
 def score_rules(prepared: Prepared) -> dict:
-    """The reference rule's and the random policy's held-out episode returns, and the rule's
-    on the training paths PPO is also scored on."""
+    """The reference rule's and the random policy's held-out episode returns, the rule's trade
+    profile there, and its returns on the training paths PPO is also scored on."""
     settings, cfg, heldout = prepared.settings, prepared.cfg, prepared.heldout
     names = heldout[0].observation_names
     length = cfg.env.episode_length_bars
     reference = reference_policy(settings.market, names, cfg)
     scores = {}
+    profile = TradeProfile.for_market(settings.market, names, cfg)  # the rule's (read)
     for name, policy in (("reference", reference), ("random", random_policy(names, cfg))):
-        profile = TradeProfile.for_market(settings.market, names, cfg)
-        scores[name] = evaluate_policy(heldout, policy, length, profile)
-        scores[f"{name}_trade_profile"] = profile.summary()
+        scores[name] = evaluate_policy(heldout, policy, length,
+                                       profile if name == "reference" else None)
         scores[f"{name}_curve_paths"] = evaluate_policy(heldout[:settings.curve_paths], policy,
                                                         length)
+    scores["reference_trade_profile"] = profile.summary()
     scores["reference_train_paths"] = evaluate_policy(training_paths_to_score(prepared),
                                                       reference, length)
     return scores
