@@ -206,12 +206,14 @@ class TradeProfile:
     On ``signal`` it shows why PPO misses the rule: runs open bull call spreads on up signals
     but almost never bear put spreads on down ones (1 run of 9), and close up to 45% of their
     positions after one bar (the signal is a fresh draw each bar), where the rule holds a
-    median 18 bars (README)."""
+    median 18 bars (README). ``signal_response`` puts the first in one number."""
 
     def __init__(self, direction_slot: int | None = None) -> None:
         self.direction_slot = direction_slot
         self.opens: dict[str, int] = {}
         self.held_bars: list[int] = []
+        # signal -> spread side -> opens ("up"/"down" planted direction; "bull"/"bear" spread)
+        self.sides = {signal: {"all": 0, "bull": 0, "bear": 0} for signal in ("up", "down")}
 
     @classmethod
     def for_market(cls, market: str, observation_names, cfg) -> TradeProfile:
@@ -221,17 +223,46 @@ class TradeProfile:
             forecast_quantile_obs_name(max(cfg.forecast.horizons), 0.5)))
 
     def record_open(self, action: int, observation) -> None:
-        key = STRATEGIES[action - FIRST_OPEN_ACTION]
+        strategy = STRATEGIES[action - FIRST_OPEN_ACTION]
+        key = strategy
         if self.direction_slot is not None:
-            key += " (up)" if observation[self.direction_slot] > 0 else " (down)"
+            signal = "up" if observation[self.direction_slot] > 0 else "down"
+            key += f" ({signal})"
+            counts = self.sides[signal]
+            counts["all"] += 1
+            side = strategy.split("_", 1)[0]
+            if side in ("bull", "bear"):
+                counts[side] += 1
         self.opens[key] = self.opens.get(key, 0) + 1
 
     def summary(self) -> dict:
+        """Opens per structure, positions, median bars held, the share flat after one bar and,
+        in ``signal``:
+
+        * ``spread_shares``: on up and on down signals, the share of the opens that were bull
+          spreads (``bull_*``) and bear spreads (``bear_*``): the rule's is up 1 / 0, down
+          0 / 1;
+        * ``signal_response``: how much the planted direction moves the spread's side,
+          ``((bull|up - bull|down) + (bear|down - bear|up)) / 2``: 1 for the rule, 0 for a
+          policy blind to the signal (always a bull put spread, say), 0.5 for one that
+          trades the up side only, -1 against the signal; None unless both directions saw
+          opens.
+
+        Outside ``signal`` both are None."""
         held = np.asarray(self.held_bars)
+        shares, response = None, None
+        if self.direction_slot is not None:
+            shares = {signal: {side: (c[side] / c["all"] if c["all"] else None)
+                               for side in ("bull", "bear")}
+                      for signal, c in self.sides.items()}
+            if all(c["all"] for c in self.sides.values()):
+                up, down = shares["up"], shares["down"]
+                response = ((up["bull"] - down["bull"]) + (down["bear"] - up["bear"])) / 2
         return {"opens": dict(sorted(self.opens.items(), key=lambda kv: (-kv[1], kv[0]))),
                 "positions": int(held.size),
                 "median_held_bars": float(np.median(held)) if held.size else None,
-                "closed_after_one_bar_share": float(np.mean(held <= 1)) if held.size else None}
+                "closed_after_one_bar_share": float(np.mean(held <= 1)) if held.size else None,
+                "spread_shares": shares, "signal_response": response}
 
 
 def _is_open(action: int) -> bool:

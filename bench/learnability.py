@@ -26,7 +26,10 @@ random policy on the same held-out episodes. Writes ``DIR/learnability.json``:
 * ``ppo_trade_profile_by_seed`` and ``reference_trade_profile``: what each traded on the
   held-out episodes (``agents.learnability.TradeProfile``: opens per structure, in ``signal``
   by the planted direction at the open; positions, their median bars held and the share flat
-  again after one bar), also printed under the headline: a score that misses says how;
+  again after one bar; in ``signal`` also the share of bull and bear spreads among the opens
+  on up and on down signals, and ``signal_response``: 1 for the rule, 0 for a policy blind
+  to the signal, 0.5 for one that trades one side of it), also printed under the headline: a
+  score that misses says how;
 * the learning health of each seed at the end (explained variance, entropy), the learning
   curves (held-out return of the first ``curve_paths`` paths against timesteps) and the
   settings; and ``DIR/learning_curves.png``.
@@ -240,8 +243,18 @@ def _profile_text(profile: dict, top: int = 4) -> str:
     more = " ..." if len(profile["opens"]) > top else ""
     if not profile["positions"]:
         return f"{opens} opens"
-    return (f"{opens} opens ({kinds}{more}), held a median {profile['median_held_bars']:.0f} "
+    text = (f"{opens} opens ({kinds}{more}), held a median {profile['median_held_bars']:.0f} "
             f"bars, {100 * profile['closed_after_one_bar_share']:.0f}% flat again after one bar")
+    shares = profile.get("spread_shares")
+    if shares is not None:
+        def pct(x):
+            return "-" if x is None else f"{100 * x:.0f}%"
+        response = profile.get("signal_response")
+        text += (f"; bull/bear spreads on up signals {pct(shares['up']['bull'])}/"
+                 f"{pct(shares['up']['bear'])}, on down {pct(shares['down']['bull'])}/"
+                 f"{pct(shares['down']['bear'])} of the opens; signal response "
+                 f"{'-' if response is None else f'{response:+.2f}'}")
+    return text
 
 
 def trades_text(document: dict) -> str:

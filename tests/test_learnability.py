@@ -118,6 +118,38 @@ def test_reference_rules_run_through_the_environment_on_held_out_paths():
     assert sum(summary["opens"].values()) == summary["positions"]
     assert 15 <= summary["median_held_bars"] <= 21
     assert summary["closed_after_one_bar_share"] == 0.0
+    assert summary["spread_shares"] == {"up": {"bull": 1.0, "bear": 0.0},
+                                        "down": {"bull": 0.0, "bear": 1.0}}
+    assert summary["signal_response"] == 1.0
+
+
+def test_the_trade_profile_measures_how_the_signal_moves_the_spread_side():
+    """Blind to the signal (a bull put spread whatever it says): response 0; one side only
+    (bull spreads on up signals, strangles on down ones): 0.5; against it: -1."""
+    settings = SuiteSettings("signal", n_heldout_paths=1, heldout_episodes_per_path=2)
+    cfg = suite_config(settings, 200)
+    names = heldout_envs(settings, cfg)[0].observation_names
+
+    def response(opens):
+        profile = TradeProfile.for_market("signal", names, cfg)
+        observation = np.zeros(len(names))
+        for signal, strategy in opens:
+            observation[profile.direction_slot] = signal
+            profile.record_open(action_for_strategy(strategy), observation)
+        return profile.summary()
+
+    blind = response([(1.0, "bull_put_spread"), (-1.0, "bull_put_spread")])
+    assert blind["signal_response"] == 0.0
+    assert blind["spread_shares"]["down"] == {"bull": 1.0, "bear": 0.0}
+    assert response([(1.0, "bull_call_spread"), (-1.0, "short_strangle"),
+                     (1.0, "bull_put_spread"), (-1.0, "long_straddle")])["signal_response"] == 0.5
+    assert response([(1.0, "bear_put_spread"), (-1.0, "bull_call_spread")]
+                    )["signal_response"] == -1.0
+    one_direction = response([(1.0, "bull_call_spread")])
+    assert one_direction["signal_response"] is None
+    assert one_direction["spread_shares"]["down"] == {"bull": None, "bear": None}
+    outside = TradeProfile().summary()
+    assert outside["signal_response"] is None and outside["spread_shares"] is None
 
 
 def test_the_trade_profile_counts_a_position_closed_after_one_bar():
