@@ -45,6 +45,11 @@ class EnvConfig(_Section):
     stop_loss_multiple: float | None = Field(
         None, gt=0, description="close when the loss reaches this multiple of the credit")
     close_at_dte_days: int | None = Field(None, ge=0, description="close at N days to expiry")
+    min_holding_bars: int = Field(
+        0, ge=0,
+        description="the policy may close a position only after holding it this many bars (its "
+                    "close actions are masked until then; 0: any bar); the exits above, expiry "
+                    "and labelled closes (a rule's exit, the risk manager's) still apply")
     reward: Literal["pnl", "differential_sharpe", "drawdown_penalty"] = "pnl"
     drawdown_penalty: float = Field(0.0, ge=0, description="weight of the drawdown increase")
     differential_sharpe_eta: float = Field(0.01, gt=0, lt=1)

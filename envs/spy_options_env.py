@@ -245,6 +245,7 @@ class SpyOptionsEnv(gym.Env):
         self._action_kind = tuple(_KIND[type(a)] for a in self._actions)
         self._ruin_equity = cfg.ruin_equity_fraction * self.start_equity
         self._max_open = cfg.max_open_positions
+        self._min_hold = cfg.min_holding_bars
         # The mask's sizing from risks and margins alone (PortfolioSimulator.openable_by_budget).
         self._open_by_budget = (cfg.sizing == "risk_fraction"
                                 and self.tables.max_volume_share is None)
@@ -359,7 +360,10 @@ class SpyOptionsEnv(gym.Env):
         kind = self._action_kind[action]
         if kind == _HOLD:
             pass
-        elif not mask[action]:
+        elif not mask[action] and not (self._close_label is not None
+                                       and self._closed_masks[len(sim.positions)][action]):
+            # a labelled close (a rule's exit, the risk manager's) is not held by
+            # min_holding_bars: only the policy's own closes are
             invalid = self._why_invalid(action)
         elif kind == _CLOSE_ALL:
             close_reason = self._close_label or "agent"
@@ -455,6 +459,8 @@ class SpyOptionsEnv(gym.Env):
         sim = self.sim
         n_open = len(sim.positions)
         mask = self._closed_masks[n_open].copy()
+        if n_open and self._min_hold:
+            self._mask_young_closes(mask)
         if n_open < self._max_open and (sim.bar < self._end or self.last_bar_tradable):
             actions, units, risk, margin = self._units_at(sim.bar)
             if units:
@@ -471,6 +477,21 @@ class SpyOptionsEnv(gym.Env):
                     mask[action] = True
         self._mask = mask
         return mask
+
+    def _young(self) -> list[bool]:
+        """Per open position: held fewer than ``min_holding_bars`` bars."""
+        sim = self.sim
+        return [sim.bar - pos.unit.entry_bar < self._min_hold for pos in sim.positions]
+
+    def _mask_young_closes(self, mask: np.ndarray) -> None:
+        """``env.min_holding_bars``: no close of a position held fewer bars (close-all: of any)."""
+        young = self._young()
+        if any(young):
+            mask[ACTION_CLOSE] = False
+            if self._max_open > 1:
+                for k, is_young in enumerate(young):
+                    if is_young:
+                        mask[self._first_slot_action + k] = False
 
     def _units_at(self, bar: int) -> tuple[array, list, array, array]:
         """The opening actions with a unit at ``bar``, those units and their risk and margin per
@@ -496,6 +517,11 @@ class SpyOptionsEnv(gym.Env):
         decoded = self._actions[action]
         n_open = len(self.sim.positions)
         if not isinstance(decoded, Open):
+            if self._closed_masks[n_open][action]:  # a position is there: held too briefly
+                held = [self.sim.bar - pos.unit.entry_bar for pos in self.sim.positions]
+                k = decoded.slot if isinstance(decoded, CloseSlot) else held.index(min(held))
+                return (f"{name}: position held {held[k]} of min_holding_bars "
+                        f"{self._min_hold} bars")
             return f"{name}: no open position{' in that slot' if n_open else ''}"
         if n_open >= self.cfg.max_open_positions:
             return f"{name}: {n_open} position(s) open (max_open_positions)"

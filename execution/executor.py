@@ -30,9 +30,12 @@ from execution.journal import Journal, JournalMismatchError
 from execution.orders import MultiLegOrder, client_order_id
 from execution.risk import KillSwitch, Refusal, RiskConfig, RiskState, check_order, exit_reason
 
-__all__ = ["Decision", "ExecutorSettings", "ReplayExecutor", "ReplayOutcome"]
+__all__ = ["RISK_EXIT_REASON", "Decision", "ExecutorSettings", "ReplayExecutor",
+           "ReplayOutcome"]
 
 log = logging.getLogger("trade")
+
+RISK_EXIT_REASON = "risk_exit"  # exit_reason of a position the risk manager closes
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,8 @@ class ReplayExecutor:
                 exits = exits[:1]
             decision = Decision(name, final, "; ".join(why for _, _, why in exits),
                                 self._close_orders(t, [p for _, p, _ in exits]))
+            # the ledger's exit_reason; a labelled close is not held by env.min_holding_bars
+            env.label_close(RISK_EXIT_REASON)
         elif not mask[action]:
             return Decision(name, ACTION_HOLD, f"{name} is not allowed now (action mask)")
         elif isinstance(decoded, Hold):
