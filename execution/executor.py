@@ -31,11 +31,19 @@ from execution.orders import MultiLegOrder, client_order_id
 from execution.risk import KillSwitch, Refusal, RiskConfig, RiskState, check_order, exit_reason
 
 __all__ = ["RISK_EXIT_REASON", "Decision", "ExecutorSettings", "ReplayExecutor",
-           "ReplayOutcome"]
+           "ReplayOutcome", "risk_exit_label"]
 
 log = logging.getLogger("trade")
 
-RISK_EXIT_REASON = "risk_exit"  # exit_reason of a position the risk manager closes
+RISK_EXIT_REASON = "risk_exit"  # exit_reason of positions closed by several risk rules at once
+
+
+def risk_exit_label(whys) -> str:
+    """The ledger's ``exit_reason`` for the risk manager's closes: ``risk_<rule>`` (the rule
+    that :func:`execution.risk.exit_reason` names first: ``stop_loss``, ``take_profit``,
+    ``dte_exit``), ``risk_exit`` when the positions closed together fired different rules."""
+    rules = {why.split(":", 1)[0] for why in whys}
+    return f"risk_{rules.pop()}" if len(rules) == 1 else RISK_EXIT_REASON
 
 
 @dataclass(frozen=True)
@@ -110,8 +118,9 @@ class ReplayExecutor:
                 exits = exits[:1]
             decision = Decision(name, final, "; ".join(why for _, _, why in exits),
                                 self._close_orders(t, [p for _, p, _ in exits]))
-            # the ledger's exit_reason; a labelled close is not held by env.min_holding_bars
-            env.label_close(RISK_EXIT_REASON)
+            # the ledger's exit_reason (risk_stop_loss, ...); a labelled close is not held by
+            # env.min_holding_bars
+            env.label_close(risk_exit_label(why for _, _, why in exits))
         elif not mask[action]:
             return Decision(name, ACTION_HOLD, f"{name} is not allowed now (action mask)")
         elif isinstance(decoded, Hold):

@@ -232,6 +232,9 @@ def test_stop_loss_take_profit_and_dte_exits_fire_on_the_hand_computed_bar(train
         first_exit = min(b for b, (final, reason) in decisions.items()
                          if b >= held_from and final == "close" and reason.startswith(rule))
         assert first_exit == bar, (rule, first_exit, bar)
+        # the simulator's ledger names the rule (a labelled close: not held by
+        # env.min_holding_bars)
+        assert f"risk_{rule}" in set(executor.env.trade_ledger()["exit_reason"])
         journal.close()
 
 
