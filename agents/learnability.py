@@ -36,7 +36,7 @@ from agents.ppo import PPOPolicy, build_model, load_model
 from agents.training import monitored_vec_env, wrap_training_vec_env
 from common.units import PERCENT_PER_UNIT
 from data import build_features
-from data.synthetic import FLAT_SURFACE, SyntheticSpec, make_synthetic_market
+from data.synthetic import SyntheticSpec, make_synthetic_market, market_surface
 from envs import make_env
 from envs.actions import (
     ACTION_CLOSE,
@@ -85,9 +85,11 @@ class SuiteSettings:
 
 def suite_overrides(settings: SuiteSettings, n_bars: int) -> list[str]:
     """The ``--set`` overrides of ``SUITE_CONFIG`` (the quick config) for the suite: synthetic
-    dates, a flat surface (the markets' own pricing), then ``settings.overrides``."""
+    dates, the market's own surface (flat; ``vrp``'s with GARCH's term structure:
+    :func:`data.synthetic.market_surface`), then ``settings.overrides``."""
     dates = make_synthetic_market(SyntheticSpec(settings.market, n_bars=n_bars), 0).frame.index
-    overrides = [f"options.surface.{k}={v}" for k, v in FLAT_SURFACE.items()]
+    surface = market_surface(SyntheticSpec(settings.market))
+    overrides = [f"options.surface.{k}={v!r}" for k, v in surface.items()]
     overrides += [f"segments.train={{start: {dates[WARMUP_BARS].date()}, end: {dates[-1].date()}}}",
                   "segments.valid={start: 2100-01-01, end: 2100-06-30}",
                   "segments.test={start: 2100-07-01, end: 2100-12-31}",

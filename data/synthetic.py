@@ -17,7 +17,9 @@ on real NYSE sessions, so that expiries and session closes are the real calendar
 
 Everything is drawn from ``numpy.random.default_rng(seed)``: one seed, one path. A flat
 volatility surface (no skew, flat term structure: :data:`FLAT_SURFACE`) prices these markets
-fairly where the implied vol is the true one (``signal`` and ``no_edge``).
+fairly where the implied vol is the true one (``signal`` and ``no_edge``); ``vrp``'s surface
+adds GARCH's term structure, so that every expiry carries the planted premium and no more
+(:func:`market_surface`).
 """
 
 from __future__ import annotations
@@ -32,13 +34,39 @@ from data.calendar import TRADING_DAYS_PER_YEAR, exchange_calendar
 from data.validation import validate_market_frame
 
 __all__ = ["FLAT_SURFACE", "MARKETS", "SyntheticMarket", "SyntheticSpec", "garch_t_returns",
-           "make_synthetic_market", "planted_signal"]
+           "make_synthetic_market", "market_surface", "planted_signal"]
 
 MARKETS = ("vrp", "signal", "no_edge")
 FLAT_SURFACE = {"ssvi_rho": 0.0, "ssvi_eta": 1.0e-9, "ssvi_rho_per_log_level": 0.0,
                 "ssvi_eta_per_log_level": 0.0, "term_mean_reversion_per_year": 0.0,
                 "index_to_atm_ratio": 1.0, "dividend_yield_annualized": 0.0}
 """Surface keys (``options.surface``) that price a synthetic market with one flat volatility."""
+
+_CALENDAR_DAYS_PER_YEAR = 365.0  # the surface's year (options.pricing.DAYS_PER_YEAR)
+
+
+def market_surface(spec: SyntheticSpec) -> dict:
+    """Surface keys (``options.surface``) that price ``spec``'s market.
+
+    ``signal`` and ``no_edge`` (constant volatility): :data:`FLAT_SURFACE`. ``vrp``: no skew, but
+    GARCH's term structure: the frame's implied vol (``1 + premium`` times the next bar's
+    conditional vol) is the level one bar out, and longer expiries mean-revert towards ``1 +
+    premium`` times the unconditional vol at GARCH's own rate, ``-252 ln(alpha + beta)`` per
+    year. So an option of any expiry is priced at ``1 + premium`` times the root of GARCH's
+    expected average variance over its life (the surface's ``v(s) = L + (v0 - L)
+    e^{-kappa s}`` is GARCH's ``sigma^2 + (alpha + beta)^k (v_t - sigma^2)``), the premium the
+    market plants. With one flat vol for every expiry a 30-day option carried more than the
+    planted premium when the conditional vol was high and less when it was low (GARCH's vol
+    reverts by 18% of its gap to the long run over 21 bars): a timing edge the market did not
+    mean to plant, and a flat term structure mispriced calendar spreads.
+    """
+    if spec.market != "vrp":
+        return dict(FLAT_SURFACE)
+    persistence = spec.garch_alpha + spec.garch_beta
+    return {**FLAT_SURFACE,
+            "term_mean_reversion_per_year": -TRADING_DAYS_PER_YEAR * math.log(persistence),
+            "long_run_iv_annualized": (1.0 + spec.premium) * spec.vol_annualized,
+            "term_reference_dte_days": _CALENDAR_DAYS_PER_YEAR / TRADING_DAYS_PER_YEAR}
 
 _VOLUME = 1.0e9
 _INTRABAR_RANGE_SD = 0.5  # high/low extend max/min(open, close) by |N(0, 1)| * this * bar sd

@@ -60,6 +60,44 @@ def test_vrp_implied_vol_carries_the_premium_over_the_true_and_the_realised_vol(
     assert abs(np.mean(iv[:-1] ** 2 / 252) / np.mean(log_ret ** 2) - 1.25 ** 2) < 0.2  # ...premium
 
 
+@pytest.mark.parametrize("next_bar_vol", [0.08, 0.16, 0.40])
+@pytest.mark.parametrize("bars_to_expiry", [5, 21, 42, 126])
+def test_vrp_options_of_every_expiry_carry_the_premium_over_garchs_expected_vol(
+        next_bar_vol, bars_to_expiry):
+    """The suite prices a vrp option at (1 + premium) x the root of GARCH's expected average
+    variance over its life, summed bar by bar from the recursion (a flat term structure
+    priced a 30-day option at (1 + premium) x the next bar's vol whatever GARCH expected)."""
+    from options.surface import iv_at
+
+    spec = SyntheticSpec("vrp")
+    settings = SuiteSettings("vrp", n_train_paths=1, n_heldout_paths=1)
+    surface = suite_config(settings, 200).options.surface
+    persistence = spec.garch_alpha + spec.garch_beta
+    long_run_var = spec.vol_annualized ** 2
+    expected_var = [long_run_var + persistence ** j * (next_bar_vol ** 2 - long_run_var)
+                    for j in range(bars_to_expiry)]
+    want = (1 + spec.premium) * math.sqrt(np.mean(expected_var))
+    t_years = bars_to_expiry / 252  # 252 sessions a year: 365 / 252 calendar days a bar
+    got = float(iv_at((1 + spec.premium) * next_bar_vol, 100.0, np.array([90.0, 100.0, 110.0]),
+                      t_years, surface)[1])
+    assert got == pytest.approx(want, rel=0.01)
+    # no skew: every strike of one expiry at the same vol
+    np.testing.assert_allclose(iv_at((1 + spec.premium) * next_bar_vol, 100.0,
+                                     np.array([90.0, 100.0, 110.0]), t_years, surface), got,
+                               rtol=1e-6)
+
+
+def test_signal_and_no_edge_keep_one_flat_vol_for_every_expiry():
+    from options.surface import iv_at
+
+    for market in ("signal", "no_edge"):
+        surface = suite_config(SuiteSettings(market, n_train_paths=1, n_heldout_paths=1),
+                               200).options.surface
+        ivs = iv_at(0.16, 100.0, np.array([100.0] * 4), np.array([2, 30, 90, 365]) / 365,
+                    surface)
+        np.testing.assert_allclose(ivs, 0.16, rtol=1e-6)
+
+
 def test_signal_hits_the_future_direction_about_60_percent_and_reaches_the_panel():
     market = make_synthetic_market(SyntheticSpec("signal", n_bars=N_LONG), seed=5)
     hit = np.mean(np.sign(market.future_log_return) == market.signal)
