@@ -37,8 +37,8 @@ random policy on the same held-out episodes. Writes ``DIR/learnability.json``:
 ``--set`` passes config overrides to every run (``--set agent.ent_coef=0.0``); ``--compare
 NAME:KEY=VALUE[;KEY=VALUE]`` (repeatable) also trains a variant on the same paths and seeds
 (``DIR/variant_NAME/``, and ``DIR/compare.json`` with every variant's row): the suite is how
-candidate fixes are checked. The defaults finish one market in about 6.5 minutes on 2 cores
-with an empty table cache (``vrp``: 6:31 on an idle 2-core AMD EPYC) and take about 10 GB of
+candidate fixes are checked. The defaults finish one market in about 6 minutes on 2 cores
+with an empty table cache (``vrp``: 5:58 on an idle 2-core AMD EPYC) and take about 10 GB of
 memory at their peak: the 128 training paths' tables, built once in this process and shared
 with the forked workers; the 16 held-out paths' tables are built in this process after the
 workers finish, where the final models are scored (``--train-paths 8``: PPO learns those 8
