@@ -87,6 +87,20 @@ def test_vrp_options_of_every_expiry_carry_the_premium_over_garchs_expected_vol(
                                rtol=1e-6)
 
 
+def test_every_suite_market_is_priced_free_of_static_arbitrage():
+    """The suite's surfaces (vrp's term structure included) over the checker's default grid:
+    vol index 9-80, 1-365 days, log-moneyness +-1."""
+    from options.static_arbitrage import check_iv_function
+    from options.surface import iv_at
+
+    for market in ("vrp", "signal"):
+        surface = suite_config(SuiteSettings(market, n_train_paths=1, n_heldout_paths=1),
+                               200).options.surface
+        report = check_iv_function(
+            lambda level, spot, strike, t, s=surface: iv_at(level, spot, strike, t, s), 0.0)
+        assert report.n_checked > 100_000 and report.n_violations == 0, market
+
+
 def test_signal_and_no_edge_keep_one_flat_vol_for_every_expiry():
     from options.surface import iv_at
 
