@@ -36,6 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from common.lazy import lazy_module
+from common.units import CALENDAR_DAYS_PER_YEAR
 
 # scipy.special adds about 0.3 s to a process's start, and a process that opens an environment
 # from cached tables never prices: loaded at its first use
@@ -65,8 +66,8 @@ __all__ = [
 ]
 
 
-DAYS_PER_YEAR = 365.0
-"""Calendar days per year: ``t_years = calendar_days / DAYS_PER_YEAR`` and theta is per day."""
+DAYS_PER_YEAR = CALENDAR_DAYS_PER_YEAR
+"""Calendar days per year (``common.units.CALENDAR_DAYS_PER_YEAR``): ``t_years = calendar_days / DAYS_PER_YEAR`` and theta is per day."""
 VOL_POINT = 0.01
 """One volatility point (and one rate point) as a decimal."""
 MIN_TOTAL_VOLATILITY = 1e-12
