@@ -38,13 +38,7 @@ from common.units import PERCENT_PER_UNIT
 from data import build_features
 from data.synthetic import SyntheticSpec, make_synthetic_market, market_surface
 from envs import make_env
-from envs.actions import (
-    ACTION_CLOSE,
-    ACTION_HOLD,
-    FIRST_OPEN_ACTION,
-    STRATEGIES,
-    action_for_strategy,
-)
+from envs.actions import ACTION_CLOSE, ACTION_HOLD, Open, action_for_strategy
 from envs.factory import EnvInputs
 from envs.observations import ObservationIndex, forecast_quantile_obs_name
 from envs.step_info import StepInfo
@@ -224,8 +218,7 @@ class TradeProfile:
         return cls(ObservationIndex(observation_names).slot(
             forecast_quantile_obs_name(max(cfg.forecast.horizons), 0.5)))
 
-    def record_open(self, action: int, observation) -> None:
-        strategy = STRATEGIES[action - FIRST_OPEN_ACTION]
+    def record_open(self, strategy: str, observation) -> None:
         key = strategy
         if self.direction_slot is not None:
             signal = "up" if observation[self.direction_slot] > 0 else "down"
@@ -267,10 +260,6 @@ class TradeProfile:
                 "spread_shares": shares, "signal_response": response}
 
 
-def _is_open(action: int) -> bool:
-    return FIRST_OPEN_ACTION <= action < FIRST_OPEN_ACTION + len(STRATEGIES)
-
-
 def evaluate_policy(envs: list, policy, length_bars: int,
                     profile: TradeProfile | None = None) -> list[float]:
     """Return (percent of starting equity) of ``policy`` over every consecutive episode of
@@ -285,8 +274,8 @@ def evaluate_policy(envs: list, policy, length_bars: int,
             held = 0  # steps after which the book held a position, since it was last flat
             while not done:
                 action = policy.act(obs, info, env.action_masks())
-                if profile is not None and _is_open(action):
-                    profile.record_open(action, obs)
+                if profile is not None and isinstance(opened := env.decode(action), Open):
+                    profile.record_open(opened.strategy, obs)
                 obs, _, terminated, truncated, info = env.step(action)
                 done = terminated or truncated
                 if profile is not None:

@@ -187,7 +187,7 @@ def test_the_trade_profile_measures_how_the_signal_moves_the_spread_side():
         observation = np.zeros(len(names))
         for signal, strategy in opens:
             observation[profile.direction_slot] = signal
-            profile.record_open(action_for_strategy(strategy), observation)
+            profile.record_open(strategy, observation)
         return profile.summary()
 
     blind = response([(1.0, "bull_put_spread"), (-1.0, "bull_put_spread")])
