@@ -478,14 +478,14 @@ class SpyOptionsEnv(gym.Env):
         self._mask = mask
         return mask
 
-    def _young(self) -> list[bool]:
-        """Per open position: held fewer than ``min_holding_bars`` bars."""
+    def _held_bars(self) -> list[int]:
+        """Bars each open position has been held (oldest first, as the close slots)."""
         sim = self.sim
-        return [sim.bar - pos.unit.entry_bar < self._min_hold for pos in sim.positions]
+        return [sim.bar - pos.unit.entry_bar for pos in sim.positions]
 
     def _mask_young_closes(self, mask: np.ndarray) -> None:
         """``env.min_holding_bars``: no close of a position held fewer bars (close-all: of any)."""
-        young = self._young()
+        young = [held < self._min_hold for held in self._held_bars()]
         if any(young):
             mask[ACTION_CLOSE] = False
             if self._max_open > 1:
@@ -518,7 +518,7 @@ class SpyOptionsEnv(gym.Env):
         n_open = len(self.sim.positions)
         if not isinstance(decoded, Open):
             if self._closed_masks[n_open][action]:  # a position is there: held too briefly
-                held = [self.sim.bar - pos.unit.entry_bar for pos in self.sim.positions]
+                held = self._held_bars()
                 k = decoded.slot if isinstance(decoded, CloseSlot) else held.index(min(held))
                 return (f"{name}: position held {held[k]} of min_holding_bars "
                         f"{self._min_hold} bars")
