@@ -31,6 +31,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.baselines import CashPolicy, RandomPolicy, ShortPutSpreadPolicy
+from agents.evaluation import policy_action
 from agents.paths import switching_envs
 from agents.ppo import PPOPolicy, build_model, load_model
 from agents.training import monitored_vec_env, wrap_training_vec_env
@@ -155,9 +156,11 @@ class SignalSpreadPolicy:
     """Trade the planted direction with debit spreads: when flat, a bull call spread if the
     median forecast at ``horizon_bars`` is above zero, a bear put spread if below; each
     position is closed after ``hold_bars`` bars (the signal's horizon), then the rule looks
-    again."""
+    again. Its close is labelled (``close_reason``, as the baselines' rule exits are), so an
+    ``env.min_holding_bars`` set for PPO does not change the reference."""
 
     name = "signal_spread"
+    close_reason: str | None = None
 
     def __init__(self, observation_names, horizon_bars: int = 5, hold_bars: int = 20) -> None:
         self.column = ObservationIndex(observation_names).slot(
@@ -169,9 +172,13 @@ class SignalSpreadPolicy:
         self.held_bars = 0
 
     def act(self, observation, info, action_mask) -> int:
+        self.close_reason = None
         if StepInfo.of(info).portfolio.positions:
             self.held_bars += 1
-            return ACTION_CLOSE if self.held_bars >= self.hold_bars else ACTION_HOLD
+            if self.held_bars >= self.hold_bars:
+                self.close_reason = "signal_horizon"
+                return ACTION_CLOSE
+            return ACTION_HOLD
         self.held_bars = 0
         up = observation[self.column] > 0
         action = action_for_strategy("bull_call_spread" if up else "bear_put_spread")
@@ -273,7 +280,7 @@ def evaluate_policy(envs: list, policy, length_bars: int,
             done = False
             held = 0  # steps after which the book held a position, since it was last flat
             while not done:
-                action = policy.act(obs, info, env.action_masks())
+                action = policy_action(policy, env, obs, info, env.action_masks())
                 if profile is not None and isinstance(opened := env.decode(action), Open):
                     profile.record_open(opened.strategy, obs)
                 obs, _, terminated, truncated, info = env.step(action)

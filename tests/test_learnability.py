@@ -20,6 +20,7 @@ from agents.learnability import (
     TradeProfile,
     evaluate_policy,
     heldout_envs,
+    reference_policy,
 )
 from agents.training import health_lines, learning_health, validation_interval
 from cli.learnability import suite_config
@@ -173,6 +174,21 @@ def test_reference_rules_run_through_the_environment_on_held_out_paths():
     assert summary["spread_shares"] == {"up": {"bull": 1.0, "bear": 0.0},
                                         "down": {"bull": 0.0, "bear": 1.0}}
     assert summary["signal_response"] == 1.0
+
+
+def test_a_minimum_hold_set_for_ppo_leaves_the_suites_rule_as_it_is():
+    """The rule's 20-bar close is labelled (a rule's exit), so ``env.min_holding_bars`` does not
+    hold it to expiry: the reference scores the same with and without the option."""
+    returns = {}
+    for hold in (0, 30):
+        settings = SuiteSettings("signal", n_heldout_paths=1, heldout_episodes_per_path=2,
+                                 overrides=(f"env.min_holding_bars={hold}",))
+        cfg = suite_config(settings, 200)
+        envs = heldout_envs(settings, cfg)
+        policy = reference_policy("signal", envs[0].observation_names, cfg)
+        returns[hold] = evaluate_policy(envs, policy, cfg.env.episode_length_bars)
+    assert returns[0] != [0.0, 0.0]
+    assert returns[30] == returns[0]
 
 
 def test_the_trade_profile_measures_how_the_signal_moves_the_spread_side():
