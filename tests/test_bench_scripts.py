@@ -58,3 +58,22 @@ def test_policy_update_small_run_writes_every_variant(tmp_path):
                                              "ours_masked_small", "ours", "ours_stock"}
     assert all(v > 0 for v in figures["us_per_update"].values())
     assert figures["n_obs"] > 4 and figures["n_actions"] > 2
+
+
+def test_signal_rule_small_run_writes_a_row_per_hold(tmp_path):
+    out_json = tmp_path / "sr.json"
+    out = run("bench/signal_rule.py", "--holds", "1,20", "--heldout-paths", "1",
+              "--heldout-episodes-per-path", "1", "--json", str(out_json))
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out_json.read_text())
+    assert [r["hold_bars"] for r in figures["rows"]] == [1, 20]
+    assert all(r["episodes"] == 1 for r in figures["rows"])
+    # a different hold is a different policy: the two returns differ
+    assert figures["rows"][0]["mean_episode_return_pct"] != figures["rows"][1][
+        "mean_episode_return_pct"]
+
+
+def test_signal_rule_refuses_bad_holds_in_one_line():
+    out = run("bench/signal_rule.py", "--holds", "5,zero")
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "--holds" in out.stderr
