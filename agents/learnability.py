@@ -45,15 +45,17 @@ from envs.observations import ObservationIndex, forecast_quantile_obs_name
 from envs.step_info import StepInfo
 from forecasters.synthetic import synthetic_forecast_panel
 
-__all__ = ["HELDOUT_SEED_OFFSET", "SUITE_CONFIG", "Prepared", "SignalSpreadPolicy",
-           "SuiteSettings", "TradeProfile", "evaluate_policy", "heldout_envs", "market_inputs",
-           "prepare", "reference_policy", "score_final_model", "score_rules", "suite_overrides",
+__all__ = ["HELDOUT_SEED_OFFSET", "REPLICATE_SEED_STRIDE", "SUITE_CONFIG", "Prepared",
+           "SignalSpreadPolicy", "SuiteSettings", "TradeProfile", "evaluate_policy",
+           "heldout_envs", "market_inputs", "path_seed", "ppo_seeds", "prepare", "reference_policy", "score_final_model", "score_rules", "suite_overrides",
            "train_envs", "train_one_seed", "training_paths_to_score", "warm"]
 
 log = logging.getLogger(__name__)
 
 SUITE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
 HELDOUT_SEED_OFFSET = 1_000_000  # held-out path seeds never meet training path seeds
+REPLICATE_SEED_STRIDE = 10_000_000  # a replicate's path seeds never meet another's
+REPLICATE_PPO_SEED_STRIDE = 1000  # replicate r trains PPO seeds r * 1000, r * 1000 + 1, ...
 WARMUP_BARS = 60  # features (MACD 26+9, ADX 14x2, 20-bar windows) are complete after these
 _TRAIN_SEED_STRIDE = 1000
 
@@ -76,6 +78,11 @@ class SuiteSettings:
     curve_paths: int = 2
     eval_points: int = 10
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    replicate: int = 0
+    """0: the suite's paths and PPO seeds. Another replicate draws new training and held-out
+    paths and trains new PPO seeds (:func:`ppo_seeds`): a variant chosen among several on
+    replicate 0's held-out paths is confirmed on replicate 1, which played no part in the
+    choice."""
 
 
 def suite_overrides(settings: SuiteSettings, n_bars: int) -> list[str]:
@@ -106,10 +113,23 @@ def _env_on(cfg, inputs, mode: str):
                     end=dates[-1])
 
 
+def path_seed(settings: SuiteSettings, k: int, heldout: bool = False) -> int:
+    """The market seed of training (or held-out) path ``k`` in ``settings.replicate``."""
+    return (settings.replicate * REPLICATE_SEED_STRIDE + (HELDOUT_SEED_OFFSET if heldout else 0)
+            + k)
+
+
+def ppo_seeds(settings: SuiteSettings, n_seeds: int) -> list[int]:
+    """The PPO seeds of a run of ``n_seeds`` (0..K-1 in replicate 0)."""
+    return [settings.replicate * REPLICATE_PPO_SEED_STRIDE + i for i in range(n_seeds)]
+
+
 def train_envs(settings: SuiteSettings, cfg) -> list:
-    """One environment (random starts) per training path; path ``k`` is seed ``k`` (the same
-    paths for every PPO seed: seeds differ in the learner, not in the market)."""
-    return [_env_on(cfg, market_inputs(settings.market, k, settings.train_path_bars, cfg),
+    """One environment (random starts) per training path; path ``k`` is seed ``k`` in
+    replicate 0 (the same paths for every PPO seed: seeds differ in the learner, not in the
+    market)."""
+    return [_env_on(cfg, market_inputs(settings.market, path_seed(settings, k),
+                                       settings.train_path_bars, cfg),
                     "train") for k in range(settings.n_train_paths)]
 
 
@@ -148,7 +168,8 @@ def heldout_envs(settings: SuiteSettings, cfg) -> list:
     """Evaluation environments, one per held-out path, each ``heldout_episodes_per_path``
     consecutive episodes of ``env.episode_length_bars`` long."""
     n_bars = WARMUP_BARS + settings.heldout_episodes_per_path * cfg.env.episode_length_bars + 1
-    return [_env_on(cfg, market_inputs(settings.market, HELDOUT_SEED_OFFSET + k, n_bars, cfg),
+    return [_env_on(cfg, market_inputs(settings.market, path_seed(settings, k, heldout=True),
+                                       n_bars, cfg),
                     "eval") for k in range(settings.n_heldout_paths)]
 
 

@@ -20,6 +20,8 @@ from agents.learnability import (
     TradeProfile,
     evaluate_policy,
     heldout_envs,
+    path_seed,
+    ppo_seeds,
     reference_policy,
 )
 from agents.training import health_lines, learning_health, validation_interval
@@ -189,6 +191,22 @@ def test_a_minimum_hold_set_for_ppo_leaves_the_suites_rule_as_it_is():
         returns[hold] = evaluate_policy(envs, policy, cfg.env.episode_length_bars)
     assert returns[0] != [0.0, 0.0]
     assert returns[30] == returns[0]
+
+
+def test_a_replicate_draws_new_paths_and_ppo_seeds_and_replicate_0_is_the_suite():
+    suite, other = SuiteSettings("signal"), SuiteSettings("signal", replicate=1)
+    assert [path_seed(suite, k) for k in (0, 5)] == [0, 5]  # the suite's paths as before
+    assert path_seed(suite, 5, heldout=True) == 1_000_005
+    assert ppo_seeds(suite, 3) == [0, 1, 2]
+    assert ppo_seeds(other, 3) == [1000, 1001, 1002]
+    seeds = {path_seed(s, k, heldout=h) for s in (suite, other) for k in range(200)
+             for h in (False, True)}
+    assert len(seeds) == 800  # no path is shared between replicates or roles
+    small = {"n_heldout_paths": 1, "heldout_episodes_per_path": 1}
+    cfg = suite_config(SuiteSettings("signal", **small), 200)
+    frames = [heldout_envs(SuiteSettings("signal", replicate=r, **small), cfg)[0].panel
+              for r in (0, 1)]
+    assert not np.array_equal(frames[0].spot, frames[1].spot)
 
 
 def test_the_trade_profile_measures_how_the_signal_moves_the_spread_side():
