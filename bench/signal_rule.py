@@ -1,13 +1,13 @@
 """What the learnability suite's ``signal`` rule earns for how long it holds.
 
     python bench/signal_rule.py [--holds 1,5,10,15,20,25] [--heldout-paths N]
-                                [--heldout-episodes-per-path E] [--json OUT]
+                                [--heldout-episodes-per-path E] [--replicate R] [--json OUT]
 
 The suite's rule (``agents.learnability.SignalSpreadPolicy``: when flat, a bull call spread on
 an up signal, a bear put spread on a down one) with the same entries, closing each position
 after N bars instead of its 20; an N at or beyond the 30-day structures' life holds them to
 expiry. Scored on the suite's held-out paths, as ``bench/learnability.py`` scores it (16 paths
-x 12 episodes of 126 bars by default): the mean episode return in percent of starting equity
+x 12 episodes of 126 bars by default; ``--replicate`` as there): the mean episode return in percent of starting equity
 and its standard error. It says what a policy that closes early gives up, whatever it opened:
 a PPO run with ``env.min_holding_bars: 15`` that closes as soon as the hold allows is bounded
 by the N = 15 row, not by the rule's 20 (README, stop 40).
@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--heldout-paths", type=int, default=None,
                         help="held-out paths (default: the suite's)")
     parser.add_argument("--heldout-episodes-per-path", type=int, default=None)
+    parser.add_argument("--replicate", type=int, default=0,
+                        help="the suite's held-out paths (0) or another replicate's")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     for flag in ("heldout_paths", "heldout_episodes_per_path"):
@@ -56,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if value is not None and value < 1:
             raise UserInputError(f"--{flag.replace('_', '-')}: expected a positive integer, "
                                  f"got {value}")
+    if args.replicate < 0:
+        raise UserInputError(f"--replicate: expected 0 or a positive integer, "
+                             f"got {args.replicate}")
     args.holds = parse_holds(args.holds)
     return args
 
@@ -77,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         extra["n_heldout_paths"] = args.heldout_paths
     if args.heldout_episodes_per_path:
         extra["heldout_episodes_per_path"] = args.heldout_episodes_per_path
-    settings = SuiteSettings("signal", **extra)
+    settings = SuiteSettings("signal", replicate=args.replicate, **extra)
     cfg = suite_config(settings, settings.train_path_bars)
     started = time.time()
     envs = heldout_envs(settings, cfg)
     horizon = max(cfg.forecast.horizons)
     rows = []
-    print(f"signal rule, {settings.n_heldout_paths} held-out paths x "
+    print(f"signal rule, replicate {settings.replicate}, {settings.n_heldout_paths} held-out paths x "
           f"{settings.heldout_episodes_per_path} episodes; the rule itself holds "
           f"{SyntheticSpec('signal').signal_horizon_bars} bars")
     print("| hold bars | mean episode return % | standard error |")
@@ -97,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                      "standard_error_pct": se, "episodes": len(returns)})
         print(f"| {hold} | {mean:+.2f} | {'-' if se is None else f'{se:.2f}'} |", flush=True)
     if args.json:
-        write_json_atomic({"market": "signal", "n_heldout_paths": settings.n_heldout_paths,
+        write_json_atomic({"market": "signal", "replicate": settings.replicate,
+                           "n_heldout_paths": settings.n_heldout_paths,
                            "heldout_episodes_per_path": settings.heldout_episodes_per_path,
                            "rows": rows}, Path(args.json))
         print(f"figures: {args.json}")
