@@ -47,7 +47,8 @@ from forecasters.synthetic import synthetic_forecast_panel
 
 __all__ = ["HELDOUT_SEED_OFFSET", "REPLICATE_SEED_STRIDE", "SUITE_CONFIG", "Prepared",
            "SignalSpreadPolicy", "SuiteSettings", "TradeProfile", "evaluate_policy",
-           "heldout_envs", "market_inputs", "path_seed", "ppo_seeds", "prepare", "reference_policy", "score_final_model", "score_rules", "suite_overrides",
+           "heldout_envs", "market_inputs", "path_seed", "ppo_seeds", "prepare",
+           "reference_policy", "score_final_model", "score_rules", "suite_overrides",
            "train_envs", "train_one_seed", "training_paths_to_score", "warm"]
 
 log = logging.getLogger(__name__)
