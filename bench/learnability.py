@@ -62,7 +62,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from common.cli import run_cli  # noqa: E402
+from common.cli import require_counts, run_cli  # noqa: E402
 from common.errors import UserInputError  # noqa: E402
 
 TARGET_SHARE_OF_REFERENCE = 0.8
@@ -102,15 +102,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "and train.* keys); DIR/variant_NAME/ and DIR/compare.json")
     parser.add_argument("--out", required=True, help="output folder")
     args = parser.parse_args(argv)
-    for flag in ("timesteps", "seeds", "jobs", "train_paths", "train_path_bars", "heldout_paths",
-                 "heldout_episodes_per_path"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserInputError(f"--{flag.replace('_', '-')}: expected a positive integer, "
-                                 f"got {value}")
-    if args.replicate < 0:
-        raise UserInputError(f"--replicate: expected 0 or a positive integer, "
-                             f"got {args.replicate}")
+    require_counts(args, positive=("timesteps", "seeds", "jobs", "train_paths", "train_path_bars",
+                                   "heldout_paths", "heldout_episodes_per_path"),
+                   non_negative=("replicate",))
     return args
 
 

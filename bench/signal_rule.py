@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from common.cli import run_cli  # noqa: E402
+from common.cli import require_counts, run_cli  # noqa: E402
 from common.errors import UserInputError  # noqa: E402
 
 DEFAULT_HOLDS = "1,5,10,15,20,25"
@@ -53,14 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the suite's held-out paths (0) or another replicate's")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
-    for flag in ("heldout_paths", "heldout_episodes_per_path"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserInputError(f"--{flag.replace('_', '-')}: expected a positive integer, "
-                                 f"got {value}")
-    if args.replicate < 0:
-        raise UserInputError(f"--replicate: expected 0 or a positive integer, "
-                             f"got {args.replicate}")
+    require_counts(args, positive=("heldout_paths", "heldout_episodes_per_path"),
+                   non_negative=("replicate",))
     args.holds = parse_holds(args.holds)
     return args
 

@@ -14,10 +14,22 @@ from collections.abc import Callable, Sequence
 
 from common.errors import UserInputError
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "run_cli"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "require_counts", "run_cli"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+def require_counts(args, positive: Sequence[str] = (), non_negative: Sequence[str] = ()) -> None:
+    """Refuse, naming the flag, an integer option of ``args`` (an argparse namespace; ``None``
+    means "not given") below 1 (``positive``) or below 0 (``non_negative``)."""
+    for flags, least, what in ((positive, 1, "a positive integer"),
+                               (non_negative, 0, "0 or a positive integer")):
+        for flag in flags:
+            value = getattr(args, flag)
+            if value is not None and value < least:
+                raise UserInputError(f"--{flag.replace('_', '-')}: expected {what}, "
+                                     f"got {value}")
 
 
 def _one_line(exc: BaseException) -> str:
