@@ -7,10 +7,10 @@ The suite's rule (``agents.learnability.SignalSpreadPolicy``: when flat, a bull 
 an up signal, a bear put spread on a down one) with the same entries, closing each position
 after N bars instead of its 20; an N at or beyond the 30-day structures' life holds them to
 expiry. Scored on the suite's held-out paths, as ``bench/learnability.py`` scores it (16 paths
-x 12 episodes of 126 bars by default; ``--replicate`` as there): the mean episode return in percent of starting equity
-and its standard error. It says what a policy that closes early gives up, whatever it opened:
-a PPO run with ``env.min_holding_bars: 15`` that closes as soon as the hold allows is bounded
-by the N = 15 row, not by the rule's 20 (README, stop 40).
+x 12 episodes of 126 bars by default; ``--replicate`` as there): the mean episode return in
+percent of starting equity and its standard error. It says what a policy that closes early
+gives up, whatever it opened: a PPO run with ``env.min_holding_bars: 15`` that closes as soon
+as the hold allows is bounded by the N = 15 row, not by the rule's 20 (README, stop 40).
 Bad input is one line on stderr and exit status 2.
 """
 
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     envs = heldout_envs(settings, cfg)
     horizon = max(cfg.forecast.horizons)
     rows = []
-    print(f"signal rule, replicate {settings.replicate}, {settings.n_heldout_paths} held-out paths x "
-          f"{settings.heldout_episodes_per_path} episodes; the rule itself holds "
+    print(f"signal rule, replicate {settings.replicate}, {settings.n_heldout_paths} held-out "
+          f"paths x {settings.heldout_episodes_per_path} episodes; the rule itself holds "
           f"{SyntheticSpec('signal').signal_horizon_bars} bars")
     print("| hold bars | mean episode return % | standard error |")
     print("|---:|---:|---:|")

@@ -1,7 +1,7 @@
 """Constants shared by several stages, defined once."""
 
-__all__ = ["CALENDAR_DAYS_PER_YEAR", "CONTRACT_MULTIPLIER", "PERCENT_PER_UNIT", "TRADING_DAYS_PER_YEAR",
-           "VOL_POINTS_PER_UNIT"]
+__all__ = ["CALENDAR_DAYS_PER_YEAR", "CONTRACT_MULTIPLIER", "PERCENT_PER_UNIT",
+           "TRADING_DAYS_PER_YEAR", "VOL_POINTS_PER_UNIT"]
 
 TRADING_DAYS_PER_YEAR = 252
 CALENDAR_DAYS_PER_YEAR = 365.0  # option time: t_years = calendar days / this

@@ -43,6 +43,7 @@ FLAT_SURFACE = {"ssvi_rho": 0.0, "ssvi_eta": 1.0e-9, "ssvi_rho_per_log_level": 0
                 "index_to_atm_ratio": 1.0, "dividend_yield_annualized": 0.0}
 """Surface keys (``options.surface``) that price a synthetic market with one flat volatility."""
 
+
 def market_surface(spec: SyntheticSpec) -> dict:
     """Surface keys (``options.surface``) that price ``spec``'s market.
 
@@ -65,6 +66,7 @@ def market_surface(spec: SyntheticSpec) -> dict:
             "term_mean_reversion_per_year": -TRADING_DAYS_PER_YEAR * math.log(persistence),
             "long_run_iv_annualized": (1.0 + spec.premium) * spec.vol_annualized,
             "term_reference_dte_days": CALENDAR_DAYS_PER_YEAR / TRADING_DAYS_PER_YEAR}
+
 
 _VOLUME = 1.0e9
 _INTRABAR_RANGE_SD = 0.5  # high/low extend max/min(open, close) by |N(0, 1)| * this * bar sd
