@@ -235,10 +235,9 @@ class TradeProfile:
 
     def __init__(self, direction_slot: int | None = None) -> None:
         self.direction_slot = direction_slot
-        self.opens: dict[str, int] = {}
+        # (structure, planted direction "up"/"down" at the open, or None outside signal) -> opens
+        self.opens: dict[tuple[str, str | None], int] = {}
         self.held_bars: list[int] = []
-        # signal -> spread side -> opens ("up"/"down" planted direction; "bull"/"bear" spread)
-        self.sides = {signal: {"all": 0, "bull": 0, "bear": 0} for signal in ("up", "down")}
 
     @classmethod
     def for_market(cls, market: str, observation_names, cfg) -> TradeProfile:
@@ -248,16 +247,10 @@ class TradeProfile:
             forecast_quantile_obs_name(max(cfg.forecast.horizons), 0.5)))
 
     def record_open(self, strategy: str, observation) -> None:
-        key = strategy
+        signal = None
         if self.direction_slot is not None:
             signal = "up" if observation[self.direction_slot] > 0 else "down"
-            key += f" ({signal})"
-            counts = self.sides[signal]
-            counts["all"] += 1
-            side = strategy.split("_", 1)[0]
-            if side in ("bull", "bear"):
-                counts[side] += 1
-        self.opens[key] = self.opens.get(key, 0) + 1
+        self.opens[strategy, signal] = self.opens.get((strategy, signal), 0) + 1
 
     def summary(self) -> dict:
         """Opens per structure, positions, median bars held, the share flat after one bar and,
@@ -276,17 +269,25 @@ class TradeProfile:
         held = np.asarray(self.held_bars)
         shares, response = None, None
         if self.direction_slot is not None:
-            shares = {signal: {side: (c[side] / c["all"] if c["all"] else None)
-                               for side in ("bull", "bear")}
-                      for signal, c in self.sides.items()}
-            if all(c["all"] for c in self.sides.values()):
-                up, down = shares["up"], shares["down"]
+            shares = {signal: self._spread_shares(signal) for signal in ("up", "down")}
+            up, down = shares["up"], shares["down"]
+            if up["bull"] is not None and down["bull"] is not None:  # both directions opened
                 response = ((up["bull"] - down["bull"]) + (down["bear"] - up["bear"])) / 2
-        return {"opens": dict(sorted(self.opens.items(), key=lambda kv: (-kv[1], kv[0]))),
+        opens = {(name if signal is None else f"{name} ({signal})"): n
+                 for (name, signal), n in self.opens.items()}
+        return {"opens": dict(sorted(opens.items(), key=lambda kv: (-kv[1], kv[0]))),
                 "positions": int(held.size),
                 "median_held_bars": float(np.median(held)) if held.size else None,
                 "closed_after_one_bar_share": float(np.mean(held <= 1)) if held.size else None,
                 "spread_shares": shares, "signal_response": response}
+
+    def _spread_shares(self, signal: str) -> dict:
+        """The share of the opens on ``signal`` that were bull (``bull_*``) and bear
+        (``bear_*``) spreads (None without opens)."""
+        opened = {name: n for (name, s), n in self.opens.items() if s == signal}
+        total = sum(opened.values())
+        return {side: (sum(n for name, n in opened.items() if name.startswith(f"{side}_"))
+                       / total if total else None) for side in ("bull", "bear")}
 
 
 def evaluate_policy(envs: list, policy, length_bars: int,
