@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common.paths import user_cache_root
 
-MemberName = Literal["rf", "gb", "xgb", "lstm", "attention", "vol_rw", "har"]
+MemberName = Literal["rf", "gb", "xgb", "lstm", "attention", "vol_rw", "har", "gjr"]
 ReferenceName = Literal["random_walk", "garch"]
 TUNABLE = ("rf", "gb", "xgb", "lstm", "attention")
-OPTIONAL_MEMBERS = ("attention",)
+OPTIONAL_MEMBERS = ("attention", "gjr")
 """Members added after forecast panels were first cached: their parameters enter the cache key
 only when they are selected, so configs that leave them out keep their keys."""
 
@@ -135,6 +135,17 @@ class GarchParams(_Section):
 
     lookback_bars: int | None = Field(
         2520, ge=100, description="fit on the latest N bars (None: whole window)"
+    )
+
+
+class GjrParams(_Section):
+    """GJR-GARCH(1,1)-t member with filtered historical simulation quantiles."""
+
+    lookback_bars: int | None = Field(
+        2520, ge=100, description="fit on the latest N bars (None: whole window)"
+    )
+    quantile_lookback_bars: int | None = Field(
+        1260, ge=20, description="quantiles of the latest N resolved standardised h-bar returns"
     )
 
 
@@ -319,6 +330,7 @@ class ForecastConfig(_Section):
     har: HarParams = HarParams()
     random_walk: RandomWalkParams = RandomWalkParams()
     garch: GarchParams = GarchParams()
+    gjr: GjrParams = GjrParams()
     tune: TuneConfig = TuneConfig()
     cache_dir: str = Field(
         default_factory=lambda: str(user_cache_root() / "forecasts"),
@@ -332,7 +344,6 @@ class ForecastConfig(_Section):
         """This config with the tuned member parameters of ``tuned_params_path`` merged in."""
         if self.tuned_params_path is None:
             return self
-
 
         path = Path(self.tuned_params_path)
         if not path.is_file():

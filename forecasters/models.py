@@ -408,54 +408,118 @@ class Garch(QuantileForecaster):
     for h > 1, where the sum is closer to normal).
     """
 
+    ASYMMETRY_LAGS = 0
+    """``arch``'s ``o``: 0 for GARCH, 1 for GJR-GARCH (a larger response to falls)."""
+
     @property
     def context_bars(self) -> int | None:  # type: ignore[override]
         return self.params.lookback_bars
+
+    def _returns_pct(self, X: pd.DataFrame) -> np.ndarray:
+        return PERCENT_PER_UNIT * X[RETURN_COLUMN].to_numpy(float)
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
         # arch (GARCH fits, bootstraps) is heavy: imported only where it is used
         from arch import arch_model
 
-        returns_pct = PERCENT_PER_UNIT * X[RETURN_COLUMN].to_numpy(float)
+        returns_pct = self._returns_pct(X)
         returns_pct = returns_pct[np.isfinite(returns_pct)]
         if self.params.lookback_bars is not None:
             returns_pct = returns_pct[-self.params.lookback_bars :]
         result = arch_model(
-            returns_pct, mean="Constant", vol="GARCH", p=1, q=1, dist="t", rescale=False
-        ).fit(disp="off", show_warning=False)
+            returns_pct, mean="Constant", vol="GARCH", p=1, o=self.ASYMMETRY_LAGS, q=1,
+            dist="t", rescale=False,
+        ).fit(disp="off", show_warning=False)  # fmt: skip
         params = result.params
         self._mu = float(params["mu"])
         self._omega = float(params["omega"])
         self._alpha = float(params["alpha[1]"])
+        self._gamma = float(params["gamma[1]"]) if self.ASYMMETRY_LAGS else 0.0
         self._beta = float(params["beta[1]"])
         self._nu = float(params["nu"])
         return self
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        returns_pct = PERCENT_PER_UNIT * X[RETURN_COLUMN].to_numpy(float)
+    def _cumulative_variance_pct2(self, returns_pct: np.ndarray) -> np.ndarray:
+        """(n, n_horizons) variance of the h-bar return in percent^2 known at each row.
+
+        The variance is filtered through ``returns_pct`` from the variance of its first 75
+        finite returns; a missing return counts as its expected shock (half of it a fall).
+        """
         finite = returns_pct[np.isfinite(returns_pct)]
-        persistence = self._alpha + self._beta
+        persistence = self._alpha + 0.5 * self._gamma + self._beta
         variance = (
             float(np.var(finite[:75]))
             if len(finite) > 1
             else self._omega / max(1e-6, 1 - persistence)
         )
-        next_variance = np.empty(len(X))
+        next_variance = np.empty(len(returns_pct))
         for i, r in enumerate(returns_pct):
-            shock2 = (r - self._mu) ** 2 if np.isfinite(r) else variance
-            variance = self._omega + self._alpha * shock2 + self._beta * variance
+            if np.isfinite(r):
+                shock2 = (r - self._mu) ** 2
+                arch_weight = self._alpha + self._gamma * (r < self._mu)
+            else:
+                shock2 = variance
+                arch_weight = self._alpha + 0.5 * self._gamma
+            variance = self._omega + arch_weight * shock2 + self._beta * variance
             next_variance[i] = variance  # variance of the return over bar i+1, known at i
         horizon_max = max(self.horizons)
-        step_variances = np.empty((len(X), horizon_max))
+        step_variances = np.empty((len(returns_pct), horizon_max))
         step_variances[:, 0] = next_variance
         for k in range(1, horizon_max):
             step_variances[:, k] = self._omega + persistence * step_variances[:, k - 1]
-        cumulative = np.cumsum(step_variances, axis=1)[:, np.asarray(self.horizons) - 1]
+        return np.cumsum(step_variances, axis=1)[:, np.asarray(self.horizons) - 1]
+
+    def _standard_quantiles(self, cumulative: np.ndarray) -> np.ndarray:
+        """(n_horizons, n_levels) quantiles of the h-bar return over its standard deviation."""
         t_scale = np.sqrt((self._nu - 2.0) / self._nu) if self._nu > 2 else 1.0
         z = stats.t.ppf(self.levels, self._nu) * t_scale
+        return np.broadcast_to(z, (len(self.horizons), len(self.levels)))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        cumulative = self._cumulative_variance_pct2(self._returns_pct(X))
+        z = self._standard_quantiles(cumulative)
         mean = self._mu * np.asarray(self.horizons, float)
-        quantiles_pct = mean[None, :, None] + np.sqrt(cumulative)[:, :, None] * z[None, None, :]
+        quantiles_pct = mean[None, :, None] + np.sqrt(cumulative)[:, :, None] * z[None, :, :]
         return quantiles_pct / PERCENT_PER_UNIT
+
+
+class Gjr(Garch):
+    """Member: GJR-GARCH(1,1)-t (Glosten, Jagannathan and Runkle 1993) with filtered historical
+    simulation quantiles.
+
+    GARCH answers a fall and a rise of the same size alike; in equity indices a fall raises the
+    next bar's variance more (the leverage effect), and this member's ``gamma`` carries that.
+    The h-bar variance is the sum of the step forecasts (persistence alpha + gamma / 2 + beta);
+    the quantiles are the empirical ones of the resolved training labels minus h * mu, divided
+    by the model's h-bar standard deviation at their date (the latest ``quantile_lookback_bars``
+    of the fitted window), so the skew and the fat tails of h-bar returns come from the data,
+    not from a Student-t. Rows whose label is unresolved at the refit (NaN in ``y``) are never
+    used.
+    """
+
+    ASYMMETRY_LAGS = 1
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        super().fit(X, y)
+        rows = (
+            slice(None)
+            if self.params.lookback_bars is None
+            else slice(-self.params.lookback_bars, None)
+        )
+        sd = np.sqrt(self._cumulative_variance_pct2(self._returns_pct(X.iloc[rows])))
+        y_pct = PERCENT_PER_UNIT * y[rows]
+        mean = self._mu * np.asarray(self.horizons, float)
+        self._z = np.empty((len(self.horizons), len(self.levels)))
+        for j in range(len(self.horizons)):
+            resolved = np.isfinite(y_pct[:, j])
+            z = (y_pct[resolved, j] - mean[j]) / sd[resolved, j]
+            if self.params.quantile_lookback_bars is not None:
+                z = z[-self.params.quantile_lookback_bars :]
+            self._z[j] = np.quantile(z, self.levels)
+        return self
+
+    def _standard_quantiles(self, cumulative: np.ndarray) -> np.ndarray:
+        return self._z
 
 
 HAR_FEATURES = (
@@ -546,6 +610,7 @@ FORECASTERS: dict[str, type[QuantileForecaster]] = {
     "har": HarVol,
     "random_walk": RandomWalk,
     "garch": Garch,
+    "gjr": Gjr,
 }
 """Registry of every model the walk-forward can run, by the name used in configs and panels."""
 

@@ -1,4 +1,4 @@
-"""Intervals chosen on long windows, the HAR member, the verdicts and the forecast gate."""
+"""Intervals chosen on long windows, the HAR and GJR members, the verdicts and the forecast gate."""
 
 from __future__ import annotations
 
@@ -162,6 +162,86 @@ def test_har_walk_forward_has_no_look_ahead():
     truncated = walk_forward(market.loc[:cut], config, progress=False)
     expected = full[full["date"] <= cut].reset_index(drop=True)
     assert set(expected["model"]) == {"har", "random_walk", "ensemble"}
+    pd.testing.assert_frame_equal(truncated.reset_index(drop=True), expected, rtol=1e-9, atol=1e-12)
+
+
+def _gjr_series(n: int = 3000, seed: int = 0):
+    """Daily returns from a GJR-GARCH(1,1)-t in percent (omega 0.02, alpha 0.02, gamma 0.12,
+    beta 0.9, nu 7), as a model input frame and forward h-bar returns for h = 1, 5."""
+    rng = np.random.default_rng(seed)
+    omega, alpha, gamma, beta, nu = 0.02, 0.02, 0.12, 0.9, 7.0
+    shocks = rng.standard_t(nu, n) * np.sqrt((nu - 2) / nu)
+    variance, r_pct = omega / (1 - alpha - gamma / 2 - beta), np.empty(n)
+    for i in range(n):
+        r_pct[i] = np.sqrt(variance) * shocks[i]
+        variance = omega + (alpha + gamma * (r_pct[i] < 0)) * r_pct[i] ** 2 + beta * variance
+    close = pd.Series(100 * np.exp(np.cumsum(r_pct / 100)),
+                      index=pd.bdate_range("2000-01-03", periods=n))
+    X = pd.DataFrame({RETURN_COLUMN: np.log(close).diff()}, index=close.index)
+    return X, forward_log_returns(close, (1, 5))
+
+
+def _resolved_at(y: np.ndarray, refit: int, horizons=(1, 5)) -> np.ndarray:
+    rows = np.arange(refit + 1)
+    fit = y[: refit + 1].copy()
+    fit[rows[:, None] + np.array(horizons)[None, :] > refit] = np.nan
+    return fit
+
+
+def test_gjr_member_matches_arch_and_answers_falls_more_than_rises():
+    """The h-bar variance equals arch's own GJR forecast summed over 1..h (an independent
+    implementation); a 2% fall widens tomorrow's interval more than a 2% rise; and its
+    intervals out of sample cover as promised on the process it models."""
+    from arch import arch_model
+
+    config = ForecastConfig(horizons=[1, 5], quantile_levels=LEVELS, members=["gjr"])
+    X, y = _gjr_series()
+    refit = 2499
+    model = make_forecaster("gjr", config, 0).fit(X.iloc[: refit + 1], _resolved_at(y, refit))
+    assert model._gamma > 0.05 and model._alpha < 0.06
+
+    returns_pct = 100 * X[RETURN_COLUMN].to_numpy()[1 : refit + 1]
+    reference = arch_model(returns_pct, mean="Constant", vol="GARCH", p=1, o=1, q=1,
+                           dist="t", rescale=False)
+    steps = reference.fix(
+        [model._mu, model._omega, model._alpha, model._gamma, model._beta, model._nu]
+    ).forecast(horizon=5, reindex=False).variance.to_numpy()[-1]
+    ours = model._cumulative_variance_pct2(100 * X[RETURN_COLUMN].to_numpy()[: refit + 1])[-1]
+    np.testing.assert_allclose(ours, [steps[0], steps.sum()], rtol=1e-6)
+
+    window = X.iloc[refit - 100 : refit + 1].copy()
+    widths = {}
+    for move in (-0.02, 0.02):
+        window.iloc[-1, 0] = move
+        pred = model.predict(window)[-1, 0]
+        widths[move] = pred[3] - pred[1]
+    assert widths[-0.02] > 1.3 * widths[0.02]  # 1.49 here; GARCH answers both alike
+
+    pred = model.predict(X)[refit + 1 :]  # the 500 bars after the refit
+    outcome = y[refit + 1 :]
+    for j in range(2):
+        ok = np.isfinite(outcome[:, j])
+        inside = (outcome[ok, j] >= pred[ok, j, 1]) & (outcome[ok, j] <= pred[ok, j, 3])
+        assert abs(inside.mean() - 0.75) < 0.05
+
+
+def test_gjr_walk_forward_has_no_look_ahead():
+    """The GJR member's panel on data truncated at T equals the full panel at dates <= T."""
+    import data
+    from forecasters import walk_forward
+
+    market = data.load_market("embedded", start="2012-01-01", end="2016-06-30")
+    config = ForecastConfig(
+        horizons=[1, 3], members=["gjr"], references=["random_walk"], min_train_bars=300,
+        refit_every_bars=120, n_jobs=1, ensemble={"min_forecasts": 30, "lookback_forecasts": 200},
+        conformal={"min_forecasts": 20, "window_forecasts": 100, "select_end": "2015-06-30"},
+        gjr={"lookback_bars": 600, "quantile_lookback_bars": 300},
+    )  # fmt: skip
+    full = walk_forward(market, config, progress=False)
+    cut = market.index[len(market) - 95]
+    truncated = walk_forward(market.loc[:cut], config, progress=False)
+    expected = full[full["date"] <= cut].reset_index(drop=True)
+    assert set(expected["model"]) == {"gjr", "random_walk", "ensemble"}
     pd.testing.assert_frame_equal(truncated.reset_index(drop=True), expected, rtol=1e-9, atol=1e-12)
 
 
