@@ -146,22 +146,31 @@ def test_har_member_tracks_the_vol_level_and_uses_resolved_labels_only():
     assert np.all(np.diff(pred, axis=-1) >= 0)
 
 
-def test_har_walk_forward_has_no_look_ahead():
-    """The HAR member's panel on data truncated at T equals the full panel at dates <= T."""
+@pytest.mark.parametrize(
+    ("member", "start", "refit_every_bars", "params"),
+    [
+        ("har", "2013-01-01", 60, {}),
+        ("gjr", "2012-01-01", 120, {"gjr": {"lookback_bars": 600, "quantile_lookback_bars": 300}}),
+    ],
+)
+def test_member_walk_forward_has_no_look_ahead(member, start, refit_every_bars, params):
+    """The member's panel on data truncated at T equals the full panel at dates <= T."""
     import data
     from forecasters import walk_forward
 
-    market = data.load_market("embedded", start="2013-01-01", end="2016-06-30")
+    market = data.load_market("embedded", start=start, end="2016-06-30")
     config = ForecastConfig(
-        horizons=[1, 3], members=["har"], references=["random_walk"], min_train_bars=300,
-        refit_every_bars=60, n_jobs=1, ensemble={"min_forecasts": 30, "lookback_forecasts": 200},
+        horizons=[1, 3], members=[member], references=["random_walk"], min_train_bars=300,
+        refit_every_bars=refit_every_bars, n_jobs=1,
+        ensemble={"min_forecasts": 30, "lookback_forecasts": 200},
         conformal={"min_forecasts": 20, "window_forecasts": 100, "select_end": "2015-06-30"},
+        **params,
     )  # fmt: skip
     full = walk_forward(market, config, progress=False)
     cut = market.index[len(market) - 95]
     truncated = walk_forward(market.loc[:cut], config, progress=False)
     expected = full[full["date"] <= cut].reset_index(drop=True)
-    assert set(expected["model"]) == {"har", "random_walk", "ensemble"}
+    assert set(expected["model"]) == {member, "random_walk", "ensemble"}
     pd.testing.assert_frame_equal(truncated.reset_index(drop=True), expected, rtol=1e-9, atol=1e-12)
 
 
@@ -175,8 +184,9 @@ def _gjr_series(n: int = 3000, seed: int = 0):
     for i in range(n):
         r_pct[i] = np.sqrt(variance) * shocks[i]
         variance = omega + (alpha + gamma * (r_pct[i] < 0)) * r_pct[i] ** 2 + beta * variance
-    close = pd.Series(100 * np.exp(np.cumsum(r_pct / 100)),
-                      index=pd.bdate_range("2000-01-03", periods=n))
+    close = pd.Series(
+        100 * np.exp(np.cumsum(r_pct / 100)), index=pd.bdate_range("2000-01-03", periods=n)
+    )
     X = pd.DataFrame({RETURN_COLUMN: np.log(close).diff()}, index=close.index)
     return X, forward_log_returns(close, (1, 5))
 
@@ -201,11 +211,14 @@ def test_gjr_member_matches_arch_and_answers_falls_more_than_rises():
     assert model._gamma > 0.05 and model._alpha < 0.06
 
     returns_pct = 100 * X[RETURN_COLUMN].to_numpy()[1 : refit + 1]
-    reference = arch_model(returns_pct, mean="Constant", vol="GARCH", p=1, o=1, q=1,
-                           dist="t", rescale=False)
-    steps = reference.fix(
-        [model._mu, model._omega, model._alpha, model._gamma, model._beta, model._nu]
-    ).forecast(horizon=5, reindex=False).variance.to_numpy()[-1]
+    reference = arch_model(
+        returns_pct, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="t", rescale=False
+    )
+    steps = (
+        reference.fix([model._mu, model._omega, model._alpha, model._gamma, model._beta, model._nu])
+        .forecast(horizon=5, reindex=False)
+        .variance.to_numpy()[-1]
+    )
     ours = model._cumulative_variance_pct2(100 * X[RETURN_COLUMN].to_numpy()[: refit + 1])[-1]
     np.testing.assert_allclose(ours, [steps[0], steps.sum()], rtol=1e-6)
 
@@ -223,26 +236,6 @@ def test_gjr_member_matches_arch_and_answers_falls_more_than_rises():
         ok = np.isfinite(outcome[:, j])
         inside = (outcome[ok, j] >= pred[ok, j, 1]) & (outcome[ok, j] <= pred[ok, j, 3])
         assert abs(inside.mean() - 0.75) < 0.05
-
-
-def test_gjr_walk_forward_has_no_look_ahead():
-    """The GJR member's panel on data truncated at T equals the full panel at dates <= T."""
-    import data
-    from forecasters import walk_forward
-
-    market = data.load_market("embedded", start="2012-01-01", end="2016-06-30")
-    config = ForecastConfig(
-        horizons=[1, 3], members=["gjr"], references=["random_walk"], min_train_bars=300,
-        refit_every_bars=120, n_jobs=1, ensemble={"min_forecasts": 30, "lookback_forecasts": 200},
-        conformal={"min_forecasts": 20, "window_forecasts": 100, "select_end": "2015-06-30"},
-        gjr={"lookback_bars": 600, "quantile_lookback_bars": 300},
-    )  # fmt: skip
-    full = walk_forward(market, config, progress=False)
-    cut = market.index[len(market) - 95]
-    truncated = walk_forward(market.loc[:cut], config, progress=False)
-    expected = full[full["date"] <= cut].reset_index(drop=True)
-    assert set(expected["model"]) == {"gjr", "random_walk", "ensemble"}
-    pd.testing.assert_frame_equal(truncated.reset_index(drop=True), expected, rtol=1e-9, atol=1e-12)
 
 
 def _toy_panel(n: int = 300, hit_scale: float = 0.005, seed: int = 0):
@@ -330,8 +323,9 @@ def _tiny(cache_dir: Path, gate: dict) -> dict:
     }
 
 
-def _train(tmp_path: Path, gate: dict, *extra: str,
-           cache: Path | None = None) -> tuple[subprocess.CompletedProcess, Path]:
+def _train(
+    tmp_path: Path, gate: dict, *extra: str, cache: Path | None = None
+) -> tuple[subprocess.CompletedProcess, Path]:
     """train.py on the tiny gate config; ``cache``: a forecast cache to share (the gate is not
     part of the panel's cache key, so the session's tiny panel is reused)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
