@@ -28,6 +28,7 @@ from agents.run_folder import EvaluationInputError, seed_dirs
 from agents.statistics import (
     block_length_bars,
     deflated_sharpe_ratio,
+    median_interval,
     per_bar_sharpe,
     sharpe_diff_interval,
     spa_test,
@@ -268,8 +269,10 @@ def seeds_summary(results: dict[str, EpisodeResult], per_seed: dict[str, dict]) 
     r = returns[best]
     dsr = deflated_sharpe_ratio(sharpes[best], np.asarray(list(sharpes.values())), len(r),
                                 skew=float(skew(r)), kurtosis=float(kurtosis(r, fisher=False)))
+    low, high = median_interval([m["sharpe"] for m in per_seed.values()])
     return {"per_seed": per_seed, "spread": spread, "best_seed": best,
-            "deflated_sharpe": None if np.isnan(dsr) else dsr}
+            "deflated_sharpe": None if np.isnan(dsr) else dsr,
+            "sharpe_median_interval": {"low": low, "high": high, "level": 0.95}}
 
 
 @contextlib.contextmanager

@@ -217,6 +217,11 @@ def run(args: argparse.Namespace, run: Path, seed_dirs: list[Path], cfg: Experim
                      bars_per_year, plots, notes, audit)
 
     print(markdown_table(document["policies"]))
+    if seeds is not None:
+        interval = seeds["sharpe_median_interval"]
+        print(f"PPO's median Sharpe over {len(seed_dirs)} seeds: "
+              f"{seeds['spread']['sharpe']['median']:.2f}, 95% bootstrap interval of that median "
+              f"over seeds [{interval['low']:.2f}, {interval['high']:.2f}]")
     if comparison:
         ci = comparison["sharpe_diff_ci"]
         print(f"SPA p-value (PPO beats every baseline): {comparison['spa_pvalue']:.3f}; "

@@ -319,6 +319,14 @@ def write_report(path: Path, title: str, metrics: dict[str, dict], document: dic
         for key, stats in seeds["spread"].items():
             lines.append(f"| {key} | {stats['median']:.3f} | {stats['min']:.3f} | "
                          f"{stats['max']:.3f} |")
+        interval = seeds.get("sharpe_median_interval")
+        if interval is not None:
+            lines += ["", f"Median Sharpe over {len(seeds['per_seed'])} seeds: "
+                          f"{seeds['spread']['sharpe']['median']:.2f}; "
+                          f"{PERCENT_PER_UNIT * interval['level']:.0f}% bootstrap interval of "
+                          f"that median over seeds [{interval['low']:.2f}, {interval['high']:.2f}]. "
+                          "Other seeds could put the median anywhere in it: a difference "
+                          "smaller than its width is not a finding."]
         dsr = seeds.get("deflated_sharpe")
         lines += ["", f"Deflated Sharpe ratio of the best seed ({seeds['best_seed']}; "
                       f"probability its true Sharpe > 0 after {len(seeds['per_seed'])} "

@@ -8,6 +8,8 @@ against several, through ``arch.bootstrap``.
 * :func:`spa_test` - Hansen's (2005) test for superior predictive ability (``arch.bootstrap.SPA``).
 * :func:`probabilistic_sharpe_ratio`, :func:`min_track_record_bars`, :func:`deflated_sharpe_ratio`
   - Bailey & Lopez de Prado (2012, 2014). Sharpe ratios there are per bar (not annualised).
+* :func:`median_interval` - percentile-bootstrap interval of the median of a few independent
+  values (PPO's Sharpe over training seeds).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import numpy as np
 
 from common.lazy import lazy_module
+from common.units import PERCENT_PER_UNIT
 
 stats = lazy_module("scipy.stats")  # 0.5 s to import; training never reaches it
 
@@ -24,6 +27,7 @@ __all__ = [
     "EULER_GAMMA",
     "block_length_bars",
     "deflated_sharpe_ratio",
+    "median_interval",
     "min_track_record_bars",
     "per_bar_sharpe",
     "probabilistic_sharpe_ratio",
@@ -42,6 +46,26 @@ def _arch_bootstrap():
     from arch import bootstrap
 
     return bootstrap
+
+
+def median_interval(values, level: float = 0.95, reps: int = 10_000,
+                    seed: int = 0) -> tuple[float, float]:
+    """(low, high): percentile-bootstrap interval of the median of independent ``values``.
+
+    The values are resampled with replacement ``reps`` times (a fixed ``seed``, so a report
+    is reproducible). For PPO's Sharpe over training seeds it says how far the median of so
+    few seeds could move with other seeds. With five seeds the 95% interval is their whole
+    range (a resample's median is the lowest value with probability 0.058); with fifteen it
+    narrows to about the 4th to the 12th value.
+    """
+    values = np.asarray(values, float)
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ValueError("median_interval needs at least one value, all finite")
+    draws = np.random.default_rng(seed).choice(values, size=(reps, values.size))
+    medians = np.median(draws, axis=1)
+    tail = PERCENT_PER_UNIT * (1.0 - level) / 2.0
+    low, high = np.percentile(medians, [tail, PERCENT_PER_UNIT - tail])
+    return float(low), float(high)
 
 
 def per_bar_sharpe(returns: np.ndarray) -> float:

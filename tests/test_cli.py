@@ -278,7 +278,11 @@ def test_several_seeds_are_summarised_by_median_and_range(tiny_workspace, tmp_pa
     assert spread["min"] == min(sharpes) and spread["max"] == max(sharpes)
     assert summary["policies"]["ppo"]["sharpe"] == pytest.approx(float(np.median(sharpes)))
     assert 0.0 <= summary["seeds"]["deflated_sharpe"] <= 1.0
-    assert "across seeds" in (run_dir / "eval" / "report.md").read_text()
+    interval = summary["seeds"]["sharpe_median_interval"]
+    assert interval["low"] == min(sharpes) and interval["high"] == max(sharpes)  # 2 seeds
+    report = (run_dir / "eval" / "report.md").read_text()
+    assert "across seeds" in report and "bootstrap interval of that median" in report
+    assert "median Sharpe over 2 seeds" in out.stdout
     assert 0.0 <= summary["comparison"]["spa_pvalue"] <= 1.0
     assert summary["comparison"]["compared"] == ["cash", "short_put_spread"]
 

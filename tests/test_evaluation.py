@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import kurtosis, norm, skew
+from scipy.stats import binom, kurtosis, norm, skew
 
 import data
 from agents import make_baseline, performance_metrics, run_episode
@@ -26,6 +26,7 @@ from agents.report import ACTION_COLOURS, monthly_returns, pnl_attribution, roll
 from agents.statistics import (
     block_length_bars,
     deflated_sharpe_ratio,
+    median_interval,
     min_track_record_bars,
     probabilistic_sharpe_ratio,
     sharpe_diff_interval,
@@ -149,6 +150,40 @@ def test_deflated_sharpe_falls_with_the_number_of_trials():
     few = deflated_sharpe_ratio(0.08, rng.normal(0, 0.03, 3), 250)
     many = deflated_sharpe_ratio(0.08, rng.normal(0, 0.03, 300), 250)
     assert 0 < many < few < 1
+
+
+def _exact_bootstrap_median_quantile(sorted_values: np.ndarray, prob: float) -> float:
+    """The prob-quantile of the median of n values resampled with replacement (n odd), exactly:
+    the median is at most the k-th smallest value when at least (n + 1) / 2 draws are."""
+    n = len(sorted_values)
+    cdf = [1 - binom.cdf((n - 1) // 2, n, k / n) for k in range(1, n + 1)]
+    return float(sorted_values[np.searchsorted(cdf, prob)])
+
+
+@pytest.mark.parametrize("n", [5, 15])
+def test_median_interval_matches_the_exact_bootstrap_distribution(n):
+    values = np.random.default_rng(n).normal(0.4, 0.5, n)
+    low, high = median_interval(values)
+    ordered = np.sort(values)
+    exact = (_exact_bootstrap_median_quantile(ordered, 0.025),
+             _exact_bootstrap_median_quantile(ordered, 0.975))
+    if n == 5:  # a resample's median is the lowest value with probability 0.058 > 0.025
+        assert (low, high) == exact == (ordered[0], ordered[-1])
+    else:  # P(median <= 4th value) = 0.0255: 10,000 resamples may land one value further in
+        assert exact == (ordered[3], ordered[11])
+        assert low in (ordered[3], ordered[4]) and high in (ordered[10], ordered[11])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-3, 3, allow_nan=False), min_size=1, max_size=12))
+def test_median_interval_holds_the_median_inside_the_values(values):
+    low, high = median_interval(values, reps=2000)
+    assert min(values) <= low <= float(np.median(values)) <= high <= max(values)
+
+
+def test_median_interval_refuses_no_values():
+    with pytest.raises(ValueError, match="at least one value"):
+        median_interval([])
 
 
 def test_sharpe_interval_is_arch_stationary_bootstrap_and_covers_the_estimate():
