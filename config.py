@@ -217,6 +217,9 @@ class ExperimentConfig(_Section):
             raise ValueError(f"agent.n_steps x train.n_envs = {self.agent.n_steps} x "
                              f"{self.train.n_envs} = {rollout} steps per rollout is above the "
                              f"limit {MAX_ROLLOUT_STEPS}")
+        if self.agent.decision_every_bars > 1 and self.train.vec_env != "batched":
+            raise ValueError(f"agent.decision_every_bars {self.agent.decision_every_bars} needs "
+                             f"train.vec_env: batched (got {self.train.vec_env})")
         if rollout % self.agent.batch_size:
             raise ValueError(f"agent.batch_size {self.agent.batch_size} must divide the rollout "
                              f"agent.n_steps x train.n_envs = {self.agent.n_steps} x "

@@ -211,8 +211,9 @@ class ValidationCallback(BaseCallback):
 
     def __init__(self, make_valid_env, algo: str, every_steps: int, run_dir: Path,
                  bars_per_year: float, vec_normalize=None, hparams: dict | None = None,
-                 patience: int | None = None) -> None:
+                 patience: int | None = None, decision_every_bars: int = 1) -> None:
         super().__init__()
+        self.decision_every_bars = decision_every_bars
         self.patience = patience
         self.since_best = 0
         self.stopped_early: int | None = None
@@ -270,7 +271,8 @@ class ValidationCallback(BaseCallback):
         return self.stopped_early is None
 
     def evaluate_now(self) -> dict:
-        policy = PPOPolicy(self.model, self.algo, self.vec_normalize)
+        policy = PPOPolicy(self.model, self.algo, self.vec_normalize,
+                           decision_every_bars=self.decision_every_bars)
         episode = run_episode(self._valid_env(), policy)
         metrics = performance_metrics(episode, self.bars_per_year)
         step = int(self.model.num_timesteps)

@@ -270,4 +270,5 @@ def load_policy(seed_dir: Path, cfg, which: str, env, allow_modified: bool = Fal
         if not stats.exists():
             raise FileNotFoundError(f"{stats}: agent.vec_normalize is on but no statistics saved")
         vec_norm = load_vecnormalize(stats, DummyVecEnv([lambda: env]), training=False)
-    return PPOPolicy(model, cfg.agent.algo, vec_norm), name
+    return PPOPolicy(model, cfg.agent.algo, vec_norm,
+                     decision_every_bars=cfg.agent.decision_every_bars), name

@@ -35,6 +35,11 @@ class AgentConfig(_Section):
         description="added to the initial policy's logit of 'hold' (a prior toward cash: "
                     "trades cost money, so untrained states hold); 0 leaves SB3's init")
     vec_normalize: bool = Field(False, description="normalise observations/rewards (VecNormalize)")
+    decision_every_bars: int = Field(
+        1, ge=1, le=63,
+        description="PPO decides every N bars and holds in between (action repeat; training "
+                    "sums the N bars' rewards into one step); 1: every bar. Rule baselines "
+                    "still act every bar")
     torch_threads: int = Field(1, ge=1, description="torch intra-op threads per process")
 
 

@@ -329,14 +329,16 @@ def train_one_seed(prepared: Prepared, seed: int) -> dict:
 
     for k, env in enumerate(envs):
         env.reset(seed=seed * _TRAIN_SEED_STRIDE + k)
-    vec_env, vec_norm = wrap_training_vec_env(monitored_vec_env(envs, cfg.train.vec_env), cfg)
+    monitored = monitored_vec_env(envs, cfg.train.vec_env, cfg.agent.decision_every_bars)
+    vec_env, vec_norm = wrap_training_vec_env(monitored, cfg)
     model = build_model(cfg.agent, vec_env, seed, None)
     every = max(1, settings.timesteps // max(1, settings.eval_points))
     curve: list[dict] = []
     length = cfg.env.episode_length_bars
 
     def policy():
-        return PPOPolicy(model, cfg.agent.algo, vec_norm)
+        return PPOPolicy(model, cfg.agent.algo, vec_norm,
+                         decision_every_bars=cfg.agent.decision_every_bars)
 
     def score() -> float:
         return float(np.mean(evaluate_policy(heldout[:settings.curve_paths], policy(), length)))
@@ -385,7 +387,8 @@ def score_final_model(prepared: Prepared, trained: dict) -> dict:
     own model would take them: the same weights, deterministic)."""
     settings, cfg, heldout = prepared.settings, prepared.cfg, prepared.heldout
     model = load_model(io.BytesIO(trained["model_zip"]), cfg.agent.algo)
-    policy = PPOPolicy(model, cfg.agent.algo, pickle.loads(trained["vec_normalize"]))
+    policy = PPOPolicy(model, cfg.agent.algo, pickle.loads(trained["vec_normalize"]),
+                       decision_every_bars=cfg.agent.decision_every_bars)
     length = cfg.env.episode_length_bars
     profile = TradeProfile.for_market(settings.market, heldout[0].observation_names, cfg)
     final = evaluate_policy(heldout, policy, length, profile)

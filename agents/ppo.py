@@ -99,18 +99,30 @@ def atomic_save(model, path: str | os.PathLike) -> Path:
 
 
 class PPOPolicy:
-    """A trained model as a :class:`agents.base.Policy` (deterministic actions)."""
+    """A trained model as a :class:`agents.base.Policy` (deterministic actions).
 
-    def __init__(self, model, algo: str, vec_normalize=None, name: str = "ppo") -> None:
+    With ``decision_every_bars`` N > 1 (``agent.decision_every_bars``) the model is asked on
+    the episode's first bar and every N-th bar after it and the policy holds in between, as it
+    was trained (``envs.vec_env.BatchedSpyVecEnv``); bars are counted from :meth:`reset`."""
+
+    def __init__(self, model, algo: str, vec_normalize=None, name: str = "ppo",
+                 decision_every_bars: int = 1) -> None:
+        if decision_every_bars < 1:
+            raise ValueError(f"decision_every_bars must be >= 1, got {decision_every_bars}")
         self.model = model
         self.algo = algo
         self.vec_normalize = vec_normalize
         self.name = name
+        self.decision_every_bars = int(decision_every_bars)
+        self._bars = 0
 
     def reset(self, seed: int | None = None) -> None:
-        return None
+        self._bars = 0
 
     def act(self, observation: np.ndarray, info: dict, action_mask: np.ndarray) -> int:
+        bar, self._bars = self._bars, self._bars + 1
+        if bar % self.decision_every_bars:
+            return ACTION_HOLD
         obs = observation
         if self.vec_normalize is not None:
             obs = self.vec_normalize.normalize_obs(observation[None, :])[0]

@@ -238,7 +238,7 @@ def training_vec_env(cfg, inputs, seed: int):
         return env
 
     if cfg.train.vec_env == "batched":
-        return BatchedSpyVecEnv([make(k) for k in range(n)])
+        return BatchedSpyVecEnv([make(k) for k in range(n)], cfg.agent.decision_every_bars)
 
     def factory(rank: int):
         def _make():
@@ -253,12 +253,15 @@ def training_vec_env(cfg, inputs, seed: int):
     return DummyVecEnv(makers)
 
 
-def monitored_vec_env(envs: list, vec_env: str):
+def monitored_vec_env(envs: list, vec_env: str, decision_every_bars: int = 1):
     """``envs`` (made and seeded by the caller) as one vectorised env without checkpoint
     records, for the tuner and the learnability suite: ``BatchedSpyVecEnv`` when ``vec_env`` is
-    ``batched``, else ``DummyVecEnv`` over ``Monitor(env)`` (the same transitions)."""
+    ``batched``, else ``DummyVecEnv`` over ``Monitor(env)`` (the same transitions; decisions
+    every bar only)."""
     if vec_env == "batched":
-        return BatchedSpyVecEnv(envs)
+        return BatchedSpyVecEnv(envs, decision_every_bars)
+    if decision_every_bars != 1:
+        raise ValueError("decision_every_bars > 1 needs the batched vectorised env")
     return DummyVecEnv([lambda env=env: Monitor(env) for env in envs])
 
 
@@ -352,7 +355,8 @@ def _train_locked(cfg, run_dir: Path, ckpt: Path | None, inputs, probe, command,
                                     cfg.agent.algo, validation_interval(cfg.train), run_dir,
                                     probe.panel.bars_per_year, vec_norm,
                                     hparams=_hparams(cfg),
-                                    patience=cfg.train.early_stopping_patience)
+                                    patience=cfg.train.early_stopping_patience,
+                                    decision_every_bars=cfg.agent.decision_every_bars)
     stop = GracefulStop()
     checkpoints = CheckpointCallback(cfg.train.checkpoint_every_steps, run_dir / "checkpoints",
                                      run_dir, vec_norm, validation=validation, stop=stop)

@@ -214,8 +214,9 @@ class ValidationPruningCallback(BaseCallback):
     Sharpe is reported to the trial at ``step_offset + k``. Stops training when pruned."""
 
     def __init__(self, trial: optuna.Trial, valid_env, algo: str, bars_per_year: float,
-                 every_rollouts: int, step_offset: int) -> None:
+                 every_rollouts: int, step_offset: int, decision_every_bars: int = 1) -> None:
         super().__init__()
+        self.decision_every_bars = decision_every_bars
         self.trial = trial
         self.valid_env = valid_env
         self.algo = algo
@@ -233,7 +234,7 @@ class ValidationPruningCallback(BaseCallback):
         self.rollouts += 1
         if self.rollouts % self.every_rollouts:
             return
-        policy = PPOPolicy(self.model, self.algo)
+        policy = PPOPolicy(self.model, self.algo, decision_every_bars=self.decision_every_bars)
         sharpe = performance_metrics(run_episode(self.valid_env, policy),
                                      self.bars_per_year)["sharpe"]
         self.trial.report(sharpe, self.step_offset + self.reports)
@@ -247,7 +248,7 @@ def _train_env(cfg, inputs, seed: int):
     for rank in range(cfg.train.n_envs):
         envs.append(make_env(cfg, "train", inputs=inputs))
         envs[-1].reset(seed=seed + rank)
-    return monitored_vec_env(envs, cfg.train.vec_env)
+    return monitored_vec_env(envs, cfg.train.vec_env, cfg.agent.decision_every_bars)
 
 
 def make_objective(cfg, inputs, total_timesteps: int, seeds_per_trial: int,
@@ -265,11 +266,12 @@ def make_objective(cfg, inputs, total_timesteps: int, seeds_per_trial: int,
             model = build_model(agent, _train_env(cfg, inputs, seed), seed, None)
             callback = ValidationPruningCallback(trial, valid_env, agent.algo,
                                                  valid_env.panel.bars_per_year, every_rollouts,
-                                                 k * max_reports)
+                                                 k * max_reports, agent.decision_every_bars)
             model.learn(total_timesteps=total_timesteps, callback=callback)
             if callback.pruned:
                 raise optuna.TrialPruned()
-            result = run_episode(valid_env, PPOPolicy(model, agent.algo))
+            result = run_episode(valid_env, PPOPolicy(
+                model, agent.algo, decision_every_bars=agent.decision_every_bars))
             returns = bar_returns(result)
             sharpes.append(performance_metrics(result, valid_env.panel.bars_per_year)["sharpe"])
             per_bar.append(per_bar_sharpe(returns))

@@ -40,6 +40,7 @@ from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 
+from envs.actions import ACTION_HOLD
 from envs.replay import ReplayRecord
 from envs.spy_options_env import SpyOptionsEnv
 from envs.step_info import StepInfo
@@ -62,8 +63,11 @@ class BatchedSpyVecEnv(VecEnv):
     action space.
     """
 
-    def __init__(self, envs: Sequence[gym.Env]) -> None:
+    def __init__(self, envs: Sequence[gym.Env], decision_every_bars: int = 1) -> None:
         envs = list(envs)
+        if decision_every_bars < 1:
+            raise ValueError(f"decision_every_bars must be >= 1, got {decision_every_bars}")
+        self.decision_every_bars = int(decision_every_bars)
         if not envs:
             raise ValueError("BatchedSpyVecEnv needs at least one environment")
         if len({id(env) for env in envs}) != len(envs):
@@ -104,9 +108,22 @@ class BatchedSpyVecEnv(VecEnv):
 
     def _step_one(self, k: int, action) -> tuple[float, bool, bool, StepInfo]:
         """One env's step with Monitor's and the replay record's bookkeeping; no reset (the
-        env's :class:`envs.step_info.StepInfo`, with Monitor's ``episode`` entry at the end)."""
-        self._records[k].actions.append(int(action))
-        reward, terminated, truncated, info = _stepper(self.envs[k])._transition(action)
+        env's :class:`envs.step_info.StepInfo`, with Monitor's ``episode`` entry at the end).
+
+        With ``decision_every_bars`` N > 1 the step is the action's bar and then up to N - 1
+        bars of hold (fewer when the episode ends), one transition each, as a policy that
+        decides every N bars trades (:class:`agents.ppo.PPOPolicy`); the reward is their sum
+        and the info the last bar's. The replay record keeps every bar's action."""
+        record = self._records[k].actions
+        stepper = _stepper(self.envs[k])
+        record.append(int(action))
+        reward, terminated, truncated, info = stepper._transition(action)
+        for _ in range(self.decision_every_bars - 1):
+            if terminated or truncated:
+                break
+            record.append(ACTION_HOLD)
+            more, terminated, truncated, info = stepper._transition(ACTION_HOLD)
+            reward += more
         rewards = self._episode_rewards[k]
         rewards.append(float(reward))
         if terminated or truncated:

@@ -215,3 +215,39 @@ def test_maskable_ppo_learns_the_same_parameters_on_both():
     assert params[0].keys() == params[1].keys()
     for key in params[0]:
         assert params[0][key].equal(params[1][key]), key
+
+
+@pytest.mark.parametrize("every", [3, 4])
+def test_a_decision_every_n_bars_is_the_action_then_holds_with_the_bars_rewards_summed(every):
+    """``decision_every_bars`` N: one step is the action's bar and N - 1 bars of hold (fewer at
+    the episode's end: 15 bars is not a multiple of 4), exactly as N single-bar steps of the
+    same env fed the action then holds; the replay record keeps every bar."""
+    slow, fast = batched(spy_envs(1)), spy_envs(1)
+    for env in fast:
+        env.reset(seed=7)
+    fast = BatchedSpyVecEnv(fast, decision_every_bars=every)
+    fast.seed(7)
+    rng = np.random.default_rng(3)
+    assert np.array_equal(fast.reset(), slow.reset())
+    decisions = ends = 0
+    while ends < 3:
+        action = rng.choice(np.flatnonzero(fast.action_masks()[0]))
+        obs, reward, done, _ = fast.step(np.array([action]))
+        total, bars = 0.0, 0
+        for bar_action in [action] + [0] * (every - 1):
+            slow_obs, slow_reward, slow_done, _ = slow.step(np.array([bar_action]))
+            total, bars = total + float(slow_reward[0]), bars + 1
+            if slow_done[0]:
+                break
+        assert done[0] == slow_done[0]
+        assert np.array_equal(obs, slow_obs)
+        assert reward[0] == pytest.approx(total, rel=1e-5, abs=1e-9)
+        assert bars == every or done[0]
+        decisions, ends = decisions + 1, ends + int(done[0])
+    assert decisions == 3 * math.ceil(EPISODE_BARS / every)
+    assert fast._records[0].actions == slow._records[0].actions
+
+
+def test_a_decision_interval_below_one_is_refused():
+    with pytest.raises(ValueError, match="decision_every_bars"):
+        BatchedSpyVecEnv(spy_envs(1), decision_every_bars=0)
