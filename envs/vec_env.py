@@ -216,6 +216,11 @@ class BatchedSpyVecEnv(VecEnv):
         return self.envs[k].get_wrapper_attr(name)
 
     def _set_state(self, k: int, state: dict) -> None:
+        every = self.decision_every_bars
+        if state.get("kind") == "replay" and every > 1:
+            # the record keeps every bar; a step spans ``every`` of them from the reset on (a
+            # snapshot is taken between steps), so the decisions are every ``every``-th action
+            state = {**state, "actions": state["actions"][::every]}
         self._records[k].restore(self.envs[k], state, reset=lambda **kw: self._reset_one(k, **kw),
                                  step=lambda action: self._step_one(k, action))
         self._masks_ready = False

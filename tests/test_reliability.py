@@ -538,6 +538,28 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(resume_workspace
     assert _test_metrics(run_dir) == _test_metrics(straight)
 
 
+def test_a_run_deciding_every_3_bars_resumes_exactly_after_a_kill(resume_workspace):
+    """``agent.decision_every_bars``: a step spans 3 bars, and the checkpoint's replay record
+    every bar, so a killed run resumes to the uninterrupted run's weights and test result."""
+    base, _ = resume_workspace
+    config = yaml.safe_load((base / "tiny.yaml").read_text())
+    config["agent"]["decision_every_bars"] = 3
+    (base / "tiny_every3.yaml").write_text(yaml.safe_dump(config))
+    straight, run_dir = base / "every3_straight", base / "every3_killed"
+    out = _run(_train_cmd(base / "tiny_every3.yaml", straight))
+    assert out.returncode == 0, out.stderr[-3000:]
+    killed = _stop_after_checkpoint(_train_cmd(base / "tiny_every3.yaml", run_dir), run_dir, 128,
+                                    signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = _run(_train_cmd(base / "tiny_every3.yaml", run_dir, "--resume"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = _policy_params(straight / "model.zip"), _policy_params(run_dir / "model.zip")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) == 0.0
+    assert _test_metrics(run_dir) == _test_metrics(straight)
+    every_bar = _policy_params(base / "straight" / "model.zip")
+    assert max(float((a[k] - every_bar[k]).abs().max()) for k in a) > 0.0
+
+
 @pytest.mark.slow
 def test_ctrl_c_checkpoints_and_resume_finishes_identically(resume_workspace):
     base, straight = resume_workspace
