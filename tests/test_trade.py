@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from agents import make_baseline
 from agents.eval_run import read_panel
@@ -451,3 +452,28 @@ def test_journal_fills_name_the_quote_source_that_priced_them(trained, tmp_path)
     unknown = Fill(Leg("put", 200.0, when, -1), when, 1, 3.5, 3.0, 0.0, "settle")
     out = broker._attribute([fallback, model, unknown], t)
     assert [f.quote_source for f in out] == ["fallback", "model", None]
+
+
+def test_a_run_deciding_every_3_bars_trades_on_the_bars_evaluate_does(tiny_workspace, tmp_path,
+                                                                      in_process):
+    """``agent.decision_every_bars: 3``: trade.py --replay asks PPO on bars 0, 3, 6, ... and
+    writes the same ledgers as evaluate.py, which does the same."""
+    config = yaml.safe_load((tiny_workspace / "tiny.yaml").read_text())
+    config["agent"]["decision_every_bars"] = 3
+    (tmp_path / "every3.yaml").write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "every3"
+    done = in_process.train("--config", str(tmp_path / "every3.yaml"), "--run-dir",
+                            str(run_dir), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    evaluated = tmp_path / "eval"
+    done = in_process.evaluate("--run", str(run_dir), "--baselines", "cash", "--no-plots",
+                               "--out", str(evaluated))
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "replay"
+    done = in_process.trade(*replay_args(run_dir, "ppo", out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("trades", "equity"):
+        assert (out / f"{name}.csv").read_text() == (evaluated / f"{name}_ppo.csv").read_text()
+    actions = pd.read_csv(out / "equity.csv")["action"]
+    acting = [bar for bar, action in enumerate(actions) if action not in ("hold", "none")]
+    assert acting and all(bar % 3 == 0 for bar in acting)
