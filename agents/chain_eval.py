@@ -102,6 +102,9 @@ class HoldOnBars:
     def act(self, observation, info, action_mask):
         if pd.Timestamp(StepInfo.of(info).date) in self.dates:
             self.held += 1
+            skip_bar = getattr(self.policy, "skip_bar", None)  # PPO's decision clock moves on
+            if skip_bar is not None:
+                skip_bar()
             return ACTION_HOLD
         return self.policy.act(observation, info, action_mask)
 

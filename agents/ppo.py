@@ -119,6 +119,11 @@ class PPOPolicy:
     def reset(self, seed: int | None = None) -> None:
         self._bars = 0
 
+    def skip_bar(self) -> None:
+        """A bar the caller holds on without asking (chain evaluation's bars without features,
+        :class:`agents.chain_eval.HoldOnBars`): the decisions stay on bars 0, N, 2N, ..."""
+        self._bars += 1
+
     def act(self, observation: np.ndarray, info: dict, action_mask: np.ndarray) -> int:
         bar, self._bars = self._bars, self._bars + 1
         if bar % self.decision_every_bars:

@@ -5,14 +5,17 @@ every evaluation, validation and trade (``agents.ppo.PPOPolicy``)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from agents.chain_eval import HoldOnBars
 from agents.evaluation import run_episode
 from agents.learnability import SuiteSettings, heldout_envs
 from agents.ppo import PPOPolicy
 from cli.learnability import suite_config
 from config import ConfigError, load_config
 from envs.actions import ACTION_HOLD, action_for_strategy
+from envs.step_info import StepInfo
 
 OPEN = action_for_strategy("bull_call_spread")
 
@@ -65,3 +68,15 @@ def test_a_decision_interval_needs_the_batched_vec_env():
         load_config("configs/quick.yaml", ["agent.decision_every_bars=5", "train.vec_env=dummy"])
     assert load_config("configs/quick.yaml",
                        ["agent.decision_every_bars=5"]).agent.decision_every_bars == 5
+
+
+def test_bars_held_for_missing_features_keep_the_decision_bars():
+    """Chain evaluation holds on bars without features without asking the policy
+    (``HoldOnBars``); PPO's decisions stay on bars 0, N, 2N, ... of the episode."""
+    dates = pd.bdate_range("2021-01-04", periods=7)
+    policy = HoldOnBars(PPOPolicy(_Model(), "maskable_ppo", decision_every_bars=3),
+                        [dates[3], dates[4]])
+    policy.reset(0)
+    obs, mask = np.zeros(4, dtype=np.float32), np.ones(30, dtype=bool)
+    actions = [policy.act(obs, StepInfo(date=date), mask) for date in dates]
+    assert actions == [OPEN, 0, 0, 0, 0, 0, OPEN] and policy.held == 2
