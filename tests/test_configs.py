@@ -9,8 +9,8 @@ from config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-# What the development split may change: its name, its dates, and the end of the window on which
-# the conformal tracking steps are chosen (the validation end, in both).
+# What the development split may change: its name and its dates (below, also the end of the
+# window on which the conformal tracking steps are chosen: the validation end, in both).
 DEV_ONLY_KEYS = ("name", "segments")
 
 
