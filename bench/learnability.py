@@ -4,7 +4,8 @@
                                  [--jobs J] [--replicate R] [--set KEY=VALUE ...]
                                  [--compare NAME:KEY=VALUE[;KEY=VALUE] ...] --out DIR
 
-PPO (the quick config's agent and environment, on a flat volatility surface) trains on
+PPO (the quick config's agent and environment, on a flat volatility surface; since stop 44
+the quick config decides every 5 bars and holds at least 20, as the default does) trains on
 synthetic training paths (``agents.learnability``) for each of ``--seeds`` seeds (0..K-1, one
 process each, ``--jobs`` at a time) and is scored, with its final model, on held-out paths drawn
 from other seeds, against the rule that earns the planted edge (cash for ``no_edge``) and a

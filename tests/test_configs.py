@@ -41,3 +41,15 @@ def test_the_development_split_is_the_default_config_two_years_earlier():
     # The conformal steps are chosen on forecasts up to each config's own validation end.
     for cfg in (default, dev):
         assert cfg.forecast.conformal.select_end == cfg.segments.valid.end
+
+
+def test_the_quick_config_runs_the_shipped_learners_decision_settings():
+    """The learnability suite (``bench/learnability.py``) and ``make run`` use the quick config's
+    agent: it must decide and hold as the default config's does (``agent.decision_every_bars``,
+    ``env.min_holding_bars``), or the suite would test a learner the project does not ship."""
+    quick = load_config(CONFIGS / "quick.yaml")
+    for name in ("default.yaml", "dev_2015.yaml"):
+        shipped = load_config(CONFIGS / name)
+        assert quick.agent.decision_every_bars == shipped.agent.decision_every_bars, name
+        assert quick.env.min_holding_bars == shipped.env.min_holding_bars, name
+    assert quick.agent.decision_every_bars > 1 and quick.env.min_holding_bars > 0

@@ -239,8 +239,10 @@ def test_the_trade_profile_measures_how_the_signal_moves_the_spread_side():
 
 
 def test_the_trade_profile_counts_a_position_closed_after_one_bar():
-    """Open, close at once, open again and hold: two positions, one flat after one bar."""
-    settings = SuiteSettings("no_edge", n_heldout_paths=1, heldout_episodes_per_path=1)
+    """Open, close at once, open again and hold: two positions, one flat after one bar (the
+    suite's 20-bar minimum hold, from the quick config, is lifted so that the close is taken)."""
+    settings = SuiteSettings("no_edge", n_heldout_paths=1, heldout_episodes_per_path=1,
+                             overrides=("env.min_holding_bars=0",))
     cfg = suite_config(settings, 200)
     envs = heldout_envs(settings, cfg)
     script = {0: action_for_strategy("bull_call_spread"), 1: ACTION_CLOSE,
