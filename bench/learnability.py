@@ -53,6 +53,7 @@ Bad input is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import os
 import statistics
@@ -293,8 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     jobs_list = [(name, seed) for name in configs for seed in ppo_seeds(settings, args.seeds)]
     jobs = min(args.jobs, len(jobs_list))
     if jobs > 1:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(_train, jobs_list))
+        # The tables built above are shared with the forked workers page by page until one
+        # writes to a page: Python's cyclic GC writes into the header of every object it
+        # tracks on a full collection, so each worker would copy them all. Frozen, the GC
+        # leaves them alone (values are untouched: the figures are the same to the digit).
+        gc.freeze()
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                results = list(pool.map(_train, jobs_list))
+        finally:
+            gc.unfreeze()
     else:
         results = [_train(job) for job in jobs_list]
     # Scored here, after the workers are gone: the held-out tables are built in this process
