@@ -41,10 +41,13 @@ NAME:KEY=VALUE[;KEY=VALUE]`` (repeatable) also trains a variant on the same path
 candidate fixes are checked. ``--replicate R`` (R > 0) draws new training and held-out paths
 and trains new PPO seeds (R*1000, R*1000+1, ...): a variant picked among several on the
 default replicate's held-out paths is a best-of-N there, and counts only when it holds on
-another replicate. The defaults finish one market in about 6 minutes on 2 cores
-with an empty table cache (``vrp``: 5:58 on an idle 2-core AMD EPYC) and take about 10 GB of
-memory at their peak: the 128 training paths' tables, built once in this process and shared
-with the forked workers; the 16 held-out paths' tables are built in this process after the
+another replicate. Deciding every bar (the quick config before stop 44), the defaults
+finished one market in about 6 minutes on 2 cores with an empty table cache (``vrp``: 5:58 on
+an idle 2-core AMD EPYC) and took about 10 GB of memory at their peak; deciding every 5 bars
+(stop 42's machine: 3:57-4:30 with a warm cache) the workers copy more of the shared tables
+as they train, and ``vrp`` fills a 24 GB machine (README: ``--jobs 1`` trains in this process,
+nothing copied). The 128 training paths' tables are built once in this process and shared
+with the forked workers (the GC frozen first); the 16 held-out paths' tables are built in this process after the
 workers finish, where the final models are scored (``--train-paths 8``: PPO learns those 8
 paths by heart; README).
 Bad input is one line on stderr and exit status 2.
