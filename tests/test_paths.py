@@ -36,6 +36,10 @@ def _config(dates, source: str, n_paths: int = 3):
         f"end: {dates[TRAIN_END_ROW + 120].date()}}}",
         f"segments.test={{start: {dates[TRAIN_END_ROW + 121].date()}, end: {dates[-1].date()}}}",
         f"train.paths={{source: {source}, n_paths: {n_paths}, block_bars: 10, seed: 4}}",
+        # every bar and no minimum hold, as these tests were written (quick.yaml decides every
+        # 5 bars and holds 20 since stop 44: fewer opens, fewer blocks read back)
+        "agent.decision_every_bars=1",
+        "env.min_holding_bars=0",
     ]
     return load_config("configs/quick.yaml", overrides)
 
