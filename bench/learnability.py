@@ -47,9 +47,9 @@ an idle 2-core AMD EPYC) and took about 10 GB of memory at their peak; deciding 
 (stop 42's machine: 3:57-4:30 with a warm cache) the workers copy more of the shared tables
 as they train, and ``vrp`` fills a 24 GB machine (README: ``--jobs 1`` trains in this process,
 nothing copied). The 128 training paths' tables are built once in this process and shared
-with the forked workers (the GC frozen first); the 16 held-out paths' tables are built in this process after the
-workers finish, where the final models are scored (``--train-paths 8``: PPO learns those 8
-paths by heart; README).
+with the forked workers (the GC frozen first); the 16 held-out paths' tables are built in this
+process after the workers finish, where the final models are scored (``--train-paths 8``: PPO
+learns those 8 paths by heart; README).
 Bad input is one line on stderr and exit status 2.
 """
 
@@ -298,9 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     jobs = min(args.jobs, len(jobs_list))
     if jobs > 1:
         # The tables built above are shared with the forked workers page by page until one
-        # writes to a page: Python's cyclic GC writes into the header of every object it
-        # tracks on a full collection, so each worker would copy them all. Frozen, the GC
-        # leaves them alone (values are untouched: the figures are the same to the digit).
+        # writes to a page. Python's cyclic GC writes into the header of every object it
+        # tracks on a full collection; frozen, it leaves them alone (values are untouched:
+        # the figures are the same to the digit). Reference counts still copy the pages of
+        # the objects a worker reads: this halves the copying, it does not end it (README).
         gc.freeze()
         try:
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
